@@ -1,0 +1,27 @@
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test install dev bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+
+dev: $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+
+demo: install
+	$(BIN)/gatewatch demo
+
+test: dev
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: dev
+	$(BIN)/python benchmarks/ingest.py
+
+clean:
+	rm -rf $(VENV) gatewatch.db *.egg-info

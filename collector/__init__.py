@@ -1,0 +1,1 @@
+"""Gatewatch collector: ingests pipeline, deployment, incident and telemetry events into one store."""

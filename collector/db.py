@@ -1,0 +1,170 @@
+"""Where the store is and how to reach it: URL resolution, engines, and Alembic migrations
+applied on first use of a database."""
+from __future__ import annotations
+
+import os
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from .errors import StoreError
+
+DEFAULT_URL = "sqlite:///gatewatch.db"
+MIGRATIONS = Path(__file__).with_name("migrations")
+_engines: dict[str, Engine] = {}
+_lock = threading.Lock()
+_ADVISORY_LOCK_ID = 0x6761_7465  # "gate": serialises concurrent migrations on PostgreSQL
+
+
+def resolve_url(url: str | None = None) -> str:
+    """The store URL: the explicit `url` (from --db), else GATEWATCH_DB, else ./gatewatch.db."""
+    chosen = url or os.environ.get("GATEWATCH_DB") or DEFAULT_URL
+    # We ship psycopg 3; plain postgresql:// URLs would ask SQLAlchemy for psycopg2.
+    for prefix in ("postgresql://", "postgres://"):
+        if chosen.startswith(prefix):
+            chosen = "postgresql+psycopg://" + chosen[len(prefix):]
+    return chosen
+
+
+def describe_url(url: str) -> str:
+    """The URL with any password hidden, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<invalid URL>"
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):  # pragma: no cover - exercised through every test
+        dbapi_conn.isolation_level = None  # SQLAlchemy emits BEGIN itself (below)
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA busy_timeout = 30000")
+        if engine.url.database not in (None, "", ":memory:"):
+            cur.execute("PRAGMA journal_mode = WAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        # Writers take the write lock up front so two collectors never deadlock on upgrade.
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("write") else "BEGIN")
+
+
+def create_store_engine(url: str | None = None) -> Engine:
+    """A new engine for the store at `url` (resolved as in `resolve_url`)."""
+    resolved = resolve_url(url)
+    try:
+        parsed = make_url(resolved)
+    except ArgumentError:
+        raise StoreError(f"invalid database URL {resolved!r}: expected e.g. sqlite:///gatewatch.db "
+                         "or postgresql://user@host:5432/db") from None
+    kwargs: dict = {}
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            folder = Path(parsed.database).expanduser().resolve().parent
+            if not folder.is_dir():
+                raise StoreError(f"cannot create the SQLite store: folder {str(folder)!r} does not exist")
+    else:
+        kwargs.update(pool_pre_ping=True, pool_size=5, max_overflow=10)
+    try:
+        engine = create_engine(resolved, **kwargs)
+    except (ArgumentError, ImportError) as exc:
+        raise StoreError(f"cannot use database URL {describe_url(resolved)}: {exc}") from None
+    if engine.dialect.name == "sqlite":
+        _configure_sqlite(engine)
+    return engine
+
+
+def _alembic_config(connection: Connection):
+    from alembic.config import Config as AlembicConfig
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision() -> str:
+    """The newest migration shipped with this version."""
+    from alembic.script import ScriptDirectory
+
+    cfg = _alembic_config(None)  # type: ignore[arg-type]
+    return ScriptDirectory.from_config(cfg).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The migration a database is at (None for a new database)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine) -> tuple[str | None, str]:
+    """Apply pending migrations; returns (revision before, revision after)."""
+    from alembic import command
+
+    try:
+        before = current_revision(engine)
+        head = head_revision()
+        if before == head:
+            return before, head
+        with engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_lock(:id)"), {"id": _ADVISORY_LOCK_ID})
+            try:
+                command.upgrade(_alembic_config(conn), "head")
+                conn.commit()
+            finally:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": _ADVISORY_LOCK_ID})
+                    conn.commit()
+        return before, head
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot migrate the store at {describe_url(str(engine.url))}: "
+                         f"{exc.__class__.__name__}: {str(exc).splitlines()[0]}") from None
+
+
+def get_engine(url: str | None = None, migrate: bool = True) -> Engine:
+    """The shared engine for a store, migrated to the current schema on first use."""
+    resolved = resolve_url(url)
+    with _lock:
+        engine = _engines.get(resolved)
+        if engine is None:
+            engine = create_store_engine(resolved)
+            if migrate:
+                upgrade(engine)
+            _engines[resolved] = engine
+    return engine
+
+
+def dispose_engines() -> None:
+    """Close every cached engine (tests, and before forking worker processes)."""
+    with _lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction that takes the write lock at BEGIN on SQLite; commits on success."""
+    with engine.connect() as conn:
+        conn = conn.execution_options(write=True)
+        with conn.begin():
+            yield conn
+
+
+def ping(engine: Engine) -> None:
+    """Raise StoreError unless the store answers a trivial query."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        raise StoreError(f"store unreachable at {describe_url(str(engine.url))}: "
+                         f"{str(exc).splitlines()[0]}") from None

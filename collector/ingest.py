@@ -1,0 +1,406 @@
+"""The one ingest path every event takes (files, stdin, webhooks, API backfills, the demo):
+archive the raw payload and merge its projection in the same transaction, quarantining what
+cannot be parsed with the reason, never dropping it."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Mapping, TextIO
+
+from sqlalchemy import Engine, bindparam, delete, func, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from . import projections, sources
+from .config import Config
+from .db import write_transaction
+from .errors import ConfigError, PayloadError
+from .models import PROJECTION_TABLES, raw_events
+from .timeutil import utcnow
+
+log = logging.getLogger(__name__)
+_UNPARSED = object()
+OK, QUARANTINED = "ok", "quarantined"
+UNKNOWN_KINDS = ("unknown", "unparsed")
+SOURCE_CHOICES = ("auto", *sources.SOURCES)
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """A payload as received: its text, and what the transport says about it."""
+
+    text: str
+    parsed: Any = _UNPARSED
+    source: str | None = None  # forced source; None detects
+    hint: str | None = None  # e.g. the X-GitHub-Event header
+    origin: str = ""  # where it came from, for messages (file:line)
+
+
+@dataclass(slots=True)
+class Processed:
+    """An envelope after parsing and normalising, ready to be archived."""
+
+    origin: str
+    source: str
+    kind: str
+    dedupe_key: str
+    text: str
+    status: str
+    error: str | None
+    updates: list
+
+
+@dataclass(frozen=True)
+class Quarantine:
+    """A payload archived as quarantined, and why."""
+
+    origin: str
+    source: str
+    kind: str
+    error: str
+
+
+@dataclass
+class IngestSummary:
+    """What an ingest did: stored (new payloads archived), duplicates, quarantined with reasons."""
+
+    stored: int = 0
+    duplicates: int = 0
+    ignored: int = 0
+    quarantined: list[Quarantine] = field(default_factory=list)
+    by_source: Counter = field(default_factory=Counter)
+
+    @property
+    def exit_code(self) -> int:
+        """0 when nothing was quarantined, 1 when something was (it is still archived)."""
+        return 1 if self.quarantined else 0
+
+    def add(self, other: "IngestSummary") -> None:
+        self.stored += other.stored
+        self.duplicates += other.duplicates
+        self.ignored += other.ignored
+        self.quarantined.extend(other.quarantined)
+        self.by_source.update(other.by_source)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"stored": self.stored, "duplicates": self.duplicates, "ignored": self.ignored,
+                "quarantined": len(self.quarantined), "by_source": dict(sorted(self.by_source.items())),
+                "quarantine": [q.__dict__ for q in self.quarantined]}
+
+
+def canonical_hash(payload: Any) -> str:
+    """A content hash that ignores key order and whitespace."""
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _describe(exc: Exception, source: str) -> str:
+    if isinstance(exc, PayloadError):
+        return str(exc)
+    log.exception("normaliser %s failed", source)
+    return f"internal error in the {source} normaliser ({exc.__class__.__name__}: {exc}); please report it"
+
+
+def normalise_payload(payload: Any, source: str | None, kind: str | None,
+                      config: Config) -> tuple[str, str, list, str | None]:
+    """(source, kind, updates, error) for a parsed payload; `error` set means quarantine."""
+    if source is not None and kind is not None and kind not in UNKNOWN_KINDS:
+        module = sources.SOURCES[source]
+    elif source is not None:
+        module = sources.SOURCES[source]
+        kind = module.detect(payload, kind)
+        if kind is None:
+            return source, "unknown", [], (f"not recognised as a {source} payload; check --source "
+                                           "or let Gatewatch detect the source (--source auto)")
+    else:
+        found = sources.detect(payload, kind)
+        if found is None:
+            return "unknown", "unknown", [], (
+                "unrecognised payload: expected a CodePipeline EventBridge event, a GitHub, GitLab "
+                "or PagerDuty webhook, or a generic record with a 'type' field "
+                "(deployment, change or incident)")
+        source, kind = found
+        module = sources.SOURCES[source]
+    try:
+        updates = module.normalise(kind, payload, config)
+        for upd in updates:
+            projections.validate(upd)
+    except Exception as exc:  # noqa: BLE001 - any failure quarantines; nothing is dropped
+        return source, kind, [], _describe(exc, source)
+    return source, kind, updates, None
+
+
+def process(envelope: Envelope, config: Config) -> Processed:
+    """Parse and normalise one envelope (no I/O)."""
+    payload = envelope.parsed
+    if payload is _UNPARSED:
+        try:
+            payload = json.loads(envelope.text)
+        except ValueError as exc:
+            digest = hashlib.sha256(envelope.text.encode("utf-8", "surrogateescape")).hexdigest()
+            return Processed(envelope.origin, envelope.source or "unknown", "unparsed",
+                             f"unparsed:{digest}", envelope.text, QUARANTINED,
+                             f"body: expected JSON ({exc})", [])
+    if not isinstance(payload, Mapping):
+        digest = canonical_hash(payload)
+        return Processed(envelope.origin, envelope.source or "unknown", "unparsed", f"unparsed:{digest}",
+                         envelope.text, QUARANTINED,
+                         f"body: expected a JSON object, got {type(payload).__name__}", [])
+    source, kind, updates, error = normalise_payload(payload, envelope.source, envelope.hint, config)
+    natural = None
+    if source in sources.SOURCES and kind not in UNKNOWN_KINDS:
+        try:
+            natural = sources.SOURCES[source].event_id(kind, payload)
+        except Exception:  # noqa: BLE001 - a missing id falls back to the content hash
+            natural = None
+    dedupe = f"{source}:{natural}" if natural else f"{source}:{canonical_hash(payload)}"
+    return Processed(envelope.origin, source, kind, dedupe[:255], envelope.text,
+                     QUARANTINED if error else OK, error, updates)
+
+
+def _store_batch(engine: Engine, batch: list[Processed]) -> IngestSummary:
+    summary = IngestSummary()
+    received = utcnow()
+    with write_transaction(engine) as conn:
+        keys = list({p.dedupe_key for p in batch})
+        existing: set[str] = set()
+        for start in range(0, len(keys), 900):
+            chunk = keys[start:start + 900]
+            existing.update(conn.execute(select(raw_events.c.dedupe_key)
+                                         .where(raw_events.c.dedupe_key.in_(chunk))).scalars())
+        rows, updates = [], []
+        for item in batch:
+            if item.dedupe_key in existing:
+                summary.duplicates += 1
+                continue
+            existing.add(item.dedupe_key)
+            rows.append({"source": item.source, "kind": item.kind, "dedupe_key": item.dedupe_key,
+                         "received_at": received, "payload": item.text, "status": item.status,
+                         "error": item.error})
+            summary.stored += 1
+            summary.by_source[item.source] += 1
+            if item.status == QUARANTINED:
+                summary.quarantined.append(Quarantine(item.origin, item.source, item.kind, item.error or ""))
+            elif not item.updates:
+                summary.ignored += 1
+            updates.extend(item.updates)
+        if rows:
+            conn.execute(raw_events.insert(), rows)
+        projections.apply(conn, updates)
+    return summary
+
+
+def _is_retryable(exc: Exception) -> bool:
+    if isinstance(exc, IntegrityError):
+        return True  # another writer stored the same dedupe key or row first
+    code = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return isinstance(exc, OperationalError) and code in ("40001", "40P01")
+
+
+def store(engine: Engine, batch: list[Processed], attempts: int = 5) -> IngestSummary:
+    """Archive a processed batch and merge its projections in one transaction (retried on races)."""
+    for attempt in range(attempts):
+        try:
+            return _store_batch(engine, batch)
+        except (IntegrityError, OperationalError) as exc:
+            if attempt == attempts - 1 or not _is_retryable(exc):
+                raise
+            log.info("ingest batch raced another writer (%s); retrying", exc.__class__.__name__)
+    raise AssertionError("unreachable")
+
+
+def ingest(engine: Engine, envelopes: Iterable[Envelope], config: Config, batch_size: int = 2000,
+           progress: Callable[[int], None] | None = None) -> IngestSummary:
+    """Archive and project every envelope; one transaction per batch."""
+    summary = IngestSummary()
+    batch: list[Processed] = []
+    for envelope in envelopes:
+        batch.append(process(envelope, config))
+        if len(batch) >= batch_size:
+            summary.add(store(engine, batch))
+            if progress:
+                progress(len(batch))
+            batch = []
+    if batch:
+        summary.add(store(engine, batch))
+        if progress:
+            progress(len(batch))
+    return summary
+
+
+def ingest_payloads(engine: Engine, payloads: Iterable[Any], config: Config, source: str | None = None,
+                    hint: str | None = None, origin: str = "api") -> IngestSummary:
+    """Ingest already-parsed payloads (API backfills, the demo); each is archived as compact JSON."""
+    def envelopes() -> Iterator[Envelope]:
+        for i, payload in enumerate(payloads, 1):
+            text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, default=str)
+            yield Envelope(text, payload, source, hint, f"{origin}#{i}")
+    return ingest(engine, envelopes(), config)
+
+
+# --- reading files ---------------------------------------------------------------------------
+
+def _csv_envelopes(stream: TextIO, name: str, source: str | None) -> Iterator[Envelope]:
+    reader = csv.DictReader(stream)
+    if not reader.fieldnames or "type" not in reader.fieldnames:
+        raise ConfigError(f"{name}: a CSV file needs a header row with a 'type' column "
+                          "(see the README's generic format)")
+    for row in reader:
+        record = {k: v for k, v in row.items() if k is not None and v not in (None, "")}
+        if None in row:
+            record["_extra_cells"] = row[None]
+        text = json.dumps(record, separators=(",", ":"), ensure_ascii=False)
+        yield Envelope(text, record, source, None, f"{name}:{reader.line_num}")
+
+
+def read_stream(stream: TextIO, name: str, source: str | None = None,
+                hint: str | None = None) -> Iterator[Envelope]:
+    """Envelopes from a text stream: a JSON object, a JSON list, NDJSON, or CSV with a header."""
+    first = stream.readline()
+    while first and not first.strip():
+        first = stream.readline()
+    stripped = first.lstrip()
+    if not stripped:
+        return
+    if stripped.startswith("["):
+        text = first + stream.read()
+        try:
+            items = json.loads(text)
+        except ValueError as exc:
+            yield Envelope(text, _UNPARSED, source, hint, name)  # quarantined with the JSON error
+            log.debug("%s: not a JSON list (%s)", name, exc)
+            return
+        for i, item in enumerate(items, 1):
+            yield Envelope(json.dumps(item, separators=(",", ":"), ensure_ascii=False), item, source,
+                           hint, f"{name}[{i}]")
+        return
+    if stripped.startswith("{"):
+        try:
+            json.loads(first)
+            single_line_object = True
+        except ValueError:
+            single_line_object = False
+        if not single_line_object:  # a pretty-printed object: the whole stream is one payload
+            yield Envelope(first + stream.read(), _UNPARSED, source, hint, name)
+            return
+        line_no = 1
+        line = first
+        while line:
+            if line.strip():
+                yield Envelope(line.rstrip("\r\n"), _UNPARSED, source, hint, f"{name}:{line_no}")
+            line = stream.readline()
+            line_no += 1
+        return
+    yield from _csv_envelopes(_Prepend(first, stream), name, source)
+
+
+class _Prepend(io.TextIOBase):
+    """A text stream with its already-read first line put back (so CSV can stream)."""
+
+    def __init__(self, first: str, rest: TextIO):
+        self._first, self._rest = first, rest
+
+    def readline(self, size: int = -1) -> str:  # type: ignore[override]
+        if self._first:
+            line, self._first = self._first, ""
+            return line
+        return self._rest.readline()
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+    def readable(self) -> bool:
+        return True
+
+
+def read_files(paths: Iterable[str], source: str | None = None) -> Iterator[Envelope]:
+    """Envelopes from files (`-` is stdin), in order."""
+    for path in paths:
+        if path == "-":
+            yield from read_stream(sys.stdin, "<stdin>", source)
+            continue
+        file = Path(path)
+        if not file.is_file():
+            raise ConfigError(f"{path}: no such file")
+        with file.open(encoding="utf-8", errors="surrogateescape", newline="") as stream:
+            yield from read_stream(stream, str(file), source)
+
+
+# --- replay ------------------------------------------------------------------------------------
+
+@dataclass
+class ReplaySummary:
+    """What a replay did: events re-projected, quarantined ones that now parse, ones still failing."""
+
+    events: int = 0
+    recovered: int = 0
+    newly_quarantined: int = 0
+    still_quarantined: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def replay(engine: Engine, config: Config, batch_size: int = 5000,
+           progress: Callable[[int], None] | None = None) -> ReplaySummary:
+    """Rebuild every projection from `raw_events`, retrying quarantined payloads; one transaction."""
+    summary = ReplaySummary()
+    with write_transaction(engine) as conn:
+        for table in PROJECTION_TABLES:
+            conn.execute(delete(table))
+        last_id = 0
+        while True:
+            rows = conn.execute(
+                select(raw_events.c.id, raw_events.c.source, raw_events.c.kind, raw_events.c.payload,
+                       raw_events.c.status, raw_events.c.error)
+                .where(raw_events.c.id > last_id).order_by(raw_events.c.id).limit(batch_size)).all()
+            if not rows:
+                break
+            last_id = rows[-1].id
+            updates, changed = [], []
+            for row in rows:
+                try:
+                    payload = json.loads(row.payload)
+                except ValueError as exc:
+                    new_status, error, found = QUARANTINED, f"body: expected JSON ({exc})", []
+                    source, kind = row.source, row.kind
+                else:
+                    if not isinstance(payload, Mapping):
+                        source, kind, found = row.source, row.kind, []
+                        error = f"body: expected a JSON object, got {type(payload).__name__}"
+                    else:
+                        known = row.source if row.source in sources.SOURCES else None
+                        source, kind, found, error = normalise_payload(payload, known, row.kind, config)
+                    new_status = QUARANTINED if error else OK
+                updates.extend(found)
+                if row.status == QUARANTINED and new_status == OK:
+                    summary.recovered += 1
+                elif row.status == OK and new_status == QUARANTINED:
+                    summary.newly_quarantined += 1
+                elif new_status == QUARANTINED:
+                    summary.still_quarantined += 1
+                if new_status != row.status or error != row.error or kind != row.kind or source != row.source:
+                    changed.append({"_id": row.id, "status": new_status, "error": error,
+                                    "kind": kind, "source": source})
+            if changed:
+                conn.execute(update(raw_events).where(raw_events.c.id == bindparam("_id")), changed)
+            projections.apply(conn, updates)
+            summary.events += len(rows)
+            if progress:
+                progress(len(rows))
+        for table in PROJECTION_TABLES:
+            summary.rows[table.name] = conn.execute(select(func.count()).select_from(table)).scalar_one()
+    return summary

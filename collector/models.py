@@ -1,0 +1,175 @@
+"""The store's schema: the raw archive and the normalised projections built from it.
+
+Projection rows are keyed by natural string ids (e.g. `codepipeline:<execution-id>`), so a replay
+from `raw_events` rebuilds exactly the same rows.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (Boolean, Column, DateTime, Index, Integer, MetaData, String, Table, Text,
+                        TypeDecorator)
+
+from .timeutil import UTC
+
+
+class UTCDateTime(TypeDecorator):
+    """A timestamp stored in UTC and always returned timezone-aware (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; pass a timezone-aware value")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData(naming_convention={
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+Key = lambda: String(255)  # noqa: E731 - natural ids: source-prefixed, bounded
+
+raw_events = Table(
+    "raw_events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(32), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("dedupe_key", String(255), nullable=False, unique=True),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("error", Text),
+    Index("ix_raw_events_status", "status"),
+)
+
+pipeline_runs = Table(
+    "pipeline_runs", metadata,
+    Column("id", Key(), primary_key=True),
+    Column("source", String(32), nullable=False),
+    Column("pipeline", String(255)),
+    Column("service", String(255)),
+    Column("revision", String(255)),
+    Column("branch", String(255)),
+    Column("trigger", String(255)),
+    Column("url", Text),
+    Column("status", String(32)),
+    Column("status_at", UTCDateTime),
+    Column("queued_at", UTCDateTime),
+    Column("started_at", UTCDateTime),
+    Column("finished_at", UTCDateTime),
+    Column("attempt", Integer),
+    Column("is_rollback", Boolean),
+    Index("ix_pipeline_runs_service_started", "service", "started_at"),
+)
+
+stage_runs = Table(
+    "stage_runs", metadata,
+    Column("id", Key(), primary_key=True),
+    Column("pipeline_run_id", Key(), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("category", String(32)),
+    Column("status", String(32)),
+    Column("status_at", UTCDateTime),
+    Column("queued_at", UTCDateTime),
+    Column("started_at", UTCDateTime),
+    Column("finished_at", UTCDateTime),
+    Column("attempt", Integer),
+    Column("failed_once", Boolean),
+    Index("ix_stage_runs_pipeline_run_id", "pipeline_run_id"),
+)
+
+action_runs = Table(
+    "action_runs", metadata,
+    Column("id", Key(), primary_key=True),
+    Column("pipeline_run_id", Key(), nullable=False),
+    Column("stage_run_id", Key()),
+    Column("name", String(255), nullable=False),
+    Column("category", String(32)),
+    Column("provider", String(64)),
+    Column("external_id", String(255)),
+    Column("url", Text),
+    Column("status", String(32)),
+    Column("status_at", UTCDateTime),
+    Column("started_at", UTCDateTime),
+    Column("finished_at", UTCDateTime),
+    Column("failed_once", Boolean),
+    Index("ix_action_runs_pipeline_run_id", "pipeline_run_id"),
+)
+
+deployments = Table(
+    "deployments", metadata,
+    Column("id", Key(), primary_key=True),
+    Column("source", String(32), nullable=False),
+    Column("service", String(255)),
+    Column("team", String(255)),
+    Column("environment", String(255)),
+    Column("production", Boolean),
+    Column("status", String(32)),
+    Column("status_at", UTCDateTime),
+    Column("started_at", UTCDateTime),
+    Column("finished_at", UTCDateTime),
+    Column("version", String(255)),
+    Column("revision", String(255)),
+    Column("pipeline_run_id", Key()),
+    Column("rollback_of", Key()),
+    Column("is_rollback", Boolean),
+    Column("hotfix", Boolean),
+    Column("url", Text),
+    Index("ix_deployments_service_finished", "service", "finished_at"),
+    Index("ix_deployments_finished", "finished_at"),
+)
+
+changes = Table(
+    "changes", metadata,
+    Column("id", Key(), primary_key=True),
+    Column("service", String(255)),
+    Column("repository", String(255)),
+    Column("committed_at", UTCDateTime),
+    Column("merged_at", UTCDateTime),
+    Column("pr", Integer),
+    Column("author", String(255)),
+    Column("title", Text),
+    Column("pushed_head", String(255)),
+    Index("ix_changes_pushed_head", "pushed_head"),
+)
+
+deployment_changes = Table(
+    "deployment_changes", metadata,
+    Column("id", Key(), primary_key=True),
+    Column("deployment_id", Key(), nullable=False),
+    Column("change_id", Key(), nullable=False),
+    Index("ix_deployment_changes_deployment_id", "deployment_id"),
+    Index("ix_deployment_changes_change_id", "change_id"),
+)
+
+incidents = Table(
+    "incidents", metadata,
+    Column("id", Key(), primary_key=True),
+    Column("source", String(32), nullable=False),
+    Column("service", String(255)),
+    Column("title", Text),
+    Column("severity", String(64)),
+    Column("status", String(32)),
+    Column("status_at", UTCDateTime),
+    Column("opened_at", UTCDateTime),
+    Column("acknowledged_at", UTCDateTime),
+    Column("resolved_at", UTCDateTime),
+    Column("deployment_id", Key()),
+    Column("url", Text),
+    Index("ix_incidents_service_opened", "service", "opened_at"),
+)
+
+PROJECTION_TABLES = (pipeline_runs, stage_runs, action_runs, deployments, changes,
+                     deployment_changes, incidents)

@@ -1,0 +1,141 @@
+"""How updates from events merge into projection rows, so that ingest is idempotent and the
+final rows do not depend on the order in which events arrive.
+
+Every column merges by a rule that is commutative, associative and idempotent:
+- the *state* columns of a row (status, status_at and what belongs to that status) are taken
+  together from the update with the greatest (status_at, status rank, values): the latest event
+  wins, and at equal times a terminal status beats a running one, so a late STARTED never
+  overwrites a SUCCEEDED;
+- flag columns (`failed_once`, `hotfix`, ...) are OR-ed;
+- every other column keeps the smallest non-null value: for first-seen times (`started_at`,
+  `opened_at`, `committed_at`) that is the earliest, and descriptive columns are the same in every
+  event of an entity, so the rule only makes a disagreement deterministic.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Iterable, Mapping
+
+from sqlalchemy import Connection, Table, bindparam, insert, select, update
+
+from . import models
+from .sources.base import Update
+from .timeutil import UTC
+
+RUN_STATUSES = {"queued": 0, "in_progress": 1, "succeeded": 2, "failed": 2, "canceled": 2,
+                "superseded": 2}
+DEPLOYMENT_STATUSES = {"pending": 0, "in_progress": 1, "success": 2, "failure": 2, "canceled": 2,
+                       "rolled_back": 3}
+INCIDENT_STATUSES = {"triggered": 1, "acknowledged": 2, "resolved": 3}
+
+TABLES: dict[str, Table] = {t.name: t for t in models.PROJECTION_TABLES}
+STATUS_RANKS: dict[str, dict[str, int]] = {
+    "pipeline_runs": RUN_STATUSES, "stage_runs": RUN_STATUSES, "action_runs": RUN_STATUSES,
+    "deployments": DEPLOYMENT_STATUSES, "incidents": INCIDENT_STATUSES,
+}
+STATE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "pipeline_runs": ("status", "status_at", "finished_at", "attempt"),
+    "stage_runs": ("status", "status_at", "finished_at", "attempt"),
+    "action_runs": ("status", "status_at", "finished_at"),
+    "deployments": ("status", "status_at", "finished_at"),
+    "incidents": ("status", "status_at", "resolved_at", "severity", "title"),
+    "changes": (), "deployment_changes": (),
+}
+FLAG_COLUMNS = frozenset({"failed_once", "is_rollback", "hotfix", "production"})
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def validate(upd: Update) -> None:
+    """Reject an update a normaliser should never produce (a bug, reported as quarantine)."""
+    table = TABLES.get(upd.table)
+    if table is None:
+        raise ValueError(f"unknown projection table {upd.table!r}")
+    unknown = set(upd.values) - set(table.c.keys())
+    if unknown:
+        raise ValueError(f"{upd.table}: unknown column(s) {sorted(unknown)}")
+    status = upd.values.get("status")
+    if status is not None and status not in STATUS_RANKS[upd.table]:
+        raise ValueError(f"{upd.table}: status {status!r} is not one of {sorted(STATUS_RANKS[upd.table])}")
+    stray = set(upd.values) & set(STATE_COLUMNS[upd.table]) - {"status"}
+    if stray and status is None:
+        raise ValueError(f"{upd.table}: {sorted(stray)} given without a status")
+    for name, value in upd.values.items():
+        if isinstance(value, datetime) and value.tzinfo is None:
+            raise ValueError(f"{upd.table}.{name}: naive datetime")
+
+
+def _state_key(table: str, row: Mapping[str, Any]) -> tuple:
+    cols = STATE_COLUMNS[table]
+    return (row.get("status_at") or _EPOCH, STATUS_RANKS[table][row["status"]],
+            tuple("" if row.get(c) is None else str(row.get(c)) for c in cols))
+
+
+def merge(table: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """Join two partial rows of `table` by the rules in the module docstring."""
+    out = dict(old)
+    state_cols = STATE_COLUMNS[table]
+    if new.get("status") is not None and (
+            old.get("status") is None or _state_key(table, new) > _state_key(table, old)):
+        for col in state_cols:
+            out[col] = new.get(col)
+    for col, value in new.items():
+        if value is None or col in state_cols:
+            continue
+        current = out.get(col)
+        if current is None:
+            out[col] = value
+        elif col in FLAG_COLUMNS:
+            out[col] = bool(current or value)
+        elif value < current:
+            out[col] = value
+    return out
+
+
+def fold(updates: Iterable[Update]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Merge updates in memory: {table: {key: partial row}}."""
+    rows: dict[str, dict[str, dict[str, Any]]] = {}
+    for upd in updates:
+        per_table = rows.setdefault(upd.table, {})
+        values = dict(upd.values)
+        values["id"] = upd.key
+        current = per_table.get(upd.key)
+        per_table[upd.key] = values if current is None else merge(upd.table, current, values)
+    return rows
+
+
+def _chunks(items: list, size: int) -> Iterable[list]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def apply(conn: Connection, updates: Iterable[Update]) -> int:
+    """Merge updates into the projection tables inside the caller's transaction; rows written."""
+    written = 0
+    lock = conn.dialect.name == "postgresql"
+    for name, rows in fold(updates).items():
+        table = TABLES[name]
+        columns = list(table.c.keys())
+        keys = sorted(rows)
+        existing: dict[str, dict[str, Any]] = {}
+        for chunk in _chunks(keys, 900):
+            query = select(table).where(table.c.id.in_(chunk)).order_by(table.c.id)
+            if lock:
+                query = query.with_for_update()
+            for row in conn.execute(query).mappings():
+                existing[row["id"]] = dict(row)
+        inserts, changed = [], []
+        for key in keys:
+            row = rows[key]
+            if key in existing:
+                merged = merge(name, existing[key], row)
+                if merged != existing[key]:
+                    merged["_key"] = merged.pop("id")
+                    changed.append(merged)
+            else:
+                inserts.append({c: row.get(c) for c in columns})
+        if inserts:
+            conn.execute(insert(table), inserts)
+        if changed:
+            conn.execute(update(table).where(table.c.id == bindparam("_key")), changed)
+        written += len(inserts) + len(changed)
+    return written

@@ -1,0 +1,62 @@
+"""The `gatewatch` command: a thin shell over the collector, analysis, gates and dashboard packages.
+
+Exit status: 0 success; 1 the command's negative outcome (e.g. something quarantined);
+2 usage or configuration error; 4 the store cannot be reached or migrated.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+from sqlalchemy.exc import SQLAlchemyError
+
+from collector.errors import GatewatchError
+
+from . import store
+from .common import State
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@click.group(context_settings=CONTEXT)
+@click.option("--db", metavar="URL", help="Store URL (default: $GATEWATCH_DB, else sqlite:///gatewatch.db).")
+@click.option("--config", "config_path", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Configuration file (default: $GATEWATCH_CONFIG, else ./gatewatch.yaml if present).")
+@click.option("-v", "--verbose", is_flag=True, help="Log what happens on stderr.")
+@click.version_option(package_name="gatewatch")
+@click.pass_context
+def cli(ctx: click.Context, db: str | None, config_path: str | None, verbose: bool) -> None:
+    """Gatewatch: delivery metrics, canary analysis and deployment gates for CI/CD pipelines."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    ctx.obj = State(db=db, config_path=config_path)
+
+
+cli.add_command(store.db)
+cli.add_command(store.ingest)
+cli.add_command(store.replay)
+cli.add_command(store.quarantine)
+# collect: registered here
+# serve: registered here
+# demo: registered here
+
+
+def main() -> None:
+    """Console entry point: user mistakes become a message and an exit status, not a traceback."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except GatewatchError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except SQLAlchemyError as exc:
+        click.echo(f"error: store failure: {exc.__class__.__name__}: {str(exc).splitlines()[0]}", err=True)
+        sys.exit(4)

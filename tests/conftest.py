@@ -1,0 +1,75 @@
+"""Shared fixtures: a fresh store on SQLite and (when GATEWATCH_TEST_POSTGRES_URL is set) PostgreSQL."""
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from collector.config import Config, config_from_mapping
+from collector.db import create_store_engine, upgrade
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_FIXTURES = ROOT.parent / "shared" / "fixtures"
+LOCAL_FIXTURES = Path(__file__).resolve().parent / "fixtures"
+POSTGRES_URL = os.environ.get("GATEWATCH_TEST_POSTGRES_URL")
+
+
+def fixture_path(relative: str) -> Path:
+    """A payload sample: the copy under tests/fixtures, else ../shared/fixtures."""
+    local = LOCAL_FIXTURES / relative
+    return local if local.exists() else SHARED_FIXTURES / relative
+
+
+@pytest.fixture
+def config() -> Config:
+    """Default configuration, with no environment secrets leaking in."""
+    return config_from_mapping({}, environ={})
+
+
+def _postgres_store_url() -> tuple[str, str]:
+    schema = f"gw_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://", 1)
+                          if POSTGRES_URL.startswith("postgresql://") else POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    admin.dispose()
+    sep = "&" if "?" in POSTGRES_URL else "?"
+    return f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}", schema
+
+
+def _drop_schema(schema: str) -> None:
+    admin = create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://", 1)
+                          if POSTGRES_URL.startswith("postgresql://") else POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_url(request, tmp_path):
+    """URL of a fresh, empty store: a SQLite file, or a PostgreSQL schema of its own."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    if not POSTGRES_URL:
+        pytest.skip("GATEWATCH_TEST_POSTGRES_URL is not set")
+    url, schema = _postgres_store_url()
+    try:
+        yield url
+    finally:
+        from collector.db import dispose_engines
+
+        dispose_engines()
+        _drop_schema(schema)
+
+
+@pytest.fixture
+def engine(store_url):
+    """A migrated engine on a fresh store."""
+    eng = create_store_engine(store_url)
+    upgrade(eng)
+    yield eng
+    eng.dispose()

@@ -1,0 +1,62 @@
+"""The store: migrations, URL resolution, timezone-aware timestamps."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import inspect, select
+
+from collector import db
+from collector.errors import StoreError
+from collector.models import raw_events
+
+
+def test_upgrade_creates_every_table(engine):
+    names = set(inspect(engine).get_table_names())
+    assert {"raw_events", "pipeline_runs", "stage_runs", "action_runs", "deployments", "changes",
+            "deployment_changes", "incidents", "alembic_version"} <= names
+    assert db.current_revision(engine) == db.head_revision()
+    assert db.upgrade(engine) == (db.head_revision(), db.head_revision())  # idempotent
+
+
+def test_get_engine_migrates_a_new_database_on_first_use(store_url):
+    engine = db.get_engine(store_url)
+    try:
+        assert db.current_revision(engine) == db.head_revision()
+    finally:
+        db.dispose_engines()
+
+
+def test_timestamps_round_trip_as_aware_utc(engine):
+    berlin = timezone(timedelta(hours=2))
+    moment = datetime(2024, 3, 31, 1, 30, tzinfo=berlin)
+    with db.write_transaction(engine) as conn:
+        conn.execute(raw_events.insert(), {"source": "t", "kind": "k", "dedupe_key": "x", "received_at": moment,
+                                           "payload": "{}", "status": "ok"})
+    with engine.connect() as conn:
+        stored = conn.execute(select(raw_events.c.received_at)).scalar_one()
+    assert stored.tzinfo is not None and stored.utcoffset() == timedelta(0)
+    assert stored == moment
+
+
+def test_naive_datetimes_are_refused(engine):
+    with pytest.raises(Exception, match="naive datetime"):
+        with db.write_transaction(engine) as conn:
+            conn.execute(raw_events.insert(), {"source": "t", "kind": "k", "dedupe_key": "y",
+                                               "received_at": datetime(2024, 1, 1), "payload": "{}",
+                                               "status": "ok"})
+
+
+def test_url_resolution(monkeypatch):
+    monkeypatch.delenv("GATEWATCH_DB", raising=False)
+    assert db.resolve_url(None) == "sqlite:///gatewatch.db"
+    monkeypatch.setenv("GATEWATCH_DB", "postgresql://u@h/d")
+    assert db.resolve_url(None) == "postgresql+psycopg://u@h/d"
+    assert db.resolve_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_bad_urls_give_a_clear_error(tmp_path):
+    with pytest.raises(StoreError, match="invalid database URL"):
+        db.create_store_engine("not a url")
+    with pytest.raises(StoreError, match="does not exist"):
+        db.create_store_engine(f"sqlite:///{tmp_path}/missing/dir/x.db")
