@@ -47,6 +47,7 @@ class Config:
     production_stages: Mapping[str, str] = field(default_factory=dict)
     pipeline_services: Mapping[str, str] = field(default_factory=dict)
     repository_services: Mapping[str, str] = field(default_factory=dict)
+    pagerduty_services: Mapping[str, str] = field(default_factory=dict)
     service_teams: Mapping[str, str] = field(default_factory=dict)
     incident_label: str = "incident"
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
@@ -72,6 +73,13 @@ class Config:
         if full_name in self.repository_services:
             return self.repository_services[full_name]
         return full_name.rsplit("/", 1)[-1]
+
+    def service_for_pagerduty(self, service_id: str | None, name: str | None) -> str | None:
+        """Service of a PagerDuty service: the configured map (by id or name), else its name."""
+        for candidate in (service_id, name):
+            if candidate and candidate in self.pagerduty_services:
+                return self.pagerduty_services[candidate]
+        return name or service_id
 
     def team_for(self, service: str | None) -> str | None:
         """The team that owns a service, if configured."""
@@ -132,6 +140,7 @@ def config_from_mapping(raw: Mapping[str, Any] | None, source_path: str | None =
         production_stages=_mapping(production, "stages"),
         pipeline_services=_mapping(services, "pipelines"),
         repository_services=_mapping(services, "repositories"),
+        pagerduty_services=_mapping(services, "pagerduty"),
         service_teams=_mapping(raw, "teams"),
         incident_label=str(raw.get("incident_label", "incident")),
         max_body_bytes=max_body,

@@ -18,6 +18,12 @@ class StoreError(GatewatchError):
     exit_code = 4
 
 
+class SourceUnavailable(GatewatchError):
+    """An outside system (AWS, Prometheus, ...) could not be reached or refused the request."""
+
+    exit_code = 5
+
+
 class PayloadError(ValueError):
     """A payload that cannot be normalised: names the field and what was expected."""
 
