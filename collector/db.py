@@ -8,11 +8,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from datetime import datetime
+
+from sqlalchemy import Connection, DateTime, Engine, Table, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from .errors import StoreError
+from .timeutil import UTC
 
 DEFAULT_URL = "sqlite:///gatewatch.db"
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -168,3 +171,33 @@ def ping(engine: Engine) -> None:
     except SQLAlchemyError as exc:
         raise StoreError(f"store unreachable at {describe_url(str(engine.url))}: "
                          f"{str(exc).splitlines()[0]}") from None
+
+
+def _sqlite_datetime(value: datetime) -> str:
+    # The exact text SQLAlchemy's SQLite DateTime writes, so reads through the models agree.
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def bulk_insert(conn: Connection, table: Table, rows: list[dict]) -> None:
+    """Insert many rows through the driver's executemany, skipping per-value ORM processing.
+
+    Rows must hold every column of `table` except an autoincrement key; datetimes must be aware.
+    """
+    if not rows:
+        return
+    columns = [c.name for c in table.columns if not (c.primary_key and c.autoincrement is True)]
+    dialect = conn.dialect
+    marker = "?" if dialect.paramstyle == "qmark" else "%s"
+    sql = (f"INSERT INTO {dialect.identifier_preparer.format_table(table)} "
+           f"({', '.join(dialect.identifier_preparer.quote(c) for c in columns)}) "
+           f"VALUES ({', '.join([marker] * len(columns))})")
+    params = [list(map(row.get, columns)) for row in rows]
+    if dialect.name == "sqlite":
+        stamps = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, DateTime)
+                  or isinstance(getattr(table.c[c].type, "impl", None), DateTime)]
+        for values in params:
+            for i in stamps:
+                if values[i] is not None:
+                    values[i] = _sqlite_datetime(values[i])
+    params = list(map(tuple, params))
+    conn.exec_driver_sql(sql, params)

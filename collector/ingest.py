@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from . import projections, sources
 from .config import Config
-from .db import write_transaction
+from .db import bulk_insert, write_transaction
 from .errors import ConfigError, PayloadError
 from .models import PROJECTION_TABLES, raw_events
 from .timeutil import utcnow
@@ -190,8 +190,7 @@ def _store_batch(engine: Engine, batch: list[Processed]) -> IngestSummary:
             elif not item.updates:
                 summary.ignored += 1
             updates.extend(item.updates)
-        if rows:
-            conn.execute(raw_events.insert(), rows)
+        bulk_insert(conn, raw_events, rows)
         projections.apply(conn, updates)
     return summary
 
@@ -215,7 +214,7 @@ def store(engine: Engine, batch: list[Processed], attempts: int = 5) -> IngestSu
     raise AssertionError("unreachable")
 
 
-def ingest(engine: Engine, envelopes: Iterable[Envelope], config: Config, batch_size: int = 2000,
+def ingest(engine: Engine, envelopes: Iterable[Envelope], config: Config, batch_size: int = 5000,
            progress: Callable[[int], None] | None = None) -> IngestSummary:
     """Archive and project every envelope; one transaction per batch."""
     summary = IngestSummary()
@@ -263,8 +262,10 @@ def read_stream(stream: TextIO, name: str, source: str | None = None,
                 hint: str | None = None) -> Iterator[Envelope]:
     """Envelopes from a text stream: a JSON object, a JSON list, NDJSON, or CSV with a header."""
     first = stream.readline()
+    skipped = 0
     while first and not first.strip():
         first = stream.readline()
+        skipped += 1
     stripped = first.lstrip()
     if not stripped:
         return
@@ -289,7 +290,7 @@ def read_stream(stream: TextIO, name: str, source: str | None = None,
         if not single_line_object:  # a pretty-printed object: the whole stream is one payload
             yield Envelope(first + stream.read(), _UNPARSED, source, hint, name)
             return
-        line_no = 1
+        line_no = 1 + skipped
         line = first
         while line:
             if line.strip():

@@ -16,9 +16,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Iterable, Mapping
 
-from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, select, update
 
 from . import models
+from .db import bulk_insert
 from .sources.base import Update
 from .timeutil import UTC
 
@@ -98,6 +99,9 @@ def fold(updates: Iterable[Update]) -> dict[str, dict[str, dict[str, Any]]]:
         per_table = rows.setdefault(upd.table, {})
         values = dict(upd.values)
         values["id"] = upd.key
+        if values.get("status") is not None:
+            for col in STATE_COLUMNS[upd.table]:
+                values.setdefault(col, None)
         current = per_table.get(upd.key)
         per_table[upd.key] = values if current is None else merge(upd.table, current, values)
     return rows
@@ -114,7 +118,6 @@ def apply(conn: Connection, updates: Iterable[Update]) -> int:
     lock = conn.dialect.name == "postgresql"
     for name, rows in fold(updates).items():
         table = TABLES[name]
-        columns = list(table.c.keys())
         keys = sorted(rows)
         existing: dict[str, dict[str, Any]] = {}
         for chunk in _chunks(keys, 900):
@@ -132,9 +135,8 @@ def apply(conn: Connection, updates: Iterable[Update]) -> int:
                     merged["_key"] = merged.pop("id")
                     changed.append(merged)
             else:
-                inserts.append({c: row.get(c) for c in columns})
-        if inserts:
-            conn.execute(insert(table), inserts)
+                inserts.append(row)
+        bulk_insert(conn, table, inserts)
         if changed:
             conn.execute(update(table).where(table.c.id == bindparam("_key")), changed)
         written += len(inserts) + len(changed)

@@ -33,6 +33,12 @@ def parse_timestamp(value: object) -> datetime:
         return datetime.fromtimestamp(seconds, UTC)
     if not isinstance(value, str) or not value.strip():
         raise ValueError("an ISO 8601 timestamp such as 2024-05-01T12:00:00Z")
+    try:  # the common case: ISO 8601 with Z or an offset (Python 3.11 reads both)
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        pass
+    else:
+        return as_utc(parsed)
     text = value.strip()
     if re.fullmatch(r"\d+(\.\d+)?", text):
         return parse_timestamp(float(text))

@@ -73,3 +73,14 @@ def engine(store_url):
     upgrade(eng)
     yield eng
     eng.dispose()
+
+
+def dump_projections(engine) -> dict[str, list[dict]]:
+    """Every projection row, sorted by id: what 'the same rows' means in order and replay tests."""
+    from sqlalchemy import select
+
+    from collector.models import PROJECTION_TABLES
+
+    with engine.connect() as conn:
+        return {t.name: [dict(r) for r in conn.execute(select(t).order_by(t.c.id)).mappings()]
+                for t in PROJECTION_TABLES}

@@ -34,9 +34,11 @@ class Source(Protocol):
 
 
 def _walk(payload: Any, path: str) -> Any:
+    if type(payload) is dict and "." not in path:  # the hot path: a top-level key
+        return payload.get(path, _MISSING)
     node = payload
     for part in path.split("."):
-        if isinstance(node, Mapping) and part in node:
+        if isinstance(node, dict) and part in node:
             node = node[part]
         elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
             node = node[int(part)]
@@ -56,8 +58,8 @@ def field(payload: Any, path: str, kind: type = str, required: bool = True) -> A
             raise PayloadError(path, _TYPE_NAMES.get(kind, kind.__name__) + " (required)",
                                None if value is None else ...)
         return None
-    if kind is dict:
-        kind = Mapping  # type: ignore[assignment]
+    if type(value) is kind and kind is not int:
+        return value
     if kind is int and isinstance(value, str) and value.strip().lstrip("-").isdigit():
         return int(value)
     if kind is str and isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -21,7 +21,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 @click.group(context_settings=CONTEXT)
 @click.option("--db", metavar="URL", help="Store URL (default: $GATEWATCH_DB, else sqlite:///gatewatch.db).")
-@click.option("--config", "config_path", metavar="FILE", type=click.Path(dir_okay=False),
+@click.option("--config", "config_path", metavar="FILE", type=click.Path(dir_okay=False, exists=True),
               help="Configuration file (default: $GATEWATCH_CONFIG, else ./gatewatch.yaml if present).")
 @click.option("-v", "--verbose", is_flag=True, help="Log what happens on stderr.")
 @click.version_option(package_name="gatewatch")

@@ -1,0 +1,86 @@
+"""The CLI shell over the store: exit codes, --json, stdin, help, and no tracebacks."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+DEPLOY = {"type": "deployment", "id": "d1", "service": "api", "environment": "production",
+          "status": "success", "finished_at": "2024-05-01T10:10:00Z", "commits": ["abc1234"]}
+
+
+def gatewatch(*args: str, stdin: str | None = None, cwd: Path | None = None, env: dict | None = None):
+    """Run the installed console script as a user would."""
+    exe = Path(sys.executable).with_name("gatewatch")
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWATCH_")}
+    full_env.update(env or {})
+    return subprocess.run([str(exe), *args], input=stdin, capture_output=True, text=True, cwd=cwd,
+                          env=full_env, timeout=120)
+
+
+def test_ingest_exit_codes_and_json_summary(store_url, tmp_path):
+    good = tmp_path / "good.ndjson"
+    good.write_text(json.dumps(DEPLOY) + "\n")
+    res = gatewatch("--db", store_url, "ingest", str(good), "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["stored"] == 1
+
+    bad = tmp_path / "bad.ndjson"
+    bad.write_text(json.dumps(dict(DEPLOY, id="d2", status="exploded")) + "\n")
+    res = gatewatch("--db", store_url, "ingest", str(bad))
+    assert res.returncode == 1
+    assert "quarantined 1" in res.stdout and "field 'status': expected one of" in res.stdout
+
+    res = gatewatch("--db", store_url, "ingest", "-", "--json", stdin=json.dumps(DEPLOY))
+    assert res.returncode == 0 and json.loads(res.stdout)["duplicates"] == 1
+
+    res = gatewatch("--db", store_url, "quarantine", "--json")
+    (entry,) = json.loads(res.stdout)
+    assert entry["source"] == "generic" and "status" in entry["error"]
+
+
+def test_usage_errors_exit_2_without_traceback(tmp_path):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    for args in (["ingest", str(tmp_path / "missing.json")], ["ingest", "x", "--source", "nope"], ["nope"]):
+        res = gatewatch("--db", url, *args)
+        assert res.returncode == 2, (args, res.stdout, res.stderr)
+        assert "Traceback" not in res.stderr and res.stderr.strip()
+    res = gatewatch("--db", "mysql+nonexistent://x", "quarantine")
+    assert res.returncode == 4 and "Traceback" not in res.stderr
+    res = gatewatch("--config", str(tmp_path / "nope.yaml"), "--db", url, "quarantine")
+    assert res.returncode == 2 and "nope.yaml" in res.stderr and "does not exist" in res.stderr
+
+
+def test_db_resolution_honours_option_then_env_then_default(tmp_path):
+    res = gatewatch("db", "upgrade", cwd=tmp_path)
+    assert res.returncode == 0 and (tmp_path / "gatewatch.db").exists()
+    env_db = tmp_path / "env.db"
+    res = gatewatch("db", "upgrade", "--json", cwd=tmp_path, env={"GATEWATCH_DB": f"sqlite:///{env_db}"})
+    assert json.loads(res.stdout)["to"] and env_db.exists()
+    res = gatewatch("--db", f"sqlite:///{tmp_path / 'opt.db'}", "db", "current", cwd=tmp_path,
+                    env={"GATEWATCH_DB": f"sqlite:///{env_db}"})
+    assert "opt.db" in res.stdout
+
+
+def test_replay_command(tmp_path):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    gatewatch("--db", url, "ingest", "-", stdin=json.dumps(DEPLOY))
+    res = gatewatch("--db", url, "replay", "--json")
+    assert res.returncode == 0
+    out = json.loads(res.stdout)
+    assert out["events"] == 1 and out["rows"]["deployments"] == 1
+
+
+@pytest.mark.parametrize("command", [[], ["db"], ["db", "upgrade"], ["ingest"], ["replay"], ["quarantine"]])
+def test_every_command_has_help(command):
+    from click.testing import CliRunner
+
+    from gatewatch.cli import cli
+
+    result = CliRunner().invoke(cli, [*command, "--help"])
+    assert result.exit_code == 0 and "Usage:" in result.output
+    assert len(result.output.splitlines()) > 3
