@@ -25,7 +25,6 @@ from .models import PROJECTION_TABLES, raw_events
 from .timeutil import utcnow
 
 log = logging.getLogger(__name__)
-_UNPARSED = object()
 OK, QUARANTINED = "ok", "quarantined"
 UNKNOWN_KINDS = ("unknown", "unparsed")
 SOURCE_CHOICES = ("auto", *sources.SOURCES)
@@ -36,7 +35,7 @@ class Envelope:
     """A payload as received: its text, and what the transport says about it."""
 
     text: str
-    parsed: Any = _UNPARSED
+    parsed: Any = None  # the payload already decoded, when the reader had to (JSON lists, CSV)
     source: str | None = None  # forced source; None detects
     hint: str | None = None  # e.g. the X-GitHub-Event header
     origin: str = ""  # where it came from, for messages (file:line)
@@ -139,7 +138,7 @@ def normalise_payload(payload: Any, source: str | None, kind: str | None,
 def process(envelope: Envelope, config: Config) -> Processed:
     """Parse and normalise one envelope (no I/O)."""
     payload = envelope.parsed
-    if payload is _UNPARSED:
+    if payload is None:
         try:
             payload = json.loads(envelope.text)
         except ValueError as exc:
@@ -164,6 +163,9 @@ def process(envelope: Envelope, config: Config) -> Processed:
                      QUARANTINED if error else OK, error, updates)
 
 
+_KNOWN_KEYS = select(raw_events.c.dedupe_key).where(raw_events.c.dedupe_key.in_(bindparam("keys", expanding=True)))
+
+
 def _store_batch(engine: Engine, batch: list[Processed]) -> IngestSummary:
     summary = IngestSummary()
     received = utcnow()
@@ -171,9 +173,7 @@ def _store_batch(engine: Engine, batch: list[Processed]) -> IngestSummary:
         keys = list({p.dedupe_key for p in batch})
         existing: set[str] = set()
         for start in range(0, len(keys), 900):
-            chunk = keys[start:start + 900]
-            existing.update(conn.execute(select(raw_events.c.dedupe_key)
-                                         .where(raw_events.c.dedupe_key.in_(chunk))).scalars())
+            existing.update(conn.execute(_KNOWN_KEYS, {"keys": keys[start:start + 900]}).scalars())
         rows, updates = [], []
         for item in batch:
             if item.dedupe_key in existing:
@@ -214,20 +214,23 @@ def store(engine: Engine, batch: list[Processed], attempts: int = 5) -> IngestSu
     raise AssertionError("unreachable")
 
 
+def _batches(envelopes: Iterable[Envelope], size: int) -> Iterator[list[Envelope]]:
+    batch: list[Envelope] = []
+    for envelope in envelopes:
+        batch.append(envelope)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 def ingest(engine: Engine, envelopes: Iterable[Envelope], config: Config, batch_size: int = 5000,
            progress: Callable[[int], None] | None = None) -> IngestSummary:
     """Archive and project every envelope; one transaction per batch."""
     summary = IngestSummary()
-    batch: list[Processed] = []
-    for envelope in envelopes:
-        batch.append(process(envelope, config))
-        if len(batch) >= batch_size:
-            summary.add(store(engine, batch))
-            if progress:
-                progress(len(batch))
-            batch = []
-    if batch:
-        summary.add(store(engine, batch))
+    for batch in _batches(envelopes, batch_size):
+        summary.add(store(engine, [process(envelope, config) for envelope in batch]))
         if progress:
             progress(len(batch))
     return summary
@@ -274,7 +277,7 @@ def read_stream(stream: TextIO, name: str, source: str | None = None,
         try:
             items = json.loads(text)
         except ValueError as exc:
-            yield Envelope(text, _UNPARSED, source, hint, name)  # quarantined with the JSON error
+            yield Envelope(text, None, source, hint, name)  # quarantined with the JSON error
             log.debug("%s: not a JSON list (%s)", name, exc)
             return
         for i, item in enumerate(items, 1):
@@ -288,13 +291,13 @@ def read_stream(stream: TextIO, name: str, source: str | None = None,
         except ValueError:
             single_line_object = False
         if not single_line_object:  # a pretty-printed object: the whole stream is one payload
-            yield Envelope(first + stream.read(), _UNPARSED, source, hint, name)
+            yield Envelope(first + stream.read(), None, source, hint, name)
             return
         line_no = 1 + skipped
         line = first
         while line:
             if line.strip():
-                yield Envelope(line.rstrip("\r\n"), _UNPARSED, source, hint, f"{name}:{line_no}")
+                yield Envelope(line.rstrip("\r\n"), None, source, hint, f"{name}:{line_no}")
             line = stream.readline()
             line_no += 1
         return

@@ -46,22 +46,27 @@ FLAG_COLUMNS = frozenset({"failed_once", "is_rollback", "hotfix", "production"})
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+_COLUMNS = {name: frozenset(table.c.keys()) for name, table in TABLES.items()}
+_STATE_WITHOUT_STATUS = {name: frozenset(cols) - {"status"} for name, cols in STATE_COLUMNS.items()}
+
+
 def validate(upd: Update) -> None:
     """Reject an update a normaliser should never produce (a bug, reported as quarantine)."""
-    table = TABLES.get(upd.table)
-    if table is None:
+    columns = _COLUMNS.get(upd.table)
+    if columns is None:
         raise ValueError(f"unknown projection table {upd.table!r}")
-    unknown = set(upd.values) - set(table.c.keys())
-    if unknown:
-        raise ValueError(f"{upd.table}: unknown column(s) {sorted(unknown)}")
-    status = upd.values.get("status")
-    if status is not None and status not in STATUS_RANKS[upd.table]:
-        raise ValueError(f"{upd.table}: status {status!r} is not one of {sorted(STATUS_RANKS[upd.table])}")
-    stray = set(upd.values) & set(STATE_COLUMNS[upd.table]) - {"status"}
-    if stray and status is None:
-        raise ValueError(f"{upd.table}: {sorted(stray)} given without a status")
-    for name, value in upd.values.items():
-        if isinstance(value, datetime) and value.tzinfo is None:
+    values = upd.values
+    if not columns.issuperset(values):
+        raise ValueError(f"{upd.table}: unknown column(s) {sorted(set(values) - columns)}")
+    status = values.get("status")
+    if status is None:
+        if not _STATE_WITHOUT_STATUS[upd.table].isdisjoint(values):
+            raise ValueError(f"{upd.table}: {sorted(_STATE_WITHOUT_STATUS[upd.table] & set(values))} "
+                             "given without a status")
+    elif status not in STATUS_RANKS.get(upd.table, ()):
+        raise ValueError(f"{upd.table}: status {status!r} is not one of {sorted(STATUS_RANKS.get(upd.table, ()))}")
+    for name, value in values.items():
+        if type(value) is datetime and value.tzinfo is None:
             raise ValueError(f"{upd.table}.{name}: naive datetime")
 
 
@@ -120,11 +125,11 @@ def apply(conn: Connection, updates: Iterable[Update]) -> int:
         table = TABLES[name]
         keys = sorted(rows)
         existing: dict[str, dict[str, Any]] = {}
+        query = select(table).where(table.c.id.in_(bindparam("ids", expanding=True))).order_by(table.c.id)
+        if lock:
+            query = query.with_for_update()
         for chunk in _chunks(keys, 900):
-            query = select(table).where(table.c.id.in_(chunk)).order_by(table.c.id)
-            if lock:
-                query = query.with_for_update()
-            for row in conn.execute(query).mappings():
+            for row in conn.execute(query, {"ids": chunk}).mappings():
                 existing[row["id"]] = dict(row)
         inserts, changed = [], []
         for key in keys:
