@@ -58,7 +58,7 @@ def _commits(payload: Mapping) -> list[str]:
     else:
         raise PayloadError("commits", "a list of commit SHAs (in CSV: space-separated)", value)
     for sha in items:
-        if not re.fullmatch(r"[0-9A-Za-z._/-]{4,255}", sha):
+        if not re.fullmatch(r"[0-9A-Za-z._/-]{1,255}", sha):
             raise PayloadError("commits", "commit SHAs (letters and digits)", sha)
     return items
 

@@ -1,0 +1,124 @@
+"""Loaders: exactly the rows an analysis needs, filtered and pre-aggregated in SQL, as DataFrames.
+
+Timestamps are read as the driver returns them and converted to UTC in one vectorised step, which
+keeps large reads fast on SQLite (text) and PostgreSQL (timestamptz) alike.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pandas as pd
+from sqlalchemy import (Connection, Engine, String, and_, func, or_, select, true, type_coerce,
+                        union)
+from sqlalchemy.sql import ColumnElement, Select
+
+from analysis.dora import DEFAULT_LINK_WINDOW, DoraFrames
+
+from .models import changes, deployment_changes, deployments, incidents
+
+DORA_STATUSES = ("success", "rolled_back")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which deployments a report covers: production (or one named environment), a service, a team."""
+
+    service: str | None = None
+    team: str | None = None
+    environment: str | None = None  # None: every deployment flagged production
+
+    def conditions(self, table=deployments) -> list[ColumnElement[bool]]:
+        conds = []
+        if self.environment:
+            conds.append(func.lower(table.c.environment) == self.environment.lower())
+        else:
+            conds.append(table.c.production == true())
+        if self.service:
+            conds.append(table.c.service == self.service)
+        if self.team:
+            conds.append(table.c.team == self.team)
+        return conds
+
+
+def _raw(column, name: str | None = None):
+    """A timestamp column without per-row type processing (converted later, vectorised)."""
+    return type_coerce(column, String).label(name or column.name)
+
+
+def read_frame(conn: Connection, stmt: Select) -> pd.DataFrame:
+    """Run a select and return a DataFrame; columns named *_at become UTC timestamps."""
+    result = conn.execute(stmt)
+    frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    for col in frame.columns:
+        if col.endswith("_at"):
+            frame[col] = pd.to_datetime(frame[col], utc=True, format="ISO8601")
+    return frame
+
+
+def _deployment_columns():
+    d = deployments
+    return [d.c.id, d.c.service, d.c.team, _raw(d.c.finished_at), d.c.status, d.c.rollback_of,
+            d.c.is_rollback, d.c.hotfix]
+
+
+def load_dora_frames(engine: Engine, start: datetime, end: datetime, scope: Scope = Scope(),
+                     link_window: timedelta = DEFAULT_LINK_WINDOW) -> DoraFrames:
+    """The frames `analysis.dora.report` needs for [start, end) in `scope` (see DoraFrames)."""
+    d = deployments
+    base = and_(d.c.status.in_(DORA_STATUSES), *scope.conditions())
+    in_window = and_(base, d.c.finished_at >= start, d.c.finished_at < end)
+    window_ids = select(d.c.id).where(in_window)
+
+    context = select(*_deployment_columns()).where(base, d.c.finished_at >= start - link_window,
+                                                   d.c.finished_at < end)
+    later_rollbacks = select(*_deployment_columns()).where(base, d.c.finished_at >= end,
+                                                           d.c.rollback_of.in_(window_ids))
+    first_after = (select(d.c.service, func.min(d.c.finished_at).label("first_at"))
+                   .where(base, d.c.finished_at >= end).group_by(d.c.service).subquery())
+    next_deployments = (select(*_deployment_columns())
+                        .join(first_after, and_(d.c.service == first_after.c.service,
+                                                d.c.finished_at == first_after.c.first_at))
+                        .where(base))
+
+    # A deployment contains the commits linked to it, and the commits pushed with a linked head.
+    dc, c = deployment_changes, changes
+    contained = union(
+        select(dc.c.deployment_id, dc.c.change_id),
+        select(dc.c.deployment_id, c.c.id.label("change_id")).join(c, c.c.pushed_head == dc.c.change_id),
+    ).subquery("contained")
+    window_changes = (select(contained.c.change_id).join(d, d.c.id == contained.c.deployment_id)
+                      .where(in_window).distinct().subquery("window_changes"))
+    contained2 = contained.alias("contained2")
+    first_deployed = (
+        select(c.c.id.label("change_id"),
+               _raw(func.coalesce(c.c.committed_at, c.c.merged_at), "committed_at"),
+               _raw(func.min(d.c.finished_at), "first_deployed_at"))
+        .select_from(window_changes)
+        .join(c, c.c.id == window_changes.c.change_id)
+        .join(contained2, contained2.c.change_id == c.c.id)
+        .join(d, and_(d.c.id == contained2.c.deployment_id, base))
+        .group_by(c.c.id, c.c.committed_at, c.c.merged_at))
+
+    i = incidents
+    context_ids = select(d.c.id).where(base, d.c.finished_at >= start - link_window, d.c.finished_at < end)
+    incident_scope = [i.c.service == scope.service] if scope.service else []
+    if scope.team:
+        incident_scope.append(i.c.service.in_(select(d.c.service).where(d.c.team == scope.team).distinct()))
+    incident_rows = select(i.c.id, i.c.service, _raw(i.c.opened_at), _raw(i.c.resolved_at), i.c.deployment_id).where(
+        or_(and_(i.c.opened_at >= start - link_window, i.c.opened_at < end + link_window, *incident_scope),
+            i.c.deployment_id.in_(context_ids)))
+    commit_links = select(dc.c.deployment_id, dc.c.change_id).where(
+        dc.c.change_id.in_(select(i.c.deployment_id).where(
+            i.c.deployment_id.is_not(None), i.c.opened_at >= start - link_window,
+            i.c.opened_at < end + link_window, *incident_scope)))
+
+    with engine.connect() as conn:
+        parts = [read_frame(conn, q) for q in (context, later_rollbacks, next_deployments)]
+        deps = pd.concat([p for p in parts if not p.empty] or parts[:1], ignore_index=True)
+        deps = deps.drop_duplicates("id").reset_index(drop=True)
+        return DoraFrames(deployments=deps, changes=read_frame(conn, first_deployed),
+                          incidents=read_frame(conn, incident_rows), commit_links=read_frame(conn, commit_links))
+
+
+__all__ = ["Scope", "load_dora_frames", "read_frame", "DORA_STATUSES"]
