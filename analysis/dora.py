@@ -172,7 +172,7 @@ def summarise(ann: Annotated, window: Window, benchmark: Benchmark) -> dict[str,
     d = deps.loc[in_window]
     n = int(len(d))
     days = window.calendar_days
-    out: dict[str, Any] = {"window": {"start": window.start.isoformat(), "end": window.end.isoformat()}}
+    out: dict[str, Any] = {"window": window.as_dict()}
 
     if n == 0:
         reason = "no production deployments (success or rolled_back) finished in the window"

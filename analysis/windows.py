@@ -33,6 +33,11 @@ class Window:
         """Length in days (fractional for DST days or odd windows)."""
         return (self.end - self.start) / timedelta(days=1)
 
+    def as_dict(self) -> dict[str, str]:
+        """Start and end as ISO 8601 in the window's zone (what reports print)."""
+        zone = zone_info(self.tz)
+        return {"start": self.start.astimezone(zone).isoformat(), "end": self.end.astimezone(zone).isoformat()}
+
     @property
     def calendar_days(self) -> int:
         """Local calendar days the window touches."""

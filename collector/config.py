@@ -15,6 +15,7 @@ from typing import Any, Mapping
 import yaml
 
 from .errors import ConfigError
+from .timeutil import parse_duration
 
 DEFAULT_PRODUCTION_ENVIRONMENTS = ("production", "prod", "prd", "live")
 DEFAULT_PRODUCTION_STAGE = r"(?i)prod"
@@ -52,6 +53,9 @@ class Config:
     incident_label: str = "incident"
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     secrets: Secrets = field(default_factory=Secrets)
+    dora_benchmark: str | None = None
+    dora_link_window: str = "24h"
+    benchmarks: Mapping[str, Any] = field(default_factory=dict)
     source_path: str | None = None
 
     def is_production_environment(self, environment: str | None) -> bool:
@@ -109,14 +113,16 @@ def config_from_mapping(raw: Mapping[str, Any] | None, source_path: str | None =
     environ = os.environ if environ is None else environ
     if not isinstance(raw, Mapping):
         raise ConfigError("config: expected a YAML mapping at the top level")
-    known = {"production", "services", "teams", "incident_label", "webhooks"}
+    known = {"production", "services", "teams", "incident_label", "webhooks", "dora"}
     unknown = set(raw) - known
     if unknown:
         raise ConfigError(f"config: unknown key(s) {sorted(unknown)}; expected some of {sorted(known)}")
     production = raw.get("production") or {}
     services = raw.get("services") or {}
     webhooks = raw.get("webhooks") or {}
-    for name, value in (("production", production), ("services", services), ("webhooks", webhooks)):
+    dora = raw.get("dora") or {}
+    for name, value in (("production", production), ("services", services), ("webhooks", webhooks),
+                        ("dora", dora)):
         if not isinstance(value, Mapping):
             raise ConfigError(f"config '{name}': expected a mapping")
     stage_pattern = production.get("stage_pattern", DEFAULT_PRODUCTION_STAGE)
@@ -133,6 +139,14 @@ def config_from_mapping(raw: Mapping[str, Any] | None, source_path: str | None =
         if value is not None and not isinstance(value, str):
             raise ConfigError(f"config 'webhooks.{key}': expected a string")
         secrets[key] = value
+    link_window = str(dora.get("link_window", "24h"))
+    try:
+        parse_duration(link_window)
+    except ValueError as exc:
+        raise ConfigError(f"config 'dora.link_window': {exc}") from None
+    custom = dora.get("benchmarks") or {}
+    if not isinstance(custom, Mapping):
+        raise ConfigError("config 'dora.benchmarks': expected a mapping of name to {metric: {tier: bound}}")
     return Config(
         production_environments=tuple(e.lower() for e in _names(production, "environments",
                                                                DEFAULT_PRODUCTION_ENVIRONMENTS)),
@@ -145,6 +159,9 @@ def config_from_mapping(raw: Mapping[str, Any] | None, source_path: str | None =
         incident_label=str(raw.get("incident_label", "incident")),
         max_body_bytes=max_body,
         secrets=Secrets(**secrets),
+        dora_benchmark=dora.get("benchmark"),
+        dora_link_window=link_window,
+        benchmarks=dict(custom),
         source_path=source_path,
     )
 

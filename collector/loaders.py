@@ -14,8 +14,9 @@ from sqlalchemy import (Connection, Engine, String, and_, func, or_, select, tru
 from sqlalchemy.sql import ColumnElement, Select
 
 from analysis.dora import DEFAULT_LINK_WINDOW, DoraFrames
+from analysis.pipelines import PipelineFrames
 
-from .models import changes, deployment_changes, deployments, incidents
+from .models import action_runs, changes, deployment_changes, deployments, incidents, pipeline_runs, stage_runs
 
 DORA_STATUSES = ("success", "rolled_back")
 
@@ -81,12 +82,8 @@ def load_dora_frames(engine: Engine, start: datetime, end: datetime, scope: Scop
                                                 d.c.finished_at == first_after.c.first_at))
                         .where(base))
 
-    # A deployment contains the commits linked to it, and the commits pushed with a linked head.
     dc, c = deployment_changes, changes
-    contained = union(
-        select(dc.c.deployment_id, dc.c.change_id),
-        select(dc.c.deployment_id, c.c.id.label("change_id")).join(c, c.c.pushed_head == dc.c.change_id),
-    ).subquery("contained")
+    contained = _contained()
     window_changes = (select(contained.c.change_id).join(d, d.c.id == contained.c.deployment_id)
                       .where(in_window).distinct().subquery("window_changes"))
     contained2 = contained.alias("contained2")
@@ -104,7 +101,7 @@ def load_dora_frames(engine: Engine, start: datetime, end: datetime, scope: Scop
     context_ids = select(d.c.id).where(base, d.c.finished_at >= start - link_window, d.c.finished_at < end)
     incident_scope = [i.c.service == scope.service] if scope.service else []
     if scope.team:
-        incident_scope.append(i.c.service.in_(select(d.c.service).where(d.c.team == scope.team).distinct()))
+        incident_scope.append(i.c.service.in_(_team_services(scope.team)))
     incident_rows = select(i.c.id, i.c.service, _raw(i.c.opened_at), _raw(i.c.resolved_at), i.c.deployment_id).where(
         or_(and_(i.c.opened_at >= start - link_window, i.c.opened_at < end + link_window, *incident_scope),
             i.c.deployment_id.in_(context_ids)))
@@ -121,4 +118,58 @@ def load_dora_frames(engine: Engine, start: datetime, end: datetime, scope: Scop
                           incidents=read_frame(conn, incident_rows), commit_links=read_frame(conn, commit_links))
 
 
-__all__ = ["Scope", "load_dora_frames", "read_frame", "DORA_STATUSES"]
+def _contained():
+    """(deployment_id, change_id): linked commits, and the commits pushed with a linked head."""
+    dc, c = deployment_changes, changes
+    return union(
+        select(dc.c.deployment_id, dc.c.change_id),
+        select(dc.c.deployment_id, c.c.id.label("change_id")).join(c, c.c.pushed_head == dc.c.change_id),
+    ).subquery("contained")
+
+
+def _team_services(team: str):
+    return select(deployments.c.service).where(deployments.c.team == team).distinct()
+
+
+def load_pipeline_frames(engine: Engine, start: datetime, end: datetime, scope: Scope = Scope()) -> PipelineFrames:
+    """The frames `analysis.pipelines.report` needs for [start, end): every environment unless
+    `scope.environment` names one."""
+    r, s, a, d = pipeline_runs, stage_runs, action_runs, deployments
+    run_filter = [or_(and_(r.c.started_at >= start, r.c.started_at < end),
+                      and_(r.c.finished_at >= start, r.c.finished_at < end))]
+    if scope.service:
+        run_filter.append(r.c.service == scope.service)
+    if scope.team:
+        run_filter.append(r.c.service.in_(_team_services(scope.team)))
+    run_ids = select(r.c.id).where(*run_filter)
+    runs = select(r.c.id, r.c.pipeline, r.c.service, r.c.revision, r.c.status, _raw(r.c.queued_at),
+                  _raw(r.c.started_at), _raw(r.c.finished_at)).where(*run_filter)
+    stages = select(s.c.id, s.c.pipeline_run_id, s.c.name, s.c.category, s.c.status, _raw(s.c.started_at),
+                    _raw(s.c.finished_at), s.c.failed_once).where(s.c.pipeline_run_id.in_(run_ids))
+    actions = select(a.c.id, a.c.pipeline_run_id, a.c.stage_run_id, a.c.name, a.c.category, a.c.status,
+                     _raw(a.c.started_at), _raw(a.c.finished_at)).where(a.c.pipeline_run_id.in_(run_ids))
+
+    dep_filter = [d.c.finished_at >= start, d.c.finished_at < end]
+    if scope.environment:
+        dep_filter.append(func.lower(d.c.environment) == scope.environment.lower())
+    if scope.service:
+        dep_filter.append(d.c.service == scope.service)
+    if scope.team:
+        dep_filter.append(d.c.team == scope.team)
+    contained = _contained()
+    first_commit = (select(contained.c.deployment_id, func.min(changes.c.committed_at).label("first_at"))
+                    .join(changes, changes.c.id == contained.c.change_id)
+                    .group_by(contained.c.deployment_id).subquery())
+    target = d.alias("target")
+    deps = (select(d.c.id, d.c.service, d.c.environment, d.c.production, d.c.status, _raw(d.c.finished_at),
+                   d.c.rollback_of, _raw(first_commit.c.first_at, "first_committed_at"),
+                   _raw(target.c.finished_at, "rollback_target_finished_at"))
+            .outerjoin(first_commit, first_commit.c.deployment_id == d.c.id)
+            .outerjoin(target, target.c.id == d.c.rollback_of)
+            .where(*dep_filter))
+    with engine.connect() as conn:
+        return PipelineFrames(runs=read_frame(conn, runs), stages=read_frame(conn, stages),
+                              actions=read_frame(conn, actions), deployments=read_frame(conn, deps))
+
+
+__all__ = ["Scope", "load_dora_frames", "load_pipeline_frames", "read_frame", "DORA_STATUSES"]

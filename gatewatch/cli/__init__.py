@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from collector.errors import GatewatchError
 
-from . import store
+from . import analytics, store
 from .common import State
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -37,6 +37,8 @@ cli.add_command(store.db)
 cli.add_command(store.ingest)
 cli.add_command(store.replay)
 cli.add_command(store.quarantine)
+cli.add_command(analytics.dora)
+cli.add_command(analytics.pipelines)
 # collect: registered here
 # serve: registered here
 # demo: registered here
