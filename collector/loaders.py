@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 from sqlalchemy import (Connection, Engine, String, and_, func, or_, select, true, type_coerce,
-                        union)
+                        union, union_all)
 from sqlalchemy.sql import ColumnElement, Select
 
 from analysis.dora import DEFAULT_LINK_WINDOW, DoraFrames
@@ -50,7 +50,9 @@ def _raw(column, name: str | None = None):
 def read_frame(conn: Connection, stmt: Select) -> pd.DataFrame:
     """Run a select and return a DataFrame; columns named *_at become UTC timestamps."""
     result = conn.execute(stmt)
-    frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    columns = list(result.keys())
+    # from_records on plain tuples is an order of magnitude faster than on Row objects.
+    frame = pd.DataFrame.from_records([tuple(row) for row in result], columns=columns)
     for col in frame.columns:
         if col.endswith("_at"):
             frame[col] = pd.to_datetime(frame[col], utc=True, format="ISO8601")
@@ -83,19 +85,30 @@ def load_dora_frames(engine: Engine, start: datetime, end: datetime, scope: Scop
                         .where(base))
 
     dc, c = deployment_changes, changes
-    contained = _contained()
-    window_changes = (select(contained.c.change_id).join(d, d.c.id == contained.c.deployment_id)
-                      .where(in_window).distinct().subquery("window_changes"))
-    contained2 = contained.alias("contained2")
-    first_deployed = (
-        select(c.c.id.label("change_id"),
-               _raw(func.coalesce(c.c.committed_at, c.c.merged_at), "committed_at"),
-               _raw(func.min(d.c.finished_at), "first_deployed_at"))
-        .select_from(window_changes)
-        .join(c, c.c.id == window_changes.c.change_id)
-        .join(contained2, contained2.c.change_id == c.c.id)
-        .join(d, and_(d.c.id == contained2.c.deployment_id, base))
-        .group_by(c.c.id, c.c.committed_at, c.c.merged_at))
+    # Each change of the window's deployments, with its first deployment in the window. A deployment
+    # contains its linked commits and the commits pushed with a linked head.
+    wd = select(d.c.id, d.c.finished_at).where(in_window).subquery("wd")
+    links = union_all(
+        select(dc.c.change_id, wd.c.finished_at).join(wd, wd.c.id == dc.c.deployment_id),
+        select(c.c.id.label("change_id"), wd.c.finished_at).select_from(dc)
+        .join(wd, wd.c.id == dc.c.deployment_id).join(c, c.c.pushed_head == dc.c.change_id),
+    ).subquery("links")
+    in_window_changes = (
+        select(c.c.id.label("change_id"), _raw(func.coalesce(c.c.committed_at, c.c.merged_at), "committed_at"),
+               _raw(func.min(links.c.finished_at), "first_deployed_at"))
+        .join(links, links.c.change_id == c.c.id).group_by(c.c.id, c.c.committed_at, c.c.merged_at))
+    # Only a change committed before the window can have been deployed before it: look those up.
+    early = (select(c.c.id).join(links, links.c.change_id == c.c.id)
+             .where(or_(func.coalesce(c.c.committed_at, c.c.merged_at) < start,
+                        func.coalesce(c.c.committed_at, c.c.merged_at).is_(None))).subquery("early"))
+    probes = union(
+        select(early.c.id.label("change_id"), early.c.id.label("link")),
+        select(c.c.id.label("change_id"), c.c.pushed_head.label("link"))
+        .where(c.c.id.in_(select(early.c.id)), c.c.pushed_head.is_not(None)),
+    ).subquery("probes")
+    earlier = (select(probes.c.change_id, _raw(func.min(d.c.finished_at), "earlier_at"))
+               .join(dc, dc.c.change_id == probes.c.link).join(d, d.c.id == dc.c.deployment_id)
+               .where(base, d.c.finished_at < start).group_by(probes.c.change_id))
 
     i = incidents
     context_ids = select(d.c.id).where(base, d.c.finished_at >= start - link_window, d.c.finished_at < end)
@@ -114,7 +127,13 @@ def load_dora_frames(engine: Engine, start: datetime, end: datetime, scope: Scop
         parts = [read_frame(conn, q) for q in (context, later_rollbacks, next_deployments)]
         deps = pd.concat([p for p in parts if not p.empty] or parts[:1], ignore_index=True)
         deps = deps.drop_duplicates("id").reset_index(drop=True)
-        return DoraFrames(deployments=deps, changes=read_frame(conn, first_deployed),
+        window_changes = read_frame(conn, in_window_changes)
+        before = read_frame(conn, earlier).set_index("change_id")["earlier_at"]
+        if not before.empty:
+            earlier_at = window_changes["change_id"].map(before)
+            window_changes["first_deployed_at"] = window_changes["first_deployed_at"].where(
+                earlier_at.isna() | (earlier_at > window_changes["first_deployed_at"]), earlier_at)
+        return DoraFrames(deployments=deps, changes=window_changes,
                           incidents=read_frame(conn, incident_rows), commit_links=read_frame(conn, commit_links))
 
 
