@@ -21,7 +21,9 @@ test: dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: dev
+	$(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/dora.py
 
 clean:
 	rm -rf $(VENV) gatewatch.db *.egg-info
