@@ -6,7 +6,7 @@ the computation's time against DuckDB computing the same figures from the same f
 run, after checking that the figures agree. Targets (issue 3): under 10 s end to end on SQLite,
 under 2 GiB peak, computation within 3x of DuckDB.
 
-    python benchmarks/dora.py [--deployments 1000000] [--store PATH] [--postgres URL]
+    python benchmarks/dora.py [--deployments 1000000] [--store PATH] [--no-duckdb]
 
 The store is built once with bulk inserts (not through the ingest path, which `benchmarks/ingest.py`
 measures) and reused while its parameters match. DuckDB is a benchmark-only dependency
@@ -159,7 +159,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deployments", type=int, default=1_000_000)
     parser.add_argument("--store", default=str(ROOT / "benchmarks" / "out" / "dora-{n}.db"))
-    parser.add_argument("--postgres", default=None, help="also measure on this PostgreSQL URL (a fresh schema)")
     parser.add_argument("--no-duckdb", action="store_true")
     parser.add_argument("--measure", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
