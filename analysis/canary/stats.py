@@ -1,0 +1,226 @@
+"""Statistics of the canary judge: the Hodges-Lehmann shift with its distribution-free confidence
+interval (Mann-Whitney), the Mann-Whitney U test, and a difference of proportions.
+
+The shift estimate and interval are order statistics of the n x m pairwise differences
+(canary_j - baseline_i). They are selected exactly, by counting in the two sorted samples, without
+building the n x m matrix: the same values brute force gives, in O((n + m) log) per round.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from scipy import special, stats
+
+_ENUMERATE = 1 << 21  # candidate pairs few enough to list and sort outright
+
+
+@dataclass(frozen=True)
+class Shift:
+    """Canary minus baseline: the Hodges-Lehmann estimate, its interval and the U test."""
+
+    estimate: float
+    lower: float
+    upper: float
+    confidence: float
+    p_value: float
+    u: float  # Mann-Whitney U of the canary (pairs canary > baseline, ties counted half)
+    rank: int  # k: the interval is [D_(k), D_(nm+1-k)] of the sorted differences
+    method: str  # "exact" (small samples, no ties) or "normal" (the normal approximation of U)
+
+
+def _count_below(x: np.ndarray, y: np.ndarray, t: float, lo: np.ndarray, hi: np.ndarray,
+                 inclusive: bool) -> np.ndarray:
+    """Per row i, how many j have y_j - x_i < t (or <= t), clipped to [lo_i, hi_i].
+
+    The search runs on x_i + t and is then corrected against the differences as computed in
+    floating point, so counts agree with sorting the computed differences."""
+    side = "right" if inclusive else "left"
+    j = np.searchsorted(y, x + t, side=side)
+    j = np.clip(j, lo, hi)
+    below = (lambda d: d <= t) if inclusive else (lambda d: d < t)
+    while True:  # a rounding at the boundary can misplace a row by a step; rarely loops
+        back = j > lo
+        back[back] = ~below(y[j[back] - 1] - x[back])
+        forward = j < hi
+        forward[forward] = below(y[j[forward]] - x[forward])
+        if not back.any() and not forward.any():
+            return j
+        j = j - back + forward
+
+
+def kth_difference(x: np.ndarray, y: np.ndarray, k: int, rng: np.random.Generator | None = None) -> float:
+    """The k-th smallest (1-based) of y_j - x_i over all pairs; x and y sorted ascending."""
+    n, m = len(x), len(y)
+    if not 1 <= k <= n * m:
+        raise ValueError(f"rank {k} outside 1..{n * m}")
+    rng = rng or np.random.default_rng(0x5EED)
+    lo = np.zeros(n, dtype=np.int64)
+    hi = np.full(n, m, dtype=np.int64)
+    uniform = True  # every row still spans all of y: sampling needs no search
+    while True:
+        widths = hi - lo
+        active = int(widths.sum())
+        below = int(lo.sum())
+        if active <= _ENUMERATE:
+            rows = np.repeat(np.arange(n), widths)
+            starts = np.repeat(lo - np.concatenate(([0], np.cumsum(widths)[:-1])), widths)
+            values = y[np.arange(active) + starts] - x[rows]
+            return float(np.partition(values, k - below - 1)[k - below - 1])
+        # Sample the active pairs, bracket the target rank, and keep only the pairs in between.
+        samples = 1_000_000 if uniform else 200_000
+        picks = rng.integers(0, active, size=samples)
+        if uniform:
+            rows, cols = picks // m, picks % m
+        else:
+            cum = np.cumsum(widths)
+            rows = np.searchsorted(cum, picks, side="right")
+            cols = lo[rows] + picks - (cum[rows] - widths[rows])
+        values = np.sort(y[cols] - x[rows])
+        position = (k - below - 0.5) / active
+        margin = 4.0 / math.sqrt(samples)
+        t_lo = values[max(0, int((position - margin) * samples))]
+        t_hi = values[min(samples - 1, int((position + margin) * samples))]
+        uniform = False
+        new_lo = _count_below(x, y, t_lo, lo, hi, inclusive=False)
+        if k <= new_lo.sum():
+            hi = new_lo
+            continue
+        new_hi = _count_below(x, y, t_hi, lo, hi, inclusive=True)
+        if k > new_hi.sum():
+            lo = new_hi
+        elif t_lo == t_hi:  # many tied differences: the rank falls on this very value
+            return float(t_lo)
+        else:
+            lo, hi = new_lo, new_hi
+
+
+def next_difference(x: np.ndarray, y: np.ndarray, value: float, k: int) -> float:
+    """The (k+1)-th smallest difference, given that `value` is the k-th."""
+    at_most = _count_below(x, y, value, np.zeros(len(x), dtype=np.int64), np.full(len(x), len(y), dtype=np.int64),
+                           inclusive=True)
+    if at_most.sum() > k:
+        return value
+    rows = np.flatnonzero(at_most < len(y))
+    return float((y[at_most[rows]] - x[rows]).min())
+
+
+def u_statistic(x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    """U of y against x (pairs y > x, ties half) and the sizes of tied groups; x, y sorted."""
+    less = np.searchsorted(x, y, side="left")
+    equal = np.searchsorted(x, y, side="right") - less
+    u = float(less.sum()) + 0.5 * float(equal.sum())
+    merged = np.sort(np.concatenate([x, y]), kind="stable")  # two sorted runs: a linear merge
+    edges = np.flatnonzero(np.diff(merged)) + 1
+    counts = np.diff(np.concatenate(([0], edges, [merged.size])))
+    return u, counts[counts > 1]
+
+
+@lru_cache(maxsize=256)
+def _u_distribution(n: int, m: int) -> np.ndarray:
+    """P(U = u), u = 0..nm, under H0 without ties, U counting pairs with the y above the x.
+
+    The largest of i x's and j y's is a y with probability j/(i+j) (it then beats all i x's),
+    else an x: p(i, j) = j/(i+j) p(i, j-1) shifted by i, plus i/(i+j) p(i-1, j)."""
+    previous = [np.ones(1) for _ in range(m + 1)]
+    for i in range(1, n + 1):
+        current = [np.ones(1)]
+        for j in range(1, m + 1):
+            out = np.zeros(i * j + 1)
+            above = previous[j]
+            out[: above.size] += above * (i / (i + j))
+            out[i: i + current[j - 1].size] += current[j - 1] * (j / (i + j))
+            current.append(out)
+        previous = current
+    return previous[m]
+
+
+def _exact_ok(n: int, m: int, ties: np.ndarray) -> bool:
+    return n < 50 and m < 50 and ties.size == 0  # R's wilcox.test rule
+
+
+def mann_whitney(x: np.ndarray, y: np.ndarray) -> tuple[float, float, str, np.ndarray]:
+    """(U of y, two-sided p-value, method, tie sizes) as scipy.stats.mannwhitneyu(y, x) computes them:
+    exact without ties for small samples (both under 9, scipy's automatic choice), else normal with
+    tie and continuity correction."""
+    n, m = len(x), len(y)
+    u, ties = u_statistic(x, y)
+    if n <= 8 and m <= 8 and ties.size == 0:
+        dist = _u_distribution(n, m)
+        u_big = max(u, n * m - u)
+        p = float(min(1.0, 2.0 * dist[int(round(u_big)):].sum()))
+        return u, p, "exact", ties
+    mu = n * m / 2.0
+    tie_term = float((ties.astype(np.float64) ** 3 - ties).sum())
+    var = n * m / 12.0 * ((n + m + 1) - tie_term / ((n + m) * (n + m - 1)))
+    if var <= 0:
+        return u, 1.0, "normal", ties
+    z = (abs(u - mu) - 0.5) / math.sqrt(var)
+    p = float(min(1.0, 2.0 * special.ndtr(-max(z, 0.0)))) if z > 0 else 1.0
+    return u, p, "normal", ties
+
+
+def interval_rank(n: int, m: int, confidence: float, ties: np.ndarray) -> tuple[int, str]:
+    """k such that [D_(k), D_(nm+1-k)] covers the shift with the confidence asked.
+
+    Exact (R's qwilcox) for samples under 50 without ties; otherwise the normal approximation
+    of U (with tie correction) gives k directly, which is what the order statistics then use."""
+    alpha = 1.0 - confidence
+    if _exact_ok(n, m, ties):
+        cdf = np.cumsum(_u_distribution(n, m))
+        qu = int(np.searchsorted(cdf, alpha / 2.0 - 1e-12, side="left"))  # smallest q: P(U <= q) >= a/2
+        return max(qu, 1), "exact"
+    tie_term = float((ties.astype(np.float64) ** 3 - ties).sum())
+    sigma = math.sqrt(n * m / 12.0 * ((n + m + 1) - tie_term / ((n + m) * (n + m - 1))))
+    z = stats.norm.ppf(1.0 - alpha / 2.0)
+    return max(int(math.floor(n * m / 2.0 - z * sigma)), 1), "normal"
+
+
+def hodges_lehmann(baseline: np.ndarray, canary: np.ndarray, confidence: float = 0.98) -> Shift:
+    """The canary - baseline shift: estimate, confidence interval and Mann-Whitney p-value."""
+    x = np.sort(np.asarray(baseline, dtype=np.float64))
+    y = np.sort(np.asarray(canary, dtype=np.float64))
+    n, m = len(x), len(y)
+    if n == 0 or m == 0:
+        raise ValueError("both samples need at least one value")
+    total = n * m
+    u, p, _, ties = mann_whitney(x, y)
+    if total % 2:
+        estimate = kth_difference(x, y, (total + 1) // 2)
+    else:
+        lower_middle = kth_difference(x, y, total // 2)
+        estimate = 0.5 * (lower_middle + next_difference(x, y, lower_middle, total // 2))
+    k, method = interval_rank(n, m, confidence, ties)
+    k = min(k, total)
+    lower = kth_difference(x, y, k)
+    upper = kth_difference(x, y, total + 1 - k)
+    return Shift(estimate, lower, upper, confidence, p, u, k, method)
+
+
+@dataclass(frozen=True)
+class ProportionDiff:
+    """Difference of two rates (canary - baseline) with a Wald interval and a two-sided z-test."""
+
+    baseline_rate: float
+    canary_rate: float
+    estimate: float
+    lower: float
+    upper: float
+    p_value: float
+
+
+def proportion_difference(baseline_good: float, baseline_total: float, canary_good: float, canary_total: float,
+                          confidence: float = 0.98) -> ProportionDiff:
+    """Rates good/total for each side, their difference and its interval (Wald; pooled z-test p)."""
+    if baseline_total <= 0 or canary_total <= 0:
+        raise ValueError("both totals must be positive")
+    p1, p2 = baseline_good / baseline_total, canary_good / canary_total
+    diff = p2 - p1
+    z = stats.norm.ppf(0.5 + confidence / 2.0)
+    se = math.sqrt(p1 * (1 - p1) / baseline_total + p2 * (1 - p2) / canary_total)
+    pooled = (baseline_good + canary_good) / (baseline_total + canary_total)
+    se0 = math.sqrt(pooled * (1 - pooled) * (1 / baseline_total + 1 / canary_total))
+    p_value = 1.0 if se0 == 0 else float(2 * special.ndtr(-abs(diff) / se0))
+    return ProportionDiff(p1, p2, diff, diff - z * se, diff + z * se, p_value)
