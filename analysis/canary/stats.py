@@ -51,50 +51,98 @@ def _count_below(x: np.ndarray, y: np.ndarray, t: float, lo: np.ndarray, hi: np.
         j = j - back + forward
 
 
-def kth_difference(x: np.ndarray, y: np.ndarray, k: int, rng: np.random.Generator | None = None) -> float:
-    """The k-th smallest (1-based) of y_j - x_i over all pairs; x and y sorted ascending."""
+def _enumerate(x: np.ndarray, y: np.ndarray, lo: np.ndarray, hi: np.ndarray, rank: int) -> float:
+    """The rank-th (1-based) smallest difference among the active pairs [lo_i, hi_i) of each row."""
+    widths = hi - lo
+    active = int(widths.sum())
+    rows = np.repeat(np.arange(len(x)), widths)
+    starts = np.repeat(lo - np.concatenate(([0], np.cumsum(widths)[:-1])), widths)
+    values = y[np.arange(active) + starts] - x[rows]
+    return float(np.partition(values, rank - 1)[rank - 1])
+
+
+def _bracket(x: np.ndarray, y: np.ndarray, k: int, lo: np.ndarray, hi: np.ndarray, t_lo: float, t_hi: float):
+    """Narrow [lo, hi) with two pivots; returns (lo, hi, exact value or None)."""
+    new_lo = _count_below(x, y, t_lo, lo, hi, inclusive=False)
+    if k <= new_lo.sum():
+        return lo, new_lo, None
+    new_hi = _count_below(x, y, t_hi, lo, hi, inclusive=True)
+    if k > new_hi.sum():
+        return new_hi, hi, None
+    if t_lo == t_hi:  # many tied differences: the rank falls on this very value
+        return new_lo, new_hi, float(t_lo)
+    return new_lo, new_hi, None
+
+
+def kth_differences(x: np.ndarray, y: np.ndarray, ranks: list[int],
+                    rng: np.random.Generator | None = None) -> list[float]:
+    """The k-th smallest (1-based) of y_j - x_i over all pairs for each k; x and y sorted ascending.
+
+    One shared sample of the pairs brackets every rank; each bracket is then narrowed by
+    interpolating the count between its ends (the count is nearly linear over a narrow band of a
+    smooth distribution), falling back to sampling inside the band (ties, odd shapes), until few
+    enough pairs remain to list."""
     n, m = len(x), len(y)
-    if not 1 <= k <= n * m:
-        raise ValueError(f"rank {k} outside 1..{n * m}")
+    total = n * m
+    for k in ranks:
+        if not 1 <= k <= total:
+            raise ValueError(f"rank {k} outside 1..{total}")
     rng = rng or np.random.default_rng(0x5EED)
-    lo = np.zeros(n, dtype=np.int64)
-    hi = np.full(n, m, dtype=np.int64)
-    uniform = True  # every row still spans all of y: sampling needs no search
-    while True:
-        widths = hi - lo
-        active = int(widths.sum())
-        below = int(lo.sum())
-        if active <= _ENUMERATE:
-            rows = np.repeat(np.arange(n), widths)
-            starts = np.repeat(lo - np.concatenate(([0], np.cumsum(widths)[:-1])), widths)
-            values = y[np.arange(active) + starts] - x[rows]
-            return float(np.partition(values, k - below - 1)[k - below - 1])
-        # Sample the active pairs, bracket the target rank, and keep only the pairs in between.
-        samples = 1_000_000 if uniform else 200_000
-        picks = rng.integers(0, active, size=samples)
-        if uniform:
-            rows, cols = picks // m, picks % m
-        else:
-            cum = np.cumsum(widths)
-            rows = np.searchsorted(cum, picks, side="right")
-            cols = lo[rows] + picks - (cum[rows] - widths[rows])
-        values = np.sort(y[cols] - x[rows])
-        position = (k - below - 0.5) / active
-        margin = 4.0 / math.sqrt(samples)
-        t_lo = values[max(0, int((position - margin) * samples))]
-        t_hi = values[min(samples - 1, int((position + margin) * samples))]
-        uniform = False
-        new_lo = _count_below(x, y, t_lo, lo, hi, inclusive=False)
-        if k <= new_lo.sum():
-            hi = new_lo
-            continue
-        new_hi = _count_below(x, y, t_hi, lo, hi, inclusive=True)
-        if k > new_hi.sum():
-            lo = new_hi
-        elif t_lo == t_hi:  # many tied differences: the rank falls on this very value
-            return float(t_lo)
-        else:
-            lo, hi = new_lo, new_hi
+    zeros, full = np.zeros(n, dtype=np.int64), np.full(n, m, dtype=np.int64)
+    if total <= _ENUMERATE:
+        return [_enumerate(x, y, zeros, full, k) for k in ranks]
+    samples = min(1_000_000, total)
+    picks = rng.integers(0, total, size=samples)
+    sampled = np.sort(y[picks % m] - x[picks // m])
+    margin = 4.0 / math.sqrt(samples)
+    out = []
+    for k in ranks:
+        lo, hi = zeros, full
+        position = (k - 0.5) / total
+        t_lo = sampled[max(0, int((position - margin) * samples))]
+        t_hi = sampled[min(samples - 1, int((position + margin) * samples))]
+        lo, hi, exact = _bracket(x, y, k, lo, hi, t_lo, t_hi)
+        while exact is None:
+            below, active = int(lo.sum()), int((hi - lo).sum())
+            if active <= _ENUMERATE:
+                exact = _enumerate(x, y, lo, hi, k - below)
+                break
+            # Interpolate the rank between the band's edges, and bracket it a little either side.
+            v_lo = float((y[np.minimum(lo, m - 1)] - x)[lo < hi].min())
+            v_hi = float((y[np.maximum(hi - 1, 0)] - x)[lo < hi].max())
+            if v_hi > v_lo:
+                guess = v_lo + (k - below - 0.5) / active * (v_hi - v_lo)
+                step = (_ENUMERATE / 4) / active * (v_hi - v_lo)
+                new = _bracket(x, y, k, lo, hi, guess - step, guess + step)
+            else:
+                new = (lo, hi, v_lo)
+            if new[2] is None and int((new[1] - new[0]).sum()) > active // 4:
+                new = _sample_bracket(x, y, k, lo, hi, rng)
+            lo, hi, exact = new
+        out.append(exact)
+    return out
+
+
+def _sample_bracket(x: np.ndarray, y: np.ndarray, k: int, lo: np.ndarray, hi: np.ndarray,
+                    rng: np.random.Generator):
+    """Bracket rank k by sampling the active pairs uniformly."""
+    widths = hi - lo
+    active, below = int(widths.sum()), int(lo.sum())
+    samples = 200_000
+    cum = np.cumsum(widths)
+    picks = np.sort(rng.integers(0, active, size=samples))
+    rows = np.searchsorted(cum, picks, side="right")
+    values = np.sort(y[lo[rows] + picks - (cum[rows] - widths[rows])] - x[rows])
+    position = (k - below - 0.5) / active
+    margin = 4.0 / math.sqrt(samples)
+    t_lo = values[max(0, int((position - margin) * samples))]
+    t_hi = values[min(samples - 1, int((position + margin) * samples))]
+    return _bracket(x, y, k, lo, hi, t_lo, t_hi)
+
+
+def kth_difference(x: np.ndarray, y: np.ndarray, k: int) -> float:
+    """The k-th smallest (1-based) of y_j - x_i over all pairs; x and y sorted ascending."""
+    return kth_differences(x, y, [k])[0]
 
 
 def next_difference(x: np.ndarray, y: np.ndarray, value: float, k: int) -> float:
@@ -187,15 +235,11 @@ def hodges_lehmann(baseline: np.ndarray, canary: np.ndarray, confidence: float =
         raise ValueError("both samples need at least one value")
     total = n * m
     u, p, _, ties = mann_whitney(x, y)
-    if total % 2:
-        estimate = kth_difference(x, y, (total + 1) // 2)
-    else:
-        lower_middle = kth_difference(x, y, total // 2)
-        estimate = 0.5 * (lower_middle + next_difference(x, y, lower_middle, total // 2))
     k, method = interval_rank(n, m, confidence, ties)
     k = min(k, total)
-    lower = kth_difference(x, y, k)
-    upper = kth_difference(x, y, total + 1 - k)
+    middle = (total + 1) // 2
+    lower, upper, median = kth_differences(x, y, [k, total + 1 - k, middle])
+    estimate = median if total % 2 else 0.5 * (median + next_difference(x, y, median, middle))
     return Shift(estimate, lower, upper, confidence, p, u, k, method)
 
 
