@@ -27,6 +27,8 @@ class Shift:
     confidence: float
     p_value: float
     u: float  # Mann-Whitney U of the canary (pairs canary > baseline, ties counted half)
+    baseline_median: float
+    canary_median: float
     rank: int  # k: the interval is [D_(k), D_(nm+1-k)] of the sorted differences
     method: str  # "exact" (small samples, no ties) or "normal" (the normal approximation of U)
 
@@ -89,38 +91,70 @@ def kth_differences(x: np.ndarray, y: np.ndarray, ranks: list[int],
             raise ValueError(f"rank {k} outside 1..{total}")
     rng = rng or np.random.default_rng(0x5EED)
     zeros, full = np.zeros(n, dtype=np.int64), np.full(n, m, dtype=np.int64)
-    if total <= _ENUMERATE:
+    enumerate_at = min(_ENUMERATE, max(1 << 16, 2 * (n + m)))  # listing costs about what a count does
+    if total <= enumerate_at:
         return [_enumerate(x, y, zeros, full, k) for k in ranks]
-    samples = min(1_000_000, total)
+    samples = int(min(1_000_000, total, max(20_000, math.sqrt(total) / 4)))
     picks = rng.integers(0, total, size=samples)
     sampled = np.sort(y[picks % m] - x[picks // m])
     margin = 4.0 / math.sqrt(samples)
+    first, last = min(ranks), max(ranks)
+    t_lo = sampled[max(0, int(((first - 0.5) / total - margin) * samples))]
+    t_hi = sampled[min(samples - 1, int(((last - 0.5) / total + margin) * samples))]
+    # One band for every rank: pairs below it, and pairs above it, are settled once.
+    band_lo = _count_below(x, y, t_lo, zeros, full, inclusive=False)
+    band_hi = _count_below(x, y, t_hi, zeros, full, inclusive=True)
+    if not (band_lo.sum() < first and last <= band_hi.sum()):
+        band_lo, band_hi = zeros, full  # the sample misled us (rare): start from everything
     out = []
     for k in ranks:
-        lo, hi = zeros, full
-        position = (k - 0.5) / total
-        t_lo = sampled[max(0, int((position - margin) * samples))]
-        t_hi = sampled[min(samples - 1, int((position + margin) * samples))]
-        lo, hi, exact = _bracket(x, y, k, lo, hi, t_lo, t_hi)
-        while exact is None:
-            below, active = int(lo.sum()), int((hi - lo).sum())
-            if active <= _ENUMERATE:
-                exact = _enumerate(x, y, lo, hi, k - below)
-                break
-            # Interpolate the rank between the band's edges, and bracket it a little either side.
-            v_lo = float((y[np.minimum(lo, m - 1)] - x)[lo < hi].min())
-            v_hi = float((y[np.maximum(hi - 1, 0)] - x)[lo < hi].max())
-            if v_hi > v_lo:
-                guess = v_lo + (k - below - 0.5) / active * (v_hi - v_lo)
-                step = (_ENUMERATE / 4) / active * (v_hi - v_lo)
-                new = _bracket(x, y, k, lo, hi, guess - step, guess + step)
-            else:
-                new = (lo, hi, v_lo)
-            if new[2] is None and int((new[1] - new[0]).sum()) > active // 4:
-                new = _sample_bracket(x, y, k, lo, hi, rng)
-            lo, hi, exact = new
-        out.append(exact)
+        out.append(_select_in_band(x, y, k, band_lo, band_hi, enumerate_at, rng))
     return out
+
+
+def _select_in_band(x: np.ndarray, y: np.ndarray, k: int, lo: np.ndarray, hi: np.ndarray, enumerate_at: int,
+                    rng: np.random.Generator) -> float:
+    """Rank k inside the band [lo, hi) by regula falsi on the exact count (Illinois variant: one count
+    per step, superlinear on smooth data), sampling the band when it stalls (ties, cusps)."""
+    m = len(y)
+    live = lo < hi
+    a = float((y[np.minimum(lo, m - 1)] - x)[live].min())  # the band's smallest value
+    b = float((y[np.maximum(hi - 1, 0)] - x)[live].max())  # and its largest
+    # g(t) = (pairs below t) - k + 1/2 changes sign at the answer: negative at a, positive past b.
+    fa, fb = int(lo.sum()) - k + 0.5, int(hi.sum()) - k + 0.5
+    side = 0
+    stalled = 0
+    while True:
+        below, active = int(lo.sum()), int((hi - lo).sum())
+        if active <= enumerate_at:
+            return _enumerate(x, y, lo, hi, k - below)
+        if b <= a:
+            return a
+        if stalled >= 2:
+            lo, hi, exact = _sample_bracket(x, y, k, lo, hi, rng)
+            if exact is not None:
+                return exact
+            live = lo < hi
+            a = float((y[np.minimum(lo, m - 1)] - x)[live].min())
+            b = float((y[np.maximum(hi - 1, 0)] - x)[live].max())
+            fa, fb, side, stalled = int(lo.sum()) - k + 0.5, int(hi.sum()) - k + 0.5, 0, 0
+            continue
+        t = (a * fb - b * fa) / (fb - fa)
+        if not a < t <= b:
+            t = 0.5 * (a + b)
+        counted = _count_below(x, y, t, lo, hi, inclusive=False)
+        f = int(counted.sum()) - k + 0.5
+        if f > 0:  # the rank lies below t
+            hi, b, fb = counted, t, f
+            if side == 1:
+                fa /= 2  # Illinois: the lower end was kept twice
+            side = 1
+        else:
+            lo, a, fa = counted, t, f
+            if side == -1:
+                fb /= 2
+            side = -1
+        stalled = stalled + 1 if int((hi - lo).sum()) > active // 2 else 0
 
 
 def _sample_bracket(x: np.ndarray, y: np.ndarray, k: int, lo: np.ndarray, hi: np.ndarray,
@@ -226,6 +260,12 @@ def interval_rank(n: int, m: int, confidence: float, ties: np.ndarray) -> tuple[
     return max(int(math.floor(n * m / 2.0 - z * sigma)), 1), "normal"
 
 
+def _median(values: np.ndarray) -> float:
+    """Median of a sorted array."""
+    half = len(values) // 2
+    return float(values[half]) if len(values) % 2 else 0.5 * (float(values[half - 1]) + float(values[half]))
+
+
 def hodges_lehmann(baseline: np.ndarray, canary: np.ndarray, confidence: float = 0.98) -> Shift:
     """The canary - baseline shift: estimate, confidence interval and Mann-Whitney p-value."""
     x = np.sort(np.asarray(baseline, dtype=np.float64))
@@ -240,7 +280,7 @@ def hodges_lehmann(baseline: np.ndarray, canary: np.ndarray, confidence: float =
     middle = (total + 1) // 2
     lower, upper, median = kth_differences(x, y, [k, total + 1 - k, middle])
     estimate = median if total % 2 else 0.5 * (median + next_difference(x, y, median, middle))
-    return Shift(estimate, lower, upper, confidence, p, u, k, method)
+    return Shift(estimate, lower, upper, confidence, p, u, _median(x), _median(y), k, method)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,337 @@
+"""The canary judge: per-metric classification of the canary against the baseline, group scores and
+the verdict, each with its reasons in plain words. Pure: samples in, verdict out.
+
+A metric's band is relative to the baseline median: with tolerance 10%, a shift counts only when its
+whole confidence interval lies beyond 10% of |baseline median| ("10% worse than baseline").
+Spinnaker's Kayenta judge sets its band relative to the estimate itself; ours does not.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .stats import hodges_lehmann, proportion_difference
+
+DIRECTIONS = ("increase", "decrease", "either")
+TESTS = ("mann-whitney", "proportion")
+ON_NODATA = ("ignore", "fail")
+OUTLIERS = ("none", "iqr")
+
+
+class CanaryConfigError(ValueError):
+    """A canary config that does not fit the schema; the message names the field."""
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One metric of a canary config (see the README for each field)."""
+
+    name: str
+    query: str | None = None
+    direction: str = "increase"
+    tolerance: float = 0.10
+    critical: bool = False
+    group: str = "default"
+    weight: float = 1.0
+    test: str = "mann-whitney"
+    min_samples: int = 10
+    on_nodata: str = "ignore"
+    outliers: str = "none"
+    good_query: str | None = None
+    total_query: str | None = None
+    cloudwatch: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class CanaryConfig:
+    """A canary config: metrics, the interval's confidence, and the score thresholds."""
+
+    metrics: tuple[MetricSpec, ...]
+    confidence: float = 0.98
+    pass_threshold: float = 95.0
+    marginal_threshold: float = 75.0
+    group_weights: Mapping[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"confidence": self.confidence,
+                "thresholds": {"pass": self.pass_threshold, "marginal": self.marginal_threshold},
+                "group_weights": dict(self.group_weights),
+                "metrics": [{k: v for k, v in asdict(m).items() if v is not None} for m in self.metrics]}
+
+
+def _number(raw: Mapping, key: str, where: str, default: float, low: float | None = None,
+            high: float | None = None, integer: bool = False) -> float:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and value != int(value)):
+        raise CanaryConfigError(f"{where}.{key}: expected {'an integer' if integer else 'a number'}, got {value!r}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise CanaryConfigError(f"{where}.{key}: {value} is outside [{low}, {high}]")
+    return int(value) if integer else float(value)
+
+
+def _choice(raw: Mapping, key: str, where: str, choices: Sequence[str], default: str) -> str:
+    value = raw.get(key, default)
+    if value not in choices:
+        raise CanaryConfigError(f"{where}.{key}: expected one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+_METRIC_KEYS = {"name", "query", "direction", "tolerance", "critical", "group", "weight", "test", "min_samples",
+                "on_nodata", "outliers", "good_query", "total_query", "cloudwatch"}
+
+
+def config_from_mapping(raw: Any) -> CanaryConfig:
+    """Validate a parsed canary config (YAML); CanaryConfigError names the offending field."""
+    if not isinstance(raw, Mapping):
+        raise CanaryConfigError("canary config: expected a mapping with a 'metrics' list")
+    unknown = set(raw) - {"confidence", "thresholds", "metrics", "group_weights"}
+    if unknown:
+        raise CanaryConfigError(f"canary config: unknown key(s) {sorted(unknown)}")
+    metrics_raw = raw.get("metrics")
+    if not isinstance(metrics_raw, list) or not metrics_raw:
+        raise CanaryConfigError("metrics: expected a non-empty list of metrics")
+    metrics = []
+    for i, item in enumerate(metrics_raw):
+        where = f"metrics[{i}]"
+        if not isinstance(item, Mapping):
+            raise CanaryConfigError(f"{where}: expected a mapping with at least 'name'")
+        extra = set(item) - _METRIC_KEYS
+        if extra:
+            raise CanaryConfigError(f"{where}: unknown key(s) {sorted(extra)}")
+        name = item.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise CanaryConfigError(f"{where}.name: expected a non-empty string")
+        critical = item.get("critical", False)
+        if not isinstance(critical, bool):
+            raise CanaryConfigError(f"{where}.critical: expected true or false, got {critical!r}")
+        for key in ("query", "group", "good_query", "total_query"):
+            if item.get(key) is not None and not isinstance(item[key], str):
+                raise CanaryConfigError(f"{where}.{key}: expected a string")
+        metrics.append(MetricSpec(
+            name=name, query=item.get("query"), direction=_choice(item, "direction", where, DIRECTIONS, "increase"),
+            tolerance=_number(item, "tolerance", where, 0.10, 0.0), critical=critical,
+            group=item.get("group") or "default", weight=_number(item, "weight", where, 1.0, 0.0),
+            test=_choice(item, "test", where, TESTS, "mann-whitney"),
+            min_samples=_number(item, "min_samples", where, 10, 1, integer=True),
+            on_nodata=_choice(item, "on_nodata", where, ON_NODATA, "ignore"),
+            outliers=_choice(item, "outliers", where, OUTLIERS, "none"),
+            good_query=item.get("good_query"), total_query=item.get("total_query"),
+            cloudwatch=item.get("cloudwatch")))
+    names = [m.name for m in metrics]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise CanaryConfigError(f"metrics: duplicate name(s) {duplicated}")
+    thresholds = raw.get("thresholds") or {}
+    if not isinstance(thresholds, Mapping):
+        raise CanaryConfigError("thresholds: expected a mapping {pass: 95, marginal: 75}")
+    pass_t = _number(thresholds, "pass", "thresholds", 95.0, 0.0, 100.0)
+    marginal_t = _number(thresholds, "marginal", "thresholds", 75.0, 0.0, 100.0)
+    if marginal_t > pass_t:
+        raise CanaryConfigError(f"thresholds.marginal: {marginal_t} is above thresholds.pass {pass_t}")
+    weights = raw.get("group_weights") or {}
+    if not isinstance(weights, Mapping):
+        raise CanaryConfigError("group_weights: expected a mapping of group to weight")
+    group_weights = {str(g): _number(weights, g, "group_weights", 1.0, 0.0) for g in weights}
+    return CanaryConfig(tuple(metrics), confidence=_number(raw, "confidence", "canary config", 0.98, 0.5, 0.9999),
+                        pass_threshold=pass_t, marginal_threshold=marginal_t, group_weights=group_weights)
+
+
+@dataclass
+class MetricResult:
+    """One metric's judgement (the JSON shape of `gatewatch canary ... --json`'s `metrics`)."""
+
+    name: str
+    classification: str  # pass | high | low | nodata
+    passed: bool | None  # None: nodata ignored (not scored)
+    critical: bool
+    group: str
+    weight: float
+    baseline: dict[str, Any]
+    canary: dict[str, Any]
+    shift: float | None = None
+    ci: list[float] | None = None
+    relative_shift: float | None = None
+    p_value: float | None = None
+    reason: str = ""
+    test: str = "mann-whitney"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Verdict:
+    """The judge's answer with its score, reasons and per-metric results."""
+
+    verdict: str  # pass | marginal | fail | nodata
+    score: float | None
+    reasons: list[str]
+    metrics: list[MetricResult]
+    groups: dict[str, float | None]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"verdict": self.verdict, "score": self.score, "reasons": self.reasons,
+                "groups": self.groups, "metrics": [m.to_dict() for m in self.metrics]}
+
+
+def _iqr_filter(values: np.ndarray) -> np.ndarray:
+    if values.size < 4:
+        return values
+    q1, q3 = np.percentile(values, [25, 75])
+    spread = q3 - q1
+    return values[(values >= q1 - 1.5 * spread) & (values <= q3 + 1.5 * spread)]
+
+
+def _pct(value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    return f"{value * 100:+.1f}%"
+
+
+def _classify(spec: MetricSpec, lower: float, upper: float, reference: float) -> tuple[str, bool]:
+    band = spec.tolerance * abs(reference)
+    if lower > band:
+        classification = "high"
+    elif upper < -band:
+        classification = "low"
+    else:
+        return "pass", True
+    worse = (classification == "high" and spec.direction in ("increase", "either")) or (
+        classification == "low" and spec.direction in ("decrease", "either"))
+    return classification, not worse
+
+
+def _nodata(spec: MetricSpec, why: str, baseline_n: int = 0, canary_n: int = 0) -> MetricResult:
+    passed = None if spec.on_nodata == "ignore" else False
+    effect = "ignored" if passed is None else "counts as a failure"
+    return MetricResult(spec.name, "nodata", passed, spec.critical, spec.group, spec.weight,
+                        {"n": baseline_n, "median": None}, {"n": canary_n, "median": None},
+                        reason=f"{spec.name}: no data ({why}); {effect}", test=spec.test)
+
+
+def judge_metric(spec: MetricSpec, baseline: np.ndarray, canary: np.ndarray, confidence: float) -> MetricResult:
+    """Classify one metric from its two samples (values, or good/total pairs for `proportion`)."""
+    if spec.test == "proportion":
+        return _judge_proportion(spec, baseline, canary, confidence)
+    x = np.asarray(baseline, dtype=np.float64)
+    y = np.asarray(canary, dtype=np.float64)
+    x, y = x[np.isfinite(x)], y[np.isfinite(y)]
+    if spec.outliers == "iqr":
+        x, y = _iqr_filter(x), _iqr_filter(y)
+    if x.size < spec.min_samples or y.size < spec.min_samples:
+        return _nodata(spec, f"{x.size} baseline and {y.size} canary samples, {spec.min_samples} needed",
+                       int(x.size), int(y.size))
+    shift = hodges_lehmann(x, y, confidence)
+    b_med, c_med = shift.baseline_median, shift.canary_median
+    classification, passed = _classify(spec, shift.lower, shift.upper, b_med)
+    rel = (lambda v: v / abs(b_med)) if b_med else (lambda v: math.copysign(math.inf, v) if v else 0.0)
+    verdict_word = "ok" if classification == "pass" else ("worse" if not passed else "better")
+    reason = (f"{spec.name} {_pct(rel(shift.estimate))} [{_pct(rel(shift.lower))}, {_pct(rel(shift.upper))}], "
+              f"tolerance {spec.tolerance * 100:g}%: {verdict_word}")
+    return MetricResult(spec.name, classification, passed, spec.critical, spec.group, spec.weight,
+                        {"n": int(x.size), "median": b_med}, {"n": int(y.size), "median": c_med},
+                        shift=shift.estimate, ci=[shift.lower, shift.upper],
+                        relative_shift=rel(shift.estimate) if b_med else None, p_value=shift.p_value,
+                        reason=reason, test=spec.test)
+
+
+def _judge_proportion(spec: MetricSpec, baseline: np.ndarray, canary: np.ndarray, confidence: float) -> MetricResult:
+    b = np.asarray(baseline, dtype=np.float64).reshape(-1, 2)
+    c = np.asarray(canary, dtype=np.float64).reshape(-1, 2)
+    bg, bt = b[:, 0].sum(), b[:, 1].sum()
+    cg, ct = c[:, 0].sum(), c[:, 1].sum()
+    if bt < spec.min_samples or ct < spec.min_samples:
+        return _nodata(spec, f"{bt:g} baseline and {ct:g} canary events, {spec.min_samples} needed",
+                       int(bt), int(ct))
+    diff = proportion_difference(bg, bt, cg, ct, confidence)
+    classification, passed = _classify(spec, diff.lower, diff.upper, diff.baseline_rate)
+    verdict_word = "ok" if classification == "pass" else ("worse" if not passed else "better")
+    rel = diff.estimate / diff.baseline_rate if diff.baseline_rate else None
+    reason = (f"{spec.name} {diff.baseline_rate:.4%} -> {diff.canary_rate:.4%} "
+              f"(difference {diff.estimate * 100:+.3f} pp [{diff.lower * 100:+.3f}, {diff.upper * 100:+.3f}]), "
+              f"tolerance {spec.tolerance * 100:g}% of baseline: {verdict_word}")
+    return MetricResult(spec.name, classification, passed, spec.critical, spec.group, spec.weight,
+                        {"n": int(bt), "median": diff.baseline_rate}, {"n": int(ct), "median": diff.canary_rate},
+                        shift=diff.estimate, ci=[diff.lower, diff.upper], relative_shift=rel,
+                        p_value=diff.p_value, reason=reason, test=spec.test)
+
+
+def score(config: CanaryConfig, results: Sequence[MetricResult]) -> tuple[float | None, dict[str, float | None]]:
+    """Per group, the weighted share of scored metrics that passed; overall, the weighted mean of groups."""
+    groups: dict[str, float | None] = {}
+    for group in dict.fromkeys(r.group for r in results):
+        scored = [r for r in results if r.group == group and r.passed is not None]
+        weight = sum(r.weight for r in scored)
+        groups[group] = None if not scored or weight == 0 else 100.0 * sum(
+            r.weight for r in scored if r.passed) / weight
+    judged = {g: s for g, s in groups.items() if s is not None}
+    if not judged:
+        return None, groups
+    weights = {g: config.group_weights.get(g, 1.0) for g in judged}
+    total = sum(weights.values())
+    if total == 0:
+        return None, groups
+    return round(sum(judged[g] * weights[g] for g in judged) / total, 4), groups
+
+
+def judge(config: CanaryConfig, samples: Mapping[str, tuple[np.ndarray, np.ndarray]],
+          errors: Mapping[str, str] | None = None) -> Verdict:
+    """The verdict for `samples` {metric: (baseline, canary)}; `errors` {metric: why it has no data}."""
+    errors = errors or {}
+    results = []
+    for spec in config.metrics:
+        if spec.name in errors:
+            results.append(_nodata(spec, errors[spec.name]))
+        elif spec.name not in samples:
+            results.append(_nodata(spec, "no samples for this metric"))
+        else:
+            baseline, canary = samples[spec.name]
+            results.append(judge_metric(spec, baseline, canary, config.confidence))
+    overall, groups = score(config, results)
+    failing_critical = [r for r in results if r.critical and r.passed is False]
+    reasons = [r.reason for r in results if r.passed is False] + [r.reason for r in results if r.passed is None]
+    if failing_critical:
+        verdict = "fail"
+        reasons.insert(0, "critical metric failed: " + ", ".join(r.name for r in failing_critical))
+    elif overall is None:
+        verdict = "nodata"
+        reasons.insert(0, "no metric could be judged")
+    elif overall >= config.pass_threshold:
+        verdict = "pass"
+    elif overall >= config.marginal_threshold:
+        verdict = "marginal"
+    else:
+        verdict = "fail"
+    if overall is not None:
+        reasons.append(f"score {overall:.1f} (pass at {config.pass_threshold:g}, marginal at "
+                       f"{config.marginal_threshold:g}): {verdict}")
+    return Verdict(verdict, overall, reasons, results, groups)
+
+
+def samples_from_frame(frame: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Samples from a frame with columns metric, group (baseline|canary), value, or good and total
+    (for proportion metrics); ValueError names a missing column or a bad group."""
+    missing = {"metric", "group"} - set(frame.columns)
+    if missing:
+        raise ValueError(f"samples: missing column(s) {sorted(missing)}; expected metric, group, value")
+    groups = set(frame["group"].dropna().unique()) - {"baseline", "canary"}
+    if groups:
+        raise ValueError(f"samples column 'group': expected baseline or canary, got {sorted(map(str, groups))}")
+    out = {}
+    pairs = {"good", "total"} <= set(frame.columns)
+    if "value" not in frame.columns and not pairs:
+        raise ValueError("samples: expected a 'value' column (or 'good' and 'total' for proportions)")
+    for metric, rows in frame.groupby("metric", sort=False):
+        sides = []
+        for side in ("baseline", "canary"):
+            part = rows[rows["group"] == side]
+            if pairs and part.get("total") is not None and part["total"].notna().any():
+                sides.append(part[["good", "total"]].to_numpy(dtype=np.float64))
+            else:
+                sides.append(pd.to_numeric(part["value"], errors="coerce").to_numpy(dtype=np.float64))
+        out[str(metric)] = (sides[0], sides[1])
+    return out
