@@ -104,7 +104,7 @@ def write_events(path: Path, total: int, seed: int = 1) -> int:
     return written
 
 
-def bare_insert(engine, path: Path, batch: int = 5000) -> float:
+def bare_insert(engine, path: Path, batch: int = 10_000) -> float:
     """The floor: the same raw lines inserted into raw_events in batches of the collector's size,
     with the collector's own bulk insert and transaction, nothing parsed."""
     now = datetime.now(timezone.utc)

@@ -173,6 +173,24 @@ def ping(engine: Engine) -> None:
                          f"{str(exc).splitlines()[0]}") from None
 
 
+def key_filter(column, dialect_name: str, name: str = "keys"):
+    """`column IN (keys)` in the form each database plans well: one array parameter on PostgreSQL
+    (a long IN list of parameters can tip its planner into a sequential scan on a young table),
+    an expanding IN list elsewhere. Pass the keys as a list under `name`."""
+    if dialect_name == "postgresql":
+        from sqlalchemy import any_, bindparam
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        return column == any_(bindparam(name, type_=ARRAY(column.type)))
+    from sqlalchemy import bindparam
+
+    return column.in_(bindparam(name, expanding=True))
+
+
+KEY_CHUNK = {"postgresql": 20_000}  # keys per lookup; SQLite's parameter limit wants small chunks
+DEFAULT_KEY_CHUNK = 900
+
+
 def _sqlite_datetime(value: datetime) -> str:
     # The exact text SQLAlchemy's SQLite DateTime writes, so reads through the models agree.
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
@@ -195,9 +213,14 @@ def bulk_insert(conn: Connection, table: Table, rows: list[dict]) -> None:
     if dialect.name == "sqlite":
         stamps = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, DateTime)
                   or isinstance(getattr(table.c[c].type, "impl", None), DateTime)]
+        texts: dict[datetime, str] = {}  # events repeat their timestamps across columns and rows
         for values in params:
             for i in stamps:
-                if values[i] is not None:
-                    values[i] = _sqlite_datetime(values[i])
+                stamp = values[i]
+                if stamp is not None:
+                    text_value = texts.get(stamp)
+                    if text_value is None:
+                        text_value = texts[stamp] = _sqlite_datetime(stamp)
+                    values[i] = text_value
     params = list(map(tuple, params))
     conn.exec_driver_sql(sql, params)

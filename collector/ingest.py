@@ -4,12 +4,14 @@ cannot be parsed with the reason, never dropping it."""
 from __future__ import annotations
 
 import csv
+import gc
 import hashlib
 import io
 import json
 import logging
 import sys
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, TextIO
@@ -19,7 +21,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from . import projections, sources
 from .config import Config
-from .db import bulk_insert, write_transaction
+from .db import DEFAULT_KEY_CHUNK, KEY_CHUNK, bulk_insert, key_filter, write_transaction
 from .errors import ConfigError, PayloadError
 from .models import PROJECTION_TABLES, raw_events
 from .timeutil import utcnow
@@ -163,17 +165,16 @@ def process(envelope: Envelope, config: Config) -> Processed:
                      QUARANTINED if error else OK, error, updates)
 
 
-_KNOWN_KEYS = select(raw_events.c.dedupe_key).where(raw_events.c.dedupe_key.in_(bindparam("keys", expanding=True)))
-
-
 def _store_batch(engine: Engine, batch: list[Processed]) -> IngestSummary:
     summary = IngestSummary()
     received = utcnow()
     with write_transaction(engine) as conn:
         keys = list({p.dedupe_key for p in batch})
         existing: set[str] = set()
-        for start in range(0, len(keys), 900):
-            existing.update(conn.execute(_KNOWN_KEYS, {"keys": keys[start:start + 900]}).scalars())
+        known = select(raw_events.c.dedupe_key).where(key_filter(raw_events.c.dedupe_key, conn.dialect.name))
+        chunk = KEY_CHUNK.get(conn.dialect.name, DEFAULT_KEY_CHUNK)
+        for start in range(0, len(keys), chunk):
+            existing.update(conn.execute(known, {"keys": keys[start:start + chunk]}).scalars())
         rows, updates = [], []
         for item in batch:
             if item.dedupe_key in existing:
@@ -225,14 +226,26 @@ def _batches(envelopes: Iterable[Envelope], size: int) -> Iterator[list[Envelope
         yield batch
 
 
-def ingest(engine: Engine, envelopes: Iterable[Envelope], config: Config, batch_size: int = 5000,
+@contextmanager
+def _bulk_allocation() -> Iterator[None]:
+    """Collect garbage less often while a batch allocates many short-lived objects (no cycles)."""
+    threshold = gc.get_threshold()
+    gc.set_threshold(max(threshold[0], 50_000), *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+
+
+def ingest(engine: Engine, envelopes: Iterable[Envelope], config: Config, batch_size: int = 10_000,
            progress: Callable[[int], None] | None = None) -> IngestSummary:
     """Archive and project every envelope; one transaction per batch."""
     summary = IngestSummary()
-    for batch in _batches(envelopes, batch_size):
-        summary.add(store(engine, [process(envelope, config) for envelope in batch]))
-        if progress:
-            progress(len(batch))
+    with _bulk_allocation():
+        for batch in _batches(envelopes, batch_size):
+            summary.add(store(engine, [process(envelope, config) for envelope in batch]))
+            if progress:
+                progress(len(batch))
     return summary
 
 

@@ -19,7 +19,7 @@ from typing import Any, Iterable, Mapping
 from sqlalchemy import Connection, Table, bindparam, select, update
 
 from . import models
-from .db import bulk_insert
+from .db import DEFAULT_KEY_CHUNK, KEY_CHUNK, bulk_insert, key_filter
 from .sources.base import Update
 from .timeutil import UTC
 
@@ -125,11 +125,11 @@ def apply(conn: Connection, updates: Iterable[Update]) -> int:
         table = TABLES[name]
         keys = sorted(rows)
         existing: dict[str, dict[str, Any]] = {}
-        query = select(table).where(table.c.id.in_(bindparam("ids", expanding=True))).order_by(table.c.id)
+        query = select(table).where(key_filter(table.c.id, conn.dialect.name)).order_by(table.c.id)
         if lock:
             query = query.with_for_update()
-        for chunk in _chunks(keys, 900):
-            for row in conn.execute(query, {"ids": chunk}).mappings():
+        for chunk in _chunks(keys, KEY_CHUNK.get(conn.dialect.name, DEFAULT_KEY_CHUNK)):
+            for row in conn.execute(query, {"keys": chunk}).mappings():
                 existing[row["id"]] = dict(row)
         inserts, changed = [], []
         for key in keys:

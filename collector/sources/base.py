@@ -2,7 +2,9 @@
 name the field and what was expected when a payload does not fit."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime
 from typing import Any, Mapping, Protocol
 
@@ -10,6 +12,7 @@ from ..errors import PayloadError
 from ..timeutil import parse_timestamp
 
 _MISSING = object()
+TERMINAL = frozenset({"succeeded", "failed", "canceled", "superseded"})  # run statuses that end a run
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,11 +36,16 @@ class Source(Protocol):
     def normalise(self, kind: str, payload: Any, config: Any) -> list[Update]: ...
 
 
+@lru_cache(maxsize=4096)
+def _parts(path: str) -> tuple[str, ...]:
+    return tuple(path.split("."))
+
+
 def _walk(payload: Any, path: str) -> Any:
     if type(payload) is dict and "." not in path:  # the hot path: a top-level key
         return payload.get(path, _MISSING)
     node = payload
-    for part in path.split("."):
+    for part in _parts(path):
         if isinstance(node, dict) and part in node:
             node = node[part]
         elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
@@ -105,3 +113,21 @@ def boolean(payload: Any, path: str) -> bool | None:
     if text in ("false", "no", "0", "n", "f"):
         return False
     raise PayloadError(path, "a boolean (true or false)", value)
+
+
+_CATEGORIES = (
+    ("approval", re.compile(r"(?i)approv|\bgate\b|manual|sign.?off")),
+    ("deploy", re.compile(r"(?i)deploy|release|publish|rollout|promot")),
+    ("source", re.compile(r"(?i)checkout|\bclone\b")),
+    ("test", re.compile(r"(?i)test|lint|check|spec\b|\be2e\b|\bqa\b|scan|analy[sz]|codeql|sonar|audit"
+                        r"|verif")),
+    ("build", re.compile(r"(?i)build|compil|package|bundle|docker|image|assembl")),
+)
+
+
+def category_for(name: str) -> str:
+    """Guess a job's or step's category (build, test, deploy, approval, source, other) from its name."""
+    for category, pattern in _CATEGORIES:
+        if pattern.search(name):
+            return category
+    return "other"

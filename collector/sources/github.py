@@ -25,10 +25,9 @@ from datetime import datetime
 from typing import Any, Callable, Mapping
 
 from ..errors import PayloadError
-from .base import Update, boolean, choice, field, timestamp
+from .base import TERMINAL, Update, boolean, category_for, choice, field, timestamp
 
 NAME = "github"
-TERMINAL = frozenset({"succeeded", "failed", "canceled", "superseded"})
 PROGRESS = {"requested": "queued", "queued": "queued", "waiting": "queued", "pending": "queued",
             "in_progress": "in_progress", "completed": "completed"}
 CONCLUSIONS = {"success": "succeeded", "neutral": "succeeded", "failure": "failed", "timed_out": "failed",
@@ -39,24 +38,6 @@ DEPLOYMENT_STATES = {"success": "success", "failure": "failure", "error": "failu
                      "inactive": ""}
 _EVENT_NAME = re.compile(r"[a-z][a-z_]{1,63}")
 _SEVERITY = re.compile(r"(?i)^(?:(?:severity|sev)\s*[:/=_ -]\s*|sev(?=\d))([a-z0-9][a-z0-9_-]*)$")
-_CATEGORIES = (
-    ("approval", re.compile(r"(?i)approv|\bgate\b|manual|sign.?off")),
-    ("deploy", re.compile(r"(?i)deploy|release|publish|rollout|promot")),
-    ("source", re.compile(r"(?i)checkout|\bclone\b")),
-    ("test", re.compile(r"(?i)test|lint|check|spec\b|\be2e\b|\bqa\b|scan|analy[sz]|codeql|sonar|audit"
-                        r"|verif")),
-    ("build", re.compile(r"(?i)build|compil|package|bundle|docker|image|assembl")),
-)
-
-
-def category_for(name: str) -> str:
-    """Guess a job's or step's category (build, test, deploy, approval, source, other) from its name."""
-    for category, pattern in _CATEGORIES:
-        if pattern.search(name):
-            return category
-    return "other"
-
-
 def _looks_like_github(payload: Mapping) -> bool:
     if "object_kind" in payload:
         return False  # GitLab's marker

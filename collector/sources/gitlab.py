@@ -23,8 +23,7 @@ from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
 from ..errors import PayloadError
-from .base import Update, boolean, choice, field, timestamp
-from .github import TERMINAL, category_for
+from .base import TERMINAL, Update, boolean, category_for, choice, field, timestamp
 
 NAME = "gitlab"
 HOOKS = {"Pipeline Hook": "pipeline", "Job Hook": "build", "Build Hook": "build",
