@@ -108,19 +108,22 @@ def _describe(exc: Exception, source: str) -> str:
     return f"internal error in the {source} normaliser ({exc.__class__.__name__}: {exc}); please report it"
 
 
-def normalise_payload(payload: Any, source: str | None, kind: str | None,
-                      config: Config) -> tuple[str, str, list, str | None]:
-    """(source, kind, updates, error) for a parsed payload; `error` set means quarantine."""
+def normalise_payload(payload: Any, source: str | None, hint: str | None, config: Config,
+                      kind: str | None = None) -> tuple[str, str, list, str | None]:
+    """(source, kind, updates, error) for a parsed payload; `error` set means quarantine.
+
+    `hint` is what the transport said (e.g. the X-GitHub-Event header) and helps detection; a known
+    `kind` (a replay of an archived payload) skips detection."""
     if source is not None and kind is not None and kind not in UNKNOWN_KINDS:
         module = sources.SOURCES[source]
     elif source is not None:
         module = sources.SOURCES[source]
-        kind = module.detect(payload, kind)
+        kind = module.detect(payload, hint)
         if kind is None:
             return source, "unknown", [], (f"not recognised as a {source} payload; check --source "
                                            "or let Gatewatch detect the source (--source auto)")
     else:
-        found = sources.detect(payload, kind)
+        found = sources.detect(payload, hint)
         if found is None:
             return "unknown", "unknown", [], (
                 "unrecognised payload: expected a CodePipeline EventBridge event, a GitHub, GitLab "
@@ -400,7 +403,8 @@ def replay(engine: Engine, config: Config, batch_size: int = 5000,
                         error = f"body: expected a JSON object, got {type(payload).__name__}"
                     else:
                         known = row.source if row.source in sources.SOURCES else None
-                        source, kind, found, error = normalise_payload(payload, known, row.kind, config)
+                        source, kind, found, error = normalise_payload(payload, known, None, config,
+                                                                       kind=row.kind)
                     new_status = QUARANTINED if error else OK
                 updates.extend(found)
                 if row.status == QUARANTINED and new_status == OK:

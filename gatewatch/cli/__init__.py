@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from collector.errors import GatewatchError
 
-from . import analytics, store
+from . import analytics, demo, serve, store
 from .common import State
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -40,8 +40,8 @@ cli.add_command(store.quarantine)
 cli.add_command(analytics.dora)
 cli.add_command(analytics.pipelines)
 # collect: registered here
-# serve: registered here
-# demo: registered here
+cli.add_command(serve.serve)
+cli.add_command(demo.demo)
 
 
 def main() -> None:
