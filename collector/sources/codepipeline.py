@@ -3,7 +3,7 @@ execution history (one archived payload per execution: ListPipelineExecutions' s
 execution's ListActionExecutions details), as the same projection rows.
 
 - A stage that `config.is_production_stage(pipeline, stage)` names is a production deployment
-  `codepipeline:{pipeline}:{execution}` whose status follows the stage.
+  `codepipeline:{pipeline}:{execution}` (environment "production") whose status follows the stage.
 - The source action's external execution id is the commit SHA (CodeCommit, CodeStar connections,
   GitHub): it becomes the run's revision and the deployment's commit. The link is written even for an
   execution that never reaches production; analysis only follows links of stored deployments.
@@ -58,7 +58,7 @@ def _category(raw: str | None, name: str) -> str:
 def _deployment(config: Any, pipeline: str, execution: str, stage: str, status: str, at, started, finished,
                 rollback: bool) -> Update:
     service = config.service_for_pipeline(pipeline)
-    values = {"source": NAME, "service": service, "team": config.team_for(service), "environment": stage,
+    values = {"source": NAME, "service": service, "team": config.team_for(service), "environment": "production",
               "production": True, "status": DEPLOYMENT_STATUS[status], "status_at": at,
               "finished_at": finished if status in TERMINAL else None,
               "pipeline_run_id": f"codepipeline:{pipeline}:{execution}", "is_rollback": rollback}
