@@ -37,7 +37,7 @@ STATUS_RANKS: dict[str, dict[str, int]] = {
 STATE_COLUMNS: dict[str, tuple[str, ...]] = {
     "pipeline_runs": ("status", "status_at", "finished_at", "attempt"),
     "stage_runs": ("status", "status_at", "finished_at", "attempt"),
-    "action_runs": ("status", "status_at", "finished_at"),
+    "action_runs": ("status", "status_at", "finished_at", "external_id", "url"),  # the attempt that set the status
     "deployments": ("status", "status_at", "finished_at"),
     "incidents": ("status", "status_at", "resolved_at", "severity", "title"),
     "changes": (), "deployment_changes": (),

@@ -23,6 +23,21 @@ def fixture_path(relative: str) -> Path:
     return local if local.exists() else SHARED_FIXTURES / relative
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _offline_aws():
+    """AWS clients in tests never look for real credentials or the instance metadata service."""
+    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                                            "AWS_EC2_METADATA_DISABLED", "AWS_DEFAULT_REGION")}
+    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_SESSION_TOKEN="testing",
+                      AWS_EC2_METADATA_DISABLED="true", AWS_DEFAULT_REGION="us-east-1")
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 @pytest.fixture
 def config() -> Config:
     """Default configuration, with no environment secrets leaking in."""

@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from collector.errors import GatewatchError
 
-from . import analytics, demo, serve, store
+from . import analytics, collect, demo, serve, store
 from .common import State
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -39,7 +39,7 @@ cli.add_command(store.replay)
 cli.add_command(store.quarantine)
 cli.add_command(analytics.dora)
 cli.add_command(analytics.pipelines)
-# collect: registered here
+cli.add_command(collect.collect)
 cli.add_command(serve.serve)
 cli.add_command(demo.demo)
 

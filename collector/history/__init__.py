@@ -1,0 +1,1 @@
+"""Backfills: history read from outside systems' APIs, fed through the one ingest path."""
