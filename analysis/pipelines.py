@@ -63,24 +63,25 @@ def flaky_stages(stages: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     A retry within one execution shows as `failed_once` on a stage that succeeded; a retry by a new
     execution shows as a failed and a later succeeded run of the same pipeline, revision and stage.
     """
-    columns = ["pipeline", "stage", "revision", "failures", "retried_within_run"]
+    columns = ["service", "pipeline", "stage", "revision", "failures", "retried_within_run"]
     if stages.empty:
         return pd.DataFrame(columns=columns)
-    joined = stages.merge(runs[["id", "pipeline", "revision"]], left_on="pipeline_run_id", right_on="id",
+    joined = stages.merge(runs[["id", "service", "pipeline", "revision"]], left_on="pipeline_run_id", right_on="id",
                           suffixes=("", "_run"))
     within = joined[joined["failed_once"].fillna(False).astype(bool) & joined["status"].eq("succeeded")]
-    within = within.assign(failures=1, retried_within_run=True)[["pipeline", "name", "revision", "failures",
-                                                                 "retried_within_run"]]
+    within = within.assign(failures=1, retried_within_run=True)[["service", "pipeline", "name", "revision",
+                                                                 "failures", "retried_within_run"]]
     across = joined.dropna(subset=["revision"]).sort_values("started_at")
-    groups = across.groupby(["pipeline", "name", "revision"], sort=True)
+    groups = across.groupby(["service", "pipeline", "name", "revision"], sort=True, dropna=False)
     rows = []
-    for (pipeline, name, revision), group in groups:
+    for (service, pipeline, name, revision), group in groups:
         statuses = group["status"].tolist()
         if "failed" in statuses and "succeeded" in statuses[statuses.index("failed"):]:
-            rows.append((pipeline, name, revision, statuses.count("failed"), False))
+            rows.append((service, pipeline, name, revision, statuses.count("failed"), False))
     frame = pd.concat([within.rename(columns={"name": "stage"}),
                        pd.DataFrame(rows, columns=columns)], ignore_index=True)
-    return frame.drop_duplicates(["pipeline", "stage", "revision"]).sort_values(["pipeline", "stage", "revision"])
+    keys = ["service", "pipeline", "stage", "revision"]
+    return frame.drop_duplicates(keys).sort_values(keys)
 
 
 def report(frames: PipelineFrames, window: Window) -> dict[str, Any]:
@@ -127,10 +128,11 @@ def report(frames: PipelineFrames, window: Window) -> dict[str, Any]:
 
 def _per_pipeline(runs: pd.DataFrame) -> list[dict[str, Any]]:
     rows = []
-    for pipeline, group in runs.groupby("pipeline", sort=True):
+    # Two repositories may both call their workflow "CI": a pipeline is named within its service.
+    for (service, pipeline), group in runs.groupby(["service", "pipeline"], sort=True, dropna=False):
         finished = group[group["status"].isin(FINISHED_RUN)]
         failed = int(finished["status"].eq("failed").sum())
-        rows.append({"pipeline": pipeline, "runs": int(len(group)), "finished": int(len(finished)),
+        rows.append({"service": service, "pipeline": pipeline, "runs": int(len(group)), "finished": int(len(finished)),
                      "failed": failed, "failed_rate": _rate(failed, len(finished)),
                      "success_rate": _rate(int(finished["status"].eq("succeeded").sum()), len(finished)),
                      "duration": duration_stats(_hours(finished))})
@@ -140,16 +142,18 @@ def _per_pipeline(runs: pd.DataFrame) -> list[dict[str, Any]]:
 def _per_stage(stages: pd.DataFrame, runs: pd.DataFrame, flaky: pd.DataFrame) -> list[dict[str, Any]]:
     if stages.empty:
         return []
-    joined = stages.merge(runs[["id", "pipeline"]], left_on="pipeline_run_id", right_on="id", suffixes=("", "_run"))
-    flaky_counts = flaky.groupby(["pipeline", "stage"]).size() if not flaky.empty else pd.Series(dtype=int)
+    joined = stages.merge(runs[["id", "pipeline", "service"]], left_on="pipeline_run_id", right_on="id",
+                          suffixes=("", "_run"))
+    flaky_counts = (flaky.groupby(["service", "pipeline", "stage"], dropna=False).size() if not flaky.empty
+                    else pd.Series(dtype=int))
     rows = []
-    for (pipeline, name), group in joined.groupby(["pipeline", "name"], sort=True):
+    for (service, pipeline, name), group in joined.groupby(["service", "pipeline", "name"], sort=True, dropna=False):
         finished = group[group["status"].isin(FINISHED_RUN)]
-        rows.append({"pipeline": pipeline, "stage": name,
+        rows.append({"service": service, "pipeline": pipeline, "stage": name,
                      "category": group["category"].dropna().iloc[0] if group["category"].notna().any() else None,
                      "runs": int(len(group)),
                      "success_rate": _rate(int(finished["status"].eq("succeeded").sum()), len(finished)),
                      "failed_once": int(group["failed_once"].fillna(False).astype(bool).sum()),
-                     "flaky": int(flaky_counts.get((pipeline, name), 0)),
+                     "flaky": int(flaky_counts.get((service, pipeline, name), 0)),
                      "duration": duration_stats(_hours(finished))})
     return rows

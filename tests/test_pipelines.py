@@ -75,12 +75,14 @@ def test_hand_worked_pipeline_metrics():
                                      "max_hours": 0.5}
     # Test on revision aaa failed in r1 and passed in r2 (a new execution); r3's Test was retried within
     # its run. r1's Test failed_once but never passed in r1, so it is not flaky on its own.
-    flaky = {(f["pipeline"], f["stage"], f["revision"], f["retried_within_run"]) for f in r["flaky_stages"]}
-    assert flaky == {("api", "Test", "aaa", False), ("api", "Test", "bbb", True)}
-    stages = {(s["pipeline"], s["stage"]): s for s in r["per_stage"]}
-    assert stages[("api", "Test")]["runs"] == 3 and stages[("api", "Test")]["flaky"] == 2
-    assert stages[("api", "Test")]["success_rate"] == round(2 / 3, 4)
+    flaky = {(f["service"], f["pipeline"], f["stage"], f["revision"], f["retried_within_run"])
+             for f in r["flaky_stages"]}
+    assert flaky == {("api", "api", "Test", "aaa", False), ("api", "api", "Test", "bbb", True)}
+    stages = {(s["service"], s["pipeline"], s["stage"]): s for s in r["per_stage"]}
+    assert stages[("api", "api", "Test")]["runs"] == 3 and stages[("api", "api", "Test")]["flaky"] == 2
+    assert stages[("api", "api", "Test")]["success_rate"] == round(2 / 3, 4)
     pipes = {p["pipeline"]: p for p in r["per_pipeline"]}
+    assert pipes["api"]["service"] == "api"
     assert pipes["api"]["failed_rate"] == round(1 / 3, 4) and pipes["web"]["runs"] == 1
 
 

@@ -237,8 +237,10 @@ def pipelines(state: State, since, start, end, service, team, environment, tz, a
                    f"median {_fmt_hours(s['median_hours'])}, p90 {_fmt_hours(s['p90_hours'])}, "
                    f"mean {_fmt_hours(s['mean_hours'])} (n={s['count']})"))
     if report["per_stage"]:
-        click.echo(f"\n  {'pipeline':<28} {'stage':<18} {'runs':>5} {'success':>8} {'p50':>8} {'p90':>8} {'flaky':>5}")
+        click.echo(f"\n  {'service':<16} {'pipeline':<24} {'stage':<18} {'runs':>5} {'success':>8} {'p50':>8} "
+                   f"{'p90':>8} {'flaky':>5}")
         for row in report["per_stage"]:
-            click.echo(f"  {row['pipeline'][:28]:<28} {row['stage'][:18]:<18} {row['runs']:>5} "
+            click.echo(f"  {str(row['service'])[:16]:<16} {str(row['pipeline'])[:24]:<24} {row['stage'][:18]:<18} "
+                       f"{row['runs']:>5} "
                        f"{_pct(row['success_rate']):>8} {_fmt_hours(row['duration']['median_hours']):>8} "
                        f"{_fmt_hours(row['duration']['p90_hours']):>8} {row['flaky']:>5}")
