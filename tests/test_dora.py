@@ -190,3 +190,29 @@ def test_result_does_not_depend_on_ingest_order(engine, config, tmp_path):
     ingest.ingest_payloads(other, shuffled, config)
     assert dora_for(other, by="day") == expected
     other.dispose()
+
+
+def test_demo_dataset_through_the_cli_matches_the_python_api(tmp_path, store_url):
+    """The demo organisation, ingested like real events, reported by the CLI and by the API alike."""
+    from collector.config import load_config
+    from collector.db import create_store_engine
+
+    res = gatewatch("--db", store_url, "demo", "--services", "4", "--days", "35", "--seed", "3",
+                    "--end", "2024-06-01", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    args = ["--db", store_url, "dora", "--start", "2024-05-06", "--end", "2024-05-27", "--by", "week", "--json"]
+    cli = json.loads(gatewatch(*args, cwd=tmp_path).stdout)
+    assert cli["deployment_frequency"]["deployments"] > 20 and cli["lead_time"]["changes"] > 20
+    assert 0 < cli["change_failure_rate"]["rate"] < 0.5 and cli["recovery_time"]["recovered"] > 0
+    assert len(cli["series"]) == 3  # Monday weeks
+    engine = create_store_engine(store_url)
+    window = window_between(date(2024, 5, 6), date(2024, 5, 27))
+    api = report(load_dora_frames(engine, window.start, window.end, Scope()), window, by="week")
+    engine.dispose()
+    cli.pop("filters")
+    assert cli == json.loads(json.dumps(api))
+    team = load_config(tmp_path / "gatewatch.yaml").service_teams
+    some_team = sorted(set(team.values()))[0]
+    by_team = json.loads(gatewatch("--db", store_url, "dora", "--start", "2024-05-06", "--end", "2024-05-27",
+                                   "--team", some_team, "--json", cwd=tmp_path).stdout)
+    assert 0 < by_team["deployment_frequency"]["deployments"] < cli["deployment_frequency"]["deployments"]
