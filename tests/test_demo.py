@@ -1,0 +1,420 @@
+"""`gatewatch demo`: a deterministic, realistic history in the real payload formats, ingested through
+the one ingest path into coherent rows (SQLite and PostgreSQL), idempotent, and the CLI around it."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import yaml
+from sqlalchemy import select
+
+from collector import demo, ingest, sources
+from collector.config import config_from_mapping
+from collector.errors import ConfigError
+from collector.models import deployments
+from collector.timeutil import parse_timestamp
+from tests.conftest import dump_projections, fixture_path
+
+END = date(2025, 6, 2)
+SMALL = {"services": 3, "days": 14, "seed": 4, "end": END}  # seed 4: this window holds every kind of event
+RUN_STATUSES = {"queued", "in_progress", "succeeded", "failed", "canceled", "superseded"}
+
+
+@pytest.fixture(scope="module")
+def small() -> list[tuple[str, str | None, dict]]:
+    return demo.generate(**SMALL)
+
+
+@pytest.fixture(scope="module")
+def default_history() -> list[tuple[str, str | None, dict]]:
+    return demo.generate(end=END)
+
+
+def demo_config(services: int = SMALL["services"], seed: int = SMALL["seed"]):
+    return config_from_mapping(demo.demo_config_mapping(services, seed), environ={})
+
+
+def by_kind(payloads) -> dict[tuple[str, str], list[dict]]:
+    out: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for source, hint, payload in payloads:
+        out[(source, demo.payload_kind(source, hint, payload))].append(payload)
+    return out
+
+
+# --- generation: deterministic and in the real formats ---------------------------------------------
+
+def test_the_same_seed_and_end_give_the_same_payloads_and_others_differ(small):
+    again = demo.generate(**SMALL)
+    assert again == small and len(small) > 1000
+    assert json.dumps(again, sort_keys=True) == json.dumps(small, sort_keys=True)
+    assert demo.generate(**{**SMALL, "seed": 5}) != small
+    other_end = demo.generate(**{**SMALL, "end": END + timedelta(days=1)})
+    assert other_end != small
+    ids = {p["id"] for s, _, p in small if s == "codepipeline"}
+    assert not ids & {p["id"] for s, _, p in other_end if s == "codepipeline"}  # no clashing event ids
+
+
+def test_payloads_come_in_time_order_and_end_before_the_end_date(small):
+    end = datetime(END.year, END.month, END.day, tzinfo=timezone.utc)
+    start = end - timedelta(days=SMALL["days"])
+    times = []
+    for source, hint, payload in small:
+        if source == "codepipeline":
+            times.append(parse_timestamp(payload["time"]))
+        elif source == "pagerduty":
+            times.append(parse_timestamp(payload["event"]["occurred_at"]))
+        elif hint == "deployment_status":
+            times.append(parse_timestamp(payload["deployment_status"]["created_at"]))
+    assert times == sorted(times)
+    assert start <= times[0] and times[-1] < end
+
+
+def test_every_payload_is_recognised_as_its_source(small):
+    seen = Counter()
+    for source, hint, payload in small:
+        found = sources.detect(payload, hint)
+        assert found is not None and found[0] == source, (source, hint, found)
+        if source == "github":
+            assert found[1] == hint
+            assert sources.detect(payload, None) == ("github", hint)  # from the body's shape alone too
+        elif source == "generic":
+            assert found[1] == payload["type"]
+        assert found[1] not in ingest.UNKNOWN_KINDS
+        seen[source] += 1
+    assert set(seen) == {"codepipeline", "github", "pagerduty", "generic"}
+
+
+def _keys(obj: dict) -> set[str]:
+    return {k for k in obj if not k.endswith("_url") or k == "html_url"}
+
+
+GITHUB_SAMPLES = {"push": "push.branch.json", "pull_request": "pull_request.closed.json",
+                  "deployment": "deployment.json", "deployment_status": "deployment_status.json",
+                  "workflow_run": "workflow_run.completed.json",
+                  "workflow_job": "workflow_job.completed.success.with-organization.json"}
+
+
+@pytest.mark.parametrize("event", sorted(GITHUB_SAMPLES))
+def test_github_payloads_have_every_field_of_the_published_samples(small, event):
+    sample = json.loads(fixture_path(f"github/{GITHUB_SAMPLES[event]}").read_text())
+    for mine in by_kind(small)[("github", event)]:
+        assert _keys(sample) - {"installation", "enterprise"} <= _keys(mine)
+        for nested in ("pull_request", "deployment", "deployment_status", "workflow_run", "workflow_job",
+                       "repository", "sender"):
+            if isinstance(sample.get(nested), dict):
+                assert _keys(sample[nested]) <= _keys(mine[nested]), (event, nested)
+        if event == "push":
+            assert mine["ref"] == "refs/heads/main" or mine["ref"].startswith("refs/heads/hotfix/")
+            for commit in mine["commits"]:
+                assert set(sample["commits"][0]) <= set(commit)
+                assert re.fullmatch(r"[0-9a-f]{40}", commit["id"])
+                assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", commit["timestamp"])
+            assert mine["after"] == mine["commits"][-1]["id"] == mine["head_commit"]["id"]
+        if event == "pull_request":
+            assert mine["action"] == "closed" and mine["pull_request"]["merged"] is True
+            assert mine["pull_request"]["merged_at"] and re.fullmatch(
+                r"[0-9a-f]{40}", mine["pull_request"]["merge_commit_sha"])
+        if event == "deployment":
+            assert mine["deployment"]["environment"] == "production"
+            assert re.fullmatch(r"v\d+\.\d+\.\d+", mine["deployment"]["payload"]["version"])
+
+
+def test_a_failed_job_fails_in_its_working_step_and_skips_the_rest(small):
+    failed = [p["workflow_job"] for p in by_kind(small)[("github", "workflow_job")]
+              if p["workflow_job"]["conclusion"] == "failure"]
+    assert {job["name"] for job in failed} >= {"test", "deploy"}
+    for job in failed:
+        steps = {s["name"]: s["conclusion"] for s in job["steps"]}
+        failing = [name for name, conclusion in steps.items() if conclusion == "failure"]
+        assert failing == [{"build": "Build and push image", "test": "Run integration tests",
+                            "deploy": "Deploy to production"}[job["name"]]]
+        after = list(steps)[list(steps).index(failing[0]) + 1:]
+        assert [steps[name] for name in after[:-1]] == ["skipped"] * (len(after) - 1)
+        assert after[-1] == "Complete job"
+
+
+def test_pagerduty_payloads_have_every_field_of_the_v3_samples(small):
+    for state in ("triggered", "acknowledged", "resolved"):
+        sample = json.loads(fixture_path(f"incidents/pagerduty.incident.{state}.v3.json").read_text())
+        mine = by_kind(small)[("pagerduty", f"incident.{state}")]
+        assert mine
+        for payload in mine:
+            assert set(sample) == set(payload)
+            assert set(sample["event"]) <= set(payload["event"])
+            assert set(sample["event"]["data"]) <= set(payload["event"]["data"])
+            assert payload["event"]["data"]["status"] == state
+            assert re.fullmatch(r"[0-9A-HJKMNP-TV-Z]{26}", payload["event"]["id"])  # a ULID
+
+
+def _published_codepipeline_events() -> list[dict]:
+    text = fixture_path("aws/codepipeline-eventbridge-events.published.txt").read_text()
+    quoted = re.sub(r'(":\s*)([A-Za-z_]+)(\s*[,\n])', r'\1"\2"\3', text)  # the doc's bare placeholders
+    return [json.loads(block) for block in re.split(r"\n\s*\n", quoted.strip())]
+
+
+def test_codepipeline_events_have_the_eventbridge_shape(small):
+    published = {e["detail-type"]: e for e in _published_codepipeline_events()}
+    events = [p for s, _, p in small if s == "codepipeline"]
+    assert {e["detail-type"] for e in events} == set(published)
+    for event in events:
+        sample = published[event["detail-type"]]
+        assert list(event) == list(sample)
+        assert set(sample["detail"]) <= set(event["detail"])
+        detail = event["detail"]
+        assert all(isinstance(event[k], str) for k in ("version", "id", "account", "time", "region"))
+        assert {"start-time", "pipeline-execution-attempt", "execution-trigger"} <= set(detail)
+        assert {"trigger-type", "trigger-detail"} <= set(detail["execution-trigger"])
+        assert event["resources"] == [f"arn:aws:codepipeline:eu-west-1:{event['account']}:{detail['pipeline']}"]
+        if "action" in detail:
+            assert set(detail["type"]) == {"owner", "category", "provider", "version"}
+            if detail["state"] == "SUCCEEDED" and detail["stage"] == "Source":
+                assert re.fullmatch(r"[0-9a-f]{40}", detail["execution-result"]["external-execution-id"])
+    stages = {e["detail"]["stage"] for e in events if "stage" in e["detail"]}
+    assert stages == {"Source", "Build", "Test", "Approval", "Prod"}
+
+
+def test_the_history_looks_like_a_real_organisation(default_history):
+    groups = by_kind(default_history)
+    org = demo.organisation()
+    assert len({s.team for s in org}) == 3
+    assert Counter(s.platform for s in org) == {"codepipeline": 4, "github": 4}
+    # cadence: each service at its own pace, from several a day to a few a week; fewer at weekends
+    pushes = [p for p in groups[("github", "push")] if p["ref"] == "refs/heads/main"]
+    per_service = Counter(p["repository"]["name"] for p in pushes)
+    per_week = {name: n / (90 / 7) for name, n in per_service.items()}
+    assert max(per_week.values()) > 15 and min(per_week.values()) < 5, per_week
+    weekend = sum(parse_timestamp(p["head_commit"]["timestamp"]).weekday() >= 5 for p in pushes)
+    assert 0 < weekend < 0.05 * len(pushes)
+    # lead time: commits reach main hours to days after they were written (log-normal)
+    lags = [(parse_timestamp(p["head_commit"]["timestamp"]) - parse_timestamp(c["timestamp"])).total_seconds()
+            / 3600 for p in pushes for c in p["commits"][:1]]
+    assert 2 < statistics.median(lags) < 24 and max(lags) > 72 and min(lags) < 1
+    # manual approvals take minutes to hours
+    approvals = defaultdict(list)
+    for event in groups[("codepipeline", "action")]:
+        if event["detail"]["stage"] == "Approval":
+            approvals[event["detail"]["action-execution-id"]].append(parse_timestamp(event["time"]))
+    waits = [(max(ts) - min(ts)).total_seconds() / 60 for ts in approvals.values() if len(ts) == 2]
+    assert min(waits) < 10 and max(waits) > 120
+    # incidents recover in minutes to hours; one or two are still open
+    pd = defaultdict(dict)
+    for event in default_history:
+        if event[0] == "pagerduty":
+            e = event[2]["event"]
+            pd[e["data"]["id"]][e["event_type"]] = parse_timestamp(e["occurred_at"])
+    recoveries = [(i["incident.resolved"] - i["incident.triggered"]).total_seconds() / 60
+                  for i in pd.values() if "incident.resolved" in i]
+    assert min(recoveries) < 30 and max(recoveries) > 120
+    assert 1 <= sum("incident.resolved" not in i for i in pd.values()) <= 2
+    # a few percent of deployments fail; some are rolled back
+    statuses = Counter(p["deployment_status"]["state"] for p in groups[("github", "deployment_status")])
+    assert 0.005 < statuses["failure"] / statuses["success"] < 0.1
+    assert any("rollback_of" in p["deployment"]["payload"] for p in groups[("github", "deployment")])
+
+
+def test_bad_arguments_are_refused_with_the_option_named():
+    with pytest.raises(ConfigError, match="--services"):
+        demo.generate(services=0)
+    with pytest.raises(ConfigError, match="--days"):
+        demo.generate(days=0)
+
+
+def test_the_config_mapping_names_every_pipeline_repository_and_pagerduty_service():
+    org = demo.organisation(8, 7)
+    mapping = demo.demo_config_mapping(8, 7)
+    config = config_from_mapping(mapping, environ={})
+    for svc in org:
+        assert config.service_for_repository(svc.repository) == svc.name
+        assert config.service_for_pagerduty(svc.pagerduty_id, svc.pagerduty_name) == svc.name
+        assert config.team_for(svc.name) == svc.team
+        if svc.platform == "codepipeline":
+            assert config.service_for_pipeline(svc.pipeline) == svc.name
+    assert mapping == demo.demo_config_mapping(8, 7) and mapping != demo.demo_config_mapping(8, 8)
+
+
+# --- ingest: coherent rows on both stores ------------------------------------------------------------
+
+def rows(engine, table, *where):
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(select(table).where(*where).order_by(table.c.id)).mappings()]
+
+
+def test_a_small_demo_ingests_into_a_coherent_history(engine, small):
+    config = demo_config()
+    result = demo.run_demo(engine, config, **SMALL)
+    assert result.summary.quarantined == [] and result.summary.stored == len(small)
+    assert sum(result.payloads.values()) == len(small)
+    org = {s.name: s for s in demo.organisation(SMALL["services"], SMALL["seed"])}
+    state = dump_projections(engine)
+
+    deps = {d["id"]: d for d in state["deployments"]}
+    assert deps and all(d["production"] and d["environment"] == "production" for d in deps.values())
+    assert all(d["service"] in org and d["team"] == org[d["service"]].team for d in deps.values())
+    statuses = Counter(d["status"] for d in deps.values())
+    assert statuses["success"] > 20 and statuses["failure"] >= 1
+    assert set(statuses) <= {"success", "failure", "rolled_back", "in_progress", "pending"}
+    by_source = Counter(d["source"] for d in deps.values())
+    assert by_source["codepipeline"] and by_source["github"] and by_source["generic"]
+    for d in deps.values():
+        svc = org[d["service"]]
+        if d["source"] == "codepipeline":
+            assert re.fullmatch(rf"codepipeline:{svc.pipeline}:[0-9a-f-]{{36}}", d["id"])
+        elif d["source"] == "github":
+            assert re.fullmatch(rf"github:{svc.repository}:deployment:\d+", d["id"])
+    rollbacks = [d for d in deps.values() if d["is_rollback"]]
+    assert {d["source"] for d in rollbacks} >= {"codepipeline", "github"}
+    for d in rollbacks:
+        if d["rollback_of"] is not None:
+            rolled = deps[d["rollback_of"]]  # names a deployment in the store, of the same service
+            assert rolled["service"] == d["service"] and rolled["finished_at"] < d["started_at"]
+    assert any(d["rollback_of"] for d in rollbacks)
+    assert any(d["hotfix"] for d in deps.values() if d["source"] == "github")
+    assert any(d["hotfix"] for d in deps.values() if d["source"] == "generic")
+
+    commits = {c["id"]: c for c in state["changes"]}
+    assert all(c["committed_at"] is not None and c["service"] in org for c in commits.values())
+    merged = [c for c in commits.values() if c["pr"] is not None]
+    assert merged and all(c["merged_at"] is not None and c["committed_at"] <= c["merged_at"] for c in merged)
+    links = state["deployment_changes"]
+    assert links
+    linked = 0
+    for link in links:
+        # A CodePipeline execution links its commit as soon as its source action succeeds; one that
+        # never reached production has no deployment row, and analysis ignores such links.
+        change, deployment = commits.get(link["change_id"]), deps.get(link["deployment_id"])
+        if deployment is None:
+            assert link["deployment_id"].startswith("codepipeline:")
+            continue
+        if change is not None and deployment["finished_at"] is not None:
+            assert change["committed_at"] < deployment["finished_at"]
+            assert change["service"] == deployment["service"]
+            linked += 1
+    assert linked > 20
+    deployed = [d for d in deps.values() if d["status"] == "success" and not d["is_rollback"]]
+    shipped = {}  # a CodePipeline deployment's commit is its execution's source revision, linked
+    for link in links:
+        shipped.setdefault(link["deployment_id"], link["change_id"])
+    revision = {d["id"]: d["revision"] or shipped.get(d["id"]) for d in deployed}
+    assert all(revision[d["id"]] in commits for d in deployed if d["source"] != "generic")
+    assert {d["source"] for d in deployed if revision[d["id"]] in commits} >= {"codepipeline", "github"}
+
+    found = state["incidents"]
+    assert {i["source"] for i in found} == {"pagerduty", "generic"}
+    assert all(i["service"] in org for i in found)
+    for i in found:
+        if i["resolved_at"] is not None:
+            assert i["status"] == "resolved" and i["opened_at"] <= i["resolved_at"]
+        if i["acknowledged_at"] is not None:
+            assert i["opened_at"] <= i["acknowledged_at"]
+    still_open = [i for i in found if i["status"] != "resolved"]
+    assert 1 <= len(still_open) <= 2 and all(i["resolved_at"] is None for i in still_open)
+    blamed = [i for i in found if i["deployment_id"]]
+    assert blamed and all(deps[i["deployment_id"]]["finished_at"] <= i["opened_at"] for i in blamed)
+
+    runs = {r["id"]: r for r in state["pipeline_runs"]}
+    stages = defaultdict(list)
+    for s in state["stage_runs"]:
+        stages[s["pipeline_run_id"]].append(s)
+    assert {r["source"] for r in runs.values()} == {"codepipeline", "github"}
+    assert set(stages) <= set(runs)
+    assert all(r["status"] in RUN_STATUSES for r in runs.values())
+    assert all(stages[r["id"]] for r in runs.values() if r["status"] in ("succeeded", "failed"))
+    assert all(r["service"] in org for r in runs.values())
+    retried = [r for r in runs.values() if r["attempt"] == 2 and r["status"] == "succeeded"]
+    assert {r["source"] for r in retried} == {"codepipeline", "github"}
+    flaky = [s for s in state["stage_runs"] if s["failed_once"] and s["status"] == "succeeded"]
+    assert flaky and all(s["name"] == "Test" for s in flaky)
+    assert {s["name"] for s in state["stage_runs"] if s["pipeline_run_id"].startswith("codepipeline:")} == {
+        "Source", "Build", "Test", "Approval", "Prod"}
+
+
+def test_running_the_demo_twice_stores_only_duplicates_and_replay_rebuilds_the_rows(engine):
+    config = demo_config()
+    first = demo.run_demo(engine, config, **SMALL)
+    before = dump_projections(engine)
+    second = demo.run_demo(engine, config, **SMALL)
+    assert (second.summary.stored, second.summary.duplicates) == (0, first.summary.stored)
+    assert dump_projections(engine) == before
+    ingest.replay(engine, config)
+    assert dump_projections(engine) == before
+
+
+# --- the command ----------------------------------------------------------------------------------
+
+def gatewatch(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).with_name("gatewatch")
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWATCH_")}
+    full_env.update(env or {})
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, cwd=cwd, env=full_env, timeout=300)
+
+
+def test_the_command_writes_its_config_then_finds_nothing_new(store_url, tmp_path):
+    args = ("--db", store_url, "demo", "--services", "2", "--days", "7", "--end", "2025-06-02")
+    res = gatewatch(*args, "--json", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    config_file = tmp_path / "gatewatch.yaml"
+    written = config_file.read_text()
+    assert out["config_written"] == str(config_file.resolve())
+    assert yaml.safe_load(written) == demo.demo_config_mapping(2, 7) == out["config"]
+    assert out["ingest"]["stored"] == out["payloads"] > 100 and out["ingest"]["quarantined"] == 0
+    assert [s["name"] for s in out["services"]] == ["checkout", "search"]
+    assert "generating" in res.stderr
+
+    again = gatewatch(*args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "Nothing new" in again.stdout and f"all {out['payloads']:,} payloads were duplicates" in again.stdout
+    assert "gatewatch dora" in again.stdout and "gatewatch dashboard" in again.stdout
+    assert config_file.read_text() == written  # never overwritten
+
+    replay = gatewatch("--db", store_url, "replay", "--json", cwd=tmp_path)
+    assert replay.returncode == 0 and json.loads(replay.stdout)["newly_quarantined"] == 0
+
+
+def test_with_a_config_in_use_the_demo_maps_go_under_it_with_a_warning(tmp_path):
+    own = tmp_path / "mine.yaml"
+    own.write_text("teams: {checkout: storefront}\n")
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    res = gatewatch("--db", url, "--config", str(own), "demo", "--services", "2", "--days", "5",
+                    "--end", "2025-06-02", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "warning" in res.stderr and "replay" in res.stderr and "checkout-pipeline: checkout" in res.stderr
+    assert not (tmp_path / "gatewatch.yaml").exists() and own.read_text() == "teams: {checkout: storefront}\n"
+    from collector.db import create_store_engine
+
+    engine = create_store_engine(url)
+    teams = {(d["service"], d["team"]) for d in rows(engine, deployments)}
+    engine.dispose()
+    assert teams == {("checkout", "storefront"), ("search", "discovery")}
+
+
+def test_usage_errors_exit_2_without_a_traceback(tmp_path):
+    for bad in (["--services", "0"], ["--end", "June"], ["--days", "9999"]):
+        res = gatewatch("--db", f"sqlite:///{tmp_path / 's.db'}", "demo", *bad, cwd=tmp_path)
+        assert res.returncode == 2 and "Traceback" not in res.stderr and "Error" in res.stderr, bad
+    res = gatewatch("--db", "mysql+nonexistent://x", "demo", cwd=tmp_path)
+    assert res.returncode == 4 and "Traceback" not in res.stderr
+    assert not (tmp_path / "gatewatch.yaml").exists()  # nothing written when the store is unreachable
+
+
+@pytest.mark.slow
+def test_the_default_demo_ingests_cleanly_and_quickly(tmp_path, default_history):
+    from collector.db import create_store_engine, upgrade
+
+    engine = create_store_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    upgrade(engine)
+    began = time.perf_counter()
+    result = demo.run_demo(engine, demo_config(8, 7), end=END)
+    seconds = time.perf_counter() - began
+    engine.dispose()
+    assert result.summary.quarantined == [] and result.summary.stored == len(default_history) > 15_000
+    assert seconds < 30, seconds
