@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -27,6 +28,11 @@ _SECRET_ENV = {
     "pagerduty_secret": "GATEWATCH_PAGERDUTY_SECRET",
     "events_token": "GATEWATCH_EVENTS_TOKEN",
 }
+
+
+@lru_cache(maxsize=4096)
+def _matches(pattern: str, text: str) -> bool:
+    return re.search(pattern, text) is not None
 
 
 @dataclass(frozen=True)
@@ -66,7 +72,7 @@ class Config:
         """True when a CodePipeline stage deploys to production: the pipeline's configured stage, else by pattern."""
         if pipeline in self.production_stages:
             return stage == self.production_stages[pipeline]
-        return bool(re.search(self.production_stage_pattern, stage))
+        return _matches(self.production_stage_pattern, stage)
 
     def service_for_pipeline(self, pipeline: str) -> str:
         """Service of a CodePipeline pipeline or CI workflow: the configured map, else its name."""

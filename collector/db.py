@@ -193,6 +193,8 @@ DEFAULT_KEY_CHUNK = 900
 
 def _sqlite_datetime(value: datetime) -> str:
     # The exact text SQLAlchemy's SQLite DateTime writes, so reads through the models agree.
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to the store; pass a timezone-aware value")
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
@@ -210,9 +212,12 @@ def bulk_insert(conn: Connection, table: Table, rows: list[dict]) -> None:
            f"({', '.join(dialect.identifier_preparer.quote(c) for c in columns)}) "
            f"VALUES ({', '.join([marker] * len(columns))})")
     params = [list(map(row.get, columns)) for row in rows]
-    if dialect.name == "sqlite":
-        stamps = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, DateTime)
-                  or isinstance(getattr(table.c[c].type, "impl", None), DateTime)]
+    stamps = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, DateTime)
+              or isinstance(getattr(table.c[c].type, "impl", None), DateTime)]
+    if dialect.name != "sqlite":
+        if any(values[i] is not None and values[i].tzinfo is None for values in params for i in stamps):
+            raise ValueError("naive datetime given to the store; pass a timezone-aware value")
+    else:
         texts: dict[datetime, str] = {}  # events repeat their timestamps across columns and rows
         for values in params:
             for i in stamps:

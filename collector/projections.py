@@ -65,23 +65,26 @@ def validate(upd: Update) -> None:
                              "given without a status")
     elif status not in STATUS_RANKS.get(upd.table, ()):
         raise ValueError(f"{upd.table}: status {status!r} is not one of {sorted(STATUS_RANKS.get(upd.table, ()))}")
-    for name, value in values.items():
-        if type(value) is datetime and value.tzinfo is None:
-            raise ValueError(f"{upd.table}.{name}: naive datetime")
+    # Naive datetimes are refused where every timestamp is written (db.bulk_insert, UTCDateTime).
 
 
-def _state_key(table: str, row: Mapping[str, Any]) -> tuple:
-    cols = STATE_COLUMNS[table]
-    return (row.get("status_at") or _EPOCH, STATUS_RANKS[table][row["status"]],
-            tuple("" if row.get(c) is None else str(row.get(c)) for c in cols))
+def _newer(table: str, new: Mapping[str, Any], old: Mapping[str, Any]) -> bool:
+    """Whether `new`'s state wins over `old`'s: later status_at, then higher rank, then the values."""
+    ranks = STATUS_RANKS[table]
+    a = (new.get("status_at") or _EPOCH, ranks[new["status"]])
+    b = (old.get("status_at") or _EPOCH, ranks[old["status"]])
+    if a != b:
+        return a > b
+    cols = STATE_COLUMNS[table]  # a full tie: any deterministic order will do
+    return (tuple("" if new.get(c) is None else str(new.get(c)) for c in cols)
+            > tuple("" if old.get(c) is None else str(old.get(c)) for c in cols))
 
 
 def merge(table: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
     """Join two partial rows of `table` by the rules in the module docstring."""
     out = dict(old)
     state_cols = STATE_COLUMNS[table]
-    if new.get("status") is not None and (
-            old.get("status") is None or _state_key(table, new) > _state_key(table, old)):
+    if new.get("status") is not None and (old.get("status") is None or _newer(table, new, old)):
         for col in state_cols:
             out[col] = new.get(col)
     for col, value in new.items():

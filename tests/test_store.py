@@ -60,3 +60,18 @@ def test_bad_urls_give_a_clear_error(tmp_path):
         db.create_store_engine("not a url")
     with pytest.raises(StoreError, match="does not exist"):
         db.create_store_engine(f"sqlite:///{tmp_path}/missing/dir/x.db")
+
+
+def test_bulk_insert_refuses_naive_datetimes_and_round_trips_aware_ones(engine):
+    from collector.models import changes
+
+    row = {"id": "abc", "service": "s", "repository": None, "committed_at": datetime(2024, 1, 1), "merged_at": None,
+           "pr": None, "author": None, "title": None, "pushed_head": None}
+    with pytest.raises(ValueError, match="naive datetime"):
+        with db.write_transaction(engine) as conn:
+            db.bulk_insert(conn, changes, [row])
+    aware = datetime(2024, 1, 1, 1, 30, tzinfo=timezone(timedelta(hours=2)))
+    with db.write_transaction(engine) as conn:
+        db.bulk_insert(conn, changes, [dict(row, committed_at=aware)])
+    with engine.connect() as conn:
+        assert conn.execute(select(changes.c.committed_at)).scalar_one() == aware

@@ -125,6 +125,7 @@ _CATEGORIES = (
 )
 
 
+@lru_cache(maxsize=4096)
 def category_for(name: str) -> str:
     """Guess a job's or step's category (build, test, deploy, approval, source, other) from its name."""
     for category, pattern in _CATEGORIES:
