@@ -216,3 +216,33 @@ def test_demo_dataset_through_the_cli_matches_the_python_api(tmp_path, store_url
     by_team = json.loads(gatewatch("--db", store_url, "dora", "--start", "2024-05-06", "--end", "2024-05-27",
                                    "--team", some_team, "--json", cwd=tmp_path).stdout)
     assert 0 < by_team["deployment_frequency"]["deployments"] < cli["deployment_frequency"]["deployments"]
+
+
+def test_benchmark_tables_and_a_custom_one_from_config(store, tmp_path, store_url):
+    from analysis.tiers import BENCHMARKS, benchmark_from_mapping, get_benchmark
+
+    window = window_between(date(2024, 3, 4), date(2024, 3, 18))
+    frames = load_dora_frames(store, window.start, window.end)
+    r2023 = report(frames, window, benchmark="dora-2023")
+    # CFR 50%: above 2023's medium bound (15%) but within its low cluster's 64%; still "low".
+    assert r2023["benchmark"] == "dora-2023" and r2023["change_failure_rate"]["tier"] == "low"
+    # Recovery median 3 h: 2023 high is "less than one day".
+    assert r2023["recovery_time"]["tier"] == "high"
+    assert BENCHMARKS["dora-2024"].tier("change_failure_rate", 0.15) == "high"  # 2024's high is 20%
+    assert BENCHMARKS["dora-2023"].tier("change_failure_rate", 0.15) == "medium"
+    strict = benchmark_from_mapping("strict", {"lead_time": {"elite": 1, "high": 5}})
+    assert strict.tier("lead_time", 4.0) == "high" and strict.tier("lead_time", 6.0) == "low"
+    with pytest.raises(ValueError, match="unknown metric"):
+        benchmark_from_mapping("bad", {"latency": {"elite": 1}})
+    with pytest.raises(ValueError, match="unknown benchmark"):
+        get_benchmark("dora-1999")
+    # From gatewatch.yaml, through the CLI.
+    (tmp_path / "gatewatch.yaml").write_text(
+        "dora:\n  benchmark: strict\n  benchmarks:\n    strict:\n      lead_time: {elite: 1, high: 5}\n")
+    (tmp_path / "records.json").write_text(json.dumps(RECORDS))
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    gatewatch("--db", url, "ingest", str(tmp_path / "records.json"), cwd=tmp_path)
+    out = json.loads(gatewatch("--db", url, "dora", "--start", "2024-03-04", "--end", "2024-03-18", "--json",
+                               cwd=tmp_path).stdout)
+    assert out["benchmark"] == "strict" and out["lead_time"]["tier"] == "high"  # median 4 h: under 5, not 1
+    assert out["change_failure_rate"]["tier"] == "low"  # no bounds for this metric in the table: low

@@ -101,3 +101,28 @@ def test_empty_frames_give_no_data_not_zero():
     assert r["build_duration"] == {"count": 0, "median_hours": None, "p90_hours": None, "mean_hours": None,
                                    "max_hours": None}
     assert r["flaky_stages"] == [] and r["per_stage"] == []
+
+
+def test_pipelines_cli_over_real_codepipeline_events(tmp_path, store_url):
+    """The published CodePipeline examples (one execution whose Prod deploy failed, then passed on a
+    retry) through the store and `gatewatch pipelines --json`."""
+    import json
+
+    from tests.conftest import fixture_path
+    from tests.test_cli_store import gatewatch
+
+    events = fixture_path("aws/codepipeline-execution.eventbridge.ndjson")
+    assert gatewatch("--db", store_url, "ingest", str(events)).returncode == 0
+    res = gatewatch("--db", store_url, "pipelines", "--start", "2024-05-01", "--end", "2024-05-02", "--json")
+    assert res.returncode == 0, res.stderr
+    r = json.loads(res.stdout)
+    assert r["pipeline_runs"] == {"finished": 1, "failed": 0, "failed_rate": 0.0}
+    assert r["deployments"] == {"attempted": 1, "successful": 1, "failed": 0, "canceled": 0, "success_rate": 1.0}
+    # Build stage 10:00:21 -> 10:06:40; queue: started 10:00:00, first action 10:00:01.
+    assert r["build_duration"]["count"] == 1 and r["build_duration"]["median_hours"] == round(379 / 3600, 4)
+    assert r["queue_time"]["median_hours"] == round(1 / 3600, 4)
+    assert [(f["stage"], f["retried_within_run"]) for f in r["flaky_stages"]] == [("Prod", True)]
+    stages = {s["stage"]: s for s in r["per_stage"]}
+    assert set(stages) == {"Source", "Build", "Prod"} and stages["Prod"]["failed_once"] == 1
+    csv_out = gatewatch("--db", store_url, "pipelines", "--start", "2024-05-01", "--end", "2024-05-02", "--csv")
+    assert csv_out.stdout.splitlines()[0].startswith("service,pipeline,stage,category,runs")
