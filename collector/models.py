@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import (Boolean, Column, DateTime, Index, Integer, MetaData, String, Table, Text,
-                        TypeDecorator)
+from sqlalchemy import (Boolean, Column, DateTime, Float, Index, Integer, LargeBinary, MetaData, String, Table,
+                        Text, TypeDecorator)
 
 from .timeutil import UTC
 
@@ -173,3 +173,53 @@ incidents = Table(
 
 PROJECTION_TABLES = (pipeline_runs, stage_runs, action_runs, deployments, changes,
                      deployment_changes, incidents)
+
+# Canary runs: each verdict with its config, window, scopes and the samples it judged (for audit
+# and re-judging). Samples are stored as little-endian float64 bytes with their shape.
+canary_runs = Table(
+    "canary_runs", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("verdict", String(16), nullable=False),
+    Column("score", Float),
+    Column("source", String(32), nullable=False),
+    Column("deployment_id", Key()),
+    Column("window_start", UTCDateTime),
+    Column("window_end", UTCDateTime),
+    Column("baseline_scope", Text),
+    Column("canary_scope", Text),
+    Column("config", Text, nullable=False),
+    Column("result", Text, nullable=False),
+    Index("ix_canary_runs_created_at", "created_at"),
+    Index("ix_canary_runs_deployment_id", "deployment_id"),
+)
+
+canary_metric_results = Table(
+    "canary_metric_results", metadata,
+    Column("run_id", String(36), primary_key=True),
+    Column("metric", String(255), primary_key=True),
+    Column("classification", String(16), nullable=False),
+    Column("passed", Boolean),
+    Column("critical", Boolean, nullable=False),
+    Column("metric_group", String(255)),
+    Column("weight", Float),
+    Column("baseline_n", Integer),
+    Column("baseline_median", Float),
+    Column("canary_n", Integer),
+    Column("canary_median", Float),
+    Column("shift", Float),
+    Column("ci_low", Float),
+    Column("ci_high", Float),
+    Column("relative_shift", Float),
+    Column("p_value", Float),
+    Column("reason", Text),
+)
+
+canary_samples = Table(
+    "canary_samples", metadata,
+    Column("run_id", String(36), primary_key=True),
+    Column("metric", String(255), primary_key=True),
+    Column("side", String(8), primary_key=True),  # baseline | canary
+    Column("shape", String(32), nullable=False),  # "n" or "n,2" (good, total pairs)
+    Column("data", LargeBinary, nullable=False),
+)

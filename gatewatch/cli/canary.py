@@ -1,0 +1,154 @@
+"""`gatewatch canary`: judge a canary against its baseline, from a CSV file or live telemetry."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from analysis.canary import CanaryConfig, CanaryConfigError, Verdict, config_from_mapping, judge
+from collector.errors import ConfigError
+from collector.timeutil import parse_duration, parse_timestamp
+
+from .common import State, echo_json, pass_state
+
+EXIT = {"pass": 0, "fail": 1, "marginal": 3, "nodata": 3}
+
+
+def read_canary_config(path: str) -> CanaryConfig:
+    """A canary config from a YAML file; ConfigError names the file and the field."""
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"--config {path!r}: no such file")
+    try:
+        return config_from_mapping(yaml.safe_load(file.read_text(encoding="utf-8")))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    except CanaryConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def _fmt(value: float | None, digits: int = 4) -> str:
+    return "n/a" if value is None else f"{value:.{digits}g}"
+
+
+def print_verdict(verdict: Verdict, run_id: str | None, as_json: bool, extra: dict[str, Any] | None = None) -> None:
+    """The report: one line per metric, the verdict last (or the JSON document)."""
+    if as_json:
+        echo_json({"id": run_id, **verdict.to_dict(), **(extra or {})})
+        return
+    width = max((len(m.name) for m in verdict.metrics), default=6)
+    for m in verdict.metrics:
+        mark = {True: "ok  ", False: "FAIL", None: "skip"}[m.passed]
+        crit = " critical" if m.critical else ""
+        click.echo(f"  {mark} {m.name:<{width}}  {m.classification:<6} baseline n={m.baseline['n']} "
+                   f"median={_fmt(m.baseline['median'])}  canary n={m.canary['n']} median={_fmt(m.canary['median'])}"
+                   f"{crit}  | {m.reason}")
+    score = "n/a" if verdict.score is None else f"{verdict.score:.1f}"
+    click.echo(f"verdict: {verdict.verdict.upper()} (score {score})" + (f", run {run_id}" if run_id else ""))
+    for reason in verdict.reasons[:1]:
+        click.echo(f"  {reason}")
+
+
+@click.group()
+def canary() -> None:
+    """Judge a canary against its baseline (Mann-Whitney / Hodges-Lehmann, proportions).
+
+    Exit status: 0 pass, 1 fail, 3 marginal or no data, 2 usage or configuration error.
+    """
+
+
+def _finish(state: State, config: CanaryConfig, verdict: Verdict, samples, source: str, as_json: bool,
+            store: bool, **record) -> None:
+    run_id = None
+    if store:
+        from collector.canary_runs import save_run
+
+        run_id = save_run(state.engine, config, verdict, samples, source, **record)
+    print_verdict(verdict, run_id, as_json)
+    raise SystemExit(EXIT[verdict.verdict])
+
+
+@canary.command("judge")
+@click.option("--config", "config_path", required=True, metavar="FILE", help="Canary config (YAML).")
+@click.option("--data", required=True, metavar="CSV", help="Samples: columns metric, group (baseline|canary), "
+              "value [, timestamp]; good and total for proportion metrics.")
+@click.option("--deployment", metavar="ID", help="The deployment this canary belongs to (recorded with the run).")
+@click.option("--no-store", is_flag=True, help="Do not record the run in the store.")
+@click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
+@pass_state
+def judge_command(state: State, config_path: str, data: str, deployment: str | None, no_store: bool,
+                  as_json: bool) -> None:
+    """Judge samples from a CSV file (offline, notebooks, other telemetry systems)."""
+    from collector.telemetry import from_csv
+
+    config = read_canary_config(config_path)
+    telemetry = from_csv(data)
+    verdict = judge(config, telemetry.samples, telemetry.errors)
+    _finish(state, config, verdict, telemetry.samples, "csv", as_json, not no_store, deployment_id=deployment)
+
+
+@canary.command("run")
+@click.option("--config", "config_path", required=True, metavar="FILE", help="Canary config (YAML) with queries.")
+@click.option("--baseline", required=True, metavar="MATCHERS", help="Baseline scope, e.g. 'version=\"v1\"'.")
+@click.option("--canary", "canary_scope", required=True, metavar="MATCHERS", help="Canary scope, e.g. 'version=\"v2\"'.")
+@click.option("--start", required=True, metavar="TIME", help="Window start (ISO 8601), or a duration ago such as 30m.")
+@click.option("--end", default=None, metavar="TIME", help="Window end (ISO 8601; default now).")
+@click.option("--step", default="30s", show_default=True, help="Query resolution.")
+@click.option("--prometheus", "prometheus_url", metavar="URL", default=lambda: os.environ.get("GATEWATCH_PROMETHEUS_URL"),
+              help="Prometheus-compatible base URL (default $GATEWATCH_PROMETHEUS_URL). Auth: "
+                   "$GATEWATCH_PROMETHEUS_TOKEN (bearer) or $GATEWATCH_PROMETHEUS_USER/_PASSWORD (basic).")
+@click.option("--deployment", metavar="ID", help="The deployment this canary belongs to (recorded with the run).")
+@click.option("--no-store", is_flag=True, help="Do not record the run in the store.")
+@click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
+@pass_state
+def run_command(state: State, config_path: str, baseline: str, canary_scope: str, start: str, end: str | None,
+                step: str, prometheus_url: str | None, deployment: str | None, no_store: bool,
+                as_json: bool) -> None:
+    """Query baseline and canary telemetry from Prometheus over [start, end] and judge it.
+
+    An unreachable or failing server gives no data (exit 3) with the error, never a pass.
+    """
+    from collector.telemetry import prometheus
+    from collector.timeutil import utcnow
+
+    if not prometheus_url:
+        raise ConfigError("--prometheus URL (or GATEWATCH_PROMETHEUS_URL) is required")
+    config = read_canary_config(config_path)
+    now = utcnow()
+    try:
+        begin = now - parse_duration(start) if start[-1:] in "smhdw" and start[:-1].replace(".", "").isdigit() \
+            else parse_timestamp(start)
+        finish = parse_timestamp(end) if end else now
+        parse_duration(step)
+    except ValueError as exc:
+        raise ConfigError(f"--start/--end/--step: {exc}") from None
+    if finish <= begin:
+        raise ConfigError(f"--end {finish.isoformat()} must be after --start {begin.isoformat()}")
+    user, password = os.environ.get("GATEWATCH_PROMETHEUS_USER"), os.environ.get("GATEWATCH_PROMETHEUS_PASSWORD")
+    telemetry = prometheus.fetch(config, prometheus_url, baseline, canary_scope, begin, finish, step=step,
+                                 token=os.environ.get("GATEWATCH_PROMETHEUS_TOKEN"),
+                                 basic_auth=(user, password) if user else None)
+    verdict = judge(config, telemetry.samples, telemetry.errors)
+    _finish(state, config, verdict, telemetry.samples, "prometheus", as_json, not no_store,
+            deployment_id=deployment, window=(begin, finish), baseline_scope=baseline, canary_scope=canary_scope)
+
+
+@canary.command("show")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the stored verdict as JSON.")
+@pass_state
+def show_command(state: State, run_id: str, as_json: bool) -> None:
+    """Show a stored canary run's verdict."""
+    from collector.canary_runs import load_run
+
+    run = load_run(state.engine, run_id)
+    if run is None:
+        raise ConfigError(f"no canary run {run_id!r} in the store")
+    if as_json:
+        echo_json({"id": run.id, "created_at": run.created_at, **run.result})
+        return
+    click.echo(json.dumps(run.result, indent=2, default=str))
