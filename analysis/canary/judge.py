@@ -8,6 +8,8 @@ Spinnaker's Kayenta judge sets its band relative to the estimate itself; ours do
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -282,15 +284,22 @@ def judge(config: CanaryConfig, samples: Mapping[str, tuple[np.ndarray, np.ndarr
           errors: Mapping[str, str] | None = None) -> Verdict:
     """The verdict for `samples` {metric: (baseline, canary)}; `errors` {metric: why it has no data}."""
     errors = errors or {}
-    results = []
-    for spec in config.metrics:
+
+    def one(spec: MetricSpec) -> MetricResult:
         if spec.name in errors:
-            results.append(_nodata(spec, errors[spec.name]))
-        elif spec.name not in samples:
-            results.append(_nodata(spec, "no samples for this metric"))
-        else:
-            baseline, canary = samples[spec.name]
-            results.append(judge_metric(spec, baseline, canary, config.confidence))
+            return _nodata(spec, errors[spec.name])
+        if spec.name not in samples:
+            return _nodata(spec, "no samples for this metric")
+        baseline, canary = samples[spec.name]
+        return judge_metric(spec, baseline, canary, config.confidence)
+
+    # numpy's sorts and searches release the GIL: metrics are judged side by side on every core.
+    large = sum(np.size(s[0]) + np.size(s[1]) for s in samples.values()) > 200_000
+    if large and len(config.metrics) > 1:
+        with ThreadPoolExecutor(max_workers=min(len(config.metrics), os.cpu_count() or 1)) as pool:
+            results = list(pool.map(one, config.metrics))
+    else:
+        results = [one(spec) for spec in config.metrics]
     overall, groups = score(config, results)
     failing_critical = [r for r in results if r.critical and r.passed is False]
     reasons = [r.reason for r in results if r.passed is False] + [r.reason for r in results if r.passed is None]
