@@ -102,7 +102,8 @@ class Service:
 
 def _check(services: int, days: int) -> None:
     if not isinstance(services, int) or not 1 <= services <= MAX_SERVICES:
-        raise ConfigError(f"--services: expected a number of services from 1 to {MAX_SERVICES}, got {services!r}")
+        raise ConfigError(f"--services: expected a number of services from 1 to {MAX_SERVICES}, "
+                          f"got {services!r}")
     if not isinstance(days, int) or not 1 <= days <= MAX_DAYS:
         raise ConfigError(f"--days: expected a number of days from 1 to {MAX_DAYS}, got {days!r}")
 
@@ -126,7 +127,8 @@ def organisation(services: int = DEFAULT_SERVICES, seed: int = DEFAULT_SEED) -> 
         out.append(Service(
             name=name, team=team, platform=platform, repository=f"{ORG}/{name}-service",
             pipeline=f"{name}-pipeline" if platform == "codepipeline" else GITHUB_SERVICE_WORKFLOW[0],
-            rate=rate, pagerduty_id=_pd_id(rng), pagerduty_name=f"{name.replace('-', ' ').title()} (production)",
+            rate=rate, pagerduty_id=_pd_id(rng),
+            pagerduty_name=f"{name.replace('-', ' ').title()} (production)",
             offset=TEAMS[team][0]))
     return out
 
@@ -258,7 +260,8 @@ class _GitHub:
                 "timestamp": _iso_local(at, author.offset), "url": f"{self.html}/commit/{sha}",
                 "author": ident, "committer": by, "added": [], "removed": [], "modified": files}
 
-    def push(self, branch: str, before: str, commits: list[dict], pusher: Person, created: bool = False) -> dict:
+    def push(self, branch: str, before: str, commits: list[dict], pusher: Person,
+             created: bool = False) -> dict:
         after = commits[-1]["id"]
         return {"ref": f"refs/heads/{branch}", "before": before, "after": after, "repository": self.repo_push,
                 "pusher": {"name": pusher.login, "email": f"{pusher.login}@acme-retail.example"},
@@ -271,8 +274,9 @@ class _GitHub:
                             branch: str, head: str, base: str, merge_sha: str, created: datetime,
                             merged: datetime, commits: int, rng: random.Random) -> dict:
         url = f"{self.api}/pulls/{number}"
-        pr = {"url": url, "id": pr_id, "node_id": _node("PullRequest", pr_id), "html_url": f"{self.html}/pull/{number}",
-              "number": number, "state": "closed", "locked": False, "title": title, "user": self.user(author),
+        pr = {"url": url, "id": pr_id, "node_id": _node("PullRequest", pr_id),
+              "html_url": f"{self.html}/pull/{number}", "number": number, "state": "closed", "locked": False,
+              "title": title, "user": self.user(author),
               "body": f"{title}.\n\nTested locally and in staging.", "created_at": _iso(created),
               "updated_at": _iso(merged), "closed_at": _iso(merged), "merged_at": _iso(merged),
               "merge_commit_sha": merge_sha, "assignee": None, "assignees": [],
@@ -281,7 +285,8 @@ class _GitHub:
                        "repo": self.repo},
               "base": {"label": f"{ORG}:main", "ref": "main", "sha": base, "user": self.org, "repo": self.repo},
               "author_association": "MEMBER", "auto_merge": None, "active_lock_reason": None, "merged": True,
-              "mergeable": None, "rebaseable": None, "mergeable_state": "unknown", "merged_by": self.user(merger),
+              "mergeable": None, "rebaseable": None, "mergeable_state": "unknown",
+              "merged_by": self.user(merger),
               "comments": rng.randrange(0, 4), "review_comments": rng.randrange(0, 9),
               "maintainer_can_modify": False, "commits": commits, "additions": rng.randrange(3, 400),
               "deletions": rng.randrange(0, 150), "changed_files": rng.randrange(1, 12),
@@ -410,7 +415,8 @@ class _History:
         while day <= last:
             factor = 1.0 if day.weekday() < 5 else 0.08
             for _ in range(_poisson(self.rng, svc.rate * factor)):
-                local = datetime(day.year, day.month, day.day, 9, tzinfo=zone) + _minutes(self.rng.uniform(0, 540))
+                local = (datetime(day.year, day.month, day.day, 9, tzinfo=zone)
+                         + _minutes(self.rng.uniform(0, 540)))
                 t = local.astimezone(UTC)
                 if self.start <= t < self.end:
                     times.append(t)
@@ -504,14 +510,16 @@ class _History:
 
     # -- GitHub Actions --
 
-    def workflow_run(self, gh: _GitHub, run: _Run, action: str, at: datetime, conclusion: str | None = None) -> None:
+    def workflow_run(self, gh: _GitHub, run: _Run, action: str, at: datetime,
+                     conclusion: str | None = None) -> None:
         status = {"requested": "queued", "in_progress": "in_progress", "completed": "completed"}[action]
         svc_api = gh.api
         wr = {"id": run.id, "name": run.wf[0], "node_id": _node("WorkflowRun", run.id), "head_branch": run.branch,
               "head_sha": run.head["id"], "path": run.wf[1], "display_title": run.head["message"].splitlines()[0],
               "run_number": run.number, "event": run.event, "status": status, "conclusion": conclusion,
               "workflow_id": gh.workflows[run.wf]["id"], "check_suite_id": run.check_suite,
-              "check_suite_node_id": _node("CheckSuite", run.check_suite), "url": f"{svc_api}/actions/runs/{run.id}",
+              "check_suite_node_id": _node("CheckSuite", run.check_suite),
+              "url": f"{svc_api}/actions/runs/{run.id}",
               "html_url": f"{gh.html}/actions/runs/{run.id}", "pull_requests": run.pull_requests,
               "created_at": _iso(run.created), "updated_at": _iso(at), "actor": gh.user(run.actor),
               "run_attempt": run.attempt, "referenced_workflows": [],
@@ -520,14 +528,14 @@ class _History:
               "previous_attempt_url": (f"{svc_api}/actions/runs/{run.id}/attempts/{run.attempt - 1}"
                                        if run.attempt > 1 else None),
               "workflow_url": f"{svc_api}/actions/workflows/{gh.workflows[run.wf]['id']}",
-              "head_commit": {"id": run.head["id"], "tree_id": run.head["tree_id"], "message": run.head["message"],
-                              "timestamp": run.head["timestamp"],
+              "head_commit": {"id": run.head["id"], "tree_id": run.head["tree_id"],
+                              "message": run.head["message"], "timestamp": run.head["timestamp"],
                               "author": {k: run.head["author"][k] for k in ("name", "email")},
                               "committer": {k: run.head["committer"][k] for k in ("name", "email")}},
               "repository": gh.repo, "head_repository": gh.repo}
-        self.emit(at, "github", "workflow_run", {"action": action, "workflow_run": wr, "workflow": gh.workflow(run.wf),
-                                                 "repository": gh.repo, "organization": gh.org,
-                                                 "sender": gh.user(run.actor)})
+        self.emit(at, "github", "workflow_run", {
+            "action": action, "workflow_run": wr, "workflow": gh.workflow(run.wf), "repository": gh.repo,
+            "organization": gh.org, "sender": gh.user(run.actor)})
 
     def job(self, gh: _GitHub, st: _State, run: _Run, name: str, queued: datetime, fail: bool,
             on_start: Callable[[datetime, datetime], None] | None = None) -> tuple[datetime, datetime]:
@@ -556,8 +564,9 @@ class _History:
                 "id": job_id, "run_id": run.id, "workflow_name": run.wf[0], "head_branch": run.branch,
                 "run_url": f"{gh.api}/actions/runs/{run.id}", "run_attempt": run.attempt,
                 "node_id": _node("CheckRun", job_id), "head_sha": run.head["id"],
-                "url": f"{gh.api}/actions/jobs/{job_id}", "html_url": f"{gh.html}/actions/runs/{run.id}/job/{job_id}",
-                "status": status, "conclusion": (("failure" if fail else "success") if action == "completed" else None),
+                "url": f"{gh.api}/actions/jobs/{job_id}",
+                "html_url": f"{gh.html}/actions/runs/{run.id}/job/{job_id}", "status": status,
+                "conclusion": ("failure" if fail else "success") if action == "completed" else None,
                 "created_at": _iso(queued), "started_at": _iso(started if action != "queued" else queued),
                 "completed_at": _iso(completed) if action == "completed" else None, "name": name, "steps": shown,
                 "check_run_url": f"{gh.api}/check-runs/{job_id}", "labels": ["ubuntu-latest"],
@@ -623,11 +632,14 @@ class _History:
         self.actions_run(gh, st, GITHUB_CI_WORKFLOW, "pull_request", branch, head, author,
                          at + timedelta(seconds=self.rng.randint(5, 30)), ("build", "test"), pr, plan)
 
-    def deployment_body(self, gh: _GitHub, dep_id: int, sha: str, ref: str, payload: dict, creator: Person | None,
-                        created: datetime, updated: datetime, run: _Run | None, description: str | None) -> dict:
+    @staticmethod
+    def deployment_body(gh: _GitHub, dep_id: int, sha: str, ref: str, payload: dict, creator: Person | None,
+                        created: datetime, updated: datetime, description: str | None) -> dict:
+        """The `deployment` object GitHub sends in both deployment webhooks."""
         return {"url": f"{gh.api}/deployments/{dep_id}", "id": dep_id, "node_id": _node("Deployment", dep_id),
-                "sha": sha, "ref": ref, "task": "deploy", "payload": payload, "original_environment": "production",
-                "environment": "production", "description": description, "creator": gh.user(creator),
+                "sha": sha, "ref": ref, "task": "deploy", "payload": payload,
+                "original_environment": "production", "environment": "production", "description": description,
+                "creator": gh.user(creator),
                 "created_at": _iso(created), "updated_at": _iso(updated),
                 "statuses_url": f"{gh.api}/deployments/{dep_id}/statuses", "repository_url": gh.api,
                 "transient_environment": False, "production_environment": True,
@@ -646,11 +658,13 @@ class _History:
             "html_url": f"{gh.html}/actions/runs/{run.id}", "created_at": _iso(run.created),
             "updated_at": _iso(created)}
         self.emit(created, "github", "deployment", {
-            "action": "created", "deployment": self.deployment_body(gh, dep_id, sha, ref, payload, creator, created,
-                                                                     created, run, description),
+            "action": "created",
+            "deployment": self.deployment_body(gh, dep_id, sha, ref, payload, creator, created, created,
+                                               description),
             "workflow": wf, "workflow_run": wr, "repository": gh.repo, "organization": gh.org,
             "sender": gh.user(creator)})
-        for status, at in (("in_progress", created + timedelta(seconds=self.rng.randint(1, 4))), (state, finished)):
+        began = created + timedelta(seconds=self.rng.randint(1, 4))
+        for status, at in (("in_progress", began), (state, finished)):
             sid = self.next_id(st, "status", 1_000_000_000, 3_000_000_000, (1_000, 300_000))
             log = f"{gh.html}/actions/runs/{run.id}" if run else ""
             self.emit(at, "github", "deployment_status", {
@@ -660,11 +674,12 @@ class _History:
                     "node_id": _node("DeploymentStatus", sid), "state": status, "creator": gh.user(creator),
                     "description": {"in_progress": "Deployment started", "success": "Deployment finished",
                                     "failure": "Deployment failed"}[status],
-                    "environment": "production", "target_url": log, "created_at": _iso(at), "updated_at": _iso(at),
+                    "environment": "production", "target_url": log, "created_at": _iso(at),
+                    "updated_at": _iso(at),
                     "deployment_url": f"{gh.api}/deployments/{dep_id}", "repository_url": gh.api,
                     "environment_url": f"https://{svc.name}.acme-retail.example", "log_url": log,
                     "performed_via_github_app": None},
-                "deployment": self.deployment_body(gh, dep_id, sha, ref, payload, creator, created, at, run,
+                "deployment": self.deployment_body(gh, dep_id, sha, ref, payload, creator, created, at,
                                                    description),
                 "workflow": wf, "workflow_run": wr, "repository": gh.repo, "organization": gh.org,
                 "sender": gh.user(creator)})
@@ -698,13 +713,14 @@ class _History:
             # the deploy job creates the deployment a few seconds in and reports its end just before the job's
             payload = {"version": version, **({"hotfix": True} if hotfix else {})}
             result.append(self.github_deployment(
-                svc, gh, st, head["id"], "main", payload, None, started + timedelta(seconds=self.rng.randint(5, 12)),
+                svc, gh, st, head["id"], "main", payload, None,
+                started + timedelta(seconds=self.rng.randint(5, 12)),
                 completed - timedelta(seconds=self.rng.randint(1, 3)), "failure" if fail else "success", run,
                 f"Deploy {version} to production"))
 
-        ok, finished = self.actions_run(gh, st, GITHUB_SERVICE_WORKFLOW, "push", "main", head, author,
-                                        at + timedelta(seconds=self.rng.randint(2, 8)), ("build", "test", "deploy"),
-                                        [], plan, on_deploy)
+        queued = at + timedelta(seconds=self.rng.randint(2, 8))
+        ok, finished = self.actions_run(gh, st, GITHUB_SERVICE_WORKFLOW, "push", "main", head, author, queued,
+                                        ("build", "test", "deploy"), [], plan, on_deploy)
         return (result[0] if ok and result else None), finished
 
     # -- CodePipeline --
@@ -755,7 +771,8 @@ class _History:
                     "Reason: exit status 2")}
             return out if ok else {**out, "error-code": "JobFailed"}
         if stage == "Approval":
-            who = f"arn:aws:sts::{AWS_ACCOUNT}:assumed-role/ReleaseApprovers/{approver.login if approver else 'ops'}"
+            login = approver.login if approver else "ops"
+            who = f"arn:aws:sts::{AWS_ACCOUNT}:assumed-role/ReleaseApprovers/{login}"
             return {"external-execution-summary": f"{'Approved' if ok else 'Rejected'} by {who}"}
         deployment = "d-" + "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") for _ in range(9))
         out = {"external-execution-id": deployment,
@@ -955,8 +972,9 @@ class _History:
                     "incident_key": key, "created_at": _iso(opened), "title": title, "service": service_ref,
                     "assignees": [] if state == "resolved" else [user_ref],
                     "escalation_policy": {"html_url": f"https://{PD_DOMAIN}/escalation_policies/{policy_id}",
-                                          "id": policy_id, "self": f"https://api.pagerduty.com/escalation_policies/"
-                                          f"{policy_id}", "summary": f"{team_name} on-call",
+                                          "id": policy_id,
+                                          "self": f"https://api.pagerduty.com/escalation_policies/{policy_id}",
+                                          "summary": f"{team_name} on-call",
                                           "type": "escalation_policy_reference"},
                     "teams": [{"html_url": f"https://{PD_DOMAIN}/teams/{team_id}", "id": team_id,
                                "self": f"https://api.pagerduty.com/teams/{team_id}", "summary": team_name,

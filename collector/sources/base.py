@@ -41,6 +41,16 @@ def _parts(path: str) -> tuple[str, ...]:
     return tuple(path.split("."))
 
 
+def dispatch(handlers: Mapping[str, Any], kind: str, payload: Any, config: Any) -> list[Update]:
+    """Call the handler for `kind`; a kind a source recognises but does not project gives no updates."""
+    handler = handlers.get(kind)
+    if handler is None:
+        return []
+    if not isinstance(payload, Mapping):
+        raise PayloadError("body", "a JSON object", type(payload).__name__)
+    return handler(payload, config)
+
+
 def _walk(payload: Any, path: str) -> Any:
     if type(payload) is dict and "." not in path:  # the hot path: a top-level key
         return payload.get(path, _MISSING)

@@ -24,8 +24,7 @@ import re
 from datetime import datetime
 from typing import Any, Callable, Mapping
 
-from ..errors import PayloadError
-from .base import TERMINAL, Update, boolean, category_for, choice, field, timestamp
+from .base import TERMINAL, Update, boolean, category_for, choice, dispatch, field, timestamp
 
 NAME = "github"
 PROGRESS = {"requested": "queued", "queued": "queued", "waiting": "queued", "pending": "queued",
@@ -304,9 +303,4 @@ HANDLERS: dict[str, Callable[[Mapping, Any], list[Update]]] = {
 
 def normalise(kind: str, payload: Any, config: Any) -> list[Update]:
     """Turn one GitHub webhook payload into projection updates; other events give none."""
-    handler = HANDLERS.get(kind)
-    if handler is None:
-        return []
-    if not isinstance(payload, Mapping):
-        raise PayloadError("body", "a JSON object", type(payload).__name__)
-    return handler(payload, config)
+    return dispatch(HANDLERS, kind, payload, config)

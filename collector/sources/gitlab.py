@@ -23,7 +23,7 @@ from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
 from ..errors import PayloadError
-from .base import TERMINAL, Update, boolean, category_for, choice, field, timestamp
+from .base import TERMINAL, Update, boolean, category_for, choice, dispatch, field, timestamp
 
 NAME = "gitlab"
 HOOKS = {"Pipeline Hook": "pipeline", "Job Hook": "build", "Build Hook": "build",
@@ -260,9 +260,4 @@ HANDLERS: dict[str, Callable[[Mapping, Any], list[Update]]] = {
 
 def normalise(kind: str, payload: Any, config: Any) -> list[Update]:
     """Turn one GitLab webhook payload into projection updates; other hooks give none."""
-    handler = HANDLERS.get(kind)
-    if handler is None:
-        return []
-    if not isinstance(payload, Mapping):
-        raise PayloadError("body", "a JSON object", type(payload).__name__)
-    return handler(payload, config)
+    return dispatch(HANDLERS, kind, payload, config)

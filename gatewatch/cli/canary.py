@@ -1,7 +1,6 @@
 """`gatewatch canary`: judge a canary against its baseline, from a CSV file or live telemetry."""
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -151,4 +150,11 @@ def show_command(state: State, run_id: str, as_json: bool) -> None:
     if as_json:
         echo_json({"id": run.id, "created_at": run.created_at, **run.result})
         return
-    click.echo(json.dumps(run.result, indent=2, default=str))
+    window = (f", window {run.window_start:%Y-%m-%d %H:%M} .. {run.window_end:%Y-%m-%d %H:%M} UTC"
+              if run.window_start and run.window_end else "")
+    click.echo(f"canary run {run.id} at {run.created_at:%Y-%m-%d %H:%M:%S} UTC from {run.source}{window}"
+               + (f", deployment {run.deployment_id}" if run.deployment_id else ""))
+    for metric in run.result.get("metrics", []):
+        click.echo(f"  {metric['classification']:<6} {metric['reason']}")
+    score = "n/a" if run.score is None else f"{run.score:.1f}"
+    click.echo(f"verdict: {run.verdict.upper()} (score {score})")
