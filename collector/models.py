@@ -223,3 +223,21 @@ canary_samples = Table(
     Column("shape", String(32), nullable=False),  # "n" or "n,2" (good, total pairs)
     Column("data", LargeBinary, nullable=False),
 )
+
+# Gate decisions: one per idempotency key (CodePipeline job id, --key, or execution id + stage); a
+# retried call returns the stored decision and never acts twice.
+gate_decisions = Table(
+    "gate_decisions", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("key", String(255), nullable=False, unique=True),
+    Column("gate", String(255), nullable=False),
+    Column("decision", String(16), nullable=False),  # promote | hold | rollback
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("deployment_id", Key()),
+    Column("service", String(255)),
+    Column("checks", Text, nullable=False),  # JSON list of check results
+    Column("reasons", Text, nullable=False),  # JSON list of strings
+    Column("actions", Text, nullable=False),  # JSON list of actions and their outcomes
+    Column("evidence", Text),  # JSON: canary run ids, SLO figures
+    Index("ix_gate_decisions_created_at", "created_at"),
+)

@@ -1,0 +1,93 @@
+"""Gate decisions in the store, one per idempotency key: the first writer of a key wins, and every
+later call with that key gets the stored decision (so a retried pipeline step never acts twice)."""
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import IntegrityError
+
+from .db import write_transaction
+from .models import gate_decisions
+from .timeutil import utcnow
+
+
+@dataclass
+class StoredDecision:
+    """A decision as stored, with `first` telling whether this call made it (and may act on it)."""
+
+    id: str
+    key: str
+    gate: str
+    decision: str
+    created_at: datetime
+    deployment_id: str | None
+    service: str | None
+    checks: list[dict[str, Any]]
+    reasons: list[str]
+    actions: list[dict[str, Any]]
+    evidence: dict[str, Any] = field(default_factory=dict)
+    first: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "key": self.key, "gate": self.gate, "decision": self.decision,
+                "created_at": self.created_at.isoformat(), "deployment_id": self.deployment_id,
+                "service": self.service, "checks": self.checks, "reasons": self.reasons, "actions": self.actions,
+                "evidence": self.evidence, "replayed": not self.first}
+
+
+def _from_row(row, first: bool = False) -> StoredDecision:
+    return StoredDecision(row["id"], row["key"], row["gate"], row["decision"], row["created_at"], row["deployment_id"],
+                          row["service"], json.loads(row["checks"]), json.loads(row["reasons"]),
+                          json.loads(row["actions"]), json.loads(row["evidence"] or "{}"), first)
+
+
+def get_decision(engine: Engine, *, decision_id: str | None = None, key: str | None = None) -> StoredDecision | None:
+    """A stored decision by id or by idempotency key."""
+    column, value = (gate_decisions.c.id, decision_id) if decision_id else (gate_decisions.c.key, key)
+    with engine.connect() as conn:
+        row = conn.execute(select(gate_decisions).where(column == value)).mappings().first()
+    return _from_row(row) if row else None
+
+
+def record_decision(engine: Engine, key: str, gate: str, decision: str, checks: list[dict], reasons: list[str],
+                    *, deployment_id: str | None = None, service: str | None = None,
+                    evidence: dict | None = None) -> StoredDecision:
+    """Store a decision under `key` unless one is there already; returns what is stored.
+
+    The unique key makes this safe across processes: of two racing writers one inserts (`first`),
+    the other gets the winner's decision."""
+    row = {"id": str(uuid.uuid4()), "key": key, "gate": gate, "decision": decision, "created_at": utcnow(),
+           "deployment_id": deployment_id, "service": service, "checks": json.dumps(checks, default=str),
+           "reasons": json.dumps(reasons), "actions": "[]", "evidence": json.dumps(evidence or {}, default=str)}
+    try:
+        with write_transaction(engine) as conn:
+            conn.execute(gate_decisions.insert(), row)
+    except IntegrityError:
+        stored = get_decision(engine, key=key)
+        if stored is None:  # pragma: no cover - a unique violation on another column
+            raise
+        return stored
+    return _from_row(row | {"created_at": row["created_at"]}, first=True)
+
+
+def record_actions(engine: Engine, decision_id: str, actions: list[dict[str, Any]]) -> None:
+    """Store the actions a decision took and their outcomes."""
+    with write_transaction(engine) as conn:
+        conn.execute(update(gate_decisions).where(gate_decisions.c.id == decision_id)
+                     .values(actions=json.dumps(actions, default=str)))
+
+
+def list_decisions(engine: Engine, limit: int = 100, gate: str | None = None) -> pd.DataFrame:
+    """The latest decisions, newest first (the audit log)."""
+    query = select(gate_decisions).order_by(gate_decisions.c.created_at.desc()).limit(limit)
+    if gate:
+        query = query.where(gate_decisions.c.gate == gate)
+    with engine.connect() as conn:
+        rows = [dict(r) for r in conn.execute(query).mappings()]
+    return pd.DataFrame(rows, columns=[c.name for c in gate_decisions.columns])
