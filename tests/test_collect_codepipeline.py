@@ -1,29 +1,64 @@
 """CodePipeline API backfill with botocore's Stubber, which checks every request and response
-against the real service model; the history projects into the rows EventBridge events give."""
+against the real service model (enum values checked here, since Stubber does not); the history
+projects into the rows EventBridge events give. The CLI against moto's server for what it answers."""
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import boto3
 import pytest
 from botocore.config import Config as BotoConfig
 from botocore.stub import Stubber
 from click.testing import CliRunner
+from sqlalchemy import select
 
 from collector import ingest
 from collector.errors import ConfigError, SourceUnavailable
 from collector.history import codepipeline as history
+from collector.models import raw_events
+from collector.sources import codepipeline as source
 from tests.conftest import dump_projections
 
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=timezone.utc)
 SHA = "3f1c2e9b7a6d5c4b3a2918273645546372819aab"
 RUN = "codepipeline:myPipeline:exec-new"
+PAGE = {"pipelineName": "myPipeline", "maxResults": 100}
 
 
 def client():
     return boto3.client("codepipeline", region_name="us-east-1",
                         config=BotoConfig(retries={"max_attempts": 1}))
+
+
+def check_enums(shape, value, path: str) -> None:
+    """Every enum-typed string in `value` is one the service model allows."""
+    if shape.type_name == "structure":
+        for key, item in value.items():
+            check_enums(shape.members[key], item, f"{path}.{key}")
+    elif shape.type_name == "list":
+        for i, item in enumerate(value):
+            check_enums(shape.member, item, f"{path}[{i}]")
+    elif shape.type_name == "string" and shape.enum:
+        assert value in shape.enum, f"{path}: {value!r} is not one of {shape.enum}"
+
+
+def respond(stubber: Stubber, operation: str, response: dict, params: dict) -> None:
+    """Stubber.add_response after checking the enum values Stubber lets through."""
+    meta = stubber.client.meta
+    check_enums(meta.service_model.operation_model(meta.method_to_api_mapping[operation]).output_shape,
+                response, operation)
+    stubber.add_response(operation, response, params)
+
+
+def actions_of(execution_id: str, token: str | None = None) -> dict:
+    params = {"pipelineName": "myPipeline", "filter": {"pipelineExecutionId": execution_id}, "maxResults": 100}
+    return {**params, "nextToken": token} if token else params
 
 
 def summary(execution_id: str, start: datetime, end: datetime, status: str = "Succeeded", **extra) -> dict:
@@ -50,32 +85,47 @@ NEW_ACTIONS = [
     action("Build", "Build", "Build", "CodeBuild", at(21), at(400), "Succeeded", "build:1"),
     action("Source", "Source", "Source", "CodeStarSourceConnection", at(1), at(20), "Succeeded", SHA),
 ]
+OLDER = summary("exec-old", T0 - timedelta(days=2), T0 - timedelta(days=2) + timedelta(minutes=9), status="Failed")
+ANCIENT = summary("exec-ancient", T0 - timedelta(days=40), T0 - timedelta(days=40) + timedelta(minutes=9))
 
 
-def stub_history(stubber: Stubber, since_cutoff: bool = True) -> None:
-    """Two pages of executions (newest first); the third execution is older than `since`."""
-    stubber.add_response("list_pipeline_executions",
-                         {"pipelineExecutionSummaries": [summary("exec-new", T0, at(1425))], "nextToken": "page-2"},
-                         {"pipelineName": "myPipeline", "maxResults": 100})
-    stubber.add_response("list_action_executions",
-                         {"actionExecutionDetails": NEW_ACTIONS[:2], "nextToken": "more"},
-                         {"pipelineName": "myPipeline", "filter": {"pipelineExecutionId": "exec-new"},
-                          "maxResults": 100})
-    stubber.add_response("list_action_executions", {"actionExecutionDetails": NEW_ACTIONS[2:]},
-                         {"pipelineName": "myPipeline", "filter": {"pipelineExecutionId": "exec-new"},
-                          "maxResults": 100, "nextToken": "more"})
-    older = summary("exec-old", T0 - timedelta(days=2), T0 - timedelta(days=2) + timedelta(minutes=9),
-                    status="Failed")
-    ancient = summary("exec-ancient", T0 - timedelta(days=40), T0 - timedelta(days=40) + timedelta(minutes=9))
-    stubber.add_response("list_pipeline_executions",
-                         {"pipelineExecutionSummaries": [older, ancient]},
-                         {"pipelineName": "myPipeline", "maxResults": 100, "nextToken": "page-2"})
-    stubber.add_response("list_action_executions",
-                         {"actionExecutionDetails": [action("Build", "Build", "Build", "CodeBuild",
-                                                            older["startTime"], older["lastUpdateTime"],
-                                                            "Failed", "build:0", "exec-old")]},
-                         {"pipelineName": "myPipeline", "filter": {"pipelineExecutionId": "exec-old"},
-                          "maxResults": 100})
+def stub_first_page(stubber: Stubber) -> None:
+    """Page 1 of executions: the newest, whose actions come in two pages."""
+    respond(stubber, "list_pipeline_executions",
+            {"pipelineExecutionSummaries": [summary("exec-new", T0, at(1425))], "nextToken": "page-2"}, PAGE)
+    respond(stubber, "list_action_executions", {"actionExecutionDetails": NEW_ACTIONS[:2], "nextToken": "more"},
+            actions_of("exec-new"))
+    respond(stubber, "list_action_executions", {"actionExecutionDetails": NEW_ACTIONS[2:]},
+            actions_of("exec-new", "more"))
+
+
+def stub_history(stubber: Stubber) -> None:
+    """Two pages of executions (newest first); the third execution is older than `since` (30 days)."""
+    stub_first_page(stubber)
+    respond(stubber, "list_pipeline_executions", {"pipelineExecutionSummaries": [OLDER, ANCIENT]},
+            {**PAGE, "nextToken": "page-2"})
+    respond(stubber, "list_action_executions",
+            {"actionExecutionDetails": [action("Build", "Build", "Build", "CodeBuild", OLDER["startTime"],
+                                               OLDER["lastUpdateTime"], "Failed", "build:0", "exec-old")]},
+            actions_of("exec-old"))
+
+
+def raw_payloads(engine) -> list[str]:
+    with engine.connect() as conn:
+        return conn.execute(select(raw_events.c.payload).order_by(raw_events.c.id)).scalars().all()
+
+
+def test_the_service_model_enums_are_all_mapped():
+    """Every status, category and rollback trigger the API can answer is one the normaliser knows."""
+    model = client().meta.service_model
+    enum = lambda name: set(model.shape_for(name).enum)  # noqa: E731
+    assert set(source.API_STATES) == enum("PipelineExecutionStatus") | enum("ActionExecutionStatus")
+    assert {c.lower() for c in enum("ActionCategory")} <= set(source.CATEGORIES)
+    assert set(source.CATEGORIES.values()) <= {"source", "build", "test", "deploy", "approval", "invoke"}
+    assert source.ROLLBACK_TRIGGERS <= enum("TriggerType")
+    with pytest.raises(AssertionError, match="'Oops' is not one of"):  # the enum check above is live
+        respond(Stubber(client()), "list_pipeline_executions",
+                {"pipelineExecutionSummaries": [summary("x", T0, T0, status="Oops")]}, PAGE)
 
 
 def test_backfill_pages_through_history_and_stops_at_since(engine, config):
@@ -85,34 +135,35 @@ def test_backfill_pages_through_history_and_stops_at_since(engine, config):
         done = []
         summary_ = history.backfill(engine, config, cp, ["myPipeline"], T0 - timedelta(days=30), done.append)
         stubber.assert_no_pending_responses()
-    assert summary_.stored == 2 and summary_.quarantined == [] and len(done) == 2
+    assert summary_.stored == 2 and summary_.quarantined == [] and done == [1, 1]
     rows = dump_projections(engine)
     runs = {r["id"]: r for r in rows["pipeline_runs"]}
-    assert set(runs) == {RUN, "codepipeline:myPipeline:exec-old"}
+    assert set(runs) == {RUN, "codepipeline:myPipeline:exec-old"}  # exec-ancient is older than `since`
     new = runs[RUN]
-    assert (new["status"], new["started_at"], new["finished_at"], new["revision"], new["trigger"]) == (
-        "succeeded", T0, at(1425), SHA, "Webhook")
-    assert runs["codepipeline:myPipeline:exec-old"]["status"] == "failed"
+    assert (new["status"], new["status_at"], new["started_at"], new["finished_at"], new["revision"],
+            new["trigger"], new["is_rollback"]) == ("succeeded", at(1425), T0, at(1425), SHA, "Webhook", False)
+    old = runs["codepipeline:myPipeline:exec-old"]
+    assert (old["status"], old["finished_at"]) == ("failed", OLDER["lastUpdateTime"])
     stages = {r["id"]: r for r in rows["stage_runs"]}
     prod = stages[f"{RUN}:stage:Prod"]
     assert (prod["status"], prod["failed_once"], prod["started_at"], prod["finished_at"]) == (
         "succeeded", True, at(401), at(1425))
-    deploy = {r["id"]: r for r in rows["action_runs"]}[f"{RUN}:stage:Prod:action:Deploy"]
-    assert (deploy["status"], deploy["external_id"], deploy["failed_once"]) == ("succeeded", "d-456", True)
-    (dep,) = rows["deployments"]
-    assert (dep["id"], dep["status"], dep["finished_at"], dep["environment"]) == (RUN, "success", at(1425),
-                                                                                  "production")
+    assert (stages[f"{RUN}:stage:Build"]["status"], stages[f"{RUN}:stage:Build"]["failed_once"]) == (
+        "succeeded", False)
+    actions = {r["id"]: r for r in rows["action_runs"]}
+    deploy = actions[f"{RUN}:stage:Prod:action:Deploy"]
+    assert (deploy["status"], deploy["external_id"], deploy["failed_once"], deploy["category"],
+            deploy["provider"]) == ("succeeded", "d-456", True, "deploy", "CodeDeploy")
+    assert (actions[f"{RUN}:stage:Source:action:Source"]["category"],
+            actions[f"{RUN}:stage:Source:action:Source"]["external_id"]) == ("source", SHA)
+    (dep,) = rows["deployments"]  # exec-old never reached Prod
+    assert (dep["id"], dep["status"], dep["started_at"], dep["finished_at"], dep["environment"],
+            dep["pipeline_run_id"]) == (RUN, "success", at(401), at(1425), "production", RUN)
     assert (RUN, SHA) in {(d["deployment_id"], d["change_id"]) for d in rows["deployment_changes"]}
-    # Archived as received from the API, one payload per execution.
-    assert all(json.loads(p)["pipelineName"] == "myPipeline" for p in raw_payloads(engine))
-
-
-def raw_payloads(engine):
-    from sqlalchemy import select
-
-    from collector.models import raw_events
-    with engine.connect() as conn:
-        return conn.execute(select(raw_events.c.payload)).scalars().all()
+    payloads = [json.loads(p) for p in raw_payloads(engine)]
+    assert [p["pipelineExecutionSummary"]["pipelineExecutionId"] for p in payloads] == ["exec-new", "exec-old"]
+    assert len(payloads[0]["actionExecutionDetails"]) == 4  # both pages of actions in one payload
+    assert payloads[0]["pipelineExecutionSummary"]["startTime"] == "2024-05-01T10:00:00+00:00"
 
 
 def test_running_the_backfill_again_stores_nothing_new(engine, config):
@@ -125,21 +176,109 @@ def test_running_the_backfill_again_stores_nothing_new(engine, config):
     assert result.duplicates == 2
 
 
-def test_history_gives_the_rows_eventbridge_events_give(engine, config, tmp_path):
-    """The same execution seen through the API and through EventBridge projects identically."""
+def test_an_execution_still_running_is_updated_by_the_next_backfill(engine, config):
+    """First read in progress (Prod running), then finished: the new content is archived and wins."""
+    running = [a for a in NEW_ACTIONS if a["actionExecutionId"] != "Prod-Deploy-1"]
+    for status, end, actions, expected in (("InProgress", at(600), running, ("in_progress", "failure")),
+                                           ("Succeeded", at(1425), NEW_ACTIONS, ("succeeded", "success"))):
+        cp = client()
+        with Stubber(cp) as stubber:
+            respond(stubber, "list_pipeline_executions",
+                    {"pipelineExecutionSummaries": [summary("exec-new", T0, end, status=status)]}, PAGE)
+            respond(stubber, "list_action_executions", {"actionExecutionDetails": actions}, actions_of("exec-new"))
+            assert history.backfill(engine, config, cp, ["myPipeline"], T0).stored == 1
+        rows = dump_projections(engine)
+        (run,) = rows["pipeline_runs"]
+        (dep,) = rows["deployments"]
+        assert (run["status"], dep["status"]) == expected
+    assert (run["finished_at"], dep["finished_at"]) == (at(1425), at(1425))
+
+
+def test_an_interrupted_backfill_keeps_the_batches_it_stored(engine, config):
     cp = client()
     with Stubber(cp) as stubber:
-        stubber.add_response("list_pipeline_executions",
-                             {"pipelineExecutionSummaries": [summary("exec-new", T0, at(1425))]},
-                             {"pipelineName": "myPipeline", "maxResults": 100})
-        stubber.add_response("list_action_executions", {"actionExecutionDetails": NEW_ACTIONS},
-                             {"pipelineName": "myPipeline", "filter": {"pipelineExecutionId": "exec-new"},
-                              "maxResults": 100})
+        stub_first_page(stubber)
+        stubber.add_client_error("list_pipeline_executions", "ThrottlingException", "Rate exceeded", 400,
+                                 expected_params={**PAGE, "nextToken": "page-2"})
+        with pytest.raises(SourceUnavailable) as err:
+            history.backfill(engine, config, cp, ["myPipeline"], T0 - timedelta(days=30), batch_size=1)
+    message = str(err.value)
+    assert "ThrottlingException" in message and "Rate exceeded" in message and "AWS_RETRY_MODE" in message
+    assert "1 execution(s) stored before this" in message
+    rows = dump_projections(engine)
+    assert [r["id"] for r in rows["pipeline_runs"]] == [RUN] and rows["pipeline_runs"][0]["status"] == "succeeded"
+
+
+def test_archived_times_are_utc_whatever_the_local_zone(engine, config):
+    """botocore hands out local-time datetimes; archiving them as UTC keeps the content hash, and so the
+    dedupe, the same on every machine."""
+    plus2 = timezone(timedelta(hours=2))
+    for zone, expected_stored in ((timezone.utc, 1), (plus2, 0)):
+        cp = client()
+        with Stubber(cp) as stubber:
+            respond(stubber, "list_pipeline_executions", {"pipelineExecutionSummaries": [
+                summary("exec-new", T0.astimezone(zone), at(1425).astimezone(zone))]}, PAGE)
+            local = [{**a, "startTime": a["startTime"].astimezone(zone),
+                      "lastUpdateTime": a["lastUpdateTime"].astimezone(zone)} for a in NEW_ACTIONS]
+            respond(stubber, "list_action_executions", {"actionExecutionDetails": local}, actions_of("exec-new"))
+            assert history.backfill(engine, config, cp, ["myPipeline"], T0).stored == expected_stored
+    (payload,) = [json.loads(p) for p in raw_payloads(engine)]
+    assert payload["pipelineExecutionSummary"]["lastUpdateTime"] == "2024-05-01T10:23:45+00:00"
+
+
+def test_the_git_source_gives_the_revision_and_rollbacks_are_marked(engine, config):
+    """An S3 source's revision is an object version: the CodeCommit source's commit is the revision.
+    A rollback execution (executionType ROLLBACK, trigger ManualRollback) marks its run and deployment."""
+    two_sources = [action("Source", "Artifacts", "Source", "S3", at(1), at(5), "Succeeded", "v3XyZ.version"),
+                   action("Source", "Code", "Source", "CodeCommit", at(1), at(6), "Succeeded", SHA),
+                   action("Prod", "Deploy", "Deploy", "CodeDeploy", at(10), at(90), "Succeeded", "d-9")]
+    rollback = summary("exec-new", T0, at(90), executionType="ROLLBACK",
+                       rollbackMetadata={"rollbackTargetPipelineExecutionId": "exec-old"},
+                       trigger={"triggerType": "ManualRollback", "triggerDetail": "arn:aws:iam::1:user/ops"},
+                       sourceRevisions=[{"actionName": "Artifacts", "revisionId": "v3XyZ.version"},
+                                        {"actionName": "Code", "revisionId": SHA}])
+    cp = client()
+    with Stubber(cp) as stubber:
+        respond(stubber, "list_pipeline_executions", {"pipelineExecutionSummaries": [rollback]}, PAGE)
+        respond(stubber, "list_action_executions", {"actionExecutionDetails": two_sources}, actions_of("exec-new"))
+        history.backfill(engine, config, cp, ["myPipeline"], T0)
+    rows = dump_projections(engine)
+    (run,) = rows["pipeline_runs"]
+    (dep,) = rows["deployments"]
+    assert (run["revision"], run["trigger"], run["is_rollback"], dep["is_rollback"]) == (
+        SHA, "ManualRollback", True, True)
+    assert [(d["deployment_id"], d["change_id"]) for d in rows["deployment_changes"]] == [(RUN, SHA)]
+
+
+def test_a_bad_history_payload_is_quarantined_with_the_field_named(engine, config):
+    cp = client()
+    with Stubber(cp) as stubber:
+        respond(stubber, "list_pipeline_executions", {"pipelineExecutionSummaries": [summary("exec-new", T0, T0)]},
+                PAGE)
+        respond(stubber, "list_action_executions", {"actionExecutionDetails": []}, actions_of("exec-new"))
+        summary_ = history.backfill(engine, config, cp, ["myPipeline"], T0, region="us-east-1")
+    assert summary_.quarantined == []
+    payload = json.loads(raw_payloads(engine)[0])
+    payload["pipelineExecutionSummary"]["status"] = "Paused"  # what a future API might answer
+    (q,) = ingest.ingest_payloads(engine, [payload], config, source="codepipeline").quarantined
+    assert q.kind == "execution-history" and q.error.startswith(
+        "field 'pipelineExecutionSummary.status': expected one of InProgress")
+
+
+def test_history_gives_the_rows_eventbridge_events_give(engine, config, tmp_path):
+    """The same execution seen through the API and through EventBridge projects identically (the events
+    here carry no `pipeline-execution-attempt`, which the API does not report)."""
+    cp = client()
+    with Stubber(cp) as stubber:
+        respond(stubber, "list_pipeline_executions",
+                {"pipelineExecutionSummaries": [summary("exec-new", T0, at(1425))]}, PAGE)
+        respond(stubber, "list_action_executions", {"actionExecutionDetails": NEW_ACTIONS}, actions_of("exec-new"))
         history.backfill(engine, config, cp, ["myPipeline"], T0 - timedelta(days=1))
     from_api = dump_projections(engine)
 
     def event(kind, time, **detail):
-        return {"version": "0", "id": f"{kind}-{time}-{detail}", "detail-type": f"CodePipeline {kind} Execution State Change",
+        return {"version": "0", "id": f"{kind}-{time}-{detail}",
+                "detail-type": f"CodePipeline {kind} Execution State Change",
                 "source": "aws.codepipeline", "account": "1", "time": time.isoformat(), "region": "us-east-1",
                 "resources": [], "detail": {"pipeline": "myPipeline", "version": 3, "execution-id": "exec-new",
                                             "start-time": T0.isoformat(),
@@ -172,6 +311,7 @@ def test_history_gives_the_rows_eventbridge_events_give(engine, config, tmp_path
     from_events = dump_projections(other)
     other.dispose()
     assert from_events == from_api
+    assert from_api["deployments"] and from_api["deployment_changes"]  # the comparison covers them
 
 
 def test_aws_errors_become_clear_messages(engine, config):
@@ -182,9 +322,12 @@ def test_aws_errors_become_clear_messages(engine, config):
             history.backfill(engine, config, cp, ["ghost"], T0)
     cp = client()
     with Stubber(cp) as stubber:
-        stubber.add_client_error("list_pipeline_executions", "ThrottlingException", "slow down", 400)
-        with pytest.raises(SourceUnavailable, match="ThrottlingException"):
+        stubber.add_client_error("list_pipeline_executions", "AccessDeniedException", "not allowed")
+        with pytest.raises(ConfigError, match="codepipeline:ListPipelineExecutions"):
             history.backfill(engine, config, cp, ["myPipeline"], T0)
+    with pytest.raises(ConfigError, match="not a valid pipeline name"):  # botocore's own parameter check
+        history.backfill(engine, config, client(), [""], T0)
+    assert dump_projections(engine)["pipeline_runs"] == []
 
 
 def test_cli_collect_codepipeline(store_url, monkeypatch):
@@ -204,10 +347,109 @@ def test_cli_collect_codepipeline(store_url, monkeypatch):
     now = T0 + timedelta(days=1)
     monkeypatch.setattr("gatewatch.cli.collect.utcnow", lambda: now)
     result = CliRunner().invoke(cli, ["--db", store_url, "collect", "codepipeline", "--pipeline", "myPipeline",
-                                      "--since", "30d", "--region", "eu-west-1", "--json"])
+                                      "--since", "30d", "--region", "eu-west-1",
+                                      "--endpoint-url", "http://127.0.0.1:1", "--json"])
     assert result.exit_code == 0, result.output
-    out = json.loads(result.output[result.output.index("{"):])
-    assert out["stored"] == 2 and out["by_source"] == {"codepipeline": 2}
-    assert seen == {"region": "eu-west-1", "endpoint_url": None}
+    out = json.loads(result.stdout)
+    assert (out["stored"], out["duplicates"], out["quarantined"], out["by_source"]) == (
+        2, 0, 0, {"codepipeline": 2})
+    assert seen == {"region": "eu-west-1", "endpoint_url": "http://127.0.0.1:1"}
+    stubber.assert_no_pending_responses()
     bad = CliRunner().invoke(cli, ["--db", store_url, "collect", "codepipeline", "--pipeline", "p", "--since", "x"])
     assert isinstance(bad.exception, ConfigError) and "--since" in str(bad.exception)  # main() maps it to exit 2
+
+
+# --- the command against a real endpoint: moto's server (its ListActionExecutions answers HTTP 500) ---
+
+@pytest.fixture(scope="module")
+def moto_url():
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    keys = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "region_name": "eu-west-1"}
+    role = boto3.client("iam", endpoint_url=url, **keys).create_role(
+        RoleName="pipeline", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "codepipeline.amazonaws.com"},
+             "Action": "sts:AssumeRole"}]}))["Role"]["Arn"]
+    cp = boto3.client("codepipeline", endpoint_url=url, **keys)
+    for name in ("quiet", "busy"):
+        cp.create_pipeline(pipeline={"name": name, "roleArn": role,
+                                     "artifactStore": {"type": "S3", "location": "artifacts"}, "stages": [
+            {"name": "Source", "actions": [{"name": "Source", "actionTypeId": {
+                "category": "Source", "owner": "AWS", "provider": "CodeCommit", "version": "1"},
+                "configuration": {"RepositoryName": "app", "BranchName": "main"},
+                "outputArtifacts": [{"name": "src"}]}]},
+            {"name": "Prod", "actions": [{"name": "Deploy", "actionTypeId": {
+                "category": "Deploy", "owner": "AWS", "provider": "CodeDeploy", "version": "1"},
+                "inputArtifacts": [{"name": "src"}]}]}]})
+    cp.start_pipeline_execution(name="busy")
+    yield url
+    server.stop()
+
+
+def aws_env(monkeypatch, tmp_path, credentials: bool = True) -> dict:
+    """An AWS environment of the test's own: no user files, no retries of moto's 500s."""
+    env = {"AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+           "AWS_MAX_ATTEMPTS": "1", "AWS_EC2_METADATA_DISABLED": "true"}
+    for key in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(key, raising=False)
+    if credentials:
+        env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+def run_main(monkeypatch, capsys, *args: str) -> tuple[int, str]:
+    """`gatewatch ...` through its console entry point in this process: (exit status, stderr)."""
+    from gatewatch.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["gatewatch", *args])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    return exit_.value.code, capsys.readouterr().err
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_cli_against_a_real_endpoint(store_url, moto_url, monkeypatch, tmp_path):
+    """A pipeline with no executions, read over HTTP by the installed command: an empty summary."""
+    env = {**os.environ, **aws_env(monkeypatch, tmp_path)}
+    exe = Path(sys.executable).with_name("gatewatch")
+    res = subprocess.run([str(exe), "--db", store_url, "collect", "codepipeline", "--pipeline", "quiet",
+                          "--region", "eu-west-1", "--endpoint-url", moto_url, "--json"],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["stored"] == 0 and "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("case, status, message", [
+    ("ghost", 2, "error: pipeline 'ghost' not found in region eu-west-1; check --pipeline and --region"),
+    ("busy", 5, "error: CodePipeline answered 500 for 'busy': HTTP 500"),
+    ("no-credentials", 2, "error: no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID"),
+    ("unknown-profile", 2, "error: The config profile (nope) could not be found: check AWS_PROFILE"),
+    ("no-region", 2, "error: no AWS region: pass --region or set AWS_REGION"),
+    ("unreachable", 5, "error: CodePipeline could not be reached: Could not connect to the endpoint URL"),
+    ("bad-url", 2, "error: --endpoint-url: Invalid endpoint: localhost:5000"),
+])
+def test_cli_aws_errors_are_messages_with_an_exit_status(moto_url, monkeypatch, capsys, tmp_path, case, status,
+                                                         message):
+    aws_env(monkeypatch, tmp_path, credentials=case != "no-credentials")
+    if case == "unknown-profile":
+        monkeypatch.setenv("AWS_PROFILE", "nope")
+    region = [] if case == "no-region" else ["--region", "eu-west-1"]
+    if case == "no-region":
+        monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+        monkeypatch.delenv("AWS_REGION", raising=False)
+    pipeline = {"ghost": "ghost", "busy": "busy"}.get(case, "quiet")
+    url = {"unreachable": f"http://127.0.0.1:{free_port()}", "bad-url": "localhost:5000"}.get(case, moto_url)
+    code, err = run_main(monkeypatch, capsys, "--db", f"sqlite:///{tmp_path / 'store.db'}", "collect",
+                         "codepipeline", "--pipeline", pipeline, *region, "--endpoint-url", url)
+    assert (code, err.startswith(message), "Traceback" in err) == (status, True, False), err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from datetime import datetime, timezone
 
 import pytest
@@ -22,7 +23,8 @@ def utc(text: str) -> datetime:
 
 
 def events() -> list[dict]:
-    return [json.loads(line) for line in fixture_path("aws/codepipeline-execution.eventbridge.ndjson").open()]
+    text = fixture_path("aws/codepipeline-execution.eventbridge.ndjson").read_text()
+    return [json.loads(line) for line in text.splitlines()]
 
 
 def by_id(rows):
@@ -43,29 +45,176 @@ def test_published_examples_become_runs_stages_actions_and_a_deployment(engine, 
     assert run["id"] == RUN and run["pipeline"] == "myPipeline" and run["service"] == "checkout"
     assert (run["status"], run["started_at"], run["finished_at"]) == (
         "succeeded", utc("2024-05-01T10:00:00"), utc("2024-05-01T10:23:45"))
-    assert (run["revision"], run["trigger"], run["attempt"], run["is_rollback"]) == (SHA, "Webhook", 1, False)
+    assert (run["revision"], run["trigger"], run["attempt"], run["is_rollback"]) == (SHA, "Webhook", 2, False)
+    assert run["status_at"] == utc("2024-05-01T10:23:45")
 
     stages = by_id(rows["stage_runs"])
     assert set(stages) == {f"{RUN}:stage:Source", f"{RUN}:stage:Build", f"{RUN}:stage:Prod"}
     prod = stages[f"{RUN}:stage:Prod"]
     assert (prod["status"], prod["failed_once"], prod["started_at"], prod["finished_at"]) == (
         "succeeded", True, utc("2024-05-01T10:06:41"), utc("2024-05-01T10:23:45"))
+    assert prod["attempt"] == 2 and prod["pipeline_run_id"] == RUN and prod["name"] == "Prod"
     build = stages[f"{RUN}:stage:Build"]
-    assert (build["category"], build["failed_once"]) == ("build", False)
+    assert (build["category"], build["failed_once"], build["status"], build["attempt"]) == ("build", False,
+                                                                                         "succeeded", 1)
+    assert (build["started_at"], build["finished_at"]) == (utc("2024-05-01T10:00:21"), utc("2024-05-01T10:06:40"))
 
     actions = by_id(rows["action_runs"])
     source = actions[f"{RUN}:stage:Source:action:Source"]
-    assert (source["category"], source["provider"], source["external_id"]) == (
-        "source", "CodeStarSourceConnection", SHA)
+    assert (source["category"], source["provider"], source["external_id"], source["stage_run_id"]) == (
+        "source", "CodeStarSourceConnection", SHA, f"{RUN}:stage:Source")
+    assert (source["status"], source["started_at"], source["finished_at"]) == (
+        "succeeded", utc("2024-05-01T10:00:01"), utc("2024-05-01T10:00:20"))
+    assert actions[f"{RUN}:stage:Build:action:Build"]["category"] == "build"
     deploy = actions[f"{RUN}:stage:Prod:action:myAction"]
-    assert (deploy["category"], deploy["status"], deploy["external_id"], deploy["failed_once"]) == (
-        "deploy", "succeeded", "d-ABCDEF456", True)
+    assert (deploy["category"], deploy["provider"], deploy["status"], deploy["external_id"],
+            deploy["failed_once"]) == ("deploy", "CodeDeploy", "succeeded", "d-ABCDEF456", True)
+    assert (deploy["started_at"], deploy["finished_at"]) == (utc("2024-05-01T10:06:41"), utc("2024-05-01T10:23:45"))
 
     (dep,) = rows["deployments"]
     assert dep["id"] == RUN and dep["pipeline_run_id"] == RUN
     assert (dep["service"], dep["team"], dep["environment"], dep["production"], dep["status"]) == (
         "checkout", "payments", "production", True, "success")
     assert (dep["started_at"], dep["finished_at"]) == (utc("2024-05-01T10:06:41"), utc("2024-05-01T10:23:45"))
+    assert dep["is_rollback"] is False
+    assert [(link["id"], link["deployment_id"], link["change_id"]) for link in rows["deployment_changes"]] == [
+        (f"{RUN}|{SHA}", RUN, SHA)]
+
+
+def published_events() -> list[dict]:
+    """The three documented examples, their unquoted placeholders made valid values."""
+    text = fixture_path("aws/codepipeline-eventbridge-events.published.txt").read_text()
+    values = {"event_Id": None, "Pipeline_Account": '"111122223333"', "TimeStamp": None,
+              "execution_Id": '"2f2b9e4c-1d3a-4b5c-8d6e-7f8091a2b3c4"'}
+    out = []
+    for n, block in enumerate(re.split(r"\n\s*\n", text.strip())):
+        values.update(event_Id=f'"c0ffee00-0000-4000-8000-00000000000{n}"', TimeStamp=f'"2024-05-01T09:0{n}:00Z"')
+        out.append(json.loads(re.sub(r"(?<=: )(event_Id|Pipeline_Account|TimeStamp|execution_Id)\b",
+                                     lambda m: values[m.group(1)], block)))
+    return out
+
+
+def test_the_published_examples_as_published(engine, config):
+    """Pipeline STARTED, stage Prod STARTED, action myAction STARTED: a run, a stage, an action and a
+    production deployment in progress (the default configuration calls a stage matching 'prod' production)."""
+    published = published_events()
+    assert [e["detail-type"].split()[1] for e in published] == ["Pipeline", "Stage", "Action"]
+    summary = ingest.ingest_payloads(engine, published, config)
+    assert summary.quarantined == [] and summary.stored == 3
+    run_id = "codepipeline:myPipeline:2f2b9e4c-1d3a-4b5c-8d6e-7f8091a2b3c4"
+    rows = dump_projections(engine)
+    (run,) = rows["pipeline_runs"]
+    assert (run["id"], run["status"], run["status_at"], run["started_at"], run["finished_at"], run["revision"]) == (
+        run_id, "in_progress", utc("2024-05-01T09:00:00"), utc("2024-05-01T09:00:00"), None, None)
+    (stage,) = rows["stage_runs"]
+    assert (stage["id"], stage["status"], stage["started_at"], stage["finished_at"]) == (
+        f"{run_id}:stage:Prod", "in_progress", utc("2024-05-01T09:01:00"), None)
+    (action,) = rows["action_runs"]
+    assert (action["id"], action["category"], action["provider"], action["status"], action["started_at"]) == (
+        f"{run_id}:stage:Prod:action:myAction", "deploy", "CodeDeploy", "in_progress", utc("2024-05-01T09:02:00"))
+    (dep,) = rows["deployments"]
+    assert (dep["id"], dep["status"], dep["started_at"], dep["finished_at"], dep["production"]) == (
+        run_id, "in_progress", utc("2024-05-01T09:01:00"), None, True)
+    assert rows["deployment_changes"] == []
+    from sqlalchemy import select
+
+    from collector.models import raw_events
+    with engine.connect() as conn:
+        keys = conn.execute(select(raw_events.c.dedupe_key).order_by(raw_events.c.id)).scalars().all()
+    assert [k.split(":")[-1] for k in keys] == [e["id"] for e in published]  # deduped on the EventBridge id
+
+
+def event(level: str, state: str, time: str = "2024-05-01T10:00:00Z", **detail) -> dict:
+    return {"version": "0", "id": f"{level}-{state}-{time}", "source": "aws.codepipeline",
+            "detail-type": f"CodePipeline {level} Execution State Change", "account": "1", "time": time,
+            "region": "eu-west-1", "resources": [],
+            "detail": {"pipeline": "myPipeline", "version": "1", "execution-id": "e1", "state": state, **detail}}
+
+
+DEPLOY = {"owner": "AWS", "category": "Deploy", "provider": "CodeDeploy", "version": "1"}
+
+
+@pytest.mark.parametrize("level, state, status, deployment", [
+    ("Pipeline", "STARTED", "in_progress", None), ("Pipeline", "SUCCEEDED", "succeeded", None),
+    ("Pipeline", "RESUMED", "in_progress", None), ("Pipeline", "FAILED", "failed", None),
+    ("Pipeline", "CANCELED", "canceled", None), ("Pipeline", "SUPERSEDED", "superseded", None),
+    ("Pipeline", "STOPPING", "in_progress", None), ("Pipeline", "STOPPED", "canceled", None),
+    ("Stage", "STARTED", "in_progress", "in_progress"), ("Stage", "SUCCEEDED", "succeeded", "success"),
+    ("Stage", "RESUMED", "in_progress", "in_progress"), ("Stage", "FAILED", "failed", "failure"),
+    ("Stage", "CANCELED", "canceled", "canceled"), ("Stage", "STOPPING", "in_progress", "in_progress"),
+    ("Stage", "STOPPED", "canceled", "canceled"),
+    ("Action", "STARTED", "in_progress", None), ("Action", "SUCCEEDED", "succeeded", None),
+    ("Action", "FAILED", "failed", None), ("Action", "CANCELED", "canceled", None),
+    ("Action", "ABANDONED", "canceled", None),
+])
+def test_every_documented_state_maps_to_a_canonical_status(engine, config, level, state, status, deployment):
+    at = utc("2024-05-01T10:00:00")
+    terminal = status in ("succeeded", "failed", "canceled", "superseded")
+    extra = {"stage": "Prod"} if level != "Pipeline" else {}
+    if level == "Action":
+        extra.update(action="Deploy", type=DEPLOY)
+    assert ingest.ingest_payloads(engine, [event(level, state, **extra)], config).quarantined == []
+    rows = dump_projections(engine)
+    table = {"Pipeline": "pipeline_runs", "Stage": "stage_runs", "Action": "action_runs"}[level]
+    (row,) = rows[table]
+    assert (row["status"], row["status_at"], row["finished_at"]) == (status, at, at if terminal else None)
+    assert row["started_at"] == (at if state == "STARTED" else None)
+    if level == "Action":
+        assert row["failed_once"] is (state == "FAILED")
+    if deployment is None:
+        assert rows["deployments"] == []
+    else:
+        (dep,) = rows["deployments"]
+        assert (dep["status"], dep["status_at"], dep["finished_at"]) == (deployment, at, at if terminal else None)
+
+
+def test_a_failed_then_resumed_then_succeeded_stage(engine, config):
+    """Each step as it arrives: the stage and its deployment fail, run again, succeed; failed_once stays."""
+    stage = f"{RUN}:stage:Prod"
+    steps = [("STARTED", "2024-05-01T10:06:41", "in_progress", None, "in_progress"),
+             ("FAILED", "2024-05-01T10:09:30", "failed", "2024-05-01T10:09:30", "failure"),
+             ("RESUMED", "2024-05-01T10:20:00", "in_progress", None, "in_progress"),
+             ("SUCCEEDED", "2024-05-01T10:23:45", "succeeded", "2024-05-01T10:23:45", "success")]
+    prod_events = [e for e in events() if e["detail-type"].startswith("CodePipeline Stage")
+                   and e["detail"]["stage"] == "Prod"]
+    assert [e["detail"]["state"] for e in prod_events] == [s[0] for s in steps]
+    for e, (state, time, status, finished, dep_status) in zip(prod_events, steps):
+        assert e["time"] == time + "Z"
+        ingest.ingest_payloads(engine, [e], config)
+        rows = dump_projections(engine)
+        (row,) = [r for r in rows["stage_runs"] if r["id"] == stage]
+        assert (row["status"], row["status_at"], row["finished_at"]) == (
+            status, utc(time), finished and utc(finished))
+        assert row["started_at"] == utc("2024-05-01T10:06:41")
+        assert row["failed_once"] is (state != "STARTED")
+        assert row["attempt"] == (2 if state in ("RESUMED", "SUCCEEDED") else 1)
+        (dep,) = rows["deployments"]
+        assert (dep["status"], dep["finished_at"]) == (dep_status, finished and utc(finished))
+
+
+def test_only_git_sources_give_a_revision(engine, config):
+    """An S3 source's external id is an object version, not a commit: no revision and no commit link."""
+    stream = copy.deepcopy(events())
+    for e in stream:
+        if e["detail"].get("action") == "Source":
+            e["detail"]["type"]["provider"] = "S3"
+            if "execution-result" in e["detail"]:
+                e["detail"]["execution-result"]["external-execution-id"] = "3sL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY"
+    assert ingest.ingest_payloads(engine, stream, config).quarantined == []
+    rows = dump_projections(engine)
+    assert rows["pipeline_runs"][0]["revision"] is None and rows["deployment_changes"] == []
+    source = by_id(rows["action_runs"])[f"{RUN}:stage:Source:action:Source"]
+    assert (source["provider"], source["external_id"]) == ("S3", "3sL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY")
+
+
+def test_a_commit_link_is_written_before_production_is_reached(engine, config):
+    """A source action's commit links even if the execution never deploys: no deployment row, so
+    analysis (which joins on deployments) ignores it."""
+    stream = [e for e in events() if e["detail"].get("stage") != "Prod" and e["detail"]["state"] == "STARTED"
+              or e["detail"].get("action") == "Source"]
+    ingest.ingest_payloads(engine, stream, config)
+    rows = dump_projections(engine)
+    assert rows["deployments"] == [] and rows["pipeline_runs"][0]["revision"] == SHA
     assert [(link["deployment_id"], link["change_id"]) for link in rows["deployment_changes"]] == [(RUN, SHA)]
 
 
@@ -104,7 +253,11 @@ def test_rollback_trigger_marks_the_run_and_deployment(engine, config):
 
 
 @pytest.mark.parametrize("mutate, field, expected", [
-    (lambda e: e["detail"].update(state="DONE"), "detail.state", "one of STARTED"),
+    (lambda e: e["detail"].update(state="DONE"), "detail.state",
+     "one of STARTED, SUCCEEDED, RESUMED, FAILED, CANCELED, SUPERSEDED, STOPPING, STOPPED, got 'DONE'"),
+    (lambda e: e.update({"detail-type": "CodePipeline Action Execution State Change"}) or e["detail"].update(
+        state="SUPERSEDED", stage="Prod", action="Deploy"), "detail.state",
+     "one of STARTED, SUCCEEDED, FAILED, CANCELED, ABANDONED, got 'SUPERSEDED'"),
     (lambda e: e["detail"].pop("execution-id"), "detail.execution-id", "a string (required)"),
     (lambda e: e.update(time="yesterday"), "time", "ISO 8601"),
     (lambda e: e.update({"detail-type": "CodePipeline Webhook Change"}), "detail-type", "one of CodePipeline"),

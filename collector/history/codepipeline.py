@@ -1,33 +1,47 @@
 """CodePipeline history through boto3: ListPipelineExecutions and ListActionExecutions, paginated,
 archived as one payload per execution (kind `execution-history`) and projected like EventBridge
-events of the same execution."""
+events of the same execution. Executions are stored in batches as they are read, so an interrupted
+backfill keeps what it read; running it again stores only what changed."""
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
+from itertools import islice
 from typing import Any, Callable, Iterable, Iterator
 
 from sqlalchemy import Engine
 
 from ..config import Config
 from ..errors import ConfigError, SourceUnavailable
-from ..ingest import IngestSummary, ingest_payloads
+from ..ingest import Envelope, IngestSummary, ingest
 from ..timeutil import as_utc
+
+BATCH = 50  # executions per transaction: a few seconds of API calls
 
 
 def make_client(region: str | None = None, endpoint_url: str | None = None):
-    """A boto3 CodePipeline client (credentials from the usual AWS chain)."""
+    """A boto3 CodePipeline client (credentials from the usual AWS chain, read now: a session of its own,
+    not boto3's process-wide one); setup mistakes as ConfigError."""
     import boto3
+    from botocore.exceptions import BotoCoreError
 
-    return boto3.client("codepipeline", region_name=region, endpoint_url=endpoint_url)
+    try:
+        return boto3.session.Session().client("codepipeline", region_name=region, endpoint_url=endpoint_url)
+    except ValueError as exc:  # botocore's "Invalid endpoint"
+        raise ConfigError(f"--endpoint-url: {exc}; give a URL such as http://127.0.0.1:5000") from None
+    except BotoCoreError as exc:
+        raise _explain(exc, "", region) from None
 
 
 def jsonable(value: Any) -> Any:
-    """API responses with datetimes as ISO 8601 strings, ready to archive as JSON."""
+    """API responses with datetimes as ISO 8601 UTC strings (botocore gives local time), ready to archive."""
     if isinstance(value, dict):
         return {k: jsonable(v) for k, v in value.items() if k != "ResponseMetadata"}
     if isinstance(value, list):
         return [jsonable(v) for v in value]
-    if isinstance(value, (datetime, date)):
+    if isinstance(value, datetime):
+        return as_utc(value).isoformat()
+    if isinstance(value, date):
         return value.isoformat()
     return value
 
@@ -53,40 +67,73 @@ def execution_histories(client, pipeline: str, since: datetime,
                 progress(1)
 
 
-def _explain(exc: Exception, pipeline: str, region: str | None) -> Exception:
-    from botocore.exceptions import (BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError,
-                                     NoRegionError)
+def _message(exc: Exception) -> str:
+    """The service's own message, short: a proxy or emulator may answer with a whole HTML page."""
+    error = getattr(exc, "response", {}).get("Error", {})
+    text = (error.get("Message") or "").strip()
+    if not text or text.startswith("<"):
+        status = getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return f"HTTP {status}" if status else str(exc)
+    first = text.splitlines()[0]
+    return first if len(first) <= 200 else first[:200] + "..."
 
-    if isinstance(exc, NoCredentialsError):
+
+def _explain(exc: Exception, pipeline: str, region: str | None) -> Exception:
+    from botocore.exceptions import (ClientError, NoCredentialsError, NoRegionError, ParamValidationError,
+                                     PartialCredentialsError, ProfileNotFound)
+
+    if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
         return ConfigError("no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
                            "AWS_SECRET_ACCESS_KEY (or run where an IAM role provides them)")
+    if isinstance(exc, ProfileNotFound):
+        return ConfigError(f"{exc}: check AWS_PROFILE")
     if isinstance(exc, NoRegionError):
         return ConfigError("no AWS region: pass --region or set AWS_REGION")
+    if isinstance(exc, ParamValidationError):
+        return ConfigError(f"pipeline {pipeline!r} is not a valid pipeline name: {exc}")
     if isinstance(exc, ClientError):
         code = exc.response.get("Error", {}).get("Code", "")
         if code == "PipelineNotFoundException":
             return ConfigError(f"pipeline {pipeline!r} not found in region {region or 'default'}; check --pipeline "
                                "and --region")
-        if code in ("AccessDeniedException", "UnrecognizedClientException"):
-            return ConfigError(f"AWS refused the request ({code}): the credentials need "
+        if code in ("AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException",
+                    "ExpiredTokenException"):
+            return ConfigError(f"AWS refused the request ({code}): check the credentials (AWS_PROFILE); they need "
                                "codepipeline:ListPipelineExecutions and codepipeline:ListActionExecutions")
+        hint = ("; set AWS_RETRY_MODE=adaptive and AWS_MAX_ATTEMPTS=10 to slow down and retry"
+                if "Throttl" in code or code == "TooManyRequestsException" else "")
         return SourceUnavailable(f"CodePipeline answered {code or 'an error'} for {pipeline!r}: "
-                                 f"{exc.response.get('Error', {}).get('Message', '')}")
-    if isinstance(exc, (EndpointConnectionError, BotoCoreError)):
-        return SourceUnavailable(f"CodePipeline could not be reached: {exc}")
-    return exc
+                                 f"{_message(exc)}{hint}")
+    return SourceUnavailable(f"CodePipeline could not be reached: {exc}")
+
+
+def _batches(items: Iterator[dict], size: int) -> Iterator[list[dict]]:
+    while batch := list(islice(items, size)):
+        yield batch
+
+
+def _envelopes(pipeline: str, payloads: list[dict]) -> Iterator[Envelope]:
+    for payload in payloads:
+        execution = payload["pipelineExecutionSummary"].get("pipelineExecutionId")
+        yield Envelope(json.dumps(payload, separators=(",", ":"), ensure_ascii=False), payload, "codepipeline",
+                       None, f"codepipeline:{pipeline}:{execution}")
 
 
 def backfill(engine: Engine, config: Config, client, pipelines: Iterable[str], since: datetime,
-             progress: Callable[[int], None] | None = None, region: str | None = None) -> IngestSummary:
-    """Archive and project the history of each pipeline since `since`."""
+             progress: Callable[[int], None] | None = None, region: str | None = None,
+             batch_size: int = BATCH) -> IngestSummary:
+    """Archive and project the history of each pipeline since `since`, one transaction per batch."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     summary = IngestSummary()
     for pipeline in pipelines:
         try:
-            summary.add(ingest_payloads(engine, execution_histories(client, pipeline, since, progress), config,
-                                        source="codepipeline", origin=f"codepipeline:{pipeline}"))
+            for batch in _batches(execution_histories(client, pipeline, since, progress), batch_size):
+                summary.add(ingest(engine, _envelopes(pipeline, batch), config, batch_size=batch_size))
         except (BotoCoreError, ClientError) as exc:
-            raise _explain(exc, pipeline, region) from None
+            error = _explain(exc, pipeline, region)
+            if summary.stored:
+                error = type(error)(f"{error} ({summary.stored} execution(s) stored before this; "
+                                    "running the same command again stores only what is missing)")
+            raise error from None
     return summary

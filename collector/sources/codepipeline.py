@@ -6,12 +6,16 @@ execution's ListActionExecutions details), as the same projection rows.
   `codepipeline:{pipeline}:{execution}` (environment "production") whose status follows the stage.
 - The source action's external execution id is the commit SHA (CodeCommit, CodeStar connections,
   GitHub): it becomes the run's revision and the deployment's commit. The link is written even for an
-  execution that never reaches production; analysis only follows links of stored deployments.
+  execution that never reaches production: harmless, analysis joins links on stored deployments.
+  S3 and ECR sources give an object version or image digest, not a commit: no revision.
+- `pipeline-execution-attempt` counts retries of the execution; a stage records the attempt in which
+  it reached its status (the API history does not say, so its stages and runs have none).
 - Executions triggered by AutomatedRollback/ManualRollback (or of executionType ROLLBACK) are
   rollbacks; what they roll back is resolved by analysis (the service's previous deployment).
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Mapping
 
 from ..errors import PayloadError
@@ -25,12 +29,18 @@ HISTORY = "execution-history"
 EVENT_STATES = {"STARTED": "in_progress", "RESUMED": "in_progress", "STOPPING": "in_progress",
                 "SUCCEEDED": "succeeded", "FAILED": "failed", "CANCELED": "canceled", "STOPPED": "canceled",
                 "SUPERSEDED": "superseded", "ABANDONED": "canceled"}
+LEVEL_STATES = {level: {state: EVENT_STATES[state] for state in states} for level, states in (  # as documented
+    ("pipeline", ("STARTED", "SUCCEEDED", "RESUMED", "FAILED", "CANCELED", "SUPERSEDED", "STOPPING", "STOPPED")),
+    ("stage", ("STARTED", "SUCCEEDED", "RESUMED", "FAILED", "CANCELED", "STOPPING", "STOPPED")),
+    ("action", ("STARTED", "SUCCEEDED", "FAILED", "CANCELED", "ABANDONED")))}
 API_STATES = {"InProgress": "in_progress", "Stopping": "in_progress", "Succeeded": "succeeded",
               "Failed": "failed", "Cancelled": "canceled", "Stopped": "canceled", "Superseded": "superseded",
               "Abandoned": "canceled"}
 DEPLOYMENT_STATUS = {"queued": "pending", "in_progress": "in_progress", "succeeded": "success",
                      "failed": "failure", "canceled": "canceled", "superseded": "canceled"}
 ROLLBACK_TRIGGERS = {"AutomatedRollback", "ManualRollback"}
+GIT_PROVIDERS = frozenset({"CodeCommit", "CodeStarSourceConnection", "GitHub"})
+_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 CATEGORIES = {"source": "source", "build": "build", "test": "test", "deploy": "deploy", "approval": "approval",
               "invoke": "invoke", "compute": "build"}
 
@@ -53,6 +63,13 @@ def event_id(kind: str, payload: Any) -> str | None:
 
 def _category(raw: str | None, name: str) -> str:
     return CATEGORIES.get((raw or "").lower()) or category_for(name)
+
+
+def _commit(provider: str | None, revision: str | None) -> str | None:
+    """The revision when it is a Git commit: a Git provider's, or a bare SHA when the provider is unknown."""
+    if revision and (provider in GIT_PROVIDERS or (provider is None and _SHA.fullmatch(revision))):
+        return revision
+    return None
 
 
 def _deployment(config: Any, pipeline: str, execution: str, stage: str, status: str, at, started, finished,
@@ -80,10 +97,11 @@ def _event(kind: str, payload: Mapping, config: Any) -> list[Update]:
     at = timestamp(payload, "time")
     pipeline = field(payload, "detail.pipeline", str)
     execution = field(payload, "detail.execution-id", str)
-    status = choice(payload, "detail.state", EVENT_STATES)
+    status = choice(payload, "detail.state", LEVEL_STATES[kind])
     started = timestamp(payload, "detail.start-time", required=False)
     state = field(payload, "detail.state", str)
     trigger = field(payload, "detail.execution-trigger.trigger-type", str, required=False)
+    attempt = field(payload, "detail.pipeline-execution-attempt", int, required=False)
     rollback = trigger in ROLLBACK_TRIGGERS
     run = f"codepipeline:{pipeline}:{execution}"
     finished = at if status in TERMINAL else None
@@ -92,8 +110,7 @@ def _event(kind: str, payload: Mapping, config: Any) -> list[Update]:
     if kind == "pipeline":
         values = {"source": NAME, "pipeline": pipeline, "service": service, "status": status, "status_at": at,
                   "finished_at": finished, "started_at": started or first_seen, "trigger": trigger,
-                  "attempt": field(payload, "detail.pipeline-execution-attempt", int, required=False),
-                  "is_rollback": rollback}
+                  "attempt": attempt, "is_rollback": rollback}
         return [Update("pipeline_runs", run, values)]
     stage = field(payload, "detail.stage", str)
     stage_id = f"{run}:stage:{stage}"
@@ -102,7 +119,7 @@ def _event(kind: str, payload: Mapping, config: Any) -> list[Update]:
     if kind == "stage":
         updates = [base_run, Update("stage_runs", stage_id, {
             "pipeline_run_id": run, "name": stage, "category": category_for(stage), "status": status,
-            "status_at": at, "started_at": first_seen, "finished_at": finished,
+            "status_at": at, "started_at": first_seen, "finished_at": finished, "attempt": attempt,
             "failed_once": status == "failed"})]
         if config.is_production_stage(pipeline, stage):
             updates.append(_deployment(config, pipeline, execution, stage, status, at, first_seen, finished,
@@ -110,18 +127,19 @@ def _event(kind: str, payload: Mapping, config: Any) -> list[Update]:
         return updates
     action = field(payload, "detail.action", str)
     category = _category(field(payload, "detail.type.category", str, required=False), action)
+    provider = field(payload, "detail.type.provider", str, required=False)
     external = field(payload, "detail.execution-result.external-execution-id", str, required=False)
     updates = [base_run, Update("stage_runs", stage_id, {"pipeline_run_id": run, "name": stage,
                                                          "category": category_for(stage)}),
                Update("action_runs", f"{stage_id}:action:{action}", {
                    "pipeline_run_id": run, "stage_run_id": stage_id, "name": action, "category": category,
-                   "provider": field(payload, "detail.type.provider", str, required=False),
-                   "external_id": external,
+                   "provider": provider, "external_id": external,
                    "url": field(payload, "detail.execution-result.external-execution-url", str, required=False),
                    "status": status, "status_at": at, "started_at": first_seen, "finished_at": finished,
                    "failed_once": status == "failed"})]
-    if category == "source" and status == "succeeded" and external:
-        updates += _revision_updates(config, pipeline, execution, external)
+    sha = _commit(provider, external) if category == "source" and status == "succeeded" else None
+    if sha:
+        updates += _revision_updates(config, pipeline, execution, sha)
     return updates
 
 
@@ -140,17 +158,11 @@ def _history(payload: Mapping, config: Any) -> list[Update]:
         "source": NAME, "pipeline": pipeline, "service": service, "status": status, "status_at": updated,
         "finished_at": updated if status in TERMINAL else None, "started_at": started, "trigger": trigger,
         "is_rollback": rollback})]
-    revisions = summary.get("sourceRevisions") or []
-    if not isinstance(revisions, list):
-        raise PayloadError("pipelineExecutionSummary.sourceRevisions", "a list", revisions)
-    if revisions:
-        sha = field(payload, "pipelineExecutionSummary.sourceRevisions.0.revisionId", str, required=False)
-        if sha:
-            updates += _revision_updates(config, pipeline, execution, sha)
     details = payload.get("actionExecutionDetails") or []
     if not isinstance(details, list):
         raise PayloadError("actionExecutionDetails", "a list of action executions", details)
     stages: dict[str, list[dict]] = {}
+    source_providers: dict[str, str | None] = {}
     for i, detail in enumerate(details):
         where = f"actionExecutionDetails.{i}"
         stage = field(payload, f"{where}.stageName", str)
@@ -159,10 +171,13 @@ def _history(payload: Mapping, config: Any) -> list[Update]:
         a_started = timestamp(payload, f"{where}.startTime", required=False)
         a_updated = timestamp(payload, f"{where}.lastUpdateTime", required=False) or a_started or updated
         category = _category(field(payload, f"{where}.input.actionTypeId.category", str, required=False), action)
+        provider = field(payload, f"{where}.input.actionTypeId.provider", str, required=False)
+        if category == "source":
+            source_providers[action] = provider
         stage_id = f"{run}:stage:{stage}"
         updates.append(Update("action_runs", f"{stage_id}:action:{action}", {
             "pipeline_run_id": run, "stage_run_id": stage_id, "name": action, "category": category,
-            "provider": field(payload, f"{where}.input.actionTypeId.provider", str, required=False),
+            "provider": provider,
             "external_id": field(payload, f"{where}.output.executionResult.externalExecutionId", str,
                                  required=False),
             "url": field(payload, f"{where}.output.executionResult.externalExecutionUrl", str, required=False),
@@ -187,7 +202,22 @@ def _history(payload: Mapping, config: Any) -> list[Update]:
         if config.is_production_stage(pipeline, stage):
             updates.append(_deployment(config, pipeline, execution, stage, s_status, s_updated, s_started,
                                        finished, rollback))
+    sha = _source_commit(payload, source_providers)
+    if sha:
+        updates += _revision_updates(config, pipeline, execution, sha)
     return updates
+
+
+def _source_commit(payload: Mapping, source_providers: Mapping[str, str | None]) -> str | None:
+    """The first source revision that is a Git commit (the provider comes from the source action)."""
+    revisions = field(payload, "pipelineExecutionSummary.sourceRevisions", list, required=False) or []
+    for i in range(len(revisions)):
+        where = f"pipelineExecutionSummary.sourceRevisions.{i}"
+        action = field(payload, f"{where}.actionName", str, required=False)
+        sha = _commit(source_providers.get(action), field(payload, f"{where}.revisionId", str, required=False))
+        if sha:
+            return sha
+    return None
 
 
 def normalise(kind: str, payload: Any, config: Any) -> list[Update]:

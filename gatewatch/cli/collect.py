@@ -30,7 +30,9 @@ def codepipeline(state: State, pipelines: tuple[str, ...], since: str, region: s
     """Read CodePipeline executions (ListPipelineExecutions, ListActionExecutions) and archive each
     as one payload; they project into the same rows as EventBridge events. Running it again stores
     only what changed. Credentials come from the usual AWS chain (AWS_PROFILE, environment, role);
-    they need codepipeline:ListPipelineExecutions and codepipeline:ListActionExecutions.
+    they need codepipeline:ListPipelineExecutions and codepipeline:ListActionExecutions. Executions are
+    stored in batches as they are read, so an interrupted run keeps what it read; when AWS throttles a
+    long backfill, AWS_RETRY_MODE=adaptive slows it down.
 
     Exit status: 0 done, 1 something was quarantined, 2 usage or credentials, 5 AWS unreachable.
     """
@@ -40,7 +42,10 @@ def codepipeline(state: State, pipelines: tuple[str, ...], since: str, region: s
         raise ConfigError(f"--since: {exc}") from None
     client = codepipeline_history.make_client(region, endpoint_url)
     progress = Progress("executions")
-    summary = codepipeline_history.backfill(state.engine, state.config, client, pipelines, start, progress, region)
-    progress.finish()
+    try:
+        summary = codepipeline_history.backfill(state.engine, state.config, client, pipelines, start, progress,
+                                                region)
+    finally:
+        progress.finish()  # ends a live progress line before any error message
     print_summary(summary, as_json)
     raise SystemExit(summary.exit_code)
