@@ -1,0 +1,108 @@
+"""A real Prometheus server for tests: deterministic history backfilled with promtool, served on
+127.0.0.1. Binaries come from /usr/bin, or from Debian's package unpacked under .cache/prometheus
+(`.ci/run` fetches it; this helper fetches it too when it can)."""
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = ROOT / ".cache" / "prometheus"
+
+
+def binaries() -> tuple[Path, Path]:
+    """(prometheus, promtool), unpacking Debian's package into .cache when they are not installed."""
+    for folder in (Path("/usr/bin"), CACHE / "usr" / "bin"):
+        if (folder / "prometheus").exists() and (folder / "promtool").exists():
+            return folder / "prometheus", folder / "promtool"
+    CACHE.mkdir(parents=True, exist_ok=True)
+    debs = list(CACHE.glob("prometheus_*.deb"))
+    if not debs:
+        if subprocess.run(["apt-get", "download", "prometheus"], cwd=CACHE, capture_output=True).returncode:
+            subprocess.run(["apt-get", "update", "-qq"], check=True, capture_output=True)
+            subprocess.run(["apt-get", "download", "prometheus"], cwd=CACHE, check=True, capture_output=True)
+        debs = list(CACHE.glob("prometheus_*.deb"))
+    subprocess.run(["dpkg", "-x", str(debs[0]), str(CACHE)], check=True)
+    return CACHE / "usr" / "bin" / "prometheus", CACHE / "usr" / "bin" / "promtool"
+
+
+@dataclass
+class Server:
+    url: str
+    start: datetime
+    end: datetime
+    written: dict[str, np.ndarray]  # version -> latency samples written
+    process: subprocess.Popen
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(20)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_history(path: Path, end: datetime, seed: int = 17) -> dict[str, np.ndarray]:
+    """Two hours of 15 s samples: latency per version (v1 baseline, v2 healthy, v3 +30%) and request
+    counters (v1 1% errors, v2 1%, v3 4%), as OpenMetrics."""
+    rng = np.random.default_rng(seed)
+    stamps = [end - timedelta(seconds=15 * i) for i in range(480)][::-1]
+    latency = {"v1": rng.normal(0.100, 0.01, len(stamps)), "v2": rng.normal(0.100, 0.01, len(stamps)),
+               "v3": rng.normal(0.130, 0.01, len(stamps))}
+    errors = {"v1": 0.01, "v2": 0.01, "v3": 0.04}
+    lines = ["# HELP canary_latency_seconds Request latency.", "# TYPE canary_latency_seconds gauge"]
+    for version, values in latency.items():
+        for t, v in zip(stamps, values):
+            lines.append(f'canary_latency_seconds{{job="api",version="{version}"}} {v:.6f} {t.timestamp():.3f}')
+    lines += ["# HELP canary_requests Requests served.", "# TYPE canary_requests counter"]
+    for version, rate in errors.items():
+        good = bad = 0
+        for t in stamps:
+            bad += int(round(100 * rate))
+            good += 100 - int(round(100 * rate))
+            lines.append(f'canary_requests_total{{job="api",version="{version}",code="500"}} {bad} {t.timestamp():.3f}')
+            lines.append(f'canary_requests_total{{job="api",version="{version}",code="200"}} {good} {t.timestamp():.3f}')
+    lines.append("# EOF")
+    path.write_text("\n".join(lines) + "\n")
+    return latency
+
+
+def start(tmp: Path) -> Server:
+    """Backfill the history and start Prometheus on a free loopback port; ready when this returns."""
+    prometheus, promtool = binaries()
+    end = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=1)
+    data = tmp / "data"
+    written = write_history(tmp / "history.om", end)
+    subprocess.run([str(promtool), "tsdb", "create-blocks-from", "openmetrics", str(tmp / "history.om"), str(data)],
+                   check=True, capture_output=True)
+    (tmp / "prometheus.yml").write_text("global:\n  scrape_interval: 1h\nscrape_configs: []\n")
+    port = free_port()
+    process = subprocess.Popen([str(prometheus), f"--config.file={tmp / 'prometheus.yml'}",
+                                f"--storage.tsdb.path={data}", f"--web.listen-address=127.0.0.1:{port}",
+                                "--storage.tsdb.retention.time=30d"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"prometheus exited: {process.stderr.read()[-2000:]}")
+        try:
+            if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
+                return Server(url, end - timedelta(seconds=15 * 479), end, written, process)
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)  # waiting on a starting server: there is no event to block on
+    process.terminate()
+    raise RuntimeError("prometheus did not become ready within 30 s")
+

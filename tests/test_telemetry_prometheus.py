@@ -1,0 +1,98 @@
+"""Canary telemetry from a real Prometheus server with backfilled history, and scope escaping."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from analysis.canary import config_from_mapping, judge
+from collector.errors import ConfigError
+from collector.telemetry import prometheus
+from collector.telemetry.scopes import parse_scope, render_query, render_scope
+from tests import prometheus_server
+from tests.test_cli_store import gatewatch
+
+CONFIG = {
+    "metrics": [
+        {"name": "latency", "query": 'canary_latency_seconds{job="api", {scope}}', "direction": "increase",
+         "tolerance": 0.10, "critical": True, "group": "latency"},
+        {"name": "errors", "test": "proportion", "direction": "increase", "tolerance": 0.5, "group": "errors",
+         "good_query": 'sum(rate(canary_requests_total{job="api", code="500", {scope}}[1m]))',
+         "total_query": 'sum(rate(canary_requests_total{job="api", {scope}}[1m]))'},
+    ]}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    srv = prometheus_server.start(tmp_path_factory.mktemp("prometheus"))
+    yield srv
+    srv.stop()
+
+
+def test_scope_rendering_and_injection():
+    assert render_scope('version="v2",region=~"eu-.*"') == 'version="v2", region=~"eu-.*"'
+    assert render_scope({"version": 'v"1\\'}) == 'version="v\\"1\\\\"'
+    assert parse_scope('a="x\\"y"') == [("a", "=", 'x"y')]
+    assert render_query('up{job="api", {scope}}', 'version="v1"') == 'up{job="api", version="v1"}'
+    for bad in ('version="v1"} or vector(1) #', "version=v1", 'version="v1" region="x"', "", '1abc="x"'):
+        with pytest.raises(ConfigError):
+            render_scope(bad)
+    with pytest.raises(ConfigError, match="placeholder"):
+        render_query("up", 'version="v1"')
+
+
+def test_fetch_returns_the_values_written(server):
+    config = config_from_mapping(CONFIG)
+    t = prometheus.fetch(config, server.url, 'version="v1"', 'version="v3"', server.start, server.end, step="15s")
+    assert t.errors == {}
+    baseline, canary = t.samples["latency"]
+    assert len(baseline) == len(server.written["v1"]) == 480
+    assert np.allclose(np.sort(baseline), np.sort(np.round(server.written["v1"], 6)))
+    assert np.allclose(np.sort(canary), np.sort(np.round(server.written["v3"], 6)))
+    good_total = t.samples["errors"][1]
+    assert good_total.shape[1] == 2 and np.allclose(good_total[:, 0] / good_total[:, 1], 0.04, atol=1e-9)
+    assert t.queries["latency"]['query@version="v3"'] == 'canary_latency_seconds{job="api", version="v3"}'
+
+
+def test_regressed_canary_fails_and_healthy_one_passes(server):
+    config = config_from_mapping(CONFIG)
+    bad = prometheus.fetch(config, server.url, 'version="v1"', 'version="v3"', server.start, server.end, step="15s")
+    verdict = judge(config, bad.samples, bad.errors)
+    assert verdict.verdict == "fail" and {m.name: m.classification for m in verdict.metrics} == {
+        "latency": "high", "errors": "high"}
+    good = prometheus.fetch(config, server.url, 'version="v1"', 'version="v2"', server.start, server.end, step="15s")
+    assert judge(config, good.samples, good.errors).verdict == "pass"
+
+
+def test_missing_series_and_stopped_server_give_nodata_never_pass(server):
+    config = config_from_mapping(CONFIG)
+    t = prometheus.fetch(config, server.url, 'version="v1"', 'version="v9"', server.start, server.end)
+    assert "no series for canary scope" in t.errors["latency"]
+    v = judge(config, t.samples, t.errors)
+    assert v.verdict == "nodata" and v.metrics[0].classification == "nodata"
+    closed = prometheus.fetch(config, f"http://127.0.0.1:{prometheus_server.free_port()}", 'version="v1"',
+                              'version="v2"', server.start, server.end, timeout=2)
+    assert set(closed.errors) == {"latency", "errors"} and "could not be read" in closed.errors["latency"]
+    assert judge(config, closed.samples, closed.errors).verdict == "nodata"
+
+
+def test_canary_run_cli_against_prometheus(server, tmp_path):
+    import yaml
+
+    (tmp_path / "canary.yaml").write_text(yaml.safe_dump(CONFIG))
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    common = ["--db", url, "canary", "run", "--config", str(tmp_path / "canary.yaml"), "--start",
+              server.start.isoformat(), "--end", server.end.isoformat(), "--step", "15s", "--baseline",
+              'version="v1"', "--json"]
+    args = common + ["--prometheus", server.url]
+    bad = gatewatch(*args, "--canary", 'version="v3"')
+    assert bad.returncode == 1, bad.stderr
+    assert json.loads(bad.stdout)["verdict"] == "fail"
+    good = gatewatch(*args, "--canary", 'version="v2"')
+    assert good.returncode == 0 and json.loads(good.stdout)["verdict"] == "pass"
+    down = gatewatch(*common, "--prometheus", f"http://127.0.0.1:{prometheus_server.free_port()}",
+                     "--canary", 'version="v2"')
+    assert down.returncode == 3 and json.loads(down.stdout)["verdict"] == "nodata"
+    injected = gatewatch(*args, "--canary", 'version="v2"} or vector(1) #')
+    assert injected.returncode == 2 and "expected label matchers" in injected.stderr
