@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from collector.errors import GatewatchError
 
-from . import analytics, canary, collect, demo, serve, store
+from . import analytics, canary, collect, demo, gate, serve, store
 from .common import State
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -43,6 +43,7 @@ cli.add_command(collect.collect)
 cli.add_command(serve.serve)
 cli.add_command(demo.demo)
 cli.add_command(canary.canary)
+cli.add_command(gate.gate)
 
 
 def main() -> None:

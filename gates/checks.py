@@ -1,0 +1,160 @@
+"""The checks a gate policy can run, each answering pass, fail or nodata with a reason and evidence.
+
+Each check composes the packages: telemetry and loaders from `collector`, verdicts from `analysis`.
+A check that cannot read its data answers `nodata` (the policy decides what that means), never pass.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Callable
+
+import pandas as pd
+import yaml
+from sqlalchemy import Engine
+
+from analysis import dora
+from analysis.canary import CanaryConfigError, config_from_mapping, judge
+from analysis.slo import status as slo_status
+from analysis.windows import window_since
+from collector.errors import ConfigError
+from collector.loaders import Scope, load_dora_frames
+from collector.timeutil import parse_duration
+
+from .policy import Check, Policy, PolicyError
+
+
+@dataclass(frozen=True)
+class Context:
+    """What an evaluation knows: the store, the time, the deployment and service, canary scopes."""
+
+    engine: Engine
+    now: datetime
+    deployment_id: str | None = None
+    service: str | None = None
+    baseline: str | None = None
+    canary: str | None = None
+
+
+Outcome = tuple[str, str, dict[str, Any]]  # status, reason, evidence
+
+
+def _yaml(policy: Policy, relative: str, what: str) -> Any:
+    path = policy.path(relative)
+    if not path.is_file():
+        raise PolicyError(f"{what} {relative!r}: no such file (paths are relative to the policy file)")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"{what} {relative!r}: not valid YAML ({exc})") from None
+
+
+def deploy_window(policy: Policy, check: Check, ctx: Context) -> Outcome:
+    allowed, reason = check.window.check(ctx.now)
+    return ("pass" if allowed else "fail"), reason, {"timezone": check.window.timezone}
+
+
+def canary(policy: Policy, check: Check, ctx: Context) -> Outcome:
+    from collector.canary_runs import save_run
+    from collector.telemetry import from_csv
+
+    try:
+        config = config_from_mapping(_yaml(policy, check.settings["config"], "canary config"))
+    except CanaryConfigError as exc:
+        raise PolicyError(f"canary config {check.settings['config']!r}: {exc}") from None
+    if "data" in check.settings:
+        telemetry, source = from_csv(policy.path(check.settings["data"])), "csv"
+    else:
+        from collector.telemetry import prometheus
+
+        settings = check.settings["prometheus"]
+        baseline = ctx.baseline or settings.get("baseline")
+        canary_scope = ctx.canary or settings.get("canary")
+        if not (settings.get("url") and baseline and canary_scope):
+            raise PolicyError("canary.prometheus: expected url, baseline and canary (or scopes in the request)")
+        span = parse_duration(str(settings.get("window", "30m")))
+        telemetry = prometheus.fetch(config, settings["url"], baseline, canary_scope, ctx.now - span, ctx.now,
+                                     step=str(settings.get("step", "30s")))
+        source = "prometheus"
+    verdict = judge(config, telemetry.samples, telemetry.errors)
+    run_id = save_run(ctx.engine, config, verdict, telemetry.samples, source, deployment_id=ctx.deployment_id)
+    status = {"pass": "pass", "fail": "fail", "marginal": "fail", "nodata": "nodata"}[verdict.verdict]
+    score = "n/a" if verdict.score is None else f"{verdict.score:.1f}"
+    reason = f"canary {verdict.verdict} (score {score})" + (f": {verdict.reasons[0]}" if verdict.reasons else "")
+    return status, reason, {"canary_run_id": run_id, "canary_score": verdict.score, "canary_verdict": verdict.verdict}
+
+
+def _slo(policy: Policy, check: Check, ctx: Context):
+    raw = _yaml(policy, check.settings["slo"], "slo")
+    if not isinstance(raw, dict) or "objective" not in raw:
+        raise PolicyError(f"slo {check.settings['slo']!r}: expected objective, window and sli")
+    data = (raw.get("sli") or {}).get("data")
+    if not data:
+        raise PolicyError(f"slo {check.settings['slo']!r}: sli.data (a CSV of timestamp, good, total) is required; "
+                          "Prometheus SLIs are not supported by gates yet")
+    path = policy.path(data) if not str(data).startswith("/") else policy.path(str(data))
+    if not path.is_file():
+        return None, f"SLI data {data!r} not found"
+    frame = pd.read_csv(path)
+    window = parse_duration(str(raw.get("window", "28d")))
+    return slo_status(frame, float(raw["objective"]), window, ctx.now), None
+
+
+def error_budget(policy: Policy, check: Check, ctx: Context) -> Outcome:
+    state, problem = _slo(policy, check, ctx)
+    if state is None or state.budget_remaining is None:
+        return "nodata", problem or state.reason, {}
+    minimum = float(check.settings.get("min_remaining", 0))
+    evidence = {"sli": state.sli, "error_budget_remaining": state.budget_remaining}
+    reason = f"error budget {state.budget_remaining:.1%} remaining (at least {minimum:.0%} required)"
+    return ("pass" if state.budget_remaining >= minimum else "fail"), reason, evidence
+
+
+def burn_rate(policy: Policy, check: Check, ctx: Context) -> Outcome:
+    state, problem = _slo(policy, check, ctx)
+    if state is None or state.total <= 0:
+        return "nodata", problem or state.reason, {}
+    firing = state.firing
+    evidence = {"burn_rates": [a.to_dict() for a in state.alerts]}
+    if firing:
+        a = firing[0]
+        return "fail", (f"burn rate {a.long_burn_rate:.1f}x over {a.to_dict()['long_window']} and "
+                        f"{a.short_burn_rate:.1f}x over {a.to_dict()['short_window']} exceed {a.threshold}x "
+                        f"({a.severity})"), evidence
+    return "pass", "no burn-rate alert firing", evidence
+
+
+def dora_guard(policy: Policy, check: Check, ctx: Context) -> Outcome:
+    metric = check.settings["metric"]
+    fields = {"change_failure_rate": ("change_failure_rate", "rate"),
+              "lead_time": ("lead_time", "median_hours"), "recovery_time": ("recovery_time", "median_hours")}
+    if metric not in fields:
+        raise PolicyError(f"dora.metric: expected one of {', '.join(fields)}, got {metric!r}")
+    days = int(parse_duration(str(check.settings.get("since", "30d"))) / timedelta(days=1))
+    window = window_since(max(days, 1), ctx.now)
+    service = check.settings.get("service") or ctx.service
+    frames = load_dora_frames(ctx.engine, window.start, window.end, Scope(service=service))
+    report = dora.report(frames, window)
+    key, field_name = fields[metric]
+    value = report[key][field_name]
+    if value is None:
+        return "nodata", f"{metric}: {report[key].get('reason')}", {}
+    limit = float(check.settings["max"])
+    reason = f"{metric} {value:g} over {days} days for {service or 'all services'} (at most {limit:g})"
+    return ("pass" if value <= limit else "fail"), reason, {metric: value}
+
+
+EVALUATORS: dict[str, Callable[[Policy, Check, Context], Outcome]] = {
+    "deploy_window": deploy_window, "canary": canary, "error_budget": error_budget, "burn_rate": burn_rate,
+    "dora": dora_guard,
+}
+
+
+def run_check(policy: Policy, check: Check, ctx: Context) -> Outcome:
+    """Evaluate one check; outside failures (unreachable telemetry, bad data) become nodata with the error."""
+    try:
+        return EVALUATORS[check.type](policy, check, ctx)
+    except (PolicyError, ConfigError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - a check that cannot run has no data: the policy decides
+        return "nodata", f"could not evaluate: {exc.__class__.__name__}: {exc}"[:400], {}

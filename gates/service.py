@@ -1,0 +1,42 @@
+"""Evaluate a gate policy into a stored decision: run every check, combine their effects, record the
+decision under its idempotency key (a retry returns the stored decision and never acts twice)."""
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import yaml
+
+from collector.gate_decisions import StoredDecision, get_decision, record_decision
+
+from .checks import Context, run_check
+from .policy import CheckResult, Policy, PolicyError, decide, effect_of, policy_from_mapping
+
+
+def load_policy(path: str | Path) -> Policy:
+    """A policy from a YAML file; paths inside it are relative to the file."""
+    file = Path(path)
+    if not file.is_file():
+        raise PolicyError(f"--policy {str(path)!r}: no such file")
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"{path}: not valid YAML ({exc})") from None
+    return policy_from_mapping(raw, base_dir=file.resolve().parent)
+
+
+def evaluate(policy: Policy, ctx: Context, key: str | None = None) -> StoredDecision:
+    """The decision for `key` (stored, or made now and stored)."""
+    key = key or (f"{policy.name}:{ctx.deployment_id}" if ctx.deployment_id else f"{policy.name}:{uuid.uuid4()}")
+    stored = get_decision(ctx.engine, key=key)
+    if stored is not None:
+        return stored
+    results = []
+    evidence: dict = {}
+    for check in policy.checks:
+        status, reason, found = run_check(policy, check, ctx)
+        results.append(CheckResult(check.name, status, effect_of(check, status), reason, found))
+        evidence.update(found)
+    decision, reasons = decide(results)
+    return record_decision(ctx.engine, key, policy.name, decision, [r.to_dict() for r in results], reasons,
+                           deployment_id=ctx.deployment_id, service=ctx.service, evidence=evidence)

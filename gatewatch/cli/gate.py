@@ -1,0 +1,67 @@
+"""`gatewatch gate check`: may this deployment go on? promote, hold or roll back, with reasons."""
+from __future__ import annotations
+
+import os
+
+import click
+
+from collector.errors import ConfigError
+from collector.timeutil import utcnow
+from gates.checks import Context
+from gates.policy import PolicyError
+from gates.service import evaluate, load_policy
+
+from .common import State, echo_json, pass_state
+
+EXIT = {"promote": 0, "rollback": 1, "hold": 3}
+
+
+def github_actions(decision: dict) -> None:
+    """Inside GitHub Actions: `decision=...` to $GITHUB_OUTPUT and a Markdown summary."""
+    if os.environ.get("GITHUB_OUTPUT"):
+        with open(os.environ["GITHUB_OUTPUT"], "a", encoding="utf-8") as out:
+            out.write(f"decision={decision['decision']}\ndecision_id={decision['id']}\n")
+    if os.environ.get("GITHUB_STEP_SUMMARY"):
+        lines = [f"### Gate `{decision['gate']}`: **{decision['decision']}**", "",
+                 "| check | status | effect | reason |", "|---|---|---|---|"]
+        lines += [f"| {c['name']} | {c['status']} | {c['effect']} | {c['reason'].replace('|', '/')} |"
+                  for c in decision["checks"]]
+        with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as out:
+            out.write("\n".join(lines) + "\n")
+
+
+@click.group()
+def gate() -> None:
+    """Deployment gates: decide promote, hold or rollback from a policy."""
+
+
+@gate.command("check")
+@click.option("--policy", "policy_path", required=True, metavar="FILE", help="Gate policy (YAML).")
+@click.option("--deployment", metavar="ID", help="The deployment being gated.")
+@click.option("--service", help="The service (for DORA guards).")
+@click.option("--key", metavar="KEY", help="Idempotency key (default: gate name and --deployment).")
+@click.option("--baseline", metavar="MATCHERS", help="Canary baseline scope for Prometheus canary checks.")
+@click.option("--canary", "canary_scope", metavar="MATCHERS", help="Canary scope for Prometheus canary checks.")
+@click.option("--json", "as_json", is_flag=True, help="Print the decision as JSON.")
+@pass_state
+def check(state: State, policy_path: str, deployment: str | None, service: str | None, key: str | None,
+          baseline: str | None, canary_scope: str | None, as_json: bool) -> None:
+    """Evaluate the policy's checks and answer promote (exit 0), rollback (exit 1) or hold (exit 3);
+    2 for usage or configuration errors. A retry with the same key returns the stored decision.
+    Missing data never promotes unless the policy says `ignore`."""
+    try:
+        policy = load_policy(policy_path)
+        ctx = Context(state.engine, utcnow(), deployment, service, baseline, canary_scope)
+        stored = evaluate(policy, ctx, key)
+    except PolicyError as exc:
+        raise ConfigError(str(exc)) from None
+    decision = stored.to_dict()
+    github_actions(decision)
+    if as_json:
+        echo_json(decision)
+    else:
+        for c in decision["checks"]:
+            click.echo(f"  {c['status']:<6} {c['name']:<14} {c['effect']:<8} {c['reason']}")
+        click.echo(f"decision: {stored.decision.upper()}" + (" (stored earlier for this key)" if not stored.first
+                                                              else "") + f", id {stored.id}")
+    raise SystemExit(EXIT[stored.decision])
