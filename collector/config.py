@@ -2,7 +2,8 @@
 
 Looked up from `--config`, else `GATEWATCH_CONFIG`, else `./gatewatch.yaml` when it exists, else
 the defaults below. Secrets may also come from the environment (GATEWATCH_GITHUB_SECRET,
-GATEWATCH_GITLAB_TOKEN, GATEWATCH_PAGERDUTY_SECRET, GATEWATCH_EVENTS_TOKEN), which wins over the file.
+GATEWATCH_GITLAB_TOKEN, GATEWATCH_PAGERDUTY_SECRET, GATEWATCH_EVENTS_TOKEN, GATEWATCH_GATE_TOKEN),
+which wins over the file; GATEWATCH_GATE_POLICIES names the folder of gate policies (`gates.policies`).
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ _SECRET_ENV = {
     "gitlab_token": "GATEWATCH_GITLAB_TOKEN",
     "pagerduty_secret": "GATEWATCH_PAGERDUTY_SECRET",
     "events_token": "GATEWATCH_EVENTS_TOKEN",
+    "gate_token": "GATEWATCH_GATE_TOKEN",
 }
 
 
@@ -37,12 +39,13 @@ def _matches(pattern: str, text: str) -> bool:
 
 @dataclass(frozen=True)
 class Secrets:
-    """Shared secrets of the webhook receiver; never logged (repr hides them)."""
+    """Shared secrets of the webhook receiver and the gate API; never logged (repr hides them)."""
 
     github_secret: str | None = field(default=None, repr=False)
     gitlab_token: str | None = field(default=None, repr=False)
     pagerduty_secret: str | None = field(default=None, repr=False)
     events_token: str | None = field(default=None, repr=False)
+    gate_token: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,8 @@ class Config:
     dora_benchmark: str | None = None
     dora_link_window: str = "24h"
     benchmarks: Mapping[str, Any] = field(default_factory=dict)
+    gate_policies: str | None = None
+    runbooks: Mapping[str, str] = field(default_factory=dict)
     source_path: str | None = None
 
     def is_production_environment(self, environment: str | None) -> bool:
@@ -119,7 +124,7 @@ def config_from_mapping(raw: Mapping[str, Any] | None, source_path: str | None =
     environ = os.environ if environ is None else environ
     if not isinstance(raw, Mapping):
         raise ConfigError("config: expected a YAML mapping at the top level")
-    known = {"production", "services", "teams", "incident_label", "webhooks", "dora"}
+    known = {"production", "services", "teams", "incident_label", "webhooks", "dora", "gates", "runbooks"}
     unknown = set(raw) - known
     if unknown:
         raise ConfigError(f"config: unknown key(s) {sorted(unknown)}; expected some of {sorted(known)}")
@@ -127,8 +132,9 @@ def config_from_mapping(raw: Mapping[str, Any] | None, source_path: str | None =
     services = raw.get("services") or {}
     webhooks = raw.get("webhooks") or {}
     dora = raw.get("dora") or {}
+    gates = raw.get("gates") or {}
     for name, value in (("production", production), ("services", services), ("webhooks", webhooks),
-                        ("dora", dora)):
+                        ("dora", dora), ("gates", gates)):
         if not isinstance(value, Mapping):
             raise ConfigError(f"config '{name}': expected a mapping")
     stage_pattern = production.get("stage_pattern", DEFAULT_PRODUCTION_STAGE)
@@ -141,10 +147,16 @@ def config_from_mapping(raw: Mapping[str, Any] | None, source_path: str | None =
         raise ConfigError("config 'webhooks.max_body_bytes': expected a positive integer")
     secrets = {}
     for key, env_name in _SECRET_ENV.items():
-        value = environ.get(env_name) or webhooks.get(key)
+        section, where = (gates, "gates.token") if key == "gate_token" else (webhooks, f"webhooks.{key}")
+        value = environ.get(env_name) or section.get("token" if key == "gate_token" else key)
         if value is not None and not isinstance(value, str):
-            raise ConfigError(f"config 'webhooks.{key}': expected a string")
+            raise ConfigError(f"config '{where}': expected a string")
         secrets[key] = value
+    policies = environ.get("GATEWATCH_GATE_POLICIES") or gates.get("policies")
+    if policies is not None and not isinstance(policies, str):
+        raise ConfigError("config 'gates.policies': expected a folder of gate policy files")
+    if policies and source_path and not Path(policies).is_absolute():
+        policies = str(Path(source_path).resolve().parent / policies)
     link_window = str(dora.get("link_window", "24h"))
     try:
         parse_duration(link_window)
@@ -168,6 +180,8 @@ def config_from_mapping(raw: Mapping[str, Any] | None, source_path: str | None =
         dora_benchmark=dora.get("benchmark"),
         dora_link_window=link_window,
         benchmarks=dict(custom),
+        gate_policies=policies,
+        runbooks=_mapping(raw, "runbooks"),
         source_path=source_path,
     )
 

@@ -25,6 +25,29 @@ def load_policy(path: str | Path) -> Policy:
     return policy_from_mapping(raw, base_dir=file.resolve().parent)
 
 
+def load_policies(directory: str | Path | None) -> dict[str, Policy]:
+    """Every policy in a folder (`*.yaml`, `*.yml`), by gate name: what the HTTP API and Lambda serve.
+
+    A file that does not validate raises PolicyError naming the file, so a service never starts
+    with a gate silently missing."""
+    if not directory:
+        raise PolicyError("gate policies: set GATEWATCH_GATE_POLICIES (or gates.policies in gatewatch.yaml) "
+                          "to the folder of gate policy files")
+    folder = Path(directory)
+    if not folder.is_dir():
+        raise PolicyError(f"gate policies {str(directory)!r}: no such folder")
+    policies: dict[str, Policy] = {}
+    for file in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
+        try:
+            policy = load_policy(file)
+        except PolicyError as exc:
+            raise PolicyError(f"{file.name}: {exc}") from None
+        if policy.name in policies:
+            raise PolicyError(f"{file.name}: gate name {policy.name!r} is already used by another file")
+        policies[policy.name] = policy
+    return policies
+
+
 def evaluate(policy: Policy, ctx: Context, key: str | None = None) -> StoredDecision:
     """The decision for `key` (stored, or made now and stored)."""
     key = key or (f"{policy.name}:{ctx.deployment_id}" if ctx.deployment_id else f"{policy.name}:{uuid.uuid4()}")
