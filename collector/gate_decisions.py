@@ -1,5 +1,8 @@
-"""Gate decisions in the store, one per idempotency key: the first writer of a key wins, and every
-later call with that key gets the stored decision (so a retried pipeline step never acts twice)."""
+"""Gate decisions in the store, one per idempotency key and attempt: the first writer wins, and every
+later call gets the stored decision (so a retried pipeline step never acts twice).
+
+`promote` and `rollback` are final for a key. `hold` means "ask again": the next call with the key
+evaluates anew as attempt 2, 3, ... (how a polling controller or a CodePipeline continuation waits)."""
 from __future__ import annotations
 
 import json
@@ -23,6 +26,7 @@ class StoredDecision:
 
     id: str
     key: str
+    attempt: int
     gate: str
     decision: str
     created_at: datetime
@@ -35,44 +39,47 @@ class StoredDecision:
     first: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "key": self.key, "gate": self.gate, "decision": self.decision,
+        return {"id": self.id, "key": self.key, "attempt": self.attempt, "gate": self.gate, "decision": self.decision,
                 "created_at": self.created_at.isoformat(), "deployment_id": self.deployment_id,
                 "service": self.service, "checks": self.checks, "reasons": self.reasons, "actions": self.actions,
                 "evidence": self.evidence, "replayed": not self.first}
 
 
 def _from_row(row, first: bool = False) -> StoredDecision:
-    return StoredDecision(row["id"], row["key"], row["gate"], row["decision"], row["created_at"], row["deployment_id"],
+    return StoredDecision(row["id"], row["key"], row["attempt"], row["gate"], row["decision"], row["created_at"], row["deployment_id"],
                           row["service"], json.loads(row["checks"]), json.loads(row["reasons"]),
                           json.loads(row["actions"]), json.loads(row["evidence"] or "{}"), first)
 
 
 def get_decision(engine: Engine, *, decision_id: str | None = None, key: str | None = None) -> StoredDecision | None:
-    """A stored decision by id or by idempotency key."""
+    """A stored decision by id, or the latest attempt under an idempotency key."""
     column, value = (gate_decisions.c.id, decision_id) if decision_id else (gate_decisions.c.key, key)
+    query = select(gate_decisions).where(column == value).order_by(gate_decisions.c.attempt.desc()).limit(1)
     with engine.connect() as conn:
-        row = conn.execute(select(gate_decisions).where(column == value)).mappings().first()
+        row = conn.execute(query).mappings().first()
     return _from_row(row) if row else None
 
 
 def record_decision(engine: Engine, key: str, gate: str, decision: str, checks: list[dict], reasons: list[str],
-                    *, deployment_id: str | None = None, service: str | None = None,
+                    *, attempt: int = 1, deployment_id: str | None = None, service: str | None = None,
                     evidence: dict | None = None) -> StoredDecision:
-    """Store a decision under `key` unless one is there already; returns what is stored.
+    """Store a decision under (`key`, `attempt`) unless one is there already; returns what is stored.
 
-    The unique key makes this safe across processes: of two racing writers one inserts (`first`),
-    the other gets the winner's decision."""
-    row = {"id": str(uuid.uuid4()), "key": key, "gate": gate, "decision": decision, "created_at": utcnow(),
+    The unique (key, attempt) makes this safe across processes: of two racing writers one inserts
+    (`first`), the other gets the winner's decision."""
+    row = {"id": str(uuid.uuid4()), "key": key, "attempt": attempt, "gate": gate, "decision": decision, "created_at": utcnow(),
            "deployment_id": deployment_id, "service": service, "checks": json.dumps(checks, default=str),
            "reasons": json.dumps(reasons), "actions": "[]", "evidence": json.dumps(evidence or {}, default=str)}
     try:
         with write_transaction(engine) as conn:
             conn.execute(gate_decisions.insert(), row)
     except IntegrityError:
-        stored = get_decision(engine, key=key)
-        if stored is None:  # pragma: no cover - a unique violation on another column
+        with engine.connect() as conn:
+            found = conn.execute(select(gate_decisions).where(gate_decisions.c.key == key,
+                                                              gate_decisions.c.attempt == attempt)).mappings().first()
+        if found is None:  # pragma: no cover - a unique violation on another column
             raise
-        return stored
+        return _from_row(found)
     return _from_row(row | {"created_at": row["created_at"]}, first=True)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (Boolean, Column, DateTime, Float, Index, Integer, LargeBinary, MetaData, String, Table,
-                        Text, TypeDecorator)
+                        Text, TypeDecorator, UniqueConstraint)
 
 from .timeutil import UTC
 
@@ -229,7 +229,8 @@ canary_samples = Table(
 gate_decisions = Table(
     "gate_decisions", metadata,
     Column("id", String(36), primary_key=True),
-    Column("key", String(255), nullable=False, unique=True),
+    Column("key", String(255), nullable=False),
+    Column("attempt", Integer, nullable=False, server_default="1"),  # a hold may be asked again
     Column("gate", String(255), nullable=False),
     Column("decision", String(16), nullable=False),  # promote | hold | rollback
     Column("created_at", UTCDateTime, nullable=False),
@@ -239,5 +240,6 @@ gate_decisions = Table(
     Column("reasons", Text, nullable=False),  # JSON list of strings
     Column("actions", Text, nullable=False),  # JSON list of actions and their outcomes
     Column("evidence", Text),  # JSON: canary run ids, SLO figures
+    UniqueConstraint("key", "attempt", name="uq_gate_decisions_key_attempt"),
     Index("ix_gate_decisions_created_at", "created_at"),
 )

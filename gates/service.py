@@ -49,11 +49,14 @@ def load_policies(directory: str | Path | None) -> dict[str, Policy]:
 
 
 def evaluate(policy: Policy, ctx: Context, key: str | None = None) -> StoredDecision:
-    """The decision for `key` (stored, or made now and stored)."""
+    """The decision for `key`: the stored one when final (promote, rollback), else made now and stored.
+
+    A stored `hold` is asked again: the new evaluation is the key's next attempt."""
     key = key or (f"{policy.name}:{ctx.deployment_id}" if ctx.deployment_id else f"{policy.name}:{uuid.uuid4()}")
     stored = get_decision(ctx.engine, key=key)
-    if stored is not None:
+    if stored is not None and stored.decision != "hold":
         return stored
+    attempt = stored.attempt + 1 if stored is not None else 1
     results = []
     evidence: dict = {}
     for check in policy.checks:
@@ -62,4 +65,5 @@ def evaluate(policy: Policy, ctx: Context, key: str | None = None) -> StoredDeci
         evidence.update(found)
     decision, reasons = decide(results)
     return record_decision(ctx.engine, key, policy.name, decision, [r.to_dict() for r in results], reasons,
-                           deployment_id=ctx.deployment_id, service=ctx.service, evidence=evidence)
+                           attempt=attempt, deployment_id=ctx.deployment_id, service=ctx.service,
+                           evidence=evidence)

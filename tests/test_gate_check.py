@@ -86,3 +86,13 @@ def test_bad_policy_exits_2_naming_the_field(tmp_path, store_url):
     (tmp_path / "gate.yaml").write_text("name: g\nchecks:\n  - burn_rate: {slo: s.yaml}\n    on_fail: page\n")
     res = gatewatch("--db", store_url, "gate", "check", "--policy", str(tmp_path / "gate.yaml"))
     assert res.returncode == 2 and "checks[0].on_fail" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_a_held_key_is_evaluated_again_and_a_final_decision_is_kept(tmp_path, store_url):
+    args = ("--db", store_url, "gate", "check", "--key", "run-7", "--json", "--policy")
+    held = json.loads(gatewatch(*args, setup(tmp_path, 1.0, sli=False)).stdout)
+    assert held["decision"] == "hold" and held["attempt"] == 1
+    promoted = json.loads(gatewatch(*args, setup(tmp_path, 1.0)).stdout)  # the SLI data arrived
+    assert promoted["decision"] == "promote" and promoted["attempt"] == 2 and promoted["id"] != held["id"]
+    kept = json.loads(gatewatch(*args, setup(tmp_path, 1.0, sli=False)).stdout)
+    assert kept["id"] == promoted["id"] and kept["replayed"] is True

@@ -46,3 +46,14 @@ def test_two_processes_racing_on_one_key_make_one_decision(engine, store_url):
         from collector.models import gate_decisions
         with write_transaction(engine) as conn:
             conn.execute(delete(gate_decisions))
+
+
+def test_a_hold_is_asked_again_as_the_next_attempt_and_a_final_decision_stays(engine):
+    held = record_decision(engine, "job-2", "g", "hold", [], ["canary still collecting"])
+    assert held.attempt == 1 and get_decision(engine, key="job-2").decision == "hold"
+    second = record_decision(engine, "job-2", "g", "promote", [], ["every check passed"], attempt=2)
+    assert second.first and second.attempt == 2 and second.id != held.id
+    assert get_decision(engine, key="job-2").id == second.id  # the latest attempt is the key's decision
+    assert get_decision(engine, decision_id=held.id).decision == "hold"  # the audit log keeps both
+    racing = record_decision(engine, "job-2", "g", "rollback", [], ["late writer"], attempt=2)
+    assert not racing.first and racing.decision == "promote"
