@@ -3,7 +3,8 @@
 Looked up from `--config`, else `GATEWATCH_CONFIG`, else `./gatewatch.yaml` when it exists, else
 the defaults below. Secrets may also come from the environment (GATEWATCH_GITHUB_SECRET,
 GATEWATCH_GITLAB_TOKEN, GATEWATCH_PAGERDUTY_SECRET, GATEWATCH_EVENTS_TOKEN, GATEWATCH_GATE_TOKEN),
-which wins over the file; GATEWATCH_GATE_POLICIES names the folder of gate policies (`gates.policies`).
+which wins over the file; GATEWATCH_GATE_POLICIES names the folder of gate policies (`gates.policies`)
+and GATEWATCH_SLOS the folder of SLO files (`slos`).
 """
 from __future__ import annotations
 
@@ -66,6 +67,7 @@ class Config:
     dora_link_window: str = "24h"
     benchmarks: Mapping[str, Any] = field(default_factory=dict)
     gate_policies: str | None = None
+    slos: str | None = None
     runbooks: Mapping[str, str] = field(default_factory=dict)
     source_path: str | None = None
 
@@ -124,7 +126,7 @@ def config_from_mapping(raw: Mapping[str, Any] | None, source_path: str | None =
     environ = os.environ if environ is None else environ
     if not isinstance(raw, Mapping):
         raise ConfigError("config: expected a YAML mapping at the top level")
-    known = {"production", "services", "teams", "incident_label", "webhooks", "dora", "gates", "runbooks"}
+    known = {"production", "services", "teams", "incident_label", "webhooks", "dora", "gates", "runbooks", "slos"}
     unknown = set(raw) - known
     if unknown:
         raise ConfigError(f"config: unknown key(s) {sorted(unknown)}; expected some of {sorted(known)}")
@@ -155,8 +157,12 @@ def config_from_mapping(raw: Mapping[str, Any] | None, source_path: str | None =
     policies = environ.get("GATEWATCH_GATE_POLICIES") or gates.get("policies")
     if policies is not None and not isinstance(policies, str):
         raise ConfigError("config 'gates.policies': expected a folder of gate policy files")
-    if policies and source_path and not Path(policies).is_absolute():
-        policies = str(Path(source_path).resolve().parent / policies)
+    slos = environ.get("GATEWATCH_SLOS") or raw.get("slos")
+    if slos is not None and not isinstance(slos, str):
+        raise ConfigError("config 'slos': expected a folder of SLO files")
+    if source_path:  # folders named in the file are relative to it
+        policies, slos = (str(Path(source_path).resolve().parent / p) if p and not Path(p).is_absolute() else p
+                          for p in (policies, slos))
     link_window = str(dora.get("link_window", "24h"))
     try:
         parse_duration(link_window)
@@ -181,6 +187,7 @@ def config_from_mapping(raw: Mapping[str, Any] | None, source_path: str | None =
         dora_link_window=link_window,
         benchmarks=dict(custom),
         gate_policies=policies,
+        slos=slos,
         runbooks=_mapping(raw, "runbooks"),
         source_path=source_path,
     )

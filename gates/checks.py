@@ -5,9 +5,9 @@ A check that cannot read its data answers `nodata` (the policy decides what that
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import pandas as pd
 import yaml
@@ -26,7 +26,8 @@ from .policy import Check, Policy, PolicyError
 
 @dataclass(frozen=True)
 class Context:
-    """What an evaluation knows: the store, the time, the deployment and service, canary scopes."""
+    """What an evaluation knows: the store, the time, the deployment and service, canary scopes, and
+    the caller's parameters (e.g. a CodeDeploy deployment id or pipeline execution id for actions)."""
 
     engine: Engine
     now: datetime
@@ -34,6 +35,7 @@ class Context:
     service: str | None = None
     baseline: str | None = None
     canary: str | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
 
 
 Outcome = tuple[str, str, dict[str, Any]]  # status, reason, evidence
