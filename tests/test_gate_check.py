@@ -96,3 +96,27 @@ def test_a_held_key_is_evaluated_again_and_a_final_decision_is_kept(tmp_path, st
     assert promoted["decision"] == "promote" and promoted["attempt"] == 2 and promoted["id"] != held["id"]
     kept = json.loads(gatewatch(*args, setup(tmp_path, 1.0, sli=False)).stdout)
     assert kept["id"] == promoted["id"] and kept["replayed"] is True
+
+
+def test_two_gate_processes_racing_on_one_key_make_one_decision(tmp_path, store_url):
+    """Two `gatewatch gate check` processes on one store and key: one decides, both answer its decision."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from collector.db import create_store_engine, upgrade
+    from collector.gate_decisions import list_decisions
+
+    engine = create_store_engine(store_url)
+    upgrade(engine)  # migrate first, so the race is on the decision and not on the schema
+    policy = setup(tmp_path, 1.4)
+    exe = Path(sys.executable).with_name("gatewatch")
+    args = [str(exe), "--db", store_url, "gate", "check", "--policy", policy, "--key", "race", "--json"]
+    procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    answers = [json.loads(out) for out, _ in outs]
+    assert [p.returncode for p in procs] == [1, 1], [err for _, err in outs]
+    assert answers[0]["id"] == answers[1]["id"] and {a["decision"] for a in answers} == {"rollback"}
+    assert sorted(a["replayed"] for a in answers) == [False, True]  # exactly one process decided
+    assert len(list_decisions(engine)) == 1
+    engine.dispose()

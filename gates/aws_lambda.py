@@ -1,0 +1,286 @@
+"""The AWS CodePipeline Lambda invoke action for gates: evaluate a gate for the job and report the decision
+(success with output variables, failure with reasons, or a continuation while the gate holds).
+
+CodePipeline invokes the function once per job; a continuation is a new job (new id) carrying the
+`continuationToken` we returned, so the token carries the idempotency key and the time the gate started
+waiting. Lambda may retry an invocation of the same job: the stored decision is reported again and
+CodePipeline's InvalidJobStateException tells us the job was already reported.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timedelta
+from typing import Any, Callable, Mapping
+
+from collector.errors import ConfigError, SourceUnavailable, StoreError
+from collector.gate_decisions import StoredDecision
+from collector.timeutil import parse_duration, utcnow
+
+from .checks import Context
+from .policy import Policy, PolicyError
+from .service import evaluate, load_policies, load_policy
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_WAIT = "30m"
+# CodePipeline fails a Lambda invoke action that has not finished after 24 hours.
+MAX_WAIT_LIMIT = timedelta(hours=24)
+# Lengths and patterns from CodePipeline's service model (botocore does not check them client-side).
+MESSAGE_MAX = 5000
+SUMMARY_MAX = 2048
+TOKEN_MAX = 2048
+KEY_MAX = 255  # gate_decisions.key
+TOKEN_VERSION = 1
+PARAMETERS = ("gate", "policy", "deployment", "service", "baseline", "canary", "key", "max_wait", "params")
+UNREADABLE_MARKERS = ("could not be read", "could not evaluate:")
+
+
+class ParameterError(ValueError):
+    """UserParameters (or the continuation token) that cannot be used; reported as ConfigurationError."""
+
+
+def _default_client():
+    import boto3
+
+    return boto3.client("codepipeline")
+
+
+# The CodePipeline client factory; tests and other runtimes may replace it (or pass `client=`).
+client_factory: Callable[[], Any] = _default_client
+
+
+def handler(event: Mapping[str, Any], context: Any = None, *, client: Any = None) -> dict[str, Any]:
+    """Lambda entry point for a CodePipeline Invoke action: decide, report to CodePipeline, return what was
+    reported ({job_id, reported: success|continuation|failure|already_reported, decision, ...})."""
+    job = _strip_secrets(event)
+    job_id = job.get("id")
+    if not isinstance(job_id, str) or not job_id:
+        log.error("not a CodePipeline job event (no 'CodePipeline.job'.id): nothing to report to")
+        return {"job_id": None, "reported": None, "error": "not a CodePipeline job event"}
+    client = client or client_factory()
+    try:
+        request, summary = _decide(job_id, job.get("data") or {})
+    except Exception as exc:  # noqa: BLE001 - whatever happens, the job gets a result
+        kind, message = _failure_for(exc)
+        request, summary = _failure(job_id, kind, message), {"reported": "failure", "failure_type": kind}
+    return _report(client, request, {"job_id": job_id} | summary)
+
+
+def _strip_secrets(event: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The job, with artifactCredentials removed from the event itself so nothing later can log them."""
+    job = event.get("CodePipeline.job") if isinstance(event, Mapping) else None
+    if isinstance(job, dict) and isinstance(job.get("data"), dict):
+        job["data"].pop("artifactCredentials", None)
+    return job if isinstance(job, Mapping) else {}
+
+
+def _decide(job_id: str, data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The Put* request for this job and a summary of it."""
+    params = _user_parameters(data)
+    max_wait = _max_wait(params.get("max_wait", DEFAULT_MAX_WAIT))
+    policy = _policy(params)
+    now = utcnow()
+    token = _read_token(data.get("continuationToken"))
+    key = token["key"] if token else (params.get("key") or job_id)
+    started = datetime.fromisoformat(token["started"]) if token else now
+    from collector.db import get_engine
+
+    engine = get_engine()
+    ctx = Context(engine, now, params.get("deployment"), params.get("service"), params.get("baseline"),
+                  params.get("canary"), params.get("params") or {})
+    stored = evaluate(policy, ctx, key)
+    log.info("gate %s, job %s, key %s: %s (decision %s, attempt %d)", policy.name, job_id, key, stored.decision,
+             stored.id, stored.attempt)
+    summary = {"key": key, "decision": stored.decision, "decision_id": stored.id, "attempt": stored.attempt}
+    if stored.decision == "promote":
+        return {"jobId": job_id, "outputVariables": output_variables(stored),
+                "executionDetails": {"summary": _clip(f"promote: {'; '.join(stored.reasons)} (gate {stored.gate}, "
+                                                      f"attempt {stored.attempt})", SUMMARY_MAX),
+                                     "externalExecutionId": stored.id}}, summary | {"reported": "success"}
+    if stored.decision == "rollback":
+        message = f"rollback: {'; '.join(stored.reasons)} (gate {stored.gate}, decision {stored.id})"
+        return _failure(job_id, "JobFailed", message, stored.id), summary | {"reported": "failure",
+                                                                          "failure_type": "JobFailed"}
+    waited = now - started
+    if waited < max_wait:
+        token_text = _write_token(key, started, policy.name)
+        return {"jobId": job_id, "continuationToken": token_text}, summary | {"reported": "continuation"}
+    unreadable = _unreadable_checks(engine, stored)
+    kind = "SystemUnavailable" if unreadable else "JobFailed"
+    reasons = ([f"{name}: {'; '.join(why)}" for name, why in unreadable.items()] if unreadable
+               else stored.reasons)
+    message = (f"held: still holding after {_human(waited)} (max_wait {_human(max_wait)}, attempt {stored.attempt}"
+               f"{', telemetry could not be read' if unreadable else ''}): {'; '.join(reasons)} "
+               f"(gate {stored.gate}, decision {stored.id})")
+    return _failure(job_id, kind, message, stored.id), summary | {"reported": "failure", "failure_type": kind}
+
+
+def output_variables(stored: StoredDecision) -> dict[str, str]:
+    """The promote call's output variables: `decision`, `decision_id`, `gate`, `attempt`, and the canary's
+    `canary_score`, `canary_verdict`, `canary_run_id` when the policy has a canary check."""
+    found = {"decision": stored.decision, "decision_id": stored.id, "gate": stored.gate, "attempt": str(stored.attempt)}
+    evidence = stored.evidence or {}
+    if evidence.get("canary_score") is not None:
+        found["canary_score"] = f"{float(evidence['canary_score']):.2f}"
+    for name in ("canary_verdict", "canary_run_id"):
+        if evidence.get(name):
+            found[name] = str(evidence[name])
+    return found
+
+
+def _failure(job_id: str, kind: str, message: str, decision_id: str | None = None) -> dict[str, Any]:
+    details = {"type": kind, "message": _clip(message, MESSAGE_MAX)}
+    if decision_id:
+        details["externalExecutionId"] = decision_id
+    return {"jobId": job_id, "failureDetails": details}
+
+
+def _user_parameters(data: Mapping[str, Any]) -> dict[str, Any]:
+    """UserParameters as a validated mapping; ParameterError names the field and the fix."""
+    configuration = (data.get("actionConfiguration") or {}).get("configuration") or {}
+    text = configuration.get("UserParameters")
+    example = 'e.g. {"gate": "checkout-prod", "deployment": "#{codepipeline.PipelineExecutionId}"}'
+    if not isinstance(text, str) or not text.strip():
+        raise ParameterError(f"UserParameters: required, a JSON object naming the gate, {example}")
+    try:
+        params = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ParameterError(f"UserParameters: not valid JSON ({exc.msg} at character {exc.pos}); "
+                             f"expected a JSON object, {example}") from None
+    if not isinstance(params, dict):
+        raise ParameterError(f"UserParameters: expected a JSON object, {example}")
+    unknown = sorted(set(params) - set(PARAMETERS))
+    if unknown:
+        raise ParameterError(f"UserParameters: unknown key(s) {unknown}; expected {', '.join(PARAMETERS)}")
+    if bool(params.get("gate")) == bool(params.get("policy")):
+        raise ParameterError("UserParameters: give exactly one of 'gate' (a gate name from GATEWATCH_GATE_POLICIES) "
+                             "or 'policy' (a policy file path)")
+    for name in ("gate", "policy", "deployment", "service", "baseline", "canary", "key", "max_wait"):
+        if params.get(name) is not None and not isinstance(params[name], str):
+            raise ParameterError(f"UserParameters.{name}: expected a string, got {params[name]!r}")
+    if params.get("key") and len(params["key"]) > KEY_MAX:
+        raise ParameterError(f"UserParameters.key: at most {KEY_MAX} characters")
+    if params.get("params") is not None and not isinstance(params["params"], dict):
+        raise ParameterError("UserParameters.params: expected a JSON object of parameters for the gate's actions")
+    return params
+
+
+def _max_wait(text: str) -> timedelta:
+    try:
+        wait = parse_duration(text)
+    except ValueError as exc:
+        raise ParameterError(f"UserParameters.max_wait: {exc}") from None
+    if wait > MAX_WAIT_LIMIT:
+        raise ParameterError(f"UserParameters.max_wait: at most 24h (CodePipeline fails a Lambda invoke action "
+                             f"after 24 hours), got {text!r}")
+    return wait
+
+
+def _policy(params: Mapping[str, Any]) -> Policy:
+    if params.get("policy"):
+        return load_policy(params["policy"])
+    from collector.config import load_config
+
+    policies = load_policies(load_config().gate_policies)
+    name = params["gate"]
+    if name not in policies:
+        known = ", ".join(sorted(policies)) or "none"
+        raise ParameterError(f"UserParameters.gate {name!r}: no such gate in the gate policies folder "
+                             f"(GATEWATCH_GATE_POLICIES); known gates: {known}")
+    return policies[name]
+
+
+def _write_token(key: str, started: datetime, gate: str) -> str:
+    text = json.dumps({"v": TOKEN_VERSION, "key": key, "started": started.isoformat(), "gate": gate},
+                      separators=(",", ":"))
+    if len(text) > TOKEN_MAX:  # pragma: no cover - keys are at most 255 characters, gate names short
+        raise ParameterError(f"continuation token would exceed {TOKEN_MAX} characters: use a shorter key or gate name")
+    return text
+
+
+def _read_token(text: Any) -> dict[str, Any] | None:
+    """The state carried from the previous job of this action, or None on the first job."""
+    if text is None or text == "":
+        return None
+    try:
+        token = json.loads(text)
+        if (isinstance(token, dict) and token.get("v") == TOKEN_VERSION and isinstance(token.get("key"), str)
+                and datetime.fromisoformat(token["started"]).tzinfo is not None):
+            return token
+    except (TypeError, ValueError, KeyError):
+        pass
+    raise ParameterError("continuationToken: not one this handler issued (it carries a JSON object with the "
+                         "idempotency key and start time); is another function configured on this action?")
+
+
+def _unreadable_checks(engine, stored: StoredDecision) -> dict[str, list[str]]:
+    """The checks that hold because their telemetry could not be read (not merely absent), with why."""
+    from collector.canary_runs import load_run
+
+    found: dict[str, list[str]] = {}
+    for check in stored.checks:
+        if check.get("status") != "nodata" or check.get("effect") != "hold":
+            continue
+        reasons = [check.get("reason") or ""]
+        run_id = (check.get("evidence") or {}).get("canary_run_id")
+        if run_id:
+            run = load_run(engine, run_id)
+            reasons += [m.get("reason") or "" for m in (run.result.get("metrics", []) if run else [])]
+        unreadable = [r for r in reasons if any(marker in r for marker in UNREADABLE_MARKERS)]
+        if unreadable:
+            found[check["name"]] = unreadable
+    return found
+
+
+def _failure_for(exc: Exception) -> tuple[str, str]:
+    """The failure type and message for an exception (the message never carries the event)."""
+    from botocore.exceptions import ConnectionError as AwsConnectionError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    if isinstance(exc, (ParameterError, PolicyError, ConfigError)):
+        log.error("configuration error: %s", exc)
+        return "ConfigurationError", f"gate configuration: {exc}"
+    if isinstance(exc, StoreError):
+        log.error("store unavailable: %s", exc)
+        return "SystemUnavailable", f"the Gatewatch store could not be reached: {exc}"
+    if isinstance(exc, SQLAlchemyError):
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        log.error("store unavailable: %s: %s", exc.__class__.__name__, first)
+        return "SystemUnavailable", f"the Gatewatch store could not be used: {exc.__class__.__name__}: {first}"
+    if isinstance(exc, (SourceUnavailable, ConnectionError, TimeoutError, AwsConnectionError)):
+        log.error("outside system unavailable: %s: %s", exc.__class__.__name__, exc)
+        return "SystemUnavailable", f"telemetry could not be read: {exc.__class__.__name__}: {exc}"
+    log.exception("gate evaluation failed")
+    return "JobFailed", (f"the gate could not be evaluated ({exc.__class__.__name__}: {exc}); "
+                         "see the function's CloudWatch logs")
+
+
+def _report(client: Any, request: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
+    """Send the result; a job already reported (a retried invocation) is logged, not an error."""
+    operation = "put_job_failure_result" if "failureDetails" in request else "put_job_success_result"
+    try:
+        getattr(client, operation)(**request)
+    except client.exceptions.InvalidJobStateException:
+        log.warning("job %s was already reported (a retried invocation): %s not sent again",
+                    request["jobId"], operation)
+        return summary | {"reported": "already_reported"}
+    if "failureDetails" in request:
+        summary["message"] = request["failureDetails"]["message"]
+        log.warning("job %s failed (%s): %s", request["jobId"], request["failureDetails"]["type"], summary["message"])
+    else:
+        log.info("job %s: %s reported", request["jobId"], summary["reported"])
+    return summary
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _human(span: timedelta) -> str:
+    seconds = int(span.total_seconds())
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    return f"{seconds / 3600:.1f}h"
