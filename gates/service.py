@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Any, Callable
 
 import yaml
 
-from collector.gate_decisions import StoredDecision, get_decision, record_decision
+from collector.gate_decisions import StoredDecision, get_decision, record_actions, record_decision
 
+from .actions import run_actions, triggered
 from .checks import Context, run_check
 from .policy import CheckResult, Policy, PolicyError, decide, effect_of, policy_from_mapping
 
@@ -48,10 +50,13 @@ def load_policies(directory: str | Path | None) -> dict[str, Policy]:
     return policies
 
 
-def evaluate(policy: Policy, ctx: Context, key: str | None = None) -> StoredDecision:
+def evaluate(policy: Policy, ctx: Context, key: str | None = None, *,
+             clients: Callable[[str, str | None], Any] | None = None) -> StoredDecision:
     """The decision for `key`: the stored one when final (promote, rollback), else made now and stored.
 
-    A stored `hold` is asked again: the new evaluation is the key's next attempt."""
+    A stored `hold` is asked again: the new evaluation is the key's next attempt. The call that makes
+    a decision runs the policy's actions for it (`gates.actions`; `clients(service, region)` gives the
+    boto3 clients, default a fresh session's) and records each outcome with the decision."""
     key = key or (f"{policy.name}:{ctx.deployment_id}" if ctx.deployment_id else f"{policy.name}:{uuid.uuid4()}")
     stored = get_decision(ctx.engine, key=key)
     if stored is not None and stored.decision != "hold":
@@ -64,6 +69,11 @@ def evaluate(policy: Policy, ctx: Context, key: str | None = None) -> StoredDeci
         results.append(CheckResult(check.name, status, effect_of(check, status), reason, found))
         evidence.update(found)
     decision, reasons = decide(results)
-    return record_decision(ctx.engine, key, policy.name, decision, [r.to_dict() for r in results], reasons,
-                           attempt=attempt, deployment_id=ctx.deployment_id, service=ctx.service,
-                           evidence=evidence)
+    stored = record_decision(ctx.engine, key, policy.name, decision, [r.to_dict() for r in results], reasons,
+                             attempt=attempt, deployment_id=ctx.deployment_id, service=ctx.service,
+                             evidence=evidence)
+    to_run = triggered(policy, stored)
+    if to_run:  # recorded after each action, so an interrupted run still shows what was done
+        stored.actions = run_actions(to_run, stored, ctx, clients,
+                                     progress=lambda done: record_actions(ctx.engine, stored.id, done))
+    return stored

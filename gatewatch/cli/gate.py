@@ -26,6 +26,10 @@ def github_actions(decision: dict) -> None:
                  "| check | status | effect | reason |", "|---|---|---|---|"]
         lines += [f"| {c['name']} | {c['status']} | {c['effect']} | {c['reason'].replace('|', '/')} |"
                   for c in decision["checks"]]
+        if decision["actions"]:
+            lines += ["", "| action | target | status | detail |", "|---|---|---|---|"]
+            lines += [f"| {a['type']} | {a.get('target') or '-'} | {a['status']} | "
+                      f"{str(a.get('detail') or a.get('error') or '').replace('|', '/')} |" for a in decision["actions"]]
         with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as out:
             out.write("\n".join(lines) + "\n")
 
@@ -42,16 +46,26 @@ def gate() -> None:
 @click.option("--key", metavar="KEY", help="Idempotency key (default: gate name and --deployment).")
 @click.option("--baseline", metavar="MATCHERS", help="Canary baseline scope for Prometheus canary checks.")
 @click.option("--canary", "canary_scope", metavar="MATCHERS", help="Canary scope for Prometheus canary checks.")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+              help="A parameter for the policy's actions, e.g. codedeploy_deployment_id=d-ABC123 or "
+                   "pipeline_execution_id=... (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the decision as JSON.")
 @pass_state
 def check(state: State, policy_path: str, deployment: str | None, service: str | None, key: str | None,
-          baseline: str | None, canary_scope: str | None, as_json: bool) -> None:
+          baseline: str | None, canary_scope: str | None, params: tuple[str, ...], as_json: bool) -> None:
     """Evaluate the policy's checks and answer promote (exit 0), rollback (exit 1) or hold (exit 3);
     2 for usage or configuration errors. A retry with the same key returns the stored decision.
-    Missing data never promotes unless the policy says `ignore`."""
+    Missing data never promotes unless the policy says `ignore`. The policy's actions run once, for the
+    call that decides; a failed one prints ACTION FAILED on stderr and the exit code stays the decision's."""
+    given = {}
+    for item in params:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"--param {item!r}: expected NAME=VALUE, e.g. codedeploy_deployment_id=d-ABC123")
+        given[name.strip()] = value
     try:
         policy = load_policy(policy_path)
-        ctx = Context(state.engine, utcnow(), deployment, service, baseline, canary_scope)
+        ctx = Context(state.engine, utcnow(), deployment, service, baseline, canary_scope, given)
         stored = evaluate(policy, ctx, key)
     except PolicyError as exc:
         raise ConfigError(str(exc)) from None
@@ -64,4 +78,11 @@ def check(state: State, policy_path: str, deployment: str | None, service: str |
             click.echo(f"  {c['status']:<6} {c['name']:<14} {c['effect']:<8} {c['reason']}")
         click.echo(f"decision: {stored.decision.upper()}" + (" (stored earlier for this key)" if not stored.first
                                                               else "") + f", id {stored.id}")
+        for a in decision["actions"]:
+            click.echo(f"  action {a['status']:<6} {a['type']:<21} {a.get('target') or '-'}: "
+                       f"{a.get('detail') or a.get('error')}")
+    for a in decision["actions"]:
+        if a["status"] != "ok":  # loud whatever the output format; the exit code stays the decision's
+            click.echo(f"ACTION FAILED{'' if stored.first else ' (earlier, not retried)'}: {a['type']} "
+                       f"{a.get('target') or '-'}: {a.get('error')}", err=True)
     raise SystemExit(EXIT[stored.decision])

@@ -1,0 +1,259 @@
+"""Actions a gate decision triggers: CodeDeploy StopDeployment (with automatic rollback), CodePipeline
+RollbackStage, or a webhook. They run once, for the call that made the decision; every outcome is
+returned for the decision's record, and a failure is loud (status `failed`, an ERROR log line), never
+swallowed and never raised past the decision that is already stored."""
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import os
+import re
+import ssl
+import time
+import urllib.error
+import urllib.request
+from typing import Any, Callable
+
+from collector.gate_decisions import StoredDecision
+from collector.timeutil import utcnow
+
+from .checks import Context
+from .policy import Action, Policy
+
+log = logging.getLogger(__name__)
+
+Clients = Callable[[str, "str | None"], Any]  # (service name, region or None) -> a boto3 client
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_RETRY_STATUS = {429, 500, 502, 503, 504}
+
+
+class ActionFailed(Exception):
+    """An action that did not do its job; the message is what gets recorded (never a secret)."""
+
+    def __init__(self, message: str, attempts: int = 1):
+        super().__init__(message)
+        self.attempts = attempts
+
+
+def aws_client(service: str, region: str | None = None) -> Any:
+    """A boto3 client with its own session (credentials from the usual AWS chain) and bounded retries."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30)
+    return boto3.session.Session().client(service, region_name=region, config=config)
+
+
+def triggered(policy: Policy, stored: StoredDecision) -> list[Action]:
+    """The policy's actions this decision runs: only the call that made it (`first`) acts, so a replayed
+    decision never acts again; a hold acts on the key's first attempt only (later ones re-ask)."""
+    if not stored.first or (stored.decision == "hold" and stored.attempt != 1):
+        return []
+    return [a for a in policy.actions if stored.decision in a.on]
+
+
+def run_actions(actions: list[Action], stored: StoredDecision, ctx: Context, clients: Clients | None = None,
+                progress: Callable[[list[dict]], None] | None = None) -> list[dict[str, Any]]:
+    """Run `actions` in order (one failing does not stop the next); their outcomes, also passed to
+    `progress` after each so a caller can record them as they happen."""
+    outcomes: list[dict[str, Any]] = []
+    for action in actions:
+        outcomes.append(run_action(action, stored, ctx, clients or aws_client))
+        if progress is not None:
+            try:
+                progress(list(outcomes))
+            except Exception:  # recording must not stop the next action (a rollback matters more)
+                log.exception("could not record the action outcomes of decision %s", stored.id)
+    return outcomes
+
+
+def run_action(action: Action, stored: StoredDecision, ctx: Context, clients: Clients) -> dict[str, Any]:
+    """One action's outcome: {type, target, status ok|failed, detail or error, attempts, started_at, seconds}."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    started, clock = utcnow(), time.monotonic()
+    target = _target(action, ctx)
+    try:
+        detail, attempts = RUNNERS[action.type](action, stored, ctx, clients)
+        result = {"status": "ok", "detail": detail}
+    except ActionFailed as exc:
+        result, attempts = {"status": "failed", "error": str(exc)}, exc.attempts
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        operation = getattr(exc, "operation_name", "")
+        result = {"status": "failed", "error": f"{operation}: {error.get('Code', 'Error')}: "
+                                               f"{error.get('Message') or exc}"}
+        attempts = exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0) + 1
+    except BotoCoreError as exc:
+        result, attempts = {"status": "failed", "error": f"AWS: {exc}"}, 1
+    except Exception as exc:  # an action must never undo the decision already stored: record it, loudly
+        log.exception("action %s for decision %s raised", action.type, stored.id)
+        result, attempts = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}, 1
+    outcome = {"type": action.type, "target": target, **result, "attempts": attempts,
+               "started_at": started.isoformat(), "seconds": round(time.monotonic() - clock, 3)}
+    if outcome["status"] == "ok":
+        log.info("action %s %s for %s decision %s: ok (%s)", action.type, target, stored.decision, stored.id,
+                 outcome["detail"])
+    else:
+        log.error("action %s %s failed for %s decision %s (key %s): %s", action.type, target or "-", stored.decision,
+                  stored.id, stored.key, outcome["error"])
+    return outcome
+
+
+def _target(action: Action, ctx: Context) -> str | None:
+    s = action.settings
+    if action.type == "codedeploy_stop":
+        return s["deployment_id"] or _param(ctx, "codedeploy_deployment_id")
+    if action.type == "codepipeline_rollback":
+        return f"{s['pipeline']}/{s['stage']}"
+    return s["url"]  # as written in the policy: ${VAR} placeholders are not expanded here
+
+
+def _param(ctx: Context, name: str) -> str | None:
+    value = (ctx.params or {}).get(name)
+    return str(value) if value not in (None, "") else None
+
+
+def codedeploy_stop(action: Action, stored: StoredDecision, ctx: Context, clients: Clients) -> tuple[str, int]:
+    """StopDeployment with autoRollbackEnabled, so CodeDeploy redeploys the last good revision."""
+    deployment = action.settings["deployment_id"] or _param(ctx, "codedeploy_deployment_id")
+    if not deployment:
+        raise ActionFailed("no CodeDeploy deployment id: set codedeploy_stop.deployment_id in the policy or pass "
+                           "the codedeploy_deployment_id parameter")
+    response = clients("codedeploy", action.settings["region"]).stop_deployment(
+        deploymentId=deployment, autoRollbackEnabled=True)
+    message = response.get("statusMessage")
+    return (f"StopDeployment {deployment}: {response.get('status')}" + (f" ({message})" if message else ""),
+            _attempts(response))
+
+
+def codepipeline_rollback(action: Action, stored: StoredDecision, ctx: Context,
+                          clients: Clients) -> tuple[str, int]:
+    """RollbackStage to the given execution, else to the latest Succeeded execution other than the current."""
+    s = action.settings
+    client = clients("codepipeline", s["region"])
+    target, how = s["target_execution_id"], "given"
+    if not target:
+        current = _param(ctx, "pipeline_execution_id")
+        target = _latest_succeeded(client, s["pipeline"], current)
+        if target is None:
+            raise ActionFailed(f"no Succeeded execution of {s['pipeline']} to roll back to"
+                               + (f" other than the current {current}" if current else ""))
+        how = "latest Succeeded" + (f", current {current}" if current else ", no current execution given")
+    response = client.rollback_stage(pipelineName=s["pipeline"], stageName=s["stage"],
+                                     targetPipelineExecutionId=target)
+    return (f"RollbackStage {s['pipeline']}/{s['stage']} to {target} ({how}): rollback execution "
+            f"{response.get('pipelineExecutionId')}", _attempts(response))
+
+
+def _latest_succeeded(client: Any, pipeline: str, current: str | None) -> str | None:
+    """The newest Succeeded execution that is not `current` (ListPipelineExecutions lists newest first)."""
+    for page in client.get_paginator("list_pipeline_executions").paginate(
+            pipelineName=pipeline, PaginationConfig={"PageSize": 100}):
+        for summary in page.get("pipelineExecutionSummaries", []):
+            if summary.get("status") == "Succeeded" and summary.get("pipelineExecutionId") != current:
+                return summary["pipelineExecutionId"]
+    return None
+
+
+def _attempts(response: dict) -> int:
+    return response.get("ResponseMetadata", {}).get("RetryAttempts", 0) + 1
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer to report, not to follow (a POST would be re-sent or turned into a GET)."""
+
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
+def _expand(value: str, where: str, environ: dict) -> str:
+    def one(match: re.Match) -> str:
+        if match.group(1) not in environ:
+            raise ActionFailed(f"webhook {where}: environment variable {match.group(1)} is not set; nothing was sent",
+                               attempts=0)
+        return environ[match.group(1)]
+    return _VAR.sub(one, value)
+
+
+def webhook(action: Action, stored: StoredDecision, ctx: Context, clients: Clients) -> tuple[str, int]:
+    """POST (or PUT/PATCH) the decision JSON; connection errors, 429 and 5xx are retried with exponential
+    backoff (or the server's Retry-After), every attempt and wait bounded by max_time."""
+    s, environ = action.settings, dict(os.environ)
+    url = _expand(s["url"], "url", environ)
+    headers = {"Content-Type": "application/json", "User-Agent": "gatewatch", "Idempotency-Key": stored.id}
+    secrets = [(url, s["url"])] if url != s["url"] else []  # (what was sent, what may be shown instead)
+    for name, value in s["headers"].items():
+        headers[name] = _expand(value, f"headers.{name}", environ)
+        secrets.append((headers[name], "***"))
+    body = json.dumps(stored.to_dict(), default=str).encode("utf-8")
+    deadline = time.monotonic() + s["max_time"]
+    delay, attempts = s["backoff"], 0
+    while True:
+        attempts += 1
+        try:
+            status = _send(url, s["method"], body, headers, min(s["timeout"], deadline - time.monotonic()))
+            return f"HTTP {status} after {attempts} attempt{'s' if attempts > 1 else ''}", attempts
+        except _Retry as exc:
+            problem, wait = _scrub(str(exc), secrets), max(delay, exc.retry_after or 0)
+        except _Fatal as exc:
+            raise ActionFailed(_scrub(str(exc), secrets) + f" (attempt {attempts}; not retried)",
+                               attempts) from None
+        if attempts > s["retries"]:
+            raise ActionFailed(f"{problem}; gave up after {attempts} attempts (retries: {s['retries']})", attempts)
+        if time.monotonic() + wait >= deadline:
+            raise ActionFailed(f"{problem}; gave up after {attempts} attempts: max_time {s['max_time']:g}s "
+                               "would be exceeded", attempts)
+        log.warning("webhook %s attempt %d: %s; retrying in %.2fs", s["url"], attempts, problem, wait)
+        time.sleep(wait)
+        delay *= 2
+
+
+class _Retry(Exception):
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class _Fatal(Exception):
+    pass
+
+
+def _send(url: str, method: str, body: bytes, headers: dict, timeout: float) -> int:
+    """One request; the status of a 2xx answer, else _Retry or _Fatal. Response bodies are not kept
+    (a receiver could echo a header back)."""
+    request = urllib.request.Request(url, data=body, headers=headers, method=method)
+    try:
+        with _OPENER.open(request, timeout=max(timeout, 0.001)) as response:
+            response.read(65536)
+            return response.status
+    except urllib.error.HTTPError as exc:
+        status, reason, retry_after = exc.code, exc.reason, exc.headers.get("Retry-After") if exc.headers else None
+        exc.close()
+        text = f"HTTP {status} {reason}".strip()
+        if status in _RETRY_STATUS:
+            seconds = float(retry_after) if retry_after and retry_after.strip().isdigit() else None
+            raise _Retry(text, seconds) from None
+        raise _Fatal(text) from None
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, ssl.SSLError):
+            raise _Fatal(f"TLS: {exc.reason}") from None
+        raise _Retry(f"connection failed: {exc.reason}") from None
+    except (http.client.HTTPException, OSError) as exc:  # timeouts, resets, a malformed answer
+        raise _Retry(f"connection failed: {type(exc).__name__}: {exc}".rstrip(": ")) from None
+
+
+def _scrub(text: str, secrets: list[tuple[str, str]]) -> str:
+    for secret, shown in secrets:
+        if len(secret) >= 4:
+            text = text.replace(secret, shown)
+    return text
+
+
+RUNNERS: dict[str, Callable[[Action, StoredDecision, Context, Clients], tuple[str, int]]] = {
+    "codedeploy_stop": codedeploy_stop, "codepipeline_rollback": codepipeline_rollback, "webhook": webhook}
