@@ -9,13 +9,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable, Mapping
 
-import pandas as pd
 import yaml
 from sqlalchemy import Engine
 
 from analysis import dora
 from analysis.canary import CanaryConfigError, config_from_mapping, judge
-from analysis.slo import status as slo_status
 from analysis.windows import window_since
 from collector.errors import ConfigError
 from collector.loaders import Scope, load_dora_frames
@@ -87,43 +85,48 @@ def canary(policy: Policy, check: Check, ctx: Context) -> Outcome:
 
 
 def _slo(policy: Policy, check: Check, ctx: Context):
-    raw = _yaml(policy, check.settings["slo"], "slo")
-    if not isinstance(raw, dict) or "objective" not in raw:
-        raise PolicyError(f"slo {check.settings['slo']!r}: expected objective, window and sli")
-    data = (raw.get("sli") or {}).get("data")
-    if not data:
-        raise PolicyError(f"slo {check.settings['slo']!r}: sli.data (a CSV of timestamp, good, total) is required; "
-                          "Prometheus SLIs are not supported by gates yet")
-    path = policy.path(data) if not str(data).startswith("/") else policy.path(str(data))
-    if not path.is_file():
-        return None, f"SLI data {data!r} not found"
-    frame = pd.read_csv(path)
-    window = parse_duration(str(raw.get("window", "28d")))
-    return slo_status(frame, float(raw["objective"]), window, ctx.now), None
+    """The SLO's status at ctx.now, or (None, why) when its telemetry cannot be read; a bad SLO file is
+    a policy error."""
+    from collector.errors import SourceUnavailable
+    from collector.telemetry.sli import load_slo, slo_status
+
+    relative = check.settings["slo"]
+    try:
+        spec = load_slo(policy.path(relative))
+    except ConfigError as exc:
+        raise PolicyError(f"slo {relative!r}: {exc}") from None
+    try:
+        return spec, slo_status(spec, ctx.now), None
+    except (SourceUnavailable, ConfigError) as exc:  # the SLI data, not the policy: no data, never pass
+        return spec, None, str(exc)
+
+
+def _slo_evidence(spec, state) -> dict[str, Any]:
+    return {"slo": f"{spec.service}/{spec.name}", "sli": state.sli, "error_budget_remaining": state.budget_remaining}
 
 
 def error_budget(policy: Policy, check: Check, ctx: Context) -> Outcome:
-    state, problem = _slo(policy, check, ctx)
+    spec, state, problem = _slo(policy, check, ctx)
     if state is None or state.budget_remaining is None:
-        return "nodata", problem or state.reason, {}
+        return "nodata", f"SLO {spec.service}/{spec.name}: {problem or state.reason}", {}
     minimum = float(check.settings.get("min_remaining", 0))
-    evidence = {"sli": state.sli, "error_budget_remaining": state.budget_remaining}
-    reason = f"error budget {state.budget_remaining:.1%} remaining (at least {minimum:.0%} required)"
-    return ("pass" if state.budget_remaining >= minimum else "fail"), reason, evidence
+    reason = (f"error budget {state.budget_remaining:.1%} remaining of SLO {spec.service}/{spec.name} "
+              f"(at least {minimum:.0%} required)")
+    return ("pass" if state.budget_remaining >= minimum else "fail"), reason, _slo_evidence(spec, state)
 
 
 def burn_rate(policy: Policy, check: Check, ctx: Context) -> Outcome:
-    state, problem = _slo(policy, check, ctx)
+    spec, state, problem = _slo(policy, check, ctx)
     if state is None or state.total <= 0:
-        return "nodata", problem or state.reason, {}
+        return "nodata", f"SLO {spec.service}/{spec.name}: {problem or state.reason}", {}
+    evidence = {**_slo_evidence(spec, state), "burn_rates": [a.to_dict() for a in state.alerts]}
     firing = state.firing
-    evidence = {"burn_rates": [a.to_dict() for a in state.alerts]}
     if firing:
-        a = firing[0]
-        return "fail", (f"burn rate {a.long_burn_rate:.1f}x over {a.to_dict()['long_window']} and "
-                        f"{a.short_burn_rate:.1f}x over {a.to_dict()['short_window']} exceed {a.threshold}x "
-                        f"({a.severity})"), evidence
-    return "pass", "no burn-rate alert firing", evidence
+        a = firing[0].to_dict()
+        return "fail", (f"burn rate {a['long_burn_rate']:.1f}x over {a['long_window']} and "
+                        f"{a['short_burn_rate']:.1f}x over {a['short_window']} exceed {a['threshold']}x "
+                        f"({a['severity']}) for SLO {spec.service}/{spec.name}"), evidence
+    return "pass", f"no burn-rate alert firing for SLO {spec.service}/{spec.name}", evidence
 
 
 def dora_guard(policy: Policy, check: Check, ctx: Context) -> Outcome:

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Callable, Iterable
 
 import httpx
 import numpy as np
@@ -53,9 +54,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def write_history(path: Path, end: datetime, seed: int = 17) -> dict[str, np.ndarray]:
+def write_history(path: Path, end: datetime, seed: int = 17, extra: Iterable[str] = ()) -> dict[str, np.ndarray]:
     """Two hours of 15 s samples: latency per version (v1 baseline, v2 healthy, v3 +30%) and request
-    counters (v1 1% errors, v2 1%, v3 4%), as OpenMetrics."""
+    counters (v1 1% errors, v2 1%, v3 4%), as OpenMetrics; `extra` lines (whole metric families) follow."""
     rng = np.random.default_rng(seed)
     stamps = [end - timedelta(seconds=15 * i) for i in range(480)][::-1]
     latency = {"v1": rng.normal(0.100, 0.01, len(stamps)), "v2": rng.normal(0.100, 0.01, len(stamps)),
@@ -73,19 +74,23 @@ def write_history(path: Path, end: datetime, seed: int = 17) -> dict[str, np.nda
             good += 100 - int(round(100 * rate))
             lines.append(f'canary_requests_total{{job="api",version="{version}",code="500"}} {bad} {t.timestamp():.3f}')
             lines.append(f'canary_requests_total{{job="api",version="{version}",code="200"}} {good} {t.timestamp():.3f}')
+    lines += list(extra)
     lines.append("# EOF")
     path.write_text("\n".join(lines) + "\n")
     return latency
 
 
-def start(tmp: Path) -> Server:
-    """Backfill the history and start Prometheus on a free loopback port; ready when this returns."""
+def start(tmp: Path, extra: Callable[[datetime], Iterable[str]] | None = None) -> Server:
+    """Backfill the history and start Prometheus on a free loopback port; ready when this returns.
+
+    `extra(end)` may add OpenMetrics families (lines) of its own to the history ending at `end`."""
     prometheus, promtool = binaries()
     end = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=1)
     data = tmp / "data"
-    written = write_history(tmp / "history.om", end)
-    subprocess.run([str(promtool), "tsdb", "create-blocks-from", "openmetrics", str(tmp / "history.om"), str(data)],
-                   check=True, capture_output=True)
+    written = write_history(tmp / "history.om", end, extra=extra(end) if extra else ())
+    # a few large blocks rather than one per 2 h: days of backfill load in a fraction of the time
+    subprocess.run([str(promtool), "tsdb", "create-blocks-from", "openmetrics", "--max-block-duration=96h",
+                    str(tmp / "history.om"), str(data)], check=True, capture_output=True)
     (tmp / "prometheus.yml").write_text("global:\n  scrape_interval: 1h\nscrape_configs: []\n")
     port = free_port()
     process = subprocess.Popen([str(prometheus), f"--config.file={tmp / 'prometheus.yml'}",

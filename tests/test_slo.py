@@ -53,3 +53,38 @@ def test_no_events_gives_no_sli_with_a_reason():
     assert s.sli is None and s.reason and s.firing == []
     with pytest.raises(ValueError, match="objective"):
         status(empty, 100.0, timedelta(days=28), AT)
+
+
+def test_window_sums_and_server_sums_share_one_computation():
+    from analysis.slo import from_sums, spans, window_sums
+
+    frame = minutes(3, {i: 20 for i in range(60)})
+    windows = spans(timedelta(days=28))
+    assert windows == [timedelta(days=28), timedelta(hours=1), timedelta(minutes=5), timedelta(hours=6),
+                       timedelta(minutes=30), timedelta(days=1), timedelta(hours=2), timedelta(days=3)]
+    sums = window_sums(frame, AT, windows)
+    assert sums[timedelta(minutes=5)] == (5 * 980, 5 * 1000) and sums[timedelta(days=28)][1] == 3 * 1440 * 1000
+    assert from_sums(99.9, timedelta(days=28), AT, sums) == status(frame, 99.9, timedelta(days=28), AT)
+    # sums as a server reports them (any span -> good, total): 1,200 bad of 4,320,000 allows 4,320
+    server = {**{w: (1000.0, 1000.0) for w in windows}, timedelta(days=28): (4_318_800.0, 4_320_000.0)}
+    s = from_sums(99.9, timedelta(days=28), AT, server)
+    assert s.budget_remaining == pytest.approx(1 - 1200 / 4320) and s.firing == []
+    with pytest.raises(ValueError, match="missing 3d"):
+        from_sums(99.9, timedelta(days=28), AT, {w: v for w, v in server.items() if w != timedelta(days=3)})
+
+
+def test_frame_history_is_the_status_at_each_time():
+    from analysis.slo import frame_history
+
+    frame = minutes(3, {i: 5 for i in range(0, 600, 3)})
+    times = [AT - timedelta(hours=h) for h in (12, 6, 2, 0)]
+    history = frame_history(frame, 99.9, timedelta(days=1), times)
+    assert list(history.columns) == ["at", "sli", "budget_remaining"]
+    for row, at in zip(history.itertuples(), times):
+        s = status(frame, 99.9, timedelta(days=1), at)
+        assert row.at == pd.Timestamp(at) and row.sli == pytest.approx(s.sli)
+        assert row.budget_remaining == pytest.approx(s.budget_remaining)
+    # at AT: 200 minutes with 5 bad = 1,000 bad of 1,440,000 in the day, 1,440 allowed
+    assert history["budget_remaining"].iloc[-1] == pytest.approx(1 - 1000 / 1440)
+    empty = frame_history(frame, 99.9, timedelta(hours=1), [AT + timedelta(days=1)])
+    assert empty["sli"].isna().all() and empty["budget_remaining"].isna().all()

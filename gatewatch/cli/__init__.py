@@ -13,7 +13,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from collector.errors import GatewatchError
 
-from . import analytics, canary, collect, demo, gate, serve, store
+from . import analytics, canary, collect, demo, gate, serve, slo, store
+from . import dashboard
 from .common import State
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -44,6 +45,8 @@ cli.add_command(serve.serve)
 cli.add_command(demo.demo)
 cli.add_command(canary.canary)
 cli.add_command(gate.gate)
+cli.add_command(slo.slo)
+cli.add_command(dashboard.dashboard)
 
 
 def main() -> None:

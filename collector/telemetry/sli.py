@@ -1,0 +1,180 @@
+"""SLO telemetry: SLO files, and the good/total sums an SLO's figures need, from a CSV file or pushed
+into a Prometheus-compatible server as instant queries of `sum(increase(...[window]))` (one per
+window, never every sample). A server that cannot be read raises SourceUnavailable with the url."""
+from __future__ import annotations
+
+import logging
+import math
+import os
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from analysis.slo import (BURN_RATE_PAIRS, RatioSli, SloError, SloSpec, SloStatus, ThresholdSli, budget_curve,
+                          frame_history, from_sums, label, slo_from_mapping, spans, window_sums)
+
+from ..errors import ConfigError, SourceUnavailable
+from ..timeutil import as_utc
+from .scopes import render_scope
+
+log = logging.getLogger(__name__)
+
+
+def load_slo(path: str | Path) -> SloSpec:
+    """An SLO from a YAML file; paths inside it are relative to the file. ConfigError names file and field."""
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"SLO file {str(path)!r}: no such file")
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file}: not valid YAML ({exc})") from None
+    try:
+        spec = slo_from_mapping(raw, base_dir=file.resolve().parent, default_name=file.stem)
+        if spec.prometheus is not None:
+            queries(spec, spec.window)  # refuse a selector that would not render, now rather than at query time
+    except (SloError, ConfigError) as exc:
+        raise ConfigError(f"{file}: {exc}") from None
+    return spec
+
+
+def load_slos(folder: str | Path) -> list[SloSpec]:
+    """Every SLO file (`*.yaml`, `*.yml`) in a folder, sorted by file name."""
+    directory = Path(folder)
+    if not directory.is_dir():
+        raise ConfigError(f"SLO folder {str(folder)!r}: no such folder")
+    return [load_slo(file) for file in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])]
+
+
+def queries(spec: SloSpec, span: timedelta) -> tuple[str, str]:
+    """The instant queries (good, total) that sum the SLI's counters over `span`."""
+    sli, window = spec.sli, label(span)
+    if isinstance(sli, RatioSli):
+        return tuple(q.replace("{window}", window) if "{window}" in q else f"sum(increase({q}[{window}]))"
+                     for q in (sli.good, sli.total))  # type: ignore[return-value]
+    if isinstance(sli, ThresholdSli):
+        try:
+            scope = render_scope(sli.selector) if sli.selector else ""
+        except ConfigError as exc:
+            raise ConfigError(f"sli.threshold.selector: {exc}") from None
+        le = render_scope({"le": sli.le})
+        joined = f"{le}, {scope}" if scope else le
+        total = f"{sli.metric}_count{{{scope}}}" if scope else f"{sli.metric}_count"
+        return f"sum(increase({sli.metric}_bucket{{{joined}}}[{window}]))", f"sum(increase({total}[{window}]))"
+    raise ConfigError(f"SLO {spec.name!r}: a {sli.kind} SLI is not read from Prometheus")
+
+
+def _client(spec: SloSpec):
+    """A client for the SLO's server: auth from the environment as for canaries (never logged), and a
+    short retry budget, so a gate facing a down server answers hold in about a second, not after
+    the client's default backoff of several seconds per query."""
+    from prometheus_api_client import PrometheusConnect
+    from urllib3.util.retry import Retry
+
+    token = os.environ.get("GATEWATCH_PROMETHEUS_TOKEN")
+    user, password = os.environ.get("GATEWATCH_PROMETHEUS_USER"), os.environ.get("GATEWATCH_PROMETHEUS_PASSWORD")
+    retry = Retry(total=2, backoff_factor=0.25, status_forcelist=[429, 502, 503, 504], allowed_methods=["GET"])
+    return PrometheusConnect(url=spec.prometheus.url, headers={"Authorization": f"Bearer {token}"} if token else None,
+                             retry=retry, auth=(user, password) if user else None, timeout=spec.prometheus.timeout)
+
+
+def _unavailable(spec: SloSpec, exc: Exception) -> SourceUnavailable:
+    detail = str(exc).splitlines()[0][:300] if str(exc) else ""
+    return SourceUnavailable(f"Prometheus at {spec.prometheus.url} could not be read for SLO "
+                             f"{spec.service}/{spec.name}: {exc.__class__.__name__}: {detail}")
+
+
+def _value(result: list[dict]) -> float:
+    """The value of a `sum(...)` instant query: 0 when no series matched (nothing counted)."""
+    total = 0.0
+    for series in result:
+        number = float(series["value"][1])
+        if math.isfinite(number):
+            total += number
+    return total
+
+
+def _prometheus_sums(spec: SloSpec, at: datetime, windows: list[timedelta]) -> dict[timedelta, tuple[float, float]]:
+    client = _client(spec)
+    sums = {}
+    try:
+        for span in windows:
+            good_q, total_q = queries(spec, span)
+            good = _value(client.custom_query(good_q, params={"time": f"{at.timestamp():.3f}"}))
+            total = _value(client.custom_query(total_q, params={"time": f"{at.timestamp():.3f}"}))
+            sums[span] = (min(good, total), total)  # per-series extrapolation may put good a hair above total
+    except Exception as exc:  # noqa: BLE001 - unreachable, timeout, HTTP or query error: the caller holds
+        error = _unavailable(spec, exc)
+        log.info("%s", error)
+        raise error from None
+    return sums
+
+
+def _read_frame(spec: SloSpec) -> pd.DataFrame:
+    path = spec.sli.path
+    if not path.is_file():
+        raise SourceUnavailable(f"SLI data {str(path)!r} for SLO {spec.service}/{spec.name}: no such file")
+    try:
+        return pd.read_csv(path)
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise ConfigError(f"SLI data {str(path)!r}: {exc}") from None
+
+
+def slo_status(spec: SloSpec, at: datetime) -> SloStatus:
+    """The SLO's SLI, error budget and burn-rate alerts at `at` (from its CSV file or its server)."""
+    at = as_utc(at)
+    windows = spans(spec.window, BURN_RATE_PAIRS)
+    if spec.sli.kind == "data":
+        frame = _read_frame(spec)
+        try:
+            sums = window_sums(frame, at, windows)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"SLI data {str(spec.sli.path)!r}: {exc}") from None
+    else:
+        sums = _prometheus_sums(spec, at, windows)
+    return from_sums(spec.objective, spec.window, at, sums, BURN_RATE_PAIRS)
+
+
+def budget_history(spec: SloSpec, start: datetime, end: datetime, points: int = 48) -> pd.DataFrame:
+    """The burn-down: columns at, sli, budget_remaining at `points` evenly spaced times from start to end,
+    each over the SLO window ending then (for Prometheus one range query each of good and total, at a
+    whole-second step; NaN where the window holds no events)."""
+    start, end = as_utc(start), as_utc(end)
+    if points < 2 or end <= start:
+        raise ConfigError("budget history: expected at least 2 points and end after start")
+    if spec.sli.kind == "data":
+        step = (end - start) / (points - 1)
+        times = [start + i * step for i in range(points)]
+        frame = _read_frame(spec)
+        try:
+            return frame_history(frame, spec.objective, spec.window, times)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"SLI data {str(spec.sli.path)!r}: {exc}") from None
+    first = round(start.timestamp())
+    step_s = max(1, int((round(end.timestamp()) - first) // (points - 1)))
+    stamps = [first + i * step_s for i in range(points)]
+    times = [datetime.fromtimestamp(t, timezone.utc) for t in stamps]
+    client = _client(spec)
+    good_q, total_q = queries(spec, spec.window)
+    try:
+        series = [_by_time(client.custom_query_range(q, start_time=times[0], end_time=times[-1], step=f"{step_s}s"))
+                  for q in (good_q, total_q)]
+    except Exception as exc:  # noqa: BLE001 - see _prometheus_sums
+        raise _unavailable(spec, exc) from None
+    good, total = ([s.get(t, 0.0) for t in stamps] for s in series)
+    return budget_curve(spec.objective, times, [min(g, t) for g, t in zip(good, total)], total)
+
+
+def _by_time(result: list[dict]) -> dict[int, float]:
+    out: dict[int, float] = {}
+    for series in result:
+        for stamp, value in series.get("values", []):
+            number = float(value)
+            if math.isfinite(number):
+                out[round(float(stamp))] = out.get(round(float(stamp)), 0.0) + number
+    return out
+
+
+__all__ = ["load_slo", "load_slos", "slo_status", "budget_history"]
