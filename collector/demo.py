@@ -39,6 +39,7 @@ ORG_ID = 73104522
 AWS_ACCOUNT = "483920175634"
 AWS_REGION = "eu-west-1"
 PD_DOMAIN = "acme-retail.pagerduty.com"
+DEMO_FILES = "gatewatch-demo"  # the demo's SLO files and gate policies, beside its gatewatch.yaml
 
 # name, owning team, releases per working day (several a day .. a few a week)
 CATALOGUE = (
@@ -134,7 +135,8 @@ def organisation(services: int = DEFAULT_SERVICES, seed: int = DEFAULT_SEED) -> 
 
 
 def demo_config_mapping(services: int = DEFAULT_SERVICES, seed: int = DEFAULT_SEED) -> dict[str, Any]:
-    """The gatewatch.yaml maps the demo needs: CodePipeline events and PagerDuty webhooks name no team."""
+    """The gatewatch.yaml the demo needs: its service and team maps (CodePipeline events and PagerDuty
+    webhooks name no team) and the folders of its SLO files and gate policies."""
     org = organisation(services, seed)
     return {
         "services": {
@@ -143,6 +145,8 @@ def demo_config_mapping(services: int = DEFAULT_SERVICES, seed: int = DEFAULT_SE
             "pagerduty": {s.pagerduty_id: s.name for s in org},
         },
         "teams": {s.name: s.team for s in org},
+        "slos": f"{DEMO_FILES}/slos",
+        "gates": {"policies": f"{DEMO_FILES}/gates"},
     }
 
 

@@ -17,11 +17,19 @@ import pytest
 import yaml
 from sqlalchemy import select
 
+import numpy as np
+import pandas as pd
+
 from collector import demo, ingest, sources
+from collector.canary_runs import list_runs, load_run
 from collector.config import config_from_mapping
 from collector.errors import ConfigError
+from collector.gate_decisions import get_decision
 from collector.models import deployments
+from collector.telemetry.sli import load_slos, slo_status
 from collector.timeutil import parse_timestamp
+from gates import demo as gate_demo
+from gates.service import load_policies
 from tests.conftest import dump_projections, fixture_path
 
 END = date(2025, 6, 2)
@@ -348,6 +356,143 @@ def test_running_the_demo_twice_stores_only_duplicates_and_replay_rebuilds_the_r
     assert dump_projections(engine) == before
 
 
+# --- canary runs, SLOs and gate decisions ---------------------------------------------------------
+
+def _extras(engine, folder: Path, **options):
+    opts = {**SMALL, **options}
+    end = demo._end_of(opts["end"])
+    services = demo.organisation(opts["services"], opts["seed"])
+    return gate_demo.build(engine, services, end - timedelta(days=opts["days"]), end, opts["seed"], folder)
+
+
+def _sli_figures(path: Path, objective: float, at: datetime) -> dict[str, float]:
+    """Budget remaining and the 1h/5m burn rates, summed by hand from the SLI CSV."""
+    frame = pd.read_csv(path, parse_dates=["timestamp"])
+    allowed = 1 - objective / 100
+
+    def burn(span: timedelta) -> float:
+        part = frame[(frame["timestamp"] > at - span) & (frame["timestamp"] <= at)]
+        return (part["total"].sum() - part["good"].sum()) / part["total"].sum() / allowed
+
+    return {"budget_remaining": 1 - burn(timedelta(days=28)), "burn_1h": burn(timedelta(hours=1)),
+            "burn_5m": burn(timedelta(minutes=5))}
+
+
+def test_the_demo_telemetry_is_deterministic_per_seed_and_end():
+    end = demo._end_of(END)
+    frame = gate_demo.sli_frame("checkout", "healthy", 99.9, end, 4)
+    assert frame.equals(gate_demo.sli_frame("checkout", "healthy", 99.9, end, 4))
+    assert not frame.equals(gate_demo.sli_frame("checkout", "healthy", 99.9, end, 5))
+    assert not frame.equals(gate_demo.sli_frame("checkout", "healthy", 99.9, end + timedelta(days=1), 4))
+    assert (frame["good"] <= frame["total"]).all() and frame["timestamp"].is_unique
+    stamps = pd.to_datetime(frame["timestamp"], utc=True)
+    assert stamps.is_monotonic_increasing and stamps.iloc[-1] == end and stamps.iloc[0] > end - timedelta(days=28)
+    first, again = gate_demo.canary_samples("d-1", "regressed", 4), gate_demo.canary_samples("d-1", "regressed", 4)
+    assert all(np.array_equal(first[m][i], again[m][i]) for m in first for i in (0, 1))
+    other = gate_demo.canary_samples("d-2", "regressed", 4)
+    assert not np.array_equal(first["latency_p99"][0], other["latency_p99"][0])
+
+
+def test_the_demo_stores_judged_canary_runs_slos_and_all_three_gate_decisions(engine, tmp_path):
+    demo.run_demo(engine, demo_config(), **SMALL)
+    folder = tmp_path / demo.DEMO_FILES
+    extras = _extras(engine, folder)
+    end = demo._end_of(END)
+    org = demo.organisation(SMALL["services"], SMALL["seed"])
+    deps = {d["id"]: d for d in rows(engine, deployments)}
+
+    # canary runs of real production deployments; the rolled-back ones regressed
+    stored = list_runs(engine, limit=100)
+    assert len(stored) == len(extras.canary_runs) + 3  # and one per gate's canary check
+    assert len(extras.canary_runs) >= 4 and all(r["new"] for r in extras.canary_runs)
+    kinds = Counter(r["kind"] for r in extras.canary_runs)
+    assert kinds["healthy"] >= 2 and kinds["marginal"] == 1 and kinds["regressed"] >= 1
+    for r in extras.canary_runs:
+        run = load_run(engine, r["id"])
+        dep = deps[run.deployment_id]
+        assert dep["production"] and dep["service"] == r["service"] and run.source == "demo"
+        assert run.window_end == dep["finished_at"] and run.window_end - run.window_start == timedelta(minutes=30)
+        baseline, canary = run.samples["latency_p99"]
+        ratio = np.median(canary) / np.median(baseline)
+        expected = {"healthy": "pass", "marginal": "marginal", "regressed": "fail"}[r["kind"]]
+        assert run.verdict == r["verdict"] == expected, (r, ratio)
+        assert (ratio > 1.25) == (r["kind"] == "regressed")
+        if r["kind"] == "regressed":
+            assert any(d["rollback_of"] == dep["id"] for d in deps.values()) or dep["status"] == "rolled_back"
+        errors, requests = run.samples["error_ratio"][1].T
+        assert (errors <= requests).all() and requests.sum() > 10_000
+
+    # SLO files that load, one per service; the SLO folder and the gate folder the config names
+    config = config_from_mapping(demo.demo_config_mapping(SMALL["services"], SMALL["seed"]),
+                                 source_path=str(tmp_path / "gatewatch.yaml"), environ={})
+    assert Path(config.slos) == folder / "slos" and Path(config.gate_policies) == folder / "gates"
+    specs = {spec.service: spec for spec in load_slos(config.slos)}
+    assert set(specs) == {s.name for s in org}
+    figures = {svc: _sli_figures(spec.sli.path, spec.objective * 100, end) for svc, spec in specs.items()}
+    profiles = {s["service"]: s["profile"] for s in extras.slos}
+    for svc, spec in specs.items():
+        state = slo_status(spec, end)
+        assert state.budget_remaining == pytest.approx(figures[svc]["budget_remaining"])
+        firing = {(a.long_window, a.short_window) for a in state.firing}
+        assert ((timedelta(hours=1), timedelta(minutes=5)) in firing) == (profiles[svc] == "burning")
+    burning = [svc for svc, p in profiles.items() if p == "burning"]
+    assert burning == [org[2].name] and figures[org[2].name]["burn_1h"] > 14.4 < figures[org[2].name]["burn_5m"]
+    assert figures[org[1].name]["budget_remaining"] < 0.25 < figures[org[0].name]["budget_remaining"]
+
+    # gate decisions through the real policies: a promote, a hold and a rollback, in the audit log
+    assert sorted(load_policies(config.gate_policies)) == sorted(f"{s.name}-prod" for s in org)
+    made = {d["decision"]: d for d in extras.gate_decisions}
+    assert set(made) == {"promote", "hold", "rollback"} and all(d["new"] for d in made.values())
+    assert [made[k]["service"] for k in ("promote", "hold", "rollback")] == [s.name for s in org]
+    for d in made.values():
+        audit = get_decision(engine, key=d["key"])
+        assert audit.decision == d["decision"] and audit.deployment_id == d["deployment_id"] in deps
+        assert deps[d["deployment_id"]]["service"] == d["service"]
+        assert load_run(engine, audit.evidence["canary_run_id"]).deployment_id == d["deployment_id"]
+    assert made["promote"]["reasons"] == ["every check passed"]
+    held = {c["name"]: c["effect"] for c in get_decision(engine, key=made["hold"]["key"]).checks}
+    assert held == {"canary": "none", "error_budget": "hold", "burn_rate": "none"}
+    assert len(made["hold"]["reasons"]) == 1 and "error budget" in made["hold"]["reasons"][0]
+    rollback = {c["name"]: c for c in get_decision(engine, key=made["rollback"]["key"]).checks}
+    assert rollback["canary"]["effect"] == rollback["burn_rate"]["effect"] == "rollback"
+
+    # again: the same files, nothing stored twice
+    files = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    again = _extras(engine, folder)
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == files
+    assert not any(r["new"] for r in again.canary_runs) and not any(d["new"] for d in again.gate_decisions)
+    assert len(list_runs(engine, limit=100)) == len(stored)
+    assert [r["id"] for r in again.canary_runs] == [r["id"] for r in extras.canary_runs]
+    assert [d["decision"] for d in again.gate_decisions] == [d["decision"] for d in extras.gate_decisions]
+
+
+def test_the_demo_files_and_verdicts_are_the_same_in_another_store_and_differ_by_seed(tmp_path):
+    from collector.db import create_store_engine, upgrade
+
+    def build(name: str, **options):
+        engine = create_store_engine(f"sqlite:///{tmp_path / (name + '.db')}")
+        upgrade(engine)
+        demo.run_demo(engine, demo_config(seed=options.get("seed", SMALL["seed"])), **{**SMALL, **options})
+        extras = _extras(engine, tmp_path / name, **options)
+        engine.dispose()
+        files = {p.relative_to(tmp_path / name): p.read_bytes() for p in (tmp_path / name).rglob("*") if p.is_file()}
+        summary = [(r["deployment_id"], r["kind"], r["verdict"]) for r in extras.canary_runs]
+        return files, summary, [(d["gate"], d["deployment_id"], d["decision"]) for d in extras.gate_decisions]
+
+    first = build("a")
+    assert build("b") == first
+    other = build("c", seed=5)
+    assert other[0] != first[0] and other[1] != first[1]
+    assert {d for _, _, d in other[2]} == {"promote", "hold", "rollback"}
+
+
+def test_with_fewer_services_the_demo_makes_the_gate_decisions_it_can(engine, tmp_path):
+    demo.run_demo(engine, demo_config(1, 7), services=1, days=5, seed=7, end=END)
+    extras = _extras(engine, tmp_path, services=1, days=5, seed=7)
+    assert [d["decision"] for d in extras.gate_decisions] == ["promote"]
+    assert [s["profile"] for s in extras.slos] == ["healthy"]
+
+
 # --- the command ----------------------------------------------------------------------------------
 
 def gatewatch(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -369,10 +514,18 @@ def test_the_command_writes_its_config_then_finds_nothing_new(store_url, tmp_pat
     assert out["ingest"]["stored"] == out["payloads"] > 100 and out["ingest"]["quarantined"] == 0
     assert [s["name"] for s in out["services"]] == ["checkout", "search"]
     assert "generating" in res.stderr
+    files = out["demo_files"]
+    assert files["folder"] == str((tmp_path / "gatewatch-demo").resolve())
+    assert [Path(s["file"]).parent for s in files["slos"]] == [tmp_path.resolve() / "gatewatch-demo" / "slos"] * 2
+    assert files["canary_runs"] and {d["decision"] for d in files["gate_decisions"]} <= {"promote", "hold", "rollback"}
+    shown = gatewatch("--db", store_url, "canary", "show", files["canary_runs"][0]["id"], "--json", cwd=tmp_path)
+    assert json.loads(shown.stdout)["verdict"] == files["canary_runs"][0]["verdict"]
 
     again = gatewatch(*args, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert "Nothing new" in again.stdout and f"all {out['payloads']:,} payloads were duplicates" in again.stdout
+    assert f"Canary runs: 0 stored, {len(files['canary_runs'])} already there" in again.stdout
+    assert "warning" not in again.stderr  # its own gatewatch.yaml holds the demo's maps already
     assert "gatewatch dora" in again.stdout and "gatewatch dashboard" in again.stdout
     assert config_file.read_text() == written  # never overwritten
 

@@ -15,6 +15,7 @@ from collector.config import Config, load_config
 from collector.errors import ConfigError
 from collector.ingest import IngestSummary
 from collector.models import raw_events
+from gates import demo as gate_demo
 
 from .common import Progress, State, echo_json, pass_state
 
@@ -37,7 +38,15 @@ def merged_config(config: Config, mapping: dict) -> Config:
         repository_services={**services["repositories"], **config.repository_services},
         pagerduty_services={**services["pagerduty"], **config.pagerduty_services},
         service_teams={**mapping["teams"], **config.service_teams},
+        slos=config.slos or mapping["slos"],
+        gate_policies=config.gate_policies or mapping["gates"]["policies"],
     )
+
+
+def _absolute_folders(mapping: dict) -> dict:
+    """The mapping with its demo folders as absolute paths (for a configuration file elsewhere)."""
+    return {**mapping, "slos": str(Path(mapping["slos"]).resolve()),
+            "gates": {"policies": str(Path(mapping["gates"]["policies"]).resolve())}}
 
 
 def write_config(path: Path, mapping: dict) -> bool:
@@ -61,12 +70,16 @@ def _config_for_run(state: State, mapping: dict) -> tuple[Config, str | None, st
         path = Path(CONFIG_FILE)
         if write_config(path, mapping):
             return load_config(str(path)), str(path.resolve()), None
+    mapping = _absolute_folders(mapping)
+    merged = merged_config(config, mapping)
+    if merged == config:  # the configuration already holds the demo's maps (a demo run before wrote it)
+        return config, None, None
     warning = (f"warning: the configuration {config.source_path or CONFIG_FILE} is in use, so the demo's maps "
-               "(services.pipelines, services.repositories, services.pagerduty, teams) were added under it for "
-               "this run only. Add them to it, or `gatewatch replay` will give the demo's CodePipeline and "
-               "PagerDuty events other service names and no team:\n"
+               "(services.pipelines, services.repositories, services.pagerduty, teams) and folders (slos, "
+               "gates.policies) were added under it for this run only. Add them to it, or `gatewatch replay` will "
+               "give the demo's CodePipeline and PagerDuty events other service names and no team:\n"
                + yaml.safe_dump(mapping, sort_keys=False, default_flow_style=False).rstrip())
-    return merged_config(config, mapping), None, warning
+    return merged, None, warning
 
 
 def _stored_events(state: State) -> int:
@@ -104,6 +117,20 @@ def _ingested(summary: IngestSummary, shown: int = 10) -> list[str]:
     return lines
 
 
+def _extras(extras: gate_demo.DemoExtras) -> list[str]:
+    lines = [f"Demo files: {extras.folder} (SLO files, a canary config and samples, gate policies)"]
+    burning = [s["service"] for s in extras.slos if s["profile"] == "burning"]
+    lines.append(f"  SLOs: {len(extras.slos)} in {extras.folder / 'slos'}"
+                 + (f"; {', '.join(burning)} is burning its error budget fast" if burning else ""))
+    new_runs = sum(r["new"] for r in extras.canary_runs)
+    verdicts = ", ".join(f"{r['verdict']} ({r['service']})" for r in extras.canary_runs) or "none"
+    lines.append(f"  Canary runs: {new_runs} stored, {len(extras.canary_runs) - new_runs} already there: {verdicts}")
+    for d in extras.gate_decisions:
+        state = "decided" if d["new"] else "already decided"
+        lines.append(f"  Gate {d['gate']} {state}: {d['decision']} for {d['deployment_id']}")
+    return lines
+
+
 def _outcome(result: demo_mod.DemoResult, seconds: float) -> list[str]:
     summary = result.summary
     lines = []
@@ -111,8 +138,8 @@ def _outcome(result: demo_mod.DemoResult, seconds: float) -> list[str]:
         lines.append(f"Nothing new: this demo (seed {result.seed}, end {result.end:%Y-%m-%d}) is already in the "
                      f"store; all {summary.duplicates:,} payloads were duplicates.")
     lines.append(f"Done in {seconds:.1f} s (ingest {result.ingest_seconds:.1f} s).")
-    lines.append("Next: `gatewatch dora` for the delivery metrics, `gatewatch dashboard` to explore them, "
-                 "`gatewatch ingest FILE...` to add your own events.")
+    lines.append("Next: `gatewatch dora` for the delivery metrics, `gatewatch canary show RUN_ID` for a canary run, "
+                 "`gatewatch dashboard` to explore them, `gatewatch ingest FILE...` to add your own events.")
     return lines
 
 
@@ -135,9 +162,11 @@ def demo(state: State, services: int, days: int, seed: int, end: datetime | None
     pull_request webhooks, CodePipeline EventBridge events, workflow runs and jobs, deployments,
     PagerDuty incidents and a few generic records, including flaky tests, failed deploys,
     rollbacks, hotfixes and incidents. Every payload takes the normal ingest path into the store.
+    It then writes ./gatewatch-demo/ (SLO files with SLI counts, a canary config and samples, gate
+    policies), stores judged canary runs of recent deployments and makes three gate decisions.
 
-    Without a configuration file, the demo writes its service and team maps to ./gatewatch.yaml
-    (never overwriting one). Running it again with the same options stores nothing new.
+    Without a configuration file, the demo writes its service and team maps and its folders to
+    ./gatewatch.yaml (never overwriting one). Running it again with the same options stores nothing new.
     Exit status: 0 stored (or all duplicates), 1 something was quarantined.
     """
     began = time.perf_counter()
@@ -149,14 +178,18 @@ def demo(state: State, services: int, days: int, seed: int, end: datetime | None
     result = demo_mod.run_demo(state.engine, config, services, days, seed, end.date() if end else None,
                                progress=progress)
     progress.finish()
+    extras = gate_demo.build(state.engine, result.services, result.start, result.end, seed,
+                             Path(demo_mod.DEMO_FILES).resolve())
     seconds = time.perf_counter() - began
     if warning:
         click.echo(warning, err=True)
     if as_json:
         echo_json({**result.to_dict(), "seconds": round(seconds, 2), "store_events_before": before,
-                   "config": mapping, "config_file": config.source_path, "config_written": written})
+                   "config": mapping, "config_file": config.source_path, "config_written": written,
+                   "demo_files": extras.to_dict()})
         raise SystemExit(result.summary.exit_code)
-    click.echo("\n".join(_describe(result, before) + _ingested(result.summary) + _outcome(result, seconds)))
+    click.echo("\n".join(_describe(result, before) + _ingested(result.summary) + _extras(extras)
+                          + _outcome(result, seconds)))
     if written:
         click.echo(f"Config: wrote the demo's service and team maps to {written}; it is used from now on, "
                    "and `gatewatch replay` reproduces the same rows with it.")

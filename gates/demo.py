@@ -1,0 +1,272 @@
+"""The demo's canary runs, SLOs and gate decisions, so every part of Gatewatch has something to show.
+
+`gatewatch demo` calls `build` after ingesting the delivery history. It writes a folder of demo files
+(SLO files with their SLI counts, a canary config with per-gate sample CSVs, gate policies), judges
+synthesized canaries of recent production deployments with the real judge and stores them, and makes
+three gate decisions through the real gate service: a promote, a hold and a rollback.
+
+Everything is drawn from generators seeded with the seed and the end date, so the files and verdicts
+are the same every time; stored runs and decisions are never stored twice (a deployment that has a
+canary run, or a gate key that has a decision, is left alone).
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+from sqlalchemy import Engine
+
+from analysis.canary import config_from_mapping, judge
+from collector.canary_runs import list_runs, save_run
+from collector.demo import Service
+from collector.errors import ConfigError
+from collector.gate_decisions import get_decision
+from collector.loaders import Scope, load_dora_frames
+
+from .checks import Context
+from .policy import PolicyError
+from .service import evaluate, load_policies
+
+SLO_WINDOW = timedelta(days=28)
+SLI_STEP, SLI_FINE = timedelta(minutes=5), timedelta(days=3)
+CANARY_SPAN, CANARY_STEP = timedelta(minutes=30), timedelta(seconds=30)
+OBJECTIVES = (99.9, 99.5, 99.9, 99.95)
+CANARY_CONFIG: dict[str, Any] = {
+    "confidence": 0.98,
+    "thresholds": {"pass": 95, "marginal": 75},
+    "metrics": [
+        {"name": "latency_p99", "direction": "increase", "tolerance": 0.10, "critical": True, "group": "latency"},
+        {"name": "latency_p50", "direction": "increase", "tolerance": 0.10, "group": "latency"},
+        {"name": "error_ratio", "test": "proportion", "direction": "increase", "tolerance": 0.20, "group": "errors"},
+        {"name": "cpu_cores", "direction": "increase", "tolerance": 0.20, "group": "saturation"},
+    ],
+}
+# How a canary differs from its baseline: multipliers of latency p99, p50, error rate and CPU.
+KINDS = {"healthy": (1.0, 1.0, 1.0, 1.0), "marginal": (1.02, 1.18, 1.0, 1.03),
+         "regressed": (1.35, 1.12, 4.0, 1.1)}
+# The three gates: the decision they come to, their service (by position), the canary they judge; the
+# decision follows from that canary and the service's SLO profile below.
+GATES = (("promote", 0, "healthy"), ("hold", 1, "healthy"), ("rollback", 2, "regressed"))
+SLO_PROFILES = {1: "low_budget", 2: "burning"}  # service position -> profile; the others are healthy
+
+
+@dataclass
+class DemoExtras:
+    """What `build` wrote and stored: files, canary runs and gate decisions (new and already there)."""
+
+    folder: Path
+    slos: list[dict[str, Any]] = field(default_factory=list)
+    canary_runs: list[dict[str, Any]] = field(default_factory=list)
+    gate_decisions: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"folder": str(self.folder), "slos": self.slos, "canary_runs": self.canary_runs,
+                "gate_decisions": self.gate_decisions}
+
+
+def _rng(*parts: Any) -> np.random.Generator:
+    digest = hashlib.sha256(":".join(map(str, ("gatewatch-demo-extras", *parts))).encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "big"))
+
+
+# --- synthesized telemetry (pure) ----------------------------------------------------------------
+
+def _stamps(end: datetime, step: timedelta, n: int) -> list[str]:
+    """ISO 8601 UTC times of the `n` intervals ending at `end`, one `step` apart."""
+    return list(pd.date_range(end=pd.Timestamp(end), periods=n, freq=step).strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+
+def sli_intervals(end: datetime) -> tuple[list[str], np.ndarray]:
+    """The SLI's interval ends over the SLO window up to `end` and their lengths in minutes: hourly,
+    then every 5 minutes over the last 3 days (as a metrics store keeps recent data finer)."""
+    fine = int(SLI_FINE / SLI_STEP)
+    coarse = int((SLO_WINDOW - SLI_FINE) / timedelta(hours=1))
+    stamps = _stamps(end - SLI_FINE, timedelta(hours=1), coarse) + _stamps(end, SLI_STEP, fine)
+    return stamps, np.concatenate([np.full(coarse, 60.0), np.full(fine, SLI_STEP / timedelta(minutes=1))])
+
+
+def sli_frame(service: str, profile: str, objective: float, end: datetime, seed: int,
+              intervals: tuple[list[str], np.ndarray] | None = None) -> pd.DataFrame:
+    """Request counts per interval over the SLO window up to `end`: timestamp (interval end), good, total.
+
+    healthy: errors at a steady fraction of the budget; low_budget: an outage ten days ago spent most
+    of it; burning: the last 90 minutes fail at 25 times the allowed rate (a fast-burn page)."""
+    rng = _rng("sli", seed, end.isoformat(), service)
+    stamps, minutes = intervals or sli_intervals(end)
+    ends = pd.to_datetime(stamps, utc=True, format="%Y-%m-%dT%H:%M:%SZ")
+    hours = (ends.hour + ends.minute / 60).to_numpy() - minutes / 120  # the middle of each interval
+    per_minute = rng.uniform(300, 1800)
+    total = rng.poisson(per_minute * minutes * (1 + 0.6 * np.sin((hours - 9) / 24 * 2 * np.pi)))
+    allowed = 1 - objective / 100
+    rate = np.full(len(stamps), rng.uniform(0.1, 0.35) * allowed)
+    if profile == "low_budget":  # an afternoon outage that, with the steady errors, spends 88% of the budget
+        outage = (ends > end - timedelta(days=10) + timedelta(hours=14)) & (ends <= end - timedelta(days=10)
+                                                                             + timedelta(hours=20))
+        rest = (rate * total)[~outage].sum()
+        rate[outage] = (0.88 * allowed * total.sum() - rest) / total[outage].sum()
+    elif profile == "burning":
+        rate[ends > end - timedelta(minutes=90)] = 25.0 * allowed
+    bad = rng.binomial(total, np.minimum(rate, 1.0))
+    return pd.DataFrame({"timestamp": stamps, "good": total - bad, "total": total})
+
+
+def canary_samples(deployment_id: str, kind: str, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Baseline and canary samples, one every 30 s for 30 minutes, as the judge takes them: values
+    for latency (ms) and CPU (cores), (errors, requests) pairs for error_ratio."""
+    rng = _rng("canary", seed, deployment_id)
+    n = int(CANARY_SPAN / CANARY_STEP)
+    p99, p50, cpu = rng.uniform(180, 420), rng.uniform(25, 60), rng.uniform(0.3, 0.9)
+    error_rate = rng.uniform(0.001, 0.004)
+    sides: dict[str, list[np.ndarray]] = {}
+    for factors in ((1.0, 1.0, 1.0, 1.0), KINDS[kind]):
+        p99_x, p50_x, err_x, cpu_x = factors
+        for metric, centre, spread in (("latency_p99", p99 * p99_x, 0.08), ("latency_p50", p50 * p50_x, 0.06),
+                                       ("cpu_cores", cpu * cpu_x, 0.10)):
+            sides.setdefault(metric, []).append(np.round(rng.lognormal(np.log(centre), spread, n), 4))
+        requests = rng.poisson(300, n)
+        errors = rng.binomial(requests, min(error_rate * err_x, 1.0))
+        sides.setdefault("error_ratio", []).append(np.column_stack([errors, requests]).astype(np.float64))
+    return {metric: (pair[0], pair[1]) for metric, pair in sides.items()}
+
+
+def samples_frame(samples: dict[str, tuple[np.ndarray, np.ndarray]], finished_at: datetime) -> pd.DataFrame:
+    """`samples` in the CSV layout `gatewatch canary judge --data` and gate policies read:
+    metric, group, timestamp, value (good and total for proportions)."""
+    parts, stamps_of = [], {}
+    for metric, pair in samples.items():
+        for group, values in zip(("baseline", "canary"), pair):
+            if len(values) not in stamps_of:
+                stamps_of[len(values)] = _stamps(finished_at, CANARY_STEP, len(values))
+            stamps = stamps_of[len(values)]
+            if values.ndim == 2:
+                parts.append(pd.DataFrame({"metric": metric, "group": group, "timestamp": stamps,
+                                           "good": values[:, 0].astype(int), "total": values[:, 1].astype(int)}))
+            else:
+                parts.append(pd.DataFrame({"metric": metric, "group": group, "timestamp": stamps, "value": values}))
+    frame = pd.concat(parts, ignore_index=True)[["metric", "group", "timestamp", "value", "good", "total"]]
+    return frame.astype({"good": "Int64", "total": "Int64"})
+
+
+# --- files ---------------------------------------------------------------------------------------
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror}; run the demo in a folder you can write to") from None
+
+
+def write_slos(folder: Path, services: list[Service], end: datetime, seed: int) -> list[dict[str, Any]]:
+    """One SLO file and SLI CSV per service in `folder`; returns {service, objective, profile, file}."""
+    out = []
+    intervals = sli_intervals(end)
+    for i, svc in enumerate(services):
+        profile = SLO_PROFILES.get(i, "healthy")
+        objective = OBJECTIVES[i % len(OBJECTIVES)]
+        csv = folder / f"{svc.name}-sli.csv"
+        _write(csv, sli_frame(svc.name, profile, objective, end, seed, intervals).to_csv(index=False))
+        slo = {"service": svc.name, "name": "availability",
+               "description": f"{svc.name} requests answered without a 5xx", "objective": objective,
+               "window": "28d", "sli": {"data": csv.name}}
+        _write(folder / f"{svc.name}.yaml", "# Written by `gatewatch demo` (rewritten by every run).\n"
+               + yaml.safe_dump(slo, sort_keys=False))
+        out.append({"service": svc.name, "objective": objective, "profile": profile,
+                    "file": str(folder / f"{svc.name}.yaml")})
+    return out
+
+
+def _policy(gate: str, service: str, slo_folder: str) -> dict[str, Any]:
+    slo = f"../{slo_folder}/{service}.yaml"
+    return {"name": gate, "on_missing_data": "hold", "checks": [
+        {"canary": {"config": "../canary/canary.yaml", "data": f"../canary/{gate}.csv"}, "on_fail": "rollback"},
+        {"error_budget": {"slo": slo, "min_remaining": 0.25}, "on_fail": "hold"},
+        {"burn_rate": {"slo": slo}, "on_fail": "rollback"},
+    ]}
+
+
+# --- the store -----------------------------------------------------------------------------------
+
+def _recent_deployments(engine: Engine, services: list[Service], start: datetime, end: datetime) -> pd.DataFrame:
+    """The demo services' production deployments of the window, newest first."""
+    deps = load_dora_frames(engine, start, end, Scope()).deployments
+    deps = deps[deps["service"].isin([s.name for s in services]) & (deps["finished_at"] >= start)
+                & (deps["finished_at"] < end)]
+    return deps.sort_values(["finished_at", "id"], ascending=[False, True]).reset_index(drop=True)
+
+
+def _save_canary(engine: Engine, dep: pd.Series, kind: str, seed: int) -> dict[str, Any]:
+    existing = list_runs(engine, limit=1, deployment_id=dep["id"])
+    finished = dep["finished_at"].to_pydatetime()
+    if not existing.empty:
+        row = existing.iloc[0]
+        return {"id": row["id"], "deployment_id": dep["id"], "service": dep["service"], "kind": kind,
+                "verdict": row["verdict"], "new": False}
+    config = config_from_mapping(CANARY_CONFIG)
+    samples = canary_samples(dep["id"], kind, seed)
+    verdict = judge(config, samples)
+    scope = f'service="{dep["service"]}",track='
+    run_id = save_run(engine, config, verdict, samples, "demo", deployment_id=dep["id"],
+                      window=(finished - CANARY_SPAN, finished), baseline_scope=scope + '"baseline"',
+                      canary_scope=scope + '"canary"')
+    return {"id": run_id, "deployment_id": dep["id"], "service": dep["service"], "kind": kind,
+            "verdict": verdict.verdict, "new": True}
+
+
+def build(engine: Engine, services: list[Service], start: datetime, end: datetime, seed: int,
+          folder: Path, slo_folder: str = "slos", gate_folder: str = "gates", runs: int = 6) -> DemoExtras:
+    """Write the demo files under `folder`, store canary runs for recent deployments and make the gate
+    decisions (see the module docstring)."""
+    extras = DemoExtras(folder)
+    extras.slos = write_slos(folder / slo_folder, services, end, seed)
+    deps = _recent_deployments(engine, services, start, end)
+    latest = deps.drop_duplicates("service")
+    by_service = {row["service"]: row for _, row in latest.iterrows()}
+
+    gated = []
+    for _, position, kind in GATES:
+        if position < len(services) and services[position].name in by_service:
+            gated.append((services[position], kind, by_service[services[position].name]))
+    canary_dir = folder / "canary"
+    header = "# Written by `gatewatch demo` (rewritten by every run)"
+    _write(canary_dir / "canary.yaml", f"{header}: the demo gates' canary config.\n"
+           + yaml.safe_dump(CANARY_CONFIG, sort_keys=False))
+    for svc, kind, dep in gated:
+        gate = f"{svc.name}-prod"
+        frame = samples_frame(canary_samples(dep["id"], kind, seed), dep["finished_at"].to_pydatetime())
+        _write(canary_dir / f"{gate}.csv", frame.to_csv(index=False))
+        _write(folder / gate_folder / f"{gate}.yaml", f"{header}: the {svc.name} production gate.\n"
+               + yaml.safe_dump(_policy(gate, svc.name, slo_folder), sort_keys=False))
+
+    # Canary runs: the latest deployment of each service not gated, and the latest rolled-back ones.
+    gated_ids = {dep["id"] for *_, dep in gated}
+    picks = [row for _, row in deps[~deps["id"].isin(gated_ids)].drop_duplicates("service").head(runs).iterrows()]
+    picked = {row["id"] for row in picks}
+    rolled_back = set(deps["rollback_of"].dropna()) | set(deps.loc[deps["status"] == "rolled_back", "id"])
+    picks += [row for _, row in deps[deps["id"].isin(rolled_back - gated_ids - picked)].head(2).iterrows()]
+    for i, dep in enumerate(picks):
+        kind = "regressed" if dep["id"] in rolled_back else ("marginal" if i == 1 else "healthy")
+        extras.canary_runs.append(_save_canary(engine, dep, kind, seed))
+
+    try:
+        policies = load_policies(folder / gate_folder) if gated else {}
+    except PolicyError as exc:  # a file someone added to the demo's folder
+        raise ConfigError(f"demo gate policies in {folder / gate_folder}: {exc}") from None
+    for svc, _, dep in gated:
+        gate = f"{svc.name}-prod"
+        key = f"{gate}:{dep['id']}"
+        stored = get_decision(engine, key=key)
+        new = stored is None
+        if new:
+            ctx = Context(engine, end, deployment_id=dep["id"], service=svc.name)
+            stored = evaluate(policies[gate], ctx, key)
+        extras.gate_decisions.append({"gate": gate, "key": key, "deployment_id": dep["id"], "service": svc.name,
+                                      "decision": stored.decision, "reasons": stored.reasons,
+                                      "canary_run_id": stored.evidence.get("canary_run_id"), "new": new})
+    return extras
