@@ -191,4 +191,120 @@ def load_pipeline_frames(engine: Engine, start: datetime, end: datetime, scope: 
                               actions=read_frame(conn, actions), deployments=read_frame(conn, deps))
 
 
-__all__ = ["Scope", "load_dora_frames", "load_pipeline_frames", "read_frame", "DORA_STATUSES"]
+# --- read-only queries for the dashboard ----------------------------------------------------------
+
+ACTIVE_RUN = ("queued", "in_progress")
+ACTIVE_DEPLOYMENT = ("pending", "in_progress")
+
+
+def _run_scope(scope: Scope, table=pipeline_runs) -> list[ColumnElement[bool]]:
+    conds = []
+    if scope.service:
+        conds.append(table.c.service == scope.service)
+    if scope.team:
+        conds.append(table.c.service.in_(_team_services(scope.team)))
+    return conds
+
+
+def _named_scope(table, scope: Scope) -> list[ColumnElement[bool]]:
+    """Service and team conditions for a table with a `service` column but no team."""
+    return _run_scope(scope, table)
+
+
+def load_store_counts(engine: Engine) -> dict[str, int]:
+    """Rows per table a dashboard page reads (to tell an empty store from an empty filter)."""
+    from .models import canary_runs, gate_decisions, raw_events
+
+    tables = {"raw_events": raw_events, "deployments": deployments, "pipeline_runs": pipeline_runs,
+              "incidents": incidents, "canary_runs": canary_runs, "gate_decisions": gate_decisions}
+    with engine.connect() as conn:
+        return {name: conn.execute(select(func.count()).select_from(t)).scalar_one() for name, t in tables.items()}
+
+
+def load_filter_options(engine: Engine) -> dict[str, list[str]]:
+    """The services, teams and environments in the store, sorted (the dashboard's filter choices)."""
+    d, r = deployments, pipeline_runs
+    with engine.connect() as conn:
+        services = conn.execute(union(select(d.c.service).where(d.c.service.is_not(None)),
+                                      select(r.c.service).where(r.c.service.is_not(None)))).scalars().all()
+        teams = conn.execute(select(d.c.team).where(d.c.team.is_not(None)).distinct()).scalars().all()
+        envs = conn.execute(select(d.c.environment).where(d.c.environment.is_not(None)).distinct()).scalars().all()
+    return {"services": sorted(set(services)), "teams": sorted(set(teams)), "environments": sorted(set(envs))}
+
+
+def load_open_work(engine: Engine, since: datetime, scope: Scope = Scope()) -> dict[str, pd.DataFrame]:
+    """What needs a person now: active and recently failed runs (with finished durations of their
+    pipelines since `since`, for a typical-duration baseline), deployments in progress, recent
+    rollbacks and open incidents with their linked deployment."""
+    r, d, i = pipeline_runs, deployments, incidents
+    run_cols = [r.c.id, r.c.pipeline, r.c.service, r.c.revision, r.c.status, r.c.url, _raw(r.c.queued_at),
+                _raw(r.c.started_at), _raw(r.c.finished_at)]
+    active_runs = select(*run_cols).where(r.c.status.in_(ACTIVE_RUN), *_run_scope(scope))
+    failed_runs = (select(*run_cols).where(r.c.status == "failed", r.c.finished_at >= since, *_run_scope(scope))
+                   .order_by(r.c.finished_at.desc()))
+    finished_runs = select(r.c.pipeline, r.c.service, _raw(r.c.started_at), _raw(r.c.finished_at)).where(
+        r.c.status.in_(("succeeded", "failed")), r.c.finished_at >= since, r.c.started_at.is_not(None),
+        *_run_scope(scope))
+    dep_cols = [d.c.id, d.c.service, d.c.team, d.c.environment, d.c.status, d.c.version, d.c.url,
+                _raw(d.c.started_at), _raw(d.c.finished_at), d.c.rollback_of, d.c.is_rollback]
+    active_deps = select(*dep_cols).where(d.c.status.in_(ACTIVE_DEPLOYMENT), *scope.conditions())
+    rollbacks = (select(*dep_cols).where(
+        or_(d.c.is_rollback == true(), d.c.rollback_of.is_not(None), d.c.status == "rolled_back"),
+        d.c.finished_at >= since, *scope.conditions()).order_by(d.c.finished_at.desc()))
+    linked = d.alias("linked")
+    open_incidents = (select(i.c.id, i.c.service, i.c.title, i.c.severity, i.c.status, i.c.url, _raw(i.c.opened_at),
+                             _raw(i.c.acknowledged_at), i.c.deployment_id, linked.c.status.label("deployment_status"),
+                             _raw(linked.c.finished_at, "deployment_finished_at"))
+                      .outerjoin(linked, linked.c.id == i.c.deployment_id)
+                      .where(i.c.resolved_at.is_(None), *_named_scope(i, scope)).order_by(i.c.opened_at.desc()))
+    with engine.connect() as conn:
+        return {"active_runs": read_frame(conn, active_runs), "failed_runs": read_frame(conn, failed_runs),
+                "finished_runs": read_frame(conn, finished_runs), "active_deployments": read_frame(conn, active_deps),
+                "rollbacks": read_frame(conn, rollbacks), "open_incidents": read_frame(conn, open_incidents)}
+
+
+def load_run_detail(engine: Engine, run_id: str) -> dict[str, pd.DataFrame]:
+    """One pipeline run's stages and actions, in start order (a drill-down)."""
+    s, a = stage_runs, action_runs
+    stages = (select(s.c.id, s.c.name, s.c.category, s.c.status, s.c.attempt, s.c.failed_once, _raw(s.c.started_at),
+                     _raw(s.c.finished_at)).where(s.c.pipeline_run_id == run_id).order_by(s.c.started_at, s.c.name))
+    actions = (select(a.c.id, a.c.stage_run_id, a.c.name, a.c.category, a.c.provider, a.c.status, a.c.url,
+                      _raw(a.c.started_at), _raw(a.c.finished_at))
+               .where(a.c.pipeline_run_id == run_id).order_by(a.c.started_at, a.c.name))
+    with engine.connect() as conn:
+        return {"stages": read_frame(conn, stages), "actions": read_frame(conn, actions)}
+
+
+def load_canary_runs(engine: Engine, start: datetime, end: datetime, scope: Scope = Scope(),
+                     limit: int = 200) -> pd.DataFrame:
+    """Canary runs created in [start, end), newest first, with their deployment's service. With a
+    service or team in `scope`, only runs of that service's deployments."""
+    from .models import canary_runs as c
+
+    d = deployments
+    query = (select(c.c.id, _raw(c.c.created_at), c.c.verdict, c.c.score, c.c.source, c.c.deployment_id,
+                    d.c.service, _raw(c.c.window_start), _raw(c.c.window_end), c.c.baseline_scope, c.c.canary_scope)
+             .outerjoin(d, d.c.id == c.c.deployment_id)
+             .where(c.c.created_at >= start, c.c.created_at < end, *_named_scope(d, scope))
+             .order_by(c.c.created_at.desc()).limit(limit))
+    with engine.connect() as conn:
+        return read_frame(conn, query)
+
+
+def load_gate_decisions(engine: Engine, start: datetime, end: datetime, scope: Scope = Scope(),
+                        limit: int = 500) -> pd.DataFrame:
+    """Gate decisions made in [start, end) for the scope's services, newest first (checks, reasons,
+    actions and evidence as stored JSON text)."""
+    from .models import gate_decisions as g
+
+    query = (select(g.c.id, g.c.key, g.c.attempt, g.c.gate, g.c.decision, _raw(g.c.created_at), g.c.deployment_id,
+                    g.c.service, g.c.checks, g.c.reasons, g.c.actions, g.c.evidence)
+             .where(g.c.created_at >= start, g.c.created_at < end, *_named_scope(g, scope))
+             .order_by(g.c.created_at.desc(), g.c.attempt.desc()).limit(limit))
+    with engine.connect() as conn:
+        return read_frame(conn, query)
+
+
+__all__ = ["Scope", "load_dora_frames", "load_pipeline_frames", "read_frame", "DORA_STATUSES",
+           "load_store_counts", "load_filter_options", "load_open_work", "load_run_detail", "load_canary_runs",
+           "load_gate_decisions"]

@@ -1,1 +1,1 @@
-"""Gatewatch dashboard: a Streamlit app over the store (see the issues; not built yet)."""
+"""Gatewatch dashboard: a Streamlit app over the store (`gatewatch dashboard`; pages in dashboard/views/)."""

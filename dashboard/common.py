@@ -1,0 +1,160 @@
+"""What every dashboard page shares: the store and configuration, the global sidebar filters, the
+empty-store notice and display formatting. Pages only read and present."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import streamlit as st
+
+from analysis.windows import Window, window_between, window_since
+from collector.config import Config, load_config
+from collector.db import get_engine, resolve_url
+from collector.loaders import Scope, load_filter_options, load_store_counts
+from collector.timeutil import utcnow
+
+TTL = 60  # seconds a cached query stays fresh: new events show within a minute
+RANGES = {"Last 7 days": 7, "Last 14 days": 14, "Last 30 days": 30, "Last 90 days": 90,
+          "Last 180 days": 180, "Last 365 days": 365, "Custom dates": None}
+DEFAULT_RANGE = "Last 90 days"
+ALL = "All"
+PRODUCTION = "Production (configured)"
+TZ = "UTC"
+GET_DATA_IN = """\
+**The store is empty.** Get data in with one of:
+
+- `gatewatch demo`: a realistic demo organisation (8 services, 90 days) in a few seconds;
+- `gatewatch ingest FILE...`: your own events (CodePipeline EventBridge, GitHub, GitLab, PagerDuty or the
+  generic JSON/CSV format);
+- `gatewatch serve`: receive webhooks, or `gatewatch collect codepipeline` to backfill AWS history.
+
+Then reload this page (the store is `{url}`)."""
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The global sidebar filters: a window of whole UTC days and a scope."""
+
+    window: Window
+    service: str | None
+    team: str | None
+    environment: str | None  # None: every environment configured as production
+
+    @property
+    def scope(self) -> Scope:
+        return Scope(service=self.service, team=self.team, environment=self.environment)
+
+    @property
+    def previous(self) -> Window:
+        """The period of equal length just before the window."""
+        span = self.window.end - self.window.start
+        return Window(self.window.start - span, self.window.start, self.window.tz)
+
+    def caption(self) -> str:
+        last = (self.window.end - timedelta(days=1)).date()
+        scope = [f"service {self.service}" if self.service else None, f"team {self.team}" if self.team else None,
+                 f"environment {self.environment}" if self.environment else "production"]
+        return f"{self.window.start:%Y-%m-%d} to {last:%Y-%m-%d} ({TZ}), " + ", ".join(s for s in scope if s)
+
+
+def store_url() -> str:
+    """The store from GATEWATCH_DB (what `gatewatch --db` sets), else ./gatewatch.db."""
+    return resolve_url(os.environ.get("GATEWATCH_DB"))
+
+
+def config_path() -> str | None:
+    return os.environ.get("GATEWATCH_CONFIG")
+
+
+@st.cache_resource
+def _config(path: str | None, cwd: str) -> Config:
+    return load_config(path)
+
+
+def config() -> Config:
+    """The configuration (GATEWATCH_CONFIG, else ./gatewatch.yaml, else defaults)."""
+    return _config(config_path(), os.getcwd())
+
+
+def engine(url: str):
+    return get_engine(url)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def store_counts(url: str) -> dict[str, int]:
+    return load_store_counts(engine(url))
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def filter_options(url: str) -> dict[str, list[str]]:
+    return load_filter_options(engine(url))
+
+
+def _choice(label: str, options: list[str], key: str, first: str = ALL) -> str | None:
+    values = [first] + options
+    if st.session_state.get(key) not in values:
+        st.session_state.pop(key, None)
+    value = st.sidebar.selectbox(label, values, key=key)
+    return None if value == first else value
+
+
+def sidebar() -> Filters:
+    """Draw the global filters in the sidebar and return them (pages read them with `filters()`)."""
+    url = store_url()
+    options = filter_options(url)
+    st.sidebar.header("Filters")
+    chosen = st.sidebar.selectbox("Time range", list(RANGES), index=list(RANGES).index(DEFAULT_RANGE), key="f_range")
+    days = RANGES[chosen]
+    if days is None:
+        today = utcnow().date()
+        first = st.sidebar.date_input("From", today - timedelta(days=29), key="f_start")
+        last = st.sidebar.date_input("To (included)", today, key="f_end")
+        if not isinstance(first, date) or not isinstance(last, date) or last < first:
+            st.sidebar.error("'To' must be on or after 'From'; showing the last 30 days.")
+            window = window_since(30, utcnow(), TZ)
+        else:
+            window = window_between(first, last + timedelta(days=1), TZ)
+    else:
+        window = window_since(days, utcnow(), TZ)
+    service = _choice("Service", options["services"], "f_service")
+    team = _choice("Team", options["teams"], "f_team")
+    environment = _choice("Environment", options["environments"], "f_env", first=PRODUCTION)
+    st.sidebar.caption(f"Whole days in {TZ}; queries are cached for {TTL} s.")
+    current = Filters(window, service, team, environment)
+    st.session_state["gw_filters"] = current
+    return current
+
+
+def filters() -> Filters:
+    """The filters the sidebar set on this run."""
+    return st.session_state["gw_filters"]
+
+
+def require_data(*tables: str) -> bool:
+    """False (after showing how to get data in) when the store, or every one of `tables`, is empty."""
+    url = store_url()
+    counts = store_counts(url)
+    if not any(counts.values()):
+        st.info(GET_DATA_IN.format(url=url))
+        return False
+    return not tables or any(counts.get(t) for t in tables)
+
+
+def hours(value: float | None) -> str:
+    """Hours as the dashboard shows them (two decimals, as exact as a glance needs)."""
+    return "no data" if value is None else f"{value:.2f} h"
+
+
+def pct(value: float | None) -> str:
+    return "no data" if value is None else f"{value * 100:.1f}%"
+
+
+TIER_COLOURS = {"elite": "green", "high": "blue", "medium": "orange", "low": "red"}
+
+
+def tier_badge(tier: str | None) -> None:
+    if tier:
+        st.badge(tier, color=TIER_COLOURS.get(tier, "gray"))
+    else:
+        st.badge("no tier", color="gray")

@@ -1,0 +1,86 @@
+"""Canary: the runs list, and one run's report: verdict and score, each metric's baseline and canary
+distributions overlaid, its shift with the interval against the tolerance band, and the reasons."""
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from dashboard import data
+from dashboard.common import filters, require_data, store_url
+
+VERDICT_COLOURS = {"pass": "green", "marginal": "orange", "fail": "red", "nodata": "gray"}
+
+st.title("Canary analysis")
+f = filters()
+st.caption(f.caption().replace(", production", "") + "; a service or team filter keeps runs of its deployments")
+
+if require_data():
+    runs = data.canary_runs(store_url(), f.window.start, f.window.end, f.service, f.team)
+    if runs.empty:
+        st.info("No canary runs in this window. Judge one with `gatewatch canary judge --config canary.yaml "
+                "--data samples.csv` or `gatewatch canary run ... --prometheus URL`; each run is stored here.")
+    else:
+        st.dataframe(runs[["created_at", "verdict", "score", "service", "deployment_id", "source", "id"]],
+                     hide_index=True, width="stretch")
+        labels = {r.id: f"{r.created_at:%Y-%m-%d %H:%M} · {r.verdict} · "
+                  f"{'-' if pd.isna(r.score) else f'{r.score:.0f}'} · {r.service or r.deployment_id or r.source}"
+                  for r in runs.itertuples()}
+        chosen = st.selectbox("Run", list(labels), format_func=labels.get, key="canary_pick")
+        run = data.canary_report(store_url(), chosen)
+        if run is None:
+            st.warning(f"Run {chosen} is no longer in the store.")
+        else:
+            cols = st.columns(4)
+            with cols[0]:
+                st.markdown("**Verdict**")
+                st.badge(run["verdict"], color=VERDICT_COLOURS.get(run["verdict"], "gray"))
+            cols[1].metric("Score", "-" if run["score"] is None else f"{run['score']:.1f}")
+            cols[2].metric("Metrics", len(run["metrics"]))
+            cols[3].metric("Failed", sum(1 for m in run["metrics"] if m.get("passed") is False))
+            start, end = run["window"]
+            st.caption(f"Run `{run['id']}` from {run['source']}"
+                       + (f", deployment `{run['deployment_id']}`" if run["deployment_id"] else "")
+                       + (f", window {start:%Y-%m-%d %H:%M} to {end:%H:%M} UTC" if start and end else "")
+                       + (f", baseline `{run['baseline_scope']}` vs canary `{run['canary_scope']}`"
+                          if run["baseline_scope"] else ""))
+            st.subheader("Reasons")
+            st.markdown("\n".join(f"- {r}" for r in run["reasons"]) or "No reasons recorded.")
+
+            shifts = pd.DataFrame([{"metric": m["name"], "shift": m.get("shift"),
+                                    "lo": (m.get("ci") or [None, None])[0], "hi": (m.get("ci") or [None, None])[1],
+                                    "band": m.get("band"), "classification": m["classification"]}
+                                   for m in run["metrics"]])
+            judged = shifts.dropna(subset=["shift", "lo", "hi", "band"])
+            if not judged.empty:
+                st.subheader("Shift (canary - baseline) with its interval, against the tolerance band")
+                judged = judged.assign(neg=-judged["band"])
+                base = alt.Chart(judged).encode(y=alt.Y("metric:N", title=None))
+                band = base.mark_bar(opacity=0.25, color="#54a24b").encode(x=alt.X("neg:Q", title="shift"), x2="band:Q")
+                interval = base.mark_rule(strokeWidth=3).encode(x="lo:Q", x2="hi:Q", color="classification:N")
+                point = base.mark_point(filled=True, size=80).encode(
+                    x="shift:Q", color="classification:N",
+                    tooltip=["metric:N", alt.Tooltip("shift:Q", format=".4g"), alt.Tooltip("lo:Q", format=".4g"),
+                             alt.Tooltip("hi:Q", format=".4g"), alt.Tooltip("band:Q", format=".4g")])
+                zero = alt.Chart(pd.DataFrame({"x": [0]})).mark_rule(strokeDash=[4, 4]).encode(x="x:Q")
+                st.altair_chart(band + interval + point + zero, width="stretch")
+                st.caption("Green: ± tolerance × |baseline median|. A metric fails when its whole interval lies "
+                           "outside the band on the worse side.")
+
+            st.subheader("Distributions")
+            for m in run["metrics"]:
+                with st.container(border=True):
+                    title = f"**{m['name']}** · {m['classification']}" + (" · critical" if m.get("critical") else "")
+                    st.markdown(title)
+                    st.caption(m.get("reason") or "")
+                    hist = m["histogram"]
+                    if hist.empty or not hist["share"].sum():
+                        st.caption("No samples stored for this metric.")
+                        continue
+                    st.altair_chart(alt.Chart(hist).mark_bar(opacity=0.5, binSpacing=0).encode(
+                        x=alt.X("lo:Q", title="rate per interval" if m.get("test") == "proportion" else "value"),
+                        x2="hi:Q", y=alt.Y("share:Q", stack=None, title="share of samples"),
+                        color=alt.Color("side:N", scale=alt.Scale(domain=["baseline", "canary"],
+                                                                   range=["#4c78a8", "#f58518"])),
+                        tooltip=["side:N", "lo:Q", "hi:Q", alt.Tooltip("share:Q", format=".1%")]),
+                        width="stretch")

@@ -1,0 +1,61 @@
+"""SLOs: error budget remaining and burn-down per SLO, burn rates per window pair."""
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from collector.timeutil import utcnow
+from dashboard import slo_data
+from dashboard.common import filters, pct
+
+st.title("SLOs")
+f = filters()
+where = slo_data.folder()
+if not where:
+    st.info(slo_data.NO_SLOS)
+else:
+    at = min(utcnow(), f.window.end).replace(second=0, microsecond=0)
+    st.caption(f"SLO files in `{where}`; status at {at:%Y-%m-%d %H:%M} UTC, burn-down over the time range"
+               + (f"; service {f.service}" if f.service else ""))
+    found = slo_data.statuses(where, f.service, at, f.window.start)
+    slos = found["slos"]
+    if found["error"]:
+        st.error(f"The SLO files could not be read: {found['error']}")
+    elif not slos:
+        st.info(f"No SLO files{' for ' + f.service if f.service else ''} in `{where}`.")
+    for item in slos:
+        if item["error"]:
+            st.warning(f"SLO {item['name']} not read: {item['error']}")
+            continue
+        status = item["status"]
+        budget = status["error_budget"]
+        with st.container(border=True):
+            st.subheader(f"{item['name']}" + (f" · {item['service']}" if item["service"] else ""))
+            cols = st.columns(4)
+            cols[0].metric("Objective", f"{status['objective'] * 100:g}% over {status['window']}")
+            cols[1].metric("SLI", pct(status["sli"]) if status["sli"] is None else f"{status['sli'] * 100:.3f}%")
+            cols[2].metric("Error budget remaining", pct(budget["remaining"]))
+            cols[3].metric("Alerts firing", len(item["firing"]))
+            if status.get("reason"):
+                st.caption(status["reason"])
+            history = item["history"]
+            left, right = st.columns(2)
+            with left:
+                st.markdown("**Error budget burn-down**")
+                if history is None or history.empty or history["budget_remaining"].isna().all():
+                    st.caption("No SLI data over the time range.")
+                else:
+                    st.altair_chart(alt.Chart(history).mark_line(point=True).encode(
+                        x=alt.X("at:T", title=None),
+                        y=alt.Y("budget_remaining:Q", title="budget remaining", axis=alt.Axis(format="%")),
+                        tooltip=["at:T", alt.Tooltip("budget_remaining:Q", format=".1%"),
+                                 alt.Tooltip("sli:Q", format=".4%")]), width="stretch")
+            with right:
+                st.markdown("**Burn rates per window pair**")
+                rates = pd.DataFrame(status["burn_rates"])
+                if rates.empty:
+                    st.caption("No burn rates.")
+                else:
+                    st.dataframe(rates[["long_window", "short_window", "threshold", "long_burn_rate",
+                                        "short_burn_rate", "severity", "firing"]], hide_index=True, width="stretch")

@@ -1,0 +1,213 @@
+"""The dashboard under Streamlit's AppTest: every page on an empty store and on the demo store runs
+without an exception, and the executive page shows exactly the figures of `analysis.dora.report`."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from sqlalchemy import func, select
+from streamlit.testing.v1 import AppTest
+
+from analysis import dora
+from analysis.tiers import get_benchmark
+from analysis.windows import Window, window_since
+from collector.config import load_config
+from collector.db import create_store_engine, dispose_engines
+from collector.gate_decisions import list_decisions
+from collector.loaders import Scope, load_dora_frames, load_run_detail
+from collector.models import incidents
+from collector.telemetry.sli import load_slos
+from collector.timeutil import parse_duration, utcnow
+from tests.conftest import POSTGRES_URL, _drop_schema, _postgres_store_url
+from tests.test_cli_store import gatewatch
+
+APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
+PAGES = ["views/executive.py", "views/oncall.py", "views/pipelines.py", "views/canary.py", "views/slos.py",
+         "views/gates.py"]
+KEYS = ("deployment_frequency", "lead_time", "change_failure_rate", "recovery_time", "rework_rate")
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def demo_store(request, tmp_path_factory):
+    """(url, folder): the demo organisation built once per module by the CLI, ending today."""
+    folder = tmp_path_factory.mktemp(f"demo-{request.param}")
+    schema = None
+    if request.param == "sqlite":
+        url = f"sqlite:///{folder / 'demo.db'}"
+    else:
+        if not POSTGRES_URL:
+            pytest.skip("GATEWATCH_TEST_POSTGRES_URL is not set")
+        url, schema = _postgres_store_url()
+    res = gatewatch("--db", url, "demo", "--services", "4", "--days", "45", cwd=folder)
+    assert res.returncode == 0, res.stderr
+    yield url, folder
+    dispose_engines()
+    if schema:
+        _drop_schema(schema)
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches(monkeypatch):
+    """Each test sees its own store: no cached query or configuration survives it."""
+    for name in ("GATEWATCH_DB", "GATEWATCH_CONFIG", "GATEWATCH_SLOS", "GATEWATCH_GATE_POLICIES"):
+        monkeypatch.delenv(name, raising=False)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def app(monkeypatch, url: str, folder: Path | None = None, tmp_path: Path | None = None) -> AppTest:
+    monkeypatch.setenv("GATEWATCH_DB", url)
+    if folder is not None:
+        monkeypatch.setenv("GATEWATCH_CONFIG", str(folder / "gatewatch.yaml"))
+    else:  # no ./gatewatch.yaml of the working tree may leak in
+        monkeypatch.chdir(tmp_path)
+    return AppTest.from_file(APP, default_timeout=120).run()
+
+
+def run_page(at: AppTest, page: str) -> AppTest:
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def metrics(at: AppTest) -> dict[str, object]:
+    return {m.label: m for m in at.metric}
+
+
+def test_every_page_on_an_empty_store_says_how_to_get_data_in(monkeypatch, store_url, tmp_path):
+    at = app(monkeypatch, store_url, tmp_path=tmp_path)
+    for page in PAGES:
+        run_page(at, page)
+        text = " ".join(i.value for i in at.info)
+        if page.endswith("slos.py"):
+            assert "No SLOs configured" in text
+        else:
+            assert "The store is empty" in text and "gatewatch demo" in text and "gatewatch ingest" in text, page
+        assert not at.error
+
+
+def test_every_page_on_the_demo_store_renders_its_data(monkeypatch, demo_store):
+    url, folder = demo_store
+    at = app(monkeypatch, url, folder)
+    config = load_config(str(folder / "gatewatch.yaml"))
+    engine = create_store_engine(url)
+    try:
+        for page in PAGES:
+            run_page(at, page)
+            assert not at.error, (page, [e.value for e in at.error])
+            assert not any("store is empty" in i.value for i in at.info), page
+
+        run_page(at, "views/oncall.py")
+        with engine.connect() as conn:
+            open_count = conn.execute(select(func.count()).select_from(incidents)
+                                      .where(incidents.c.resolved_at.is_(None))).scalar_one()
+        assert metrics(at)["Open incidents"].value == str(open_count)
+
+        run_page(at, "views/gates.py")
+        window = window_since(90, utcnow())
+        log = list_decisions(engine)
+        in_window = log[(log["created_at"] >= window.start) & (log["created_at"] < window.end)]
+        assert len(in_window) > 0  # the demo stores gate decisions
+        shown = metrics(at)
+        assert shown["Decisions"].value == str(len(in_window))
+        for decision in ("promote", "hold", "rollback"):
+            assert shown[decision.capitalize()].value == str(int((in_window["decision"] == decision).sum()))
+
+        run_page(at, "views/slos.py")
+        names = {spec.name for spec in load_slos(config.slos)}
+        headers = {h.value.split(" · ")[0] for h in at.subheader}
+        assert names and names <= headers
+
+        run_page(at, "views/canary.py")
+        assert metrics(at)["Metrics"].value != "0"
+
+        run_page(at, "views/pipelines.py")
+        pick = at.selectbox(key="run_pick")  # the slowest execution, drilled down to its stages and actions
+        detail = load_run_detail(engine, pick.value)
+        tables = at.dataframe
+        assert len(detail["stages"]) > 0 and len(tables) >= 2
+        assert list(tables[-2].value["id"]) == list(detail["stages"]["id"])
+        assert list(tables[-1].value["id"]) == list(detail["actions"]["id"])
+    finally:
+        engine.dispose()
+
+
+def expected(url: str, folder: Path, window: Window, scope: Scope, by: str | None = None) -> dict:
+    config = load_config(str(folder / "gatewatch.yaml"))
+    bench = get_benchmark(config.dora_benchmark, config.benchmarks)
+    link = parse_duration(config.dora_link_window)
+    engine = create_store_engine(url)
+    try:
+        frames = load_dora_frames(engine, window.start, window.end, scope, link)
+        return dora.report(frames, window, by=by, benchmark=bench, link_window=link)
+    finally:
+        engine.dispose()
+
+
+def _hours(value):
+    return "no data" if value is None else f"{value:.2f} h"
+
+
+def _pct(value):
+    return "no data" if value is None else f"{value * 100:.1f}%"
+
+
+@pytest.mark.parametrize("days, service, team", [(30, "first", None), (90, None, "first"), (14, None, None)])
+def test_executive_figures_equal_the_analysis_api_for_the_same_filters(monkeypatch, demo_store, days, service, team):
+    url, folder = demo_store
+    at = app(monkeypatch, url, folder)
+    services = at.sidebar.selectbox(key="f_service").options[1:]
+    teams = at.sidebar.selectbox(key="f_team").options[1:]
+    service = services[0] if service else None
+    team = teams[0] if team else None
+    at.sidebar.selectbox(key="f_range").set_value(f"Last {days} days")
+    if service:
+        at.sidebar.selectbox(key="f_service").set_value(service)
+    if team:
+        at.sidebar.selectbox(key="f_team").set_value(team)
+    at.run()
+    assert not at.exception
+    window = window_since(days, utcnow())
+    previous = Window(window.start - (window.end - window.start), window.start)
+    scope = Scope(service=service, team=team)
+    now, before = expected(url, folder, window, scope, by="week"), expected(url, folder, previous, scope)
+    assert now["deployment_frequency"]["deployments"] > 0
+    shown = metrics(at)
+    df, lt, cfr, rt, rw = (now[k] for k in KEYS)
+    assert shown["Deployment frequency"].value == f"{df['per_day']:.2f}/day"
+    assert shown["Deployment frequency"].help.startswith(f"{df['deployments']} deployments; previous period "
+                                                          f"{before['deployment_frequency']['deployments']}")
+    assert shown["Change lead time (median)"].value == _hours(lt["median_hours"])
+    assert shown["Change lead time (median)"].help.startswith(f"{lt['changes']} changes")
+    assert shown["Change failure rate"].value == _pct(cfr["rate"])
+    assert shown["Change failure rate"].help == f"{cfr['failed']} failed of {cfr['deployments']}"
+    assert shown["Recovery time (median)"].value == _hours(rt["median_hours"])
+    assert shown["Recovery time (median)"].help == f"{rt['recovered']} recovered, {rt['open']} open"
+    assert shown["Rework rate"].value == _pct(rw["rate"])
+    # The change against the previous period of equal length.
+    prev_rate = before["change_failure_rate"]["rate"]
+    want = None if prev_rate is None or cfr["rate"] is None else f"{(cfr['rate'] - prev_rate) * 100:+.2f} pp"
+    assert (shown["Change failure rate"].delta or None) == want
+    prev_per_day = before["deployment_frequency"]["per_day"]
+    want = None if prev_per_day is None else f"{df['per_day'] - prev_per_day:+.2f}/day"
+    assert (shown["Deployment frequency"].delta or None) == want
+    # Tier badges, in metric order (rework rate has none).
+    badges = [m.value for m in at.markdown if "-badge[" in m.value]
+    tiers = [now[k]["tier"] or "no tier" for k in KEYS[:4]]
+    assert [b.split("[", 1)[1].rstrip("]") for b in badges[:4]] == tiers
+    # The per-week table equals the report's weekly series.
+    table = at.dataframe[-1].value
+    assert list(table["deployments"]) == [b["deployment_frequency"]["deployments"] for b in now["series"]]
+    assert list(table["change failure rate"].fillna(-1)) == [
+        -1 if b["change_failure_rate"]["rate"] is None else b["change_failure_rate"]["rate"] for b in now["series"]]
+
+
+def test_the_dashboard_command_refuses_a_bad_store_without_a_traceback(tmp_path):
+    res = gatewatch("--db", "mysql+nonexistent://x", "dashboard", "--port", "1")
+    assert res.returncode == 4 and "Traceback" not in res.stderr and res.stderr.strip()
+    res = gatewatch("dashboard", "--port", "99999")
+    assert res.returncode == 2 and "99999" in res.stderr

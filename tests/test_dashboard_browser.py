@@ -1,0 +1,109 @@
+"""`gatewatch dashboard` for real: the server on 127.0.0.1 over the demo store, the executive page
+loaded in headless Chromium (Selenium), a screenshot, and the DORA section rendered (no error page)."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli_store import gatewatch
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+pytestmark = pytest.mark.skipif(not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
+                                reason="Debian chromium and chromium-driver are not installed")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path):
+    """`gatewatch dashboard` over a fresh demo store; yields its base URL."""
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    res = gatewatch("--db", url, "demo", "--services", "4", "--days", "30", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWATCH_")}
+    exe = Path(sys.executable).with_name("gatewatch")
+    log = (tmp_path / "dashboard.log").open("w")
+    proc = subprocess.Popen([str(exe), "--db", url, "dashboard", "--port", str(port)], cwd=tmp_path, env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            assert proc.poll() is None, (tmp_path / "dashboard.log").read_text()
+            assert time.monotonic() < deadline, "the dashboard did not come up in 60 s"
+            time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture
+def browser(tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--window-size=1600,2200",
+                 f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(tmp_path / "chromium-profile", ignore_errors=True)
+
+
+SCRIPT_DONE = """
+const app = document.querySelector('[data-testid="stApp"]');
+const running = document.querySelector('[data-testid="stStatusWidget"]');
+return app !== null && running === null && document.querySelectorAll('[data-testid="stMetric"]').length >= 5;
+"""
+
+
+def test_the_executive_page_renders_the_dora_section_in_chromium(server, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(server)
+    WebDriverWait(browser, 60, poll_frequency=0.25).until(lambda d: d.execute_script(SCRIPT_DONE))
+    time.sleep(1.0)  # let Vega finish drawing the charts before the screenshot
+    shot = tmp_path / "executive.png"
+    assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+    text = browser.find_element(By.TAG_NAME, "body").text
+    for label in ("DORA keys", "Deployment frequency", "Change lead time", "Change failure rate",
+                  "Recovery time", "Deployment cadence"):
+        assert label in text, label
+    assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
+    assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="stAlertContentError"]')
+    assert "Traceback" not in text and "Error" not in text.split("Deployment cadence")[0]
+    charts = browser.find_elements(By.CSS_SELECTOR, '[data-testid="stVegaLiteChart"]')
+    assert len(charts) >= 3
+    if os.environ.get("GATEWATCH_KEEP_SCREENSHOT"):
+        shutil.copy(shot, os.environ["GATEWATCH_KEEP_SCREENSHOT"])
