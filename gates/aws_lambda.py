@@ -17,7 +17,7 @@ from collector.errors import ConfigError, SourceUnavailable, StoreError
 from collector.gate_decisions import StoredDecision
 from collector.timeutil import parse_duration, utcnow
 
-from .checks import Context
+from .checks import UNAVAILABLE, Context
 from .policy import Policy, PolicyError
 from .service import evaluate, load_policies, load_policy
 
@@ -33,7 +33,6 @@ TOKEN_MAX = 2048
 KEY_MAX = 255  # gate_decisions.key
 TOKEN_VERSION = 1
 PARAMETERS = ("gate", "policy", "deployment", "service", "baseline", "canary", "key", "max_wait", "params")
-UNREADABLE_MARKERS = ("could not be read", "could not evaluate:")
 
 
 class ParameterError(ValueError):
@@ -106,7 +105,7 @@ def _decide(job_id: str, data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[
     if waited < max_wait:
         token_text = _write_token(key, started, policy.name)
         return {"jobId": job_id, "continuationToken": token_text}, summary | {"reported": "continuation"}
-    unreadable = _unreadable_checks(engine, stored)
+    unreadable = _unreadable_checks(stored)
     kind = "SystemUnavailable" if unreadable else "JobFailed"
     reasons = ([f"{name}: {'; '.join(why)}" for name, why in unreadable.items()] if unreadable
                else stored.reasons)
@@ -214,23 +213,10 @@ def _read_token(text: Any) -> dict[str, Any] | None:
                          "idempotency key and start time); is another function configured on this action?")
 
 
-def _unreadable_checks(engine, stored: StoredDecision) -> dict[str, list[str]]:
+def _unreadable_checks(stored: StoredDecision) -> dict[str, list[str]]:
     """The checks that hold because their telemetry could not be read (not merely absent), with why."""
-    from collector.canary_runs import load_run
-
-    found: dict[str, list[str]] = {}
-    for check in stored.checks:
-        if check.get("status") != "nodata" or check.get("effect") != "hold":
-            continue
-        reasons = [check.get("reason") or ""]
-        run_id = (check.get("evidence") or {}).get("canary_run_id")
-        if run_id:
-            run = load_run(engine, run_id)
-            reasons += [m.get("reason") or "" for m in (run.result.get("metrics", []) if run else [])]
-        unreadable = [r for r in reasons if any(marker in r for marker in UNREADABLE_MARKERS)]
-        if unreadable:
-            found[check["name"]] = unreadable
-    return found
+    return {c["name"]: list((c.get("evidence") or {})[UNAVAILABLE]) for c in stored.checks
+            if c.get("status") == "nodata" and c.get("effect") == "hold" and (c.get("evidence") or {}).get(UNAVAILABLE)}
 
 
 def _failure_for(exc: Exception) -> tuple[str, str]:

@@ -37,6 +37,8 @@ class Context:
 
 
 Outcome = tuple[str, str, dict[str, Any]]  # status, reason, evidence
+# Evidence key of a nodata outcome whose source could not be read (an outage, not merely no data).
+UNAVAILABLE = "unavailable"
 
 
 def _yaml(policy: Policy, relative: str, what: str) -> Any:
@@ -62,6 +64,7 @@ def canary(policy: Policy, check: Check, ctx: Context) -> Outcome:
         config = config_from_mapping(_yaml(policy, check.settings["config"], "canary config"))
     except CanaryConfigError as exc:
         raise PolicyError(f"canary config {check.settings['config']!r}: {exc}") from None
+    window = baseline = canary_scope = None
     if "data" in check.settings:
         telemetry, source = from_csv(policy.path(check.settings["data"])), "csv"
     else:
@@ -72,16 +75,20 @@ def canary(policy: Policy, check: Check, ctx: Context) -> Outcome:
         canary_scope = ctx.canary or settings.get("canary")
         if not (settings.get("url") and baseline and canary_scope):
             raise PolicyError("canary.prometheus: expected url, baseline and canary (or scopes in the request)")
-        span = parse_duration(str(settings.get("window", "30m")))
-        telemetry = prometheus.fetch(config, settings["url"], baseline, canary_scope, ctx.now - span, ctx.now,
+        window = (ctx.now - parse_duration(str(settings.get("window", "30m"))), ctx.now)
+        telemetry = prometheus.fetch(config, settings["url"], baseline, canary_scope, *window,
                                      step=str(settings.get("step", "30s")))
         source = "prometheus"
     verdict = judge(config, telemetry.samples, telemetry.errors)
-    run_id = save_run(ctx.engine, config, verdict, telemetry.samples, source, deployment_id=ctx.deployment_id)
+    run_id = save_run(ctx.engine, config, verdict, telemetry.samples, source, deployment_id=ctx.deployment_id,
+                      window=window, baseline_scope=baseline, canary_scope=canary_scope)
     status = {"pass": "pass", "fail": "fail", "marginal": "fail", "nodata": "nodata"}[verdict.verdict]
     score = "n/a" if verdict.score is None else f"{verdict.score:.1f}"
     reason = f"canary {verdict.verdict} (score {score})" + (f": {verdict.reasons[0]}" if verdict.reasons else "")
-    return status, reason, {"canary_run_id": run_id, "canary_score": verdict.score, "canary_verdict": verdict.verdict}
+    evidence = {"canary_run_id": run_id, "canary_score": verdict.score, "canary_verdict": verdict.verdict}
+    if telemetry.unavailable:
+        evidence[UNAVAILABLE] = [telemetry.errors[name] for name in sorted(telemetry.unavailable)]
+    return status, reason, evidence
 
 
 def _slo(policy: Policy, check: Check, ctx: Context):
@@ -97,8 +104,15 @@ def _slo(policy: Policy, check: Check, ctx: Context):
         raise PolicyError(f"slo {relative!r}: {exc}") from None
     try:
         return spec, slo_status(spec, ctx.now), None
-    except (SourceUnavailable, ConfigError) as exc:  # the SLI data, not the policy: no data, never pass
+    except SourceUnavailable as exc:  # the SLI's server, not the policy: no data, never pass
+        return spec, None, exc
+    except ConfigError as exc:  # e.g. the SLI CSV is missing: no data, never pass
         return spec, None, str(exc)
+
+
+def _slo_nodata(spec, state, problem) -> Outcome:
+    evidence = {UNAVAILABLE: [str(problem)]} if isinstance(problem, Exception) else {}
+    return "nodata", f"SLO {spec.service}/{spec.name}: {problem or state.reason}", evidence
 
 
 def _slo_evidence(spec, state) -> dict[str, Any]:
@@ -108,7 +122,7 @@ def _slo_evidence(spec, state) -> dict[str, Any]:
 def error_budget(policy: Policy, check: Check, ctx: Context) -> Outcome:
     spec, state, problem = _slo(policy, check, ctx)
     if state is None or state.budget_remaining is None:
-        return "nodata", f"SLO {spec.service}/{spec.name}: {problem or state.reason}", {}
+        return _slo_nodata(spec, state, problem)
     minimum = float(check.settings.get("min_remaining", 0))
     reason = (f"error budget {state.budget_remaining:.1%} remaining of SLO {spec.service}/{spec.name} "
               f"(at least {minimum:.0%} required)")
@@ -118,7 +132,7 @@ def error_budget(policy: Policy, check: Check, ctx: Context) -> Outcome:
 def burn_rate(policy: Policy, check: Check, ctx: Context) -> Outcome:
     spec, state, problem = _slo(policy, check, ctx)
     if state is None or state.total <= 0:
-        return "nodata", f"SLO {spec.service}/{spec.name}: {problem or state.reason}", {}
+        return _slo_nodata(spec, state, problem)
     evidence = {**_slo_evidence(spec, state), "burn_rates": [a.to_dict() for a in state.alerts]}
     firing = state.firing
     if firing:
@@ -162,4 +176,5 @@ def run_check(policy: Policy, check: Check, ctx: Context) -> Outcome:
     except (PolicyError, ConfigError):
         raise
     except Exception as exc:  # noqa: BLE001 - a check that cannot run has no data: the policy decides
-        return "nodata", f"could not evaluate: {exc.__class__.__name__}: {exc}"[:400], {}
+        reason = f"could not evaluate: {exc.__class__.__name__}: {exc}"[:400]
+        return "nodata", reason, {UNAVAILABLE: [reason]}

@@ -88,6 +88,7 @@ def test_each_check_passes_fails_or_has_no_data(kind, state, on_fail, tmp_path, 
     policy = policy_from_mapping({"name": "matrix", "checks": [check]}, base_dir=tmp_path)
     stored = evaluate(policy, Context(engine, NOW, service="checkout"), key=f"{kind}-{state}-{on_fail}")
     assert [c["status"] for c in stored.checks] == [state], stored.checks
+    assert "unavailable" not in stored.checks[0]["evidence"]  # no data is not an outage
     expected = {"pass": "promote", "fail": on_fail, "nodata": "hold"}[state]  # the default: fail closed
     assert stored.decision == expected, stored.reasons
 

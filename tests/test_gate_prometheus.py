@@ -79,3 +79,4 @@ def test_telemetry_outage_holds_and_never_promotes(server, tmp_path, store_url):
     for name in ("error_budget", "burn_rate"):  # burn_rate's on_fail is rollback; missing data holds
         assert checks[name]["status"] == "nodata" and checks[name]["effect"] == "hold"
         assert closed in checks[name]["reason"]
+        assert closed in checks[name]["evidence"]["unavailable"][0]  # an outage, marked as such

@@ -14,11 +14,15 @@ from ..errors import ConfigError
 
 @dataclass
 class Telemetry:
-    """Samples per metric (baseline, canary), why a metric has none, and the queries that were run."""
+    """Samples per metric (baseline, canary), why a metric has none, and the queries that were run.
+
+    `unavailable` names the metrics whose source could not be read at all (a subset of `errors`): an
+    outage, as opposed to a series that is simply missing."""
 
     samples: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     queries: dict[str, dict] = field(default_factory=dict)
+    unavailable: set[str] = field(default_factory=set)
 
 
 def from_csv(path: str | Path) -> Telemetry:

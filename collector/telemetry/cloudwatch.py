@@ -57,6 +57,7 @@ def fetch(config: CanaryConfig, client, baseline: Mapping[str, str], canary: Map
                     break
         except Exception as exc:  # noqa: BLE001 - any AWS or network failure: no data, never pass
             telemetry.errors[metric.name] = f"CloudWatch could not be read: {exc.__class__.__name__}: {exc}"[:400]
+            telemetry.unavailable.add(metric.name)
             continue
         b, c = (np.asarray(values[q["Id"]], dtype=np.float64) for q in queries)
         if b.size == 0 or c.size == 0:

@@ -77,6 +77,7 @@ def fetch(config: CanaryConfig, url: str, baseline_scope: str, canary_scope: str
         except Exception as exc:  # noqa: BLE001 - unreachable, timeout, HTTP or query error: no data, never pass
             telemetry.errors[spec.name] = f"Prometheus at {url} could not be read: {exc.__class__.__name__}: " \
                                           f"{str(exc).splitlines()[0][:300] if str(exc) else ''}"
+            telemetry.unavailable.add(spec.name)
             log.warning("canary metric %s: %s", spec.name, telemetry.errors[spec.name])
             continue
         missing = [name for name, values in (("baseline", baseline), ("canary", canary)) if len(values) == 0]
