@@ -193,6 +193,17 @@ def config_from_mapping(raw: Mapping[str, Any] | None, source_path: str | None =
     )
 
 
+def read_yaml(path: str | os.PathLike[str], what: str) -> Any:
+    """A YAML file's content; ConfigError naming `what` and the file when it is missing or not YAML."""
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"{what} {str(path)!r}: no such file")
+    try:
+        return yaml.safe_load(file.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{what} {str(path)!r}: not valid YAML ({exc})") from None
+
+
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     """Load the configuration from `path`, GATEWATCH_CONFIG or ./gatewatch.yaml; defaults otherwise."""
     chosen = path or os.environ.get("GATEWATCH_CONFIG")
@@ -200,11 +211,5 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         chosen = "gatewatch.yaml"
     if not chosen:
         return config_from_mapping({})
-    file = Path(chosen)
-    if not file.is_file():
-        raise ConfigError(f"config file {str(file)!r} not found (from --config or GATEWATCH_CONFIG)")
-    try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {str(file)!r} is not valid YAML: {exc}") from None
-    return config_from_mapping(raw, source_path=str(file))
+    raw = read_yaml(chosen, "config file (from --config or GATEWATCH_CONFIG)")
+    return config_from_mapping(raw, source_path=str(chosen))

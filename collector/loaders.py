@@ -5,11 +5,13 @@ keeps large reads fast on SQLite (text) and PostgreSQL (timestamptz) alike.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import numpy as np
 import pandas as pd
-from sqlalchemy import (Connection, Engine, String, and_, func, or_, select, true, type_coerce,
+from sqlalchemy import (Connection, Engine, String, and_, case, func, or_, select, true, type_coerce,
                         union, union_all)
 from sqlalchemy.sql import ColumnElement, Select
 
@@ -47,16 +49,50 @@ def _raw(column, name: str | None = None):
     return type_coerce(column, String).label(name or column.name)
 
 
-def read_frame(conn: Connection, stmt: Select) -> pd.DataFrame:
-    """Run a select and return a DataFrame; columns named *_at become UTC timestamps."""
+def read_frame(conn: Connection, stmt: Select, raw: bool = False) -> pd.DataFrame:
+    """Run a select and return a DataFrame; columns named *_at become UTC timestamps. `raw` reads the
+    driver's rows in one call and applies the columns' result processors (e.g. SQLite's 0/1 to bool)
+    itself, which skips building a Row per row: for large selects."""
     result = conn.execute(stmt)
     columns = list(result.keys())
-    # from_records on plain tuples is an order of magnitude faster than on Row objects.
-    frame = pd.DataFrame.from_records([tuple(row) for row in result], columns=columns)
+    if raw:
+        rows = result.cursor.fetchall() if result.cursor is not None else []
+        result.close()
+        values = np.empty((len(rows), len(columns)), dtype=object)
+        if rows:
+            values[:] = rows
+        data = {}
+        for k, (name, column) in enumerate(zip(columns, stmt.selected_columns)):
+            col = values[:, k]
+            process = column.type.dialect_impl(conn.dialect).result_processor(conn.dialect, None)
+            if process is not None and len(col):
+                col = [process(v) for v in col]  # inferred as from_records would
+            data[name] = col
+        frame = pd.DataFrame(data, columns=columns)
+    else:
+        # from_records on plain tuples is an order of magnitude faster than on Row objects.
+        frame = pd.DataFrame.from_records([tuple(row) for row in result], columns=columns)
     for col in frame.columns:
         if col.endswith("_at"):
-            frame[col] = pd.to_datetime(frame[col], utc=True, format="ISO8601")
+            frame[col] = _utc_timestamps(frame[col])
     return frame
+
+
+def _utc_timestamps(values: pd.Series) -> pd.Series:
+    """UTC timestamps from what the driver returned: SQLite's text ('YYYY-MM-DD HH:MM:SS.ffffff',
+    UTC) is parsed by numpy, several times faster than pandas' ISO 8601 parser; anything else (a
+    PostgreSQL timestamptz, text with an offset) by pandas."""
+    if values.dtype == object or pd.api.types.is_string_dtype(values.dtype):
+        sample = values.dropna()
+        if len(sample) and isinstance(sample.iloc[0], str):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("error")  # numpy warns about (and shifts) offsets: leave those to pandas
+                    parsed = np.array(values.to_numpy(dtype=object, na_value=None), dtype="datetime64[us]")
+                return pd.Series(parsed, index=values.index, name=values.name).dt.tz_localize("UTC")
+            except (ValueError, TypeError, Warning):
+                pass
+    return pd.to_datetime(values, utc=True, format="ISO8601")
 
 
 def _deployment_columns():
@@ -65,11 +101,35 @@ def _deployment_columns():
             d.c.is_rollback, d.c.hotfix]
 
 
+def _earlier_deployment(base_on, start: datetime, change_id, pushed_head):
+    """The first in-scope deployment before `start` that contains a change (directly or through the
+    head it was pushed with): a correlated scalar subquery."""
+    d, dc = deployments.alias("d_before"), deployment_changes.alias("dc_before")
+    return (select(func.min(d.c.finished_at)).select_from(dc).join(d, d.c.id == dc.c.deployment_id)
+            .where(dc.c.change_id.in_([change_id, pushed_head]), *base_on(d), d.c.finished_at < start)
+            .scalar_subquery())
+
+
+def _first_per_change(links: pd.DataFrame) -> pd.DataFrame:
+    """One row per change: its earliest `first_deployed_at` of the link rows."""
+    codes, uniques = pd.factorize(links["change_id"].to_numpy(dtype=object))
+    if len(uniques) == len(links):
+        return links
+    first = links.groupby(codes, sort=False)["first_deployed_at"].min()
+    out = links.loc[~pd.Series(codes).duplicated().to_numpy(), ["change_id", "committed_at"]].reset_index(drop=True)
+    out["first_deployed_at"] = first.to_numpy()
+    return out
+
+
 def load_dora_frames(engine: Engine, start: datetime, end: datetime, scope: Scope = Scope(),
                      link_window: timedelta = DEFAULT_LINK_WINDOW) -> DoraFrames:
     """The frames `analysis.dora.report` needs for [start, end) in `scope` (see DoraFrames)."""
     d = deployments
-    base = and_(d.c.status.in_(DORA_STATUSES), *scope.conditions())
+
+    def base_on(table) -> list[ColumnElement[bool]]:
+        return [table.c.status.in_(DORA_STATUSES), *scope.conditions(table)]
+
+    base = and_(*base_on(d))
     in_window = and_(base, d.c.finished_at >= start, d.c.finished_at < end)
     window_ids = select(d.c.id).where(in_window)
 
@@ -77,38 +137,34 @@ def load_dora_frames(engine: Engine, start: datetime, end: datetime, scope: Scop
                                                    d.c.finished_at < end)
     later_rollbacks = select(*_deployment_columns()).where(base, d.c.finished_at >= end,
                                                            d.c.rollback_of.in_(window_ids))
-    first_after = (select(d.c.service, func.min(d.c.finished_at).label("first_at"))
-                   .where(base, d.c.finished_at >= end).group_by(d.c.service).subquery())
+    # Each service's first deployment after the window: one index seek per service.
+    after = d.alias("after")
+    services = select(d.c.service).distinct().subquery("services")
+    first_after = (select(services.c.service, select(func.min(after.c.finished_at))
+                          .where(after.c.service == services.c.service, *base_on(after), after.c.finished_at >= end)
+                          .scalar_subquery().label("first_at"))
+                   .subquery("first_after"))
     next_deployments = (select(*_deployment_columns())
                         .join(first_after, and_(d.c.service == first_after.c.service,
                                                 d.c.finished_at == first_after.c.first_at))
                         .where(base))
 
     dc, c = deployment_changes, changes
-    # Each change of the window's deployments, with its first deployment in the window. A deployment
-    # contains its linked commits and the commits pushed with a linked head.
+    # Each change of the window's deployments, with its first deployment: in the window, or before it
+    # for a change committed before the window (only those can have been deployed earlier). A
+    # deployment contains its linked commits and the commits pushed with a linked head. One row per
+    # (deployment, change) link: a change in several of the window's deployments is reduced to its
+    # first below, which is cheaper than grouping in SQL.
     wd = select(d.c.id, d.c.finished_at).where(in_window).subquery("wd")
-    links = union_all(
-        select(dc.c.change_id, wd.c.finished_at).join(wd, wd.c.id == dc.c.deployment_id),
-        select(c.c.id.label("change_id"), wd.c.finished_at).select_from(dc)
-        .join(wd, wd.c.id == dc.c.deployment_id).join(c, c.c.pushed_head == dc.c.change_id),
-    ).subquery("links")
-    in_window_changes = (
-        select(c.c.id.label("change_id"), _raw(func.coalesce(c.c.committed_at, c.c.merged_at), "committed_at"),
-               _raw(func.min(links.c.finished_at), "first_deployed_at"))
-        .join(links, links.c.change_id == c.c.id).group_by(c.c.id, c.c.committed_at, c.c.merged_at))
-    # Only a change committed before the window can have been deployed before it: look those up.
-    early = (select(c.c.id).join(links, links.c.change_id == c.c.id)
-             .where(or_(func.coalesce(c.c.committed_at, c.c.merged_at) < start,
-                        func.coalesce(c.c.committed_at, c.c.merged_at).is_(None))).subquery("early"))
-    probes = union(
-        select(early.c.id.label("change_id"), early.c.id.label("link")),
-        select(c.c.id.label("change_id"), c.c.pushed_head.label("link"))
-        .where(c.c.id.in_(select(early.c.id)), c.c.pushed_head.is_not(None)),
-    ).subquery("probes")
-    earlier = (select(probes.c.change_id, _raw(func.min(d.c.finished_at), "earlier_at"))
-               .join(dc, dc.c.change_id == probes.c.link).join(d, d.c.id == dc.c.deployment_id)
-               .where(base, d.c.finished_at < start).group_by(probes.c.change_id))
+    committed = func.coalesce(c.c.committed_at, c.c.merged_at)
+    earlier = _earlier_deployment(base_on, start, c.c.id, c.c.pushed_head)
+    first = case((or_(committed < start, committed.is_(None)), func.coalesce(earlier, wd.c.finished_at)),
+                 else_=wd.c.finished_at)
+    columns = (c.c.id.label("change_id"), _raw(committed, "committed_at"), _raw(first, "first_deployed_at"))
+    change_links = union_all(
+        select(*columns).select_from(dc).join(wd, wd.c.id == dc.c.deployment_id).join(c, c.c.id == dc.c.change_id),
+        select(*columns).select_from(dc).join(wd, wd.c.id == dc.c.deployment_id)
+        .join(c, c.c.pushed_head == dc.c.change_id))
 
     i = incidents
     context_ids = select(d.c.id).where(base, d.c.finished_at >= start - link_window, d.c.finished_at < end)
@@ -124,17 +180,13 @@ def load_dora_frames(engine: Engine, start: datetime, end: datetime, scope: Scop
             i.c.opened_at < end + link_window, *incident_scope)))
 
     with engine.connect() as conn:
-        parts = [read_frame(conn, q) for q in (context, later_rollbacks, next_deployments)]
+        parts = [read_frame(conn, q, raw=True) for q in (context, later_rollbacks, next_deployments)]
         deps = pd.concat([p for p in parts if not p.empty] or parts[:1], ignore_index=True)
         deps = deps.drop_duplicates("id").reset_index(drop=True)
-        window_changes = read_frame(conn, in_window_changes)
-        before = read_frame(conn, earlier).set_index("change_id")["earlier_at"]
-        if not before.empty:
-            earlier_at = window_changes["change_id"].map(before)
-            window_changes["first_deployed_at"] = window_changes["first_deployed_at"].where(
-                earlier_at.isna() | (earlier_at > window_changes["first_deployed_at"]), earlier_at)
+        window_changes = _first_per_change(read_frame(conn, change_links, raw=True))
         return DoraFrames(deployments=deps, changes=window_changes,
-                          incidents=read_frame(conn, incident_rows), commit_links=read_frame(conn, commit_links))
+                          incidents=read_frame(conn, incident_rows, raw=True),
+                          commit_links=read_frame(conn, commit_links, raw=True))
 
 
 def _contained():
@@ -225,8 +277,10 @@ def load_filter_options(engine: Engine) -> dict[str, list[str]]:
     """The services, teams and environments in the store, sorted (the dashboard's filter choices)."""
     d, r = deployments, pipeline_runs
     with engine.connect() as conn:
-        services = conn.execute(union(select(d.c.service).where(d.c.service.is_not(None)),
-                                      select(r.c.service).where(r.c.service.is_not(None)))).scalars().all()
+        # DISTINCT per table first: each reads its (service, ...) index in order, where a bare UNION
+        # would sort every row.
+        services = conn.execute(union(select(d.c.service).where(d.c.service.is_not(None)).distinct(),
+                                      select(r.c.service).where(r.c.service.is_not(None)).distinct())).scalars().all()
         teams = conn.execute(select(d.c.team).where(d.c.team.is_not(None)).distinct()).scalars().all()
         envs = conn.execute(select(d.c.environment).where(d.c.environment.is_not(None)).distinct()).scalars().all()
     return {"services": sorted(set(services)), "teams": sorted(set(teams)), "environments": sorted(set(envs))}

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable, Mapping
 
-import yaml
+from collector.config import read_yaml
 from sqlalchemy import Engine
 
 from analysis import dora
@@ -42,13 +42,10 @@ UNAVAILABLE = "unavailable"
 
 
 def _yaml(policy: Policy, relative: str, what: str) -> Any:
-    path = policy.path(relative)
-    if not path.is_file():
-        raise PolicyError(f"{what} {relative!r}: no such file (paths are relative to the policy file)")
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise PolicyError(f"{what} {relative!r}: not valid YAML ({exc})") from None
+        return read_yaml(policy.path(relative), what)
+    except ConfigError as exc:
+        raise PolicyError(f"{exc} (paths are relative to the policy file)") from None
 
 
 def deploy_window(policy: Policy, check: Check, ctx: Context) -> Outcome:

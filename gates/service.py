@@ -6,8 +6,9 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
 
+from collector.config import read_yaml
+from collector.errors import ConfigError
 from collector.gate_decisions import StoredDecision, get_decision, record_actions, record_decision
 
 from .actions import run_actions, triggered
@@ -17,14 +18,11 @@ from .policy import CheckResult, Policy, PolicyError, decide, effect_of, policy_
 
 def load_policy(path: str | Path) -> Policy:
     """A policy from a YAML file; paths inside it are relative to the file."""
-    file = Path(path)
-    if not file.is_file():
-        raise PolicyError(f"--policy {str(path)!r}: no such file")
     try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise PolicyError(f"{path}: not valid YAML ({exc})") from None
-    return policy_from_mapping(raw, base_dir=file.resolve().parent)
+        raw = read_yaml(path, "policy")
+    except ConfigError as exc:
+        raise PolicyError(str(exc)) from None
+    return policy_from_mapping(raw, base_dir=Path(path).resolve().parent)
 
 
 def load_policies(directory: str | Path | None) -> dict[str, Policy]:

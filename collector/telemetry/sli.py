@@ -10,11 +10,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from analysis.slo import (BURN_RATE_PAIRS, RatioSli, SloError, SloSpec, SloStatus, ThresholdSli, budget_curve,
                           frame_history, from_sums, label, slo_from_mapping, spans, window_sums)
 
+from ..config import read_yaml
 from ..errors import ConfigError, SourceUnavailable
 from ..timeutil import as_utc
 from .scopes import render_scope
@@ -25,12 +25,7 @@ log = logging.getLogger(__name__)
 def load_slo(path: str | Path) -> SloSpec:
     """An SLO from a YAML file; paths inside it are relative to the file. ConfigError names file and field."""
     file = Path(path)
-    if not file.is_file():
-        raise ConfigError(f"SLO file {str(path)!r}: no such file")
-    try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{file}: not valid YAML ({exc})") from None
+    raw = read_yaml(file, "SLO file")
     try:
         spec = slo_from_mapping(raw, base_dir=file.resolve().parent, default_name=file.stem)
         if spec.prometheus is not None:

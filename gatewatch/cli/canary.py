@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 
 from analysis.canary import CanaryConfig, CanaryConfigError, Verdict, config_from_mapping, judge
+from collector.config import read_yaml
 from collector.errors import ConfigError
 from collector.timeutil import parse_duration, parse_timestamp
 
@@ -19,13 +18,9 @@ EXIT = {"pass": 0, "fail": 1, "marginal": 3, "nodata": 3}
 
 def read_canary_config(path: str) -> CanaryConfig:
     """A canary config from a YAML file; ConfigError names the file and the field."""
-    file = Path(path)
-    if not file.is_file():
-        raise ConfigError(f"--config {path!r}: no such file")
+    raw = read_yaml(path, "--config")
     try:
-        return config_from_mapping(yaml.safe_load(file.read_text(encoding="utf-8")))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+        return config_from_mapping(raw)
     except CanaryConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
 
