@@ -101,15 +101,8 @@ def policy_from_mapping(raw: Any, base_dir: Path = Path(".")) -> Policy:
         where = f"checks[{i}]"
         if not isinstance(item, Mapping):
             raise PolicyError(f"{where}: expected a mapping such as {{canary: {{...}}, on_fail: rollback}}")
-        kinds = [k for k in item if k in CHECK_TYPES]
-        extra = set(item) - set(CHECK_TYPES) - {"on_fail", "on_missing_data", "name"}
-        if len(kinds) != 1 or extra:
-            raise PolicyError(f"{where}: expected exactly one of {', '.join(CHECK_TYPES)} with on_fail "
-                              f"(and optional on_missing_data, name); got {sorted(item)}")
-        kind = kinds[0]
-        settings = item[kind] or {}
-        if not isinstance(settings, Mapping):
-            raise PolicyError(f"{where}.{kind}: expected a mapping of settings")
+        kind, settings = _kind(item, CHECK_TYPES, {"on_fail", "on_missing_data", "name"}, where,
+                               "with on_fail (and optional on_missing_data, name)")
         on_fail = item.get("on_fail", "hold")
         if on_fail not in EFFECTS:
             raise PolicyError(f"{where}.on_fail: expected rollback or hold, got {on_fail!r}")
@@ -143,21 +136,26 @@ def policy_from_mapping(raw: Any, base_dir: Path = Path(".")) -> Policy:
     return Policy(name, tuple(checks), default_missing, parsed, base_dir)
 
 
+def _kind(item: Mapping, types: tuple[str, ...], options: set[str], where: str,
+          expected: str) -> tuple[str, Mapping[str, Any]]:
+    """The one type key of a check or action entry and its settings mapping."""
+    kinds = [k for k in item if k in types]
+    if len(kinds) != 1 or set(item) - set(types) - options:
+        raise PolicyError(f"{where}: expected exactly one of {', '.join(types)} {expected}; "
+                          f"got {sorted(map(str, item))}")
+    settings = item[kinds[0]] or {}
+    if not isinstance(settings, Mapping):
+        raise PolicyError(f"{where}.{kinds[0]}: expected a mapping of settings")
+    return kinds[0], settings
+
+
 def parse_action(item: Any, where: str) -> Action:
     """One entry of a policy's `actions:`, validated; PolicyError names the field (`actions[1].webhook.url`)."""
     if not isinstance(item, Mapping):
         raise PolicyError(f"{where}: expected a mapping such as {{webhook: {{url: ...}}}}")
     # YAML 1.1 reads a bare `on` key as the boolean True
     item = {("on" if k is True else k): v for k, v in item.items()}
-    kinds = [k for k in item if k in ACTION_TYPES]
-    extra = set(item) - set(ACTION_TYPES) - {"on"}
-    if len(kinds) != 1 or extra:
-        raise PolicyError(f"{where}: expected exactly one of {', '.join(ACTION_TYPES)} (and optional on); "
-                          f"got {sorted(map(str, item))}")
-    kind = kinds[0]
-    settings = item[kind] or {}
-    if not isinstance(settings, Mapping):
-        raise PolicyError(f"{where}.{kind}: expected a mapping of settings")
+    kind, settings = _kind(item, ACTION_TYPES, {"on"}, where, "(and optional on)")
     on = item.get("on", ["rollback"])
     on = [on] if isinstance(on, str) else on
     if not isinstance(on, list) or not on or any(t not in ACTION_TRIGGERS for t in on):
