@@ -136,7 +136,7 @@ def organisation(services: int = DEFAULT_SERVICES, seed: int = DEFAULT_SEED) -> 
 
 def demo_config_mapping(services: int = DEFAULT_SERVICES, seed: int = DEFAULT_SEED) -> dict[str, Any]:
     """The gatewatch.yaml the demo needs: its service and team maps (CodePipeline events and PagerDuty
-    webhooks name no team) and the folders of its SLO files and gate policies."""
+    webhooks name no team), the folders of its SLO files and gate policies, and runbook links."""
     org = organisation(services, seed)
     return {
         "services": {
@@ -147,6 +147,7 @@ def demo_config_mapping(services: int = DEFAULT_SERVICES, seed: int = DEFAULT_SE
         "teams": {s.name: s.team for s in org},
         "slos": f"{DEMO_FILES}/slos",
         "gates": {"policies": f"{DEMO_FILES}/gates"},
+        "runbooks": {s.name: f"https://runbooks.example.com/{s.name}" for s in org},
     }
 
 

@@ -55,15 +55,21 @@ if require_data():
             if not judged.empty:
                 st.subheader("Shift (canary - baseline) with its interval, against the tolerance band")
                 judged = judged.assign(neg=-judged["band"])
-                base = alt.Chart(judged).encode(y=alt.Y("metric:N", title=None))
+                colour = alt.Color("classification:N", scale=alt.Scale(domain=["pass", "high", "low"],
+                                                                       range=["#4c78a8", "#e45756", "#e45756"]))
+                base = alt.Chart().encode()
                 band = base.mark_bar(opacity=0.25, color="#54a24b").encode(x=alt.X("neg:Q", title="shift"), x2="band:Q")
-                interval = base.mark_rule(strokeWidth=3).encode(x="lo:Q", x2="hi:Q", color="classification:N")
+                interval = base.mark_rule(strokeWidth=3).encode(x="lo:Q", x2="hi:Q", color=colour)
                 point = base.mark_point(filled=True, size=80).encode(
-                    x="shift:Q", color="classification:N",
+                    x="shift:Q", color=colour,
                     tooltip=["metric:N", alt.Tooltip("shift:Q", format=".4g"), alt.Tooltip("lo:Q", format=".4g"),
                              alt.Tooltip("hi:Q", format=".4g"), alt.Tooltip("band:Q", format=".4g")])
-                zero = alt.Chart(pd.DataFrame({"x": [0]})).mark_rule(strokeDash=[4, 4]).encode(x="x:Q")
-                st.altair_chart(band + interval + point + zero, width="stretch")
+                zero = base.mark_rule(strokeDash=[4, 4]).encode(x=alt.datum(0))
+                # one row per metric on its own scale: metrics have different units
+                chart = (alt.layer(band, interval, point, zero, data=judged).properties(height=36)
+                         .facet(row=alt.Row("metric:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left")))
+                         .resolve_scale(x="independent"))
+                st.altair_chart(chart)
                 st.caption("Green: ± tolerance × |baseline median|. A metric fails when its whole interval lies "
                            "outside the band on the worse side.")
 
@@ -78,8 +84,9 @@ if require_data():
                         st.caption("No samples stored for this metric.")
                         continue
                     st.altair_chart(alt.Chart(hist).mark_bar(opacity=0.5, binSpacing=0).encode(
-                        x=alt.X("lo:Q", title="rate per interval" if m.get("test") == "proportion" else "value"),
-                        x2="hi:Q", y=alt.Y("share:Q", stack=None, title="share of samples"),
+                        x=alt.X("lo:Q", title="rate per interval" if m.get("test") == "proportion" else "value",
+                                scale=alt.Scale(zero=False)),
+                        x2="hi:Q", y=alt.Y("share:Q", stack=None, title="share of samples"), y2=alt.datum(0),
                         color=alt.Color("side:N", scale=alt.Scale(domain=["baseline", "canary"],
                                                                    range=["#4c78a8", "#f58518"])),
                         tooltip=["side:N", "lo:Q", "hi:Q", alt.Tooltip("share:Q", format=".1%")]),
