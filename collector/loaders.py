@@ -66,7 +66,9 @@ def read_frame(conn: Connection, stmt: Select, raw: bool = False) -> pd.DataFram
             col = values[:, k]
             process = column.type.dialect_impl(conn.dialect).result_processor(conn.dialect, None)
             if process is not None and len(col):
-                col = [process(v) for v in col]  # inferred as from_records would
+                col = [process(v) for v in col]
+            elif len(col) and not isinstance(next((v for v in col if v is not None), ""), str):
+                col = col.tolist()  # lists are typed as from_records types them (bool, int, float)
             data[name] = col
         frame = pd.DataFrame(data, columns=columns)
     else:
@@ -158,8 +160,8 @@ def load_dora_frames(engine: Engine, start: datetime, end: datetime, scope: Scop
     wd = select(d.c.id, d.c.finished_at).where(in_window).subquery("wd")
     committed = func.coalesce(c.c.committed_at, c.c.merged_at)
     earlier = _earlier_deployment(base_on, start, c.c.id, c.c.pushed_head)
-    first = case((or_(committed < start, committed.is_(None)), func.coalesce(earlier, wd.c.finished_at)),
-                 else_=wd.c.finished_at)
+    # (A NULL commit time is not >= start: it is looked up like an early one.)
+    first = case((committed >= start, wd.c.finished_at), else_=func.coalesce(earlier, wd.c.finished_at))
     columns = (c.c.id.label("change_id"), _raw(committed, "committed_at"), _raw(first, "first_deployed_at"))
     change_links = union_all(
         select(*columns).select_from(dc).join(wd, wd.c.id == dc.c.deployment_id).join(c, c.c.id == dc.c.change_id),

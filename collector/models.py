@@ -129,6 +129,8 @@ deployments = Table(
     Column("url", Text),
     Index("ix_deployments_service_finished", "service", "finished_at"),
     Index("ix_deployments_finished", "finished_at"),
+    Index("ix_deployments_team_service", "team", "service"),
+    Index("ix_deployments_environment", "environment"),
 )
 
 changes = Table(

@@ -3,7 +3,6 @@ through `analysis`, and returns only what a page draws, so a warm render unpickl
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -39,11 +38,9 @@ def dora_reports(url: str, window: Window, previous: Window, scope: Scope) -> tu
     same loader and analysis calls as the CLI), plus the window's annotated frames for drill-downs."""
     bench, link = _benchmark_and_link()
     eng = engine(url)
-    # The two periods load in parallel: SQLite and PostgreSQL drivers release the GIL while they read.
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        prev_future = pool.submit(load_dora_frames, eng, previous.start, previous.end, scope, link)
-        frames = load_dora_frames(eng, window.start, window.end, scope, link)
-        prev_frames = prev_future.result()
+    # One period after the other: in two threads the drivers' per-row GIL hand-offs made both slower.
+    frames = load_dora_frames(eng, window.start, window.end, scope, link)
+    prev_frames = load_dora_frames(eng, previous.start, previous.end, scope, link)
     # `dora.report` annotates and then summarises; annotating once here serves both the report and
     # the drill-down charts (tests check the figures equal `dora.report`'s).
     ann = dora.annotate(frames, link)
