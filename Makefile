@@ -24,6 +24,9 @@ bench: dev
 	$(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/dora.py
+	$(BIN)/python benchmarks/canary.py
+	$(BIN)/python benchmarks/gate.py
+	$(BIN)/python benchmarks/dashboard.py
 
 clean:
 	rm -rf $(VENV) gatewatch.db *.egg-info
