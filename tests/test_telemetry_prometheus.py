@@ -96,3 +96,67 @@ def test_canary_run_cli_against_prometheus(server, tmp_path):
     assert down.returncode == 3 and json.loads(down.stdout)["verdict"] == "nodata"
     injected = gatewatch(*args, "--canary", 'version="v2"} or vector(1) #')
     assert injected.returncode == 2 and "expected label matchers" in injected.stderr
+
+
+class AuthProxy:
+    """A reverse proxy on 127.0.0.1 in front of the real server that demands credentials (401 without)."""
+
+    def __init__(self, upstream: str, expected: str):
+        import threading
+        import urllib.request
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        proxy = self
+        self.seen: list[str | None] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                given = self.headers.get("Authorization")
+                proxy.seen.append(given)
+                if given != expected:
+                    self.send_response(401)
+                    self.end_headers()
+                    return
+                with urllib.request.urlopen(upstream + self.path, timeout=10) as answer:
+                    body = answer.read()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_POST = do_GET
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("env, header", [
+    ({"GATEWATCH_PROMETHEUS_TOKEN": "s3cret-token"}, "Bearer s3cret-token"),
+    ({"GATEWATCH_PROMETHEUS_USER": "gate", "GATEWATCH_PROMETHEUS_PASSWORD": "pa55"}, "Basic Z2F0ZTpwYTU1"),
+])
+def test_credentials_from_the_environment_reach_an_authenticating_proxy(server, monkeypatch, env, header):
+    """Every Prometheus read (canary runs, gate checks, SLOs) sends the configured credentials."""
+    proxy = AuthProxy(server.url, header)
+    try:
+        config = config_from_mapping(CONFIG)
+        refused = prometheus.fetch(config, proxy.url, 'version="v1"', 'version="v3"', server.start, server.end,
+                                   step="15s")
+        assert not refused.samples and all("401" in e for e in refused.errors.values())
+        assert refused.unavailable == {"latency", "errors"}
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        allowed = prometheus.fetch(config, proxy.url, 'version="v1"', 'version="v3"', server.start, server.end,
+                                   step="15s")
+        assert not allowed.errors and judge(config, allowed.samples, allowed.errors).verdict == "fail"
+        assert proxy.seen[-1] == header
+    finally:
+        proxy.close()

@@ -4,6 +4,7 @@ metric `nodata` with the error: missing telemetry never passes a canary."""
 from __future__ import annotations
 
 import logging
+import os
 from datetime import datetime
 from typing import Any
 
@@ -19,12 +20,19 @@ log = logging.getLogger(__name__)
 
 
 def connect(url: str, token: str | None = None, basic_auth: tuple[str, str] | None = None, timeout: float = 10.0):
-    """A PrometheusConnect with bearer-token or basic auth (never logged)."""
+    """A PrometheusConnect with bearer-token or basic auth (default: GATEWATCH_PROMETHEUS_TOKEN, else
+    GATEWATCH_PROMETHEUS_USER/_PASSWORD; never logged) and a short retry budget, so a server that is
+    down is reported in about a second rather than after the client's default backoff per query."""
     from prometheus_api_client import PrometheusConnect
+    from urllib3.util.retry import Retry
 
+    token = token or os.environ.get("GATEWATCH_PROMETHEUS_TOKEN")
+    if basic_auth is None and os.environ.get("GATEWATCH_PROMETHEUS_USER"):
+        basic_auth = (os.environ["GATEWATCH_PROMETHEUS_USER"], os.environ.get("GATEWATCH_PROMETHEUS_PASSWORD", ""))
+    retry = Retry(total=2, backoff_factor=0.25, status_forcelist=[429, 502, 503, 504], allowed_methods=["GET"])
     headers = {"Authorization": f"Bearer {token}"} if token else None
     return PrometheusConnect(url=url.rstrip("/"), headers=headers, disable_ssl=False, auth=basic_auth,
-                             timeout=timeout)
+                             timeout=timeout, retry=retry)
 
 
 def _series_values(result: list[dict[str, Any]]) -> dict[float, float]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from analysis.slo import (BURN_RATE_PAIRS, RatioSli, SloError, SloSpec, SloStatu
 from ..config import read_yaml
 from ..errors import ConfigError, SourceUnavailable
 from ..timeutil import as_utc
+from .prometheus import connect
 from .scopes import render_scope
 
 log = logging.getLogger(__name__)
@@ -62,17 +62,8 @@ def queries(spec: SloSpec, span: timedelta) -> tuple[str, str]:
 
 
 def _client(spec: SloSpec):
-    """A client for the SLO's server: auth from the environment as for canaries (never logged), and a
-    short retry budget, so a gate facing a down server answers hold in about a second, not after
-    the client's default backoff of several seconds per query."""
-    from prometheus_api_client import PrometheusConnect
-    from urllib3.util.retry import Retry
-
-    token = os.environ.get("GATEWATCH_PROMETHEUS_TOKEN")
-    user, password = os.environ.get("GATEWATCH_PROMETHEUS_USER"), os.environ.get("GATEWATCH_PROMETHEUS_PASSWORD")
-    retry = Retry(total=2, backoff_factor=0.25, status_forcelist=[429, 502, 503, 504], allowed_methods=["GET"])
-    return PrometheusConnect(url=spec.prometheus.url, headers={"Authorization": f"Bearer {token}"} if token else None,
-                             retry=retry, auth=(user, password) if user else None, timeout=spec.prometheus.timeout)
+    """A client for the SLO's server (auth and retries as for canaries)."""
+    return connect(spec.prometheus.url, timeout=spec.prometheus.timeout)
 
 
 def _unavailable(spec: SloSpec, exc: Exception) -> SourceUnavailable:

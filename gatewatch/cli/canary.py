@@ -122,10 +122,7 @@ def run_command(state: State, config_path: str, baseline: str, canary_scope: str
         raise ConfigError(f"--start/--end/--step: {exc}") from None
     if finish <= begin:
         raise ConfigError(f"--end {finish.isoformat()} must be after --start {begin.isoformat()}")
-    user, password = os.environ.get("GATEWATCH_PROMETHEUS_USER"), os.environ.get("GATEWATCH_PROMETHEUS_PASSWORD")
-    telemetry = prometheus.fetch(config, prometheus_url, baseline, canary_scope, begin, finish, step=step,
-                                 token=os.environ.get("GATEWATCH_PROMETHEUS_TOKEN"),
-                                 basic_auth=(user, password) if user else None)
+    telemetry = prometheus.fetch(config, prometheus_url, baseline, canary_scope, begin, finish, step=step)
     verdict = judge(config, telemetry.samples, telemetry.errors)
     _finish(state, config, verdict, telemetry.samples, "prometheus", as_json, not no_store,
             deployment_id=deployment, window=(begin, finish), baseline_scope=baseline, canary_scope=canary_scope)
