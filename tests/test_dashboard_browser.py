@@ -93,7 +93,9 @@ def test_the_executive_page_renders_the_dora_section_in_chromium(server, browser
 
     browser.get(server)
     WebDriverWait(browser, 60, poll_frequency=0.25).until(lambda d: d.execute_script(SCRIPT_DONE))
-    time.sleep(1.0)  # let Vega finish drawing the charts before the screenshot
+    drawn = ("return document.querySelectorAll('[data-testid=\"stVegaLiteChart\"] canvas, "
+             "[data-testid=\"stVegaLiteChart\"] svg.marks').length")
+    WebDriverWait(browser, 30, poll_frequency=0.25).until(lambda d: d.execute_script(drawn) >= 3)  # Vega drew
     shot = tmp_path / "executive.png"
     assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
     text = browser.find_element(By.TAG_NAME, "body").text
