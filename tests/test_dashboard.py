@@ -2,6 +2,8 @@
 without an exception, and the executive page shows exactly the figures of `analysis.dora.report`."""
 from __future__ import annotations
 
+import sys
+
 from pathlib import Path
 
 import pytest
@@ -49,14 +51,18 @@ def demo_store(request, tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def fresh_caches(monkeypatch):
-    """Each test sees its own store: no cached query or configuration survives it."""
+    """Each test sees its own store: no cached query or configuration survives it. AppTest runs the app
+    as `__main__` and leaves it there, so a later multiprocessing spawn would run the dashboard in its
+    children: the real `__main__` is put back."""
     for name in ("GATEWATCH_DB", "GATEWATCH_CONFIG", "GATEWATCH_SLOS", "GATEWATCH_GATE_POLICIES"):
         monkeypatch.delenv(name, raising=False)
+    main = sys.modules["__main__"]
     st.cache_data.clear()
     st.cache_resource.clear()
     yield
     st.cache_data.clear()
     st.cache_resource.clear()
+    sys.modules["__main__"] = main
 
 
 def app(monkeypatch, url: str, folder: Path | None = None, tmp_path: Path | None = None) -> AppTest:
