@@ -17,10 +17,6 @@ NO_SLOS = ("No SLOs configured: point `slos:` in gatewatch.yaml (or GATEWATCH_SL
            "(`{service, objective: 99.9, window: 28d, sli: ...}`).")
 
 
-def _name(spec: Any) -> str:
-    return str(getattr(spec, "name", None) or getattr(spec, "service", None) or "slo")
-
-
 @st.cache_data(ttl=TTL, show_spinner="Reading SLIs ...")
 def statuses(folder: str, service: str | None, at: datetime, history_start: datetime | None = None,
              points: int = 48) -> dict[str, Any]:
@@ -32,10 +28,9 @@ def statuses(folder: str, service: str | None, at: datetime, history_start: date
         return {"slos": [], "error": str(exc)}
     out = []
     for spec in specs:
-        owner = getattr(spec, "service", None)
-        if service and owner != service:
+        if service and spec.service != service:
             continue
-        item: dict[str, Any] = {"name": _name(spec), "service": owner, "error": None}
+        item: dict[str, Any] = {"name": spec.name, "service": spec.service, "error": None}
         try:
             status = slo_status(spec, at)
             history = (budget_history(spec, history_start, at, points=points) if history_start and history_start < at
