@@ -131,7 +131,7 @@ def annotate(frames: DoraFrames, link_window: timedelta = DEFAULT_LINK_WINDOW) -
     grouped = linked.groupby("linked")["resolved_at"]
     with_incident = _isin(ids, linked["linked"])
     incident_open = pd.Series(grouped.count() < grouped.size()).reindex(ids).fillna(False).to_numpy(dtype=bool)
-    by_incident = grouped.max().reindex(ids).to_numpy()
+    by_incident = grouped.max().reindex(ids).array  # .array keeps the timestamps typed (to_numpy: objects)
 
     deps["failed"] = deps["status"].eq("rolled_back") | _isin(ids, rolled_back_by.index) | with_incident
     same_next = deps["service"].eq(deps["service"].shift(-1))
@@ -139,7 +139,7 @@ def annotate(frames: DoraFrames, link_window: timedelta = DEFAULT_LINK_WINDOW) -
 
     # Recovery: the rollback's finish; else, when incidents are linked, the last one's resolution
     # (open while any is unresolved); else the service's next deployment.
-    recovered = pd.Series(rolled_back_by.reindex(ids).to_numpy(), index=deps.index)
+    recovered = pd.Series(rolled_back_by.reindex(ids).array, index=deps.index)
     from_incidents = pd.Series(by_incident, index=deps.index).where(~incident_open)
     recovered = recovered.where(recovered.notna(), from_incidents.where(with_incident))
     recovered = recovered.where(recovered.notna() | with_incident, next_deploy)

@@ -11,7 +11,7 @@ from typing import Iterator
 from datetime import datetime
 
 from sqlalchemy import Connection, DateTime, Engine, Table, create_engine, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from .errors import StoreError
@@ -42,13 +42,23 @@ def describe_url(url: str) -> str:
         return "<invalid URL>"
 
 
+def in_memory(url: URL) -> bool:
+    """Whether `url` names an in-memory SQLite database (each connection has its own, nothing on disk)."""
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+
+
+def concurrent_reads(engine: Engine) -> bool:
+    """Whether reads may run on several connections at once and see the same store (not in memory)."""
+    return not in_memory(engine.url)
+
+
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):  # pragma: no cover - exercised through every test
         dbapi_conn.isolation_level = None  # SQLAlchemy emits BEGIN itself (below)
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA busy_timeout = 30000")
-        if engine.url.database not in (None, "", ":memory:"):
+        if not in_memory(engine.url):
             cur.execute("PRAGMA journal_mode = WAL")
         cur.close()
 
@@ -68,7 +78,7 @@ def create_store_engine(url: str | None = None) -> Engine:
                          "or postgresql://user@host:5432/db") from None
     kwargs: dict = {}
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
+        if not in_memory(parsed):
             folder = Path(parsed.database).expanduser().resolve().parent
             if not folder.is_dir():
                 raise StoreError(f"cannot create the SQLite store: folder {str(folder)!r} does not exist")

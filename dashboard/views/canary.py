@@ -6,7 +6,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from dashboard import data
+from dashboard import canary_data
 from dashboard.common import filters, require_data, store_url
 
 VERDICT_COLOURS = {"pass": "green", "marginal": "orange", "fail": "red", "nodata": "gray"}
@@ -16,7 +16,7 @@ f = filters()
 st.caption(f.caption().replace(", production", "") + "; a service or team filter keeps runs of its deployments")
 
 if require_data():
-    runs = data.canary_runs(store_url(), f.window.start, f.window.end, f.service, f.team)
+    runs = canary_data.canary_runs(store_url(), f.window.start, f.window.end, f.service, f.team)
     if runs.empty:
         st.info("No canary runs in this window. Judge one with `gatewatch canary judge --config canary.yaml "
                 "--data samples.csv` or `gatewatch canary run ... --prometheus URL`; each run is stored here.")
@@ -27,7 +27,7 @@ if require_data():
                   f"{'-' if pd.isna(r.score) else f'{r.score:.0f}'} · {r.service or r.deployment_id or r.source}"
                   for r in runs.itertuples()}
         chosen = st.selectbox("Run", list(labels), format_func=labels.get, key="canary_pick")
-        run = data.canary_report(store_url(), chosen)
+        run = canary_data.canary_report(store_url(), chosen)
         if run is None:
             st.warning(f"Run {chosen} is no longer in the store.")
         else:
