@@ -65,17 +65,31 @@ def canary(policy: Policy, check: Check, ctx: Context) -> Outcome:
     if "data" in check.settings:
         telemetry, source = from_csv(policy.path(check.settings["data"])), "csv"
     else:
-        from collector.telemetry import prometheus
-
-        settings = check.settings["prometheus"]
+        source = "prometheus" if "prometheus" in check.settings else "cloudwatch"
+        settings = check.settings[source]
         baseline = ctx.baseline or settings.get("baseline")
         canary_scope = ctx.canary or settings.get("canary")
-        if not (settings.get("url") and baseline and canary_scope):
-            raise PolicyError("canary.prometheus: expected url, baseline and canary (or scopes in the request)")
+        if not (baseline and canary_scope) or (source == "prometheus" and not settings.get("url")):
+            raise PolicyError(f"canary.{source}: expected {'url, ' if source == 'prometheus' else ''}baseline and "
+                              "canary (or scopes in the request)")
         window = (ctx.now - parse_duration(str(settings.get("window", "30m"))), ctx.now)
-        telemetry = prometheus.fetch(config, settings["url"], baseline, canary_scope, *window,
-                                     step=str(settings.get("step", "30s")))
-        source = "prometheus"
+        if source == "prometheus":
+            from collector.telemetry import prometheus
+
+            telemetry = prometheus.fetch(config, settings["url"], baseline, canary_scope, *window,
+                                         step=str(settings.get("step", "30s")))
+        else:
+            from collector.telemetry import cloudwatch
+
+            where = "canary.cloudwatch"
+            try:
+                scopes = (cloudwatch.dimensions(baseline, f"{where}.baseline"),
+                          cloudwatch.dimensions(canary_scope, f"{where}.canary"))
+                period = cloudwatch.period_seconds(str(settings.get("step", "60s")), f"{where}.step")
+                client = cloudwatch.connect(settings.get("region"))
+            except ConfigError as exc:
+                raise PolicyError(str(exc)) from None
+            telemetry = cloudwatch.fetch(config, client, *scopes, *window, period)
     verdict = judge(config, telemetry.samples, telemetry.errors)
     run_id = save_run(ctx.engine, config, verdict, telemetry.samples, source, deployment_id=ctx.deployment_id,
                       window=window, baseline_scope=baseline, canary_scope=canary_scope)

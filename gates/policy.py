@@ -121,8 +121,14 @@ def policy_from_mapping(raw: Any, base_dir: Path = Path(".")) -> Policy:
                          "dora": ("metric", "max")}.get(kind, ()):
             if required not in settings:
                 raise PolicyError(f"{where}.{kind}.{required}: required")
-        if kind == "canary" and not ({"data", "prometheus"} & set(settings)):
-            raise PolicyError(f"{where}.canary: expected 'data' (a CSV file) or 'prometheus' {{url, baseline, canary}}")
+        if kind == "canary":
+            sources = sorted({"data", "prometheus", "cloudwatch"} & set(settings))
+            if len(sources) != 1:
+                raise PolicyError(f"{where}.canary: expected one of 'data' (a CSV file), 'prometheus' "
+                                  f"{{url, baseline, canary}} or 'cloudwatch' {{baseline, canary, region}}"
+                                  + (f"; got {' and '.join(sources)}" if sources else ""))
+            if sources != ["data"] and not isinstance(settings[sources[0]], Mapping):
+                raise PolicyError(f"{where}.canary.{sources[0]}: expected a mapping such as {{baseline: ..., canary: ...}}")
         if kind == "error_budget":
             minimum = settings.get("min_remaining", 0)
             if isinstance(minimum, bool) or not isinstance(minimum, (int, float)) or not 0 <= minimum <= 1:

@@ -53,7 +53,12 @@ def test_rollback_beats_hold_beats_promote():
     (lambda p: p.pop("name"), "name: expected"),
     (lambda p: p.update(on_missing_data="promote"), "on_missing_data: expected one of hold, ignore, rollback"),
     (lambda p: p["checks"][0].update(on_fail="page"), "checks[0].on_fail: expected rollback or hold"),
-    (lambda p: p["checks"][0]["canary"].pop("data"), "checks[0].canary: expected 'data'"),
+    (lambda p: p["checks"][0]["canary"].pop("data"), "checks[0].canary: expected one of 'data'"),
+    (lambda p: p["checks"][0]["canary"].update(cloudwatch={"baseline": 'Version="v1"'}),
+     "checks[0].canary: expected one of 'data' (a CSV file), 'prometheus' {url, baseline, canary} or 'cloudwatch' "
+     "{baseline, canary, region}; got cloudwatch and data"),
+    (lambda p: (p["checks"][0]["canary"].pop("data"), p["checks"][0]["canary"].update(cloudwatch="eu-west-1")),
+     "checks[0].canary.cloudwatch: expected a mapping"),
     (lambda p: p["checks"][1]["error_budget"].update(min_remaining=25), "checks[1].error_budget.min_remaining"),
     (lambda p: p["checks"][3]["deploy_window"].update(allow=["weekdays"]), "checks[3].deploy_window.allow"),
     (lambda p: p["checks"].append({"smoke": {}}), "checks[5]: expected exactly one of"),

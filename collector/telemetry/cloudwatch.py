@@ -5,7 +5,9 @@ namespace, metric and statistic; the baseline and canary scopes are extra dimens
 - name: latency
   cloudwatch: {namespace: MyApp, metric_name: Latency, stat: Average, dimensions: {Service: api}}
 ```
-Errors (throttling, access, an unreachable endpoint) make the metric `nodata`, never pass.
+Errors (throttling, access, missing credentials, an unreachable endpoint) make the metric `nodata`,
+never pass. Credentials and region come from the standard AWS chain; `AWS_ENDPOINT_URL` (or
+`AWS_ENDPOINT_URL_CLOUDWATCH`) points the client at another endpoint.
 """
 from __future__ import annotations
 
@@ -17,7 +19,48 @@ import numpy as np
 from analysis.canary import CanaryConfig
 
 from ..errors import ConfigError
+from ..timeutil import parse_duration
 from . import Telemetry
+from .scopes import parse_scope
+
+# GetMetricData periods: high resolution 1, 5, 10 or 30 s, else a multiple of a minute.
+_HIGH_RESOLUTION = (1, 5, 10, 30)
+
+
+def dimensions(scope: str | Mapping[str, str], what: str) -> dict[str, str]:
+    """CloudWatch dimensions from a scope: equality matchers (`Version="v2"`) or a {name: value} mapping."""
+    matchers = parse_scope(scope)
+    other = [f"{label}{op}" for label, op, _ in matchers if op != "="]
+    if other:
+        raise ConfigError(f"{what}: CloudWatch dimensions match by equality only (Name=\"value\"); "
+                          f"not {', '.join(other)}")
+    return {label: value for label, _, value in matchers}
+
+
+def period_seconds(step: str, what: str = "step") -> int:
+    """The GetMetricData period for a step such as 60s or 5m."""
+    try:
+        seconds = parse_duration(step).total_seconds()
+    except ValueError as exc:
+        raise ConfigError(f"{what}: {exc}") from None
+    if seconds != int(seconds) or not (int(seconds) in _HIGH_RESOLUTION or (seconds >= 60 and seconds % 60 == 0)):
+        raise ConfigError(f"{what} {step!r}: CloudWatch periods are 1, 5, 10 or 30 seconds or a multiple of 60 s")
+    return int(seconds)
+
+
+def connect(region: str | None = None):
+    """A CloudWatch client from the standard AWS credential and region chain."""
+    import boto3
+    from botocore.config import Config as BotoConfig
+    from botocore.exceptions import NoRegionError
+
+    try:
+        return boto3.client("cloudwatch", region_name=region,
+                            config=BotoConfig(retries={"mode": "standard", "max_attempts": 3},
+                                              connect_timeout=5, read_timeout=20))
+    except NoRegionError:
+        raise ConfigError("CloudWatch: no AWS region; give --region (or region: in the policy) or set "
+                          "AWS_REGION") from None
 
 
 def _query(query_id: str, spec: Mapping[str, Any], scope: Mapping[str, str], period: int) -> dict:

@@ -87,30 +87,42 @@ def judge_command(state: State, config_path: str, data: str, deployment: str | N
 
 @canary.command("run")
 @click.option("--config", "config_path", required=True, metavar="FILE", help="Canary config (YAML) with queries.")
-@click.option("--baseline", required=True, metavar="MATCHERS", help="Baseline scope, e.g. 'version=\"v1\"'.")
+@click.option("--baseline", required=True, metavar="MATCHERS",
+              help="Baseline scope, e.g. 'version=\"v1\"' (with --cloudwatch: dimensions, 'Version=\"v1\"').")
 @click.option("--canary", "canary_scope", required=True, metavar="MATCHERS", help="Canary scope, e.g. 'version=\"v2\"'.")
 @click.option("--start", required=True, metavar="TIME", help="Window start (ISO 8601), or a duration ago such as 30m.")
 @click.option("--end", default=None, metavar="TIME", help="Window end (ISO 8601; default now).")
-@click.option("--step", default="30s", show_default=True, help="Query resolution.")
-@click.option("--prometheus", "prometheus_url", metavar="URL", default=lambda: os.environ.get("GATEWATCH_PROMETHEUS_URL"),
+@click.option("--step", default=None, help="Query resolution [default: 30s; 60s with --cloudwatch, where it is the "
+              "GetMetricData period: 1, 5, 10, 30 s or a multiple of 60 s].")
+@click.option("--prometheus", "prometheus_url", metavar="URL",
               help="Prometheus-compatible base URL (default $GATEWATCH_PROMETHEUS_URL). Auth: "
                    "$GATEWATCH_PROMETHEUS_TOKEN (bearer) or $GATEWATCH_PROMETHEUS_USER/_PASSWORD (basic).")
+@click.option("--cloudwatch", is_flag=True, help="Read the metrics' `cloudwatch` settings from Amazon CloudWatch "
+              "instead (GetMetricData; credentials from the AWS chain, $AWS_ENDPOINT_URL honoured).")
+@click.option("--region", metavar="REGION", help="AWS region for --cloudwatch (default: the AWS chain's, e.g. $AWS_REGION).")
 @click.option("--deployment", metavar="ID", help="The deployment this canary belongs to (recorded with the run).")
 @click.option("--no-store", is_flag=True, help="Do not record the run in the store.")
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
 @pass_state
 def run_command(state: State, config_path: str, baseline: str, canary_scope: str, start: str, end: str | None,
-                step: str, prometheus_url: str | None, deployment: str | None, no_store: bool,
-                as_json: bool) -> None:
-    """Query baseline and canary telemetry from Prometheus over [start, end] and judge it.
+                step: str | None, prometheus_url: str | None, cloudwatch: bool, region: str | None,
+                deployment: str | None, no_store: bool, as_json: bool) -> None:
+    """Query baseline and canary telemetry from Prometheus (or CloudWatch) over [start, end] and judge it.
 
-    An unreachable or failing server gives no data (exit 3) with the error, never a pass.
+    An unreachable or failing source gives no data (exit 3) with the error, never a pass.
     """
+    from collector.telemetry import cloudwatch as cloudwatch_source
     from collector.telemetry import prometheus
     from collector.timeutil import utcnow
 
-    if not prometheus_url:
-        raise ConfigError("--prometheus URL (or GATEWATCH_PROMETHEUS_URL) is required")
+    if cloudwatch and prometheus_url:
+        raise ConfigError("--prometheus and --cloudwatch: give one telemetry source")
+    prometheus_url = prometheus_url or (None if cloudwatch else os.environ.get("GATEWATCH_PROMETHEUS_URL"))
+    if not cloudwatch and not prometheus_url:
+        raise ConfigError("--prometheus URL (or GATEWATCH_PROMETHEUS_URL) or --cloudwatch is required")
+    if region and not cloudwatch:
+        raise ConfigError("--region applies to --cloudwatch only")
+    step = step or ("60s" if cloudwatch else "30s")
     config = read_canary_config(config_path)
     now = utcnow()
     try:
@@ -122,9 +134,17 @@ def run_command(state: State, config_path: str, baseline: str, canary_scope: str
         raise ConfigError(f"--start/--end/--step: {exc}") from None
     if finish <= begin:
         raise ConfigError(f"--end {finish.isoformat()} must be after --start {begin.isoformat()}")
-    telemetry = prometheus.fetch(config, prometheus_url, baseline, canary_scope, begin, finish, step=step)
+    if cloudwatch:
+        source = "cloudwatch"
+        scopes = (cloudwatch_source.dimensions(baseline, "--baseline"),
+                  cloudwatch_source.dimensions(canary_scope, "--canary"))
+        period = cloudwatch_source.period_seconds(step, "--step")
+        telemetry = cloudwatch_source.fetch(config, cloudwatch_source.connect(region), *scopes, begin, finish, period)
+    else:
+        source = "prometheus"
+        telemetry = prometheus.fetch(config, prometheus_url, baseline, canary_scope, begin, finish, step=step)
     verdict = judge(config, telemetry.samples, telemetry.errors)
-    _finish(state, config, verdict, telemetry.samples, "prometheus", as_json, not no_store,
+    _finish(state, config, verdict, telemetry.samples, source, as_json, not no_store,
             deployment_id=deployment, window=(begin, finish), baseline_scope=baseline, canary_scope=canary_scope)
 
 
@@ -140,7 +160,7 @@ def show_command(state: State, run_id: str, as_json: bool) -> None:
     if run is None:
         raise ConfigError(f"no canary run {run_id!r} in the store")
     if as_json:
-        echo_json({"id": run.id, "created_at": run.created_at, **run.result})
+        echo_json({"id": run.id, "created_at": run.created_at, "source": run.source, **run.result})
         return
     window = (f", window {run.window_start:%Y-%m-%d %H:%M} .. {run.window_end:%Y-%m-%d %H:%M} UTC"
               if run.window_start and run.window_end else "")
