@@ -47,11 +47,6 @@ def in_memory(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
 
-def concurrent_reads(engine: Engine) -> bool:
-    """Whether reads may run on several connections at once and see the same store (not in memory)."""
-    return not in_memory(engine.url)
-
-
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):  # pragma: no cover - exercised through every test

@@ -18,7 +18,6 @@ from sqlalchemy.sql import ColumnElement, Select
 from analysis.dora import DEFAULT_LINK_WINDOW, DoraFrames
 from analysis.pipelines import PipelineFrames
 
-from .columnar import read_arrow, sqlite_file, utc_timestamps
 from .models import action_runs, changes, deployment_changes, deployments, incidents, pipeline_runs, stage_runs
 
 DORA_STATUSES = ("success", "rolled_back")
@@ -51,12 +50,9 @@ def _raw(column, name: str | None = None):
 
 
 def read_frame(conn: Connection, stmt: Select, raw: bool = False) -> pd.DataFrame:
-    """Run a select and return a DataFrame; columns named *_at become UTC timestamps. `raw` is for
-    large selects: from a SQLite store file it reads Arrow columns (`collector.columnar`), elsewhere
-    the driver's rows in one call with the columns' result processors (e.g. SQLite's 0/1 to bool)
-    applied here, which skips building a Row per row. Both give the same frame."""
-    if raw and sqlite_file(conn) is not None:
-        return _frame_from_arrow(conn, stmt)
+    """Run a select and return a DataFrame; columns named *_at become UTC timestamps. `raw` reads the
+    driver's rows in one call and applies the columns' result processors (e.g. SQLite's 0/1 to bool)
+    itself, which skips building a Row per row: for large selects."""
     result = conn.execute(stmt)
     columns = list(result.keys())
     if raw:
@@ -69,38 +65,20 @@ def read_frame(conn: Connection, stmt: Select, raw: bool = False) -> pd.DataFram
         for k, (name, column) in enumerate(zip(columns, stmt.selected_columns)):
             col = values[:, k]
             process = column.type.dialect_impl(conn.dialect).result_processor(conn.dialect, None)
-            if process is not None and len(col):
+            if name.endswith("_at"):  # parsed from the driver's objects (not via a string column)
+                col = _utc_timestamps(pd.Series(col, dtype=object))
+            elif process is not None and len(col):
                 col = [process(v) for v in col]
             elif len(col) and not isinstance(next((v for v in col if v is not None), ""), str):
                 col = col.tolist()  # lists are typed as from_records types them (bool, int, float)
             data[name] = col
-        frame = pd.DataFrame(data, columns=columns)
-    else:
-        # from_records on plain tuples is an order of magnitude faster than on Row objects.
-        frame = pd.DataFrame.from_records([tuple(row) for row in result], columns=columns)
+        return pd.DataFrame(data, columns=columns)
+    # from_records on plain tuples is an order of magnitude faster than on Row objects.
+    frame = pd.DataFrame.from_records([tuple(row) for row in result], columns=columns)
     for col in frame.columns:
         if col.endswith("_at"):
             frame[col] = _utc_timestamps(frame[col])
     return frame
-
-
-def _frame_from_arrow(conn: Connection, stmt: Select) -> pd.DataFrame:
-    """`read_frame(raw=True)` through the columnar SQLite reader: the same frame, built from Arrow."""
-    table = read_arrow(conn, stmt)
-    data = {}
-    for name, column, values in zip(table.column_names, stmt.selected_columns, table.columns):
-        process = column.type.dialect_impl(conn.dialect).result_processor(conn.dialect, None)
-        if values.null_count == len(values):  # no type to infer: read as the driver path reads it
-            empty = pd.Series([None] * len(values), dtype=object)
-            data[name] = _utc_timestamps(empty) if name.endswith("_at") else empty
-        elif name.endswith("_at"):
-            stamps = utc_timestamps(values)
-            data[name] = stamps.to_pandas() if stamps is not None else _utc_timestamps(values.to_pandas())
-        elif process is not None:
-            data[name] = [process(v) for v in values.to_pylist()]
-        else:
-            data[name] = values.to_pandas()
-    return pd.DataFrame(data, columns=table.column_names)
 
 
 def _utc_timestamps(values: pd.Series) -> pd.Series:

@@ -3,7 +3,6 @@ through `analysis`, and returns only what a page draws, so a warm render unpickl
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,7 +15,6 @@ from analysis import pipelines as pipeline_analysis
 from analysis.pipelines import duration_stats
 from analysis.tiers import get_benchmark
 from analysis.windows import Window, buckets
-from collector.db import concurrent_reads
 from collector.loaders import (Scope, load_dora_frames, load_gate_decisions, load_open_work,
                                load_pipeline_frames, load_run_detail)
 from collector.timeutil import parse_duration
@@ -39,23 +37,18 @@ def dora_reports(url: str, window: Window, previous: Window, scope: Scope) -> tu
     same loader and analysis calls as the CLI), plus the window's annotated frames for drill-downs."""
     bench, link = _benchmark_and_link()
     eng = engine(url)
-
-    def previous_report() -> dict:
-        frames = load_dora_frames(eng, previous.start, previous.end, scope, link)
-        return dora.report(frames, previous, benchmark=bench, link_window=link)
-
-    # The previous period in a second thread: the columnar SQLite reader and PostgreSQL release the
-    # GIL while the database works, so one period's query overlaps the other's (2 cores: ~1.6x).
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(previous_report) if concurrent_reads(eng) else None
-        frames = load_dora_frames(eng, window.start, window.end, scope, link)
-        # `dora.report` annotates and then summarises; annotating once here serves both the report and
-        # the drill-down charts (tests check the figures equal `dora.report`'s).
-        ann = dora.annotate(frames, link)
-        report = dora.summarise(ann, window, bench) | {"benchmark": bench.name,
-                                                        "link_window_hours": link / timedelta(hours=1)}
-        report["series"] = [dora.summarise(ann, bucket, bench) for bucket in buckets(window, "week")]
-        before = pending.result() if pending is not None else previous_report()
+    # One period after the other: in two threads the SQLite driver's per-row GIL hand-offs made both
+    # slower. (A second SQLite library in the process, e.g. ADBC's, would read faster but is unsafe:
+    # SQLite's POSIX locks are per process, so two copies of the library break each other's locks.)
+    frames = load_dora_frames(eng, window.start, window.end, scope, link)
+    prev_frames = load_dora_frames(eng, previous.start, previous.end, scope, link)
+    # `dora.report` annotates and then summarises; annotating once here serves both the report and
+    # the drill-down charts (tests check the figures equal `dora.report`'s).
+    ann = dora.annotate(frames, link)
+    report = dora.summarise(ann, window, bench) | {"benchmark": bench.name,
+                                                    "link_window_hours": link / timedelta(hours=1)}
+    report["series"] = [dora.summarise(ann, bucket, bench) for bucket in buckets(window, "week")]
+    before = dora.report(prev_frames, previous, benchmark=bench, link_window=link)
     return report, before, ann
 
 
