@@ -54,10 +54,10 @@ def connect(region: str | None = None):
     from botocore.config import Config as BotoConfig
     from botocore.exceptions import NoRegionError
 
-    try:
-        return boto3.client("cloudwatch", region_name=region,
-                            config=BotoConfig(retries={"mode": "standard", "max_attempts": 3},
-                                              connect_timeout=5, read_timeout=20))
+    try:  # a session of its own: boto3's default session is not safe to share between threads
+        return boto3.session.Session().client("cloudwatch", region_name=region,
+                                              config=BotoConfig(retries={"mode": "standard", "max_attempts": 3},
+                                                                connect_timeout=5, read_timeout=20))
     except NoRegionError:
         raise ConfigError("CloudWatch: no AWS region; give --region (or region: in the policy) or set "
                           "AWS_REGION") from None
