@@ -1,7 +1,8 @@
 """Dashboard speed: the executive page's first full render (Streamlit AppTest: every query, the DORA
 reports of the window and of the previous period, the charts) on the store of `benchmarks/dora.py`
 (1M deployments, 5M changes, 50k incidents, 500 services over two years) in a new process, then a
-warm-cache render, then renders after the cache has expired (warm process, cold cache).
+warm-cache render, then renders after the 60 s cache entries have expired (warm process; the previous
+period's report is kept 15 minutes).
 Targets (issue 6): under 3 s first, under 0.5 s warm.
 
     python benchmarks/dashboard.py [--deployments 1000000] [--store PATH] [--days 90]
@@ -69,10 +70,14 @@ def main() -> None:
             t0 = time.perf_counter()
             at.run()
             warm.append(time.perf_counter() - t0)
-        # What a user sees each time the 60 s cache has expired: the process is warm, the cache is not.
+        # What a user sees each time the 60 s entries have expired (the previous period's report is
+        # kept 15 minutes): the process is warm, the window's cache is not.
+        from dashboard import common, data
+
         expired = []
         for _ in range(3):
-            st.cache_data.clear()
+            for cached in (data.executive, common.store_counts, common.filter_options):
+                cached.clear()
             t0 = time.perf_counter()
             at.run()
             expired.append(time.perf_counter() - t0)
@@ -80,7 +85,8 @@ def main() -> None:
     print(f"executive page, last {args.days} days over {args.deployments:,} deployments: first render "
           f"{first:.2f} s (target < 3 s), warm-cache render {min(warm):.3f} s best / "
           f"{sorted(warm)[len(warm) // 2]:.3f} s median of 5 (target < 0.5 s)")
-    print(f"  after the cache expires (warm process, cold cache): {min(expired):.2f} s best / "
+    print(f"  after the 60 s entries expire (warm process; the previous period's report still cached): "
+          f"{min(expired):.2f} s best / "
           f"{sorted(expired)[1]:.2f} s median of 3")
     print(f"  shown: {shown}")
 

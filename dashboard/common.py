@@ -15,6 +15,7 @@ from collector.loaders import Scope, load_filter_options, load_store_counts
 from collector.timeutil import utcnow
 
 TTL = 60  # seconds a cached query stays fresh: new events show within a minute
+PAST_TTL = 900  # a past period's figures (the executive page's comparison): late events show within 15 min
 RANGES = {"Last 7 days": 7, "Last 14 days": 14, "Last 30 days": 30, "Last 90 days": 90,
           "Last 180 days": 180, "Last 365 days": 365, "Custom dates": None}
 DEFAULT_RANGE = "Last 90 days"

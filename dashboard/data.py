@@ -19,7 +19,7 @@ from collector.loaders import (Scope, load_dora_frames, load_gate_decisions, loa
                                load_pipeline_frames, load_run_detail)
 from collector.timeutil import parse_duration
 
-from .common import TTL, config, engine
+from .common import PAST_TTL, TTL, config, engine
 
 LEAD_BINS = [0, 0.25, 1, 4, 8, 24, 48, 168, 336, 720, np.inf]
 LEAD_LABELS = ["< 15 min", "15 min-1 h", "1-4 h", "4-8 h", "8-24 h", "1-2 d", "2-7 d", "1-2 wk", "2-4 wk", "> 4 wk"]
@@ -32,23 +32,30 @@ def _benchmark_and_link():
     return get_benchmark(cfg.dora_benchmark, cfg.benchmarks), parse_duration(cfg.dora_link_window)
 
 
+@st.cache_data(ttl=PAST_TTL, show_spinner=False)
+def previous_report(url: str, start: datetime, end: datetime, tz: str, scope: Scope) -> dict[str, Any]:
+    """The plain `gatewatch dora` report of a past period (the executive page's comparison). Its
+    window lies in the past, so it is kept longer than the current window's figures."""
+    bench, link = _benchmark_and_link()
+    frames = load_dora_frames(engine(url), start, end, scope, link)
+    return dora.report(frames, Window(start, end, tz), benchmark=bench, link_window=link)
+
+
 def dora_reports(url: str, window: Window, previous: Window, scope: Scope) -> tuple[dict, dict, dora.Annotated]:
     """`gatewatch dora --by week` for the window and the plain report for the previous period (the
     same loader and analysis calls as the CLI), plus the window's annotated frames for drill-downs."""
     bench, link = _benchmark_and_link()
-    eng = engine(url)
     # One period after the other: in two threads the SQLite driver's per-row GIL hand-offs made both
     # slower. (A second SQLite library in the process, e.g. ADBC's, would read faster but is unsafe:
     # SQLite's POSIX locks are per process, so two copies of the library break each other's locks.)
-    frames = load_dora_frames(eng, window.start, window.end, scope, link)
-    prev_frames = load_dora_frames(eng, previous.start, previous.end, scope, link)
+    frames = load_dora_frames(engine(url), window.start, window.end, scope, link)
     # `dora.report` annotates and then summarises; annotating once here serves both the report and
     # the drill-down charts (tests check the figures equal `dora.report`'s).
     ann = dora.annotate(frames, link)
     report = dora.summarise(ann, window, bench) | {"benchmark": bench.name,
                                                     "link_window_hours": link / timedelta(hours=1)}
     report["series"] = [dora.summarise(ann, bucket, bench) for bucket in buckets(window, "week")]
-    before = dora.report(prev_frames, previous, benchmark=bench, link_window=link)
+    before = previous_report(url, previous.start, previous.end, previous.tz, scope)
     return report, before, ann
 
 

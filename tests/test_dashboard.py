@@ -217,3 +217,53 @@ def test_the_dashboard_command_refuses_a_bad_store_without_a_traceback(tmp_path)
     assert res.returncode == 4 and "Traceback" not in res.stderr and res.stderr.strip()
     res = gatewatch("dashboard", "--port", "99999")
     assert res.returncode == 2 and "99999" in res.stderr
+
+
+def test_a_refresh_recomputes_the_window_and_keeps_the_previous_period_for_15_minutes(monkeypatch, tmp_path):
+    """The 60 s entries expire on their own; the previous period's report (a past window) is kept
+    longer, so a refresh shows a new deployment of the window at once and one of the previous period
+    only when that entry expires too."""
+    from datetime import timedelta
+
+    from collector import ingest
+    from collector.config import config_from_mapping
+    from collector.db import upgrade
+    from dashboard import common, data
+    from tests.test_dora import dep
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    engine = create_store_engine(url)
+    upgrade(engine)
+    config = config_from_mapping({}, environ={})
+    now = utcnow()
+
+    def deploy(name: str, days_ago: float) -> None:
+        record = dep(name, "api", (now - timedelta(days=days_ago)).isoformat())
+        assert ingest.ingest_payloads(engine, [record], config).quarantined == []
+
+    for i in range(3):
+        deploy(f"now-{i}", 1 + i)
+    for i in range(2):
+        deploy(f"before-{i}", 20 + i)
+    monkeypatch.setenv("GATEWATCH_DB", url)
+    monkeypatch.chdir(tmp_path)
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.sidebar.selectbox(key="f_range").set_value("Last 14 days")
+    at.run()
+
+    def shown() -> str:
+        assert not at.exception, [e.value for e in at.exception]
+        return metrics(at)["Deployment frequency"].help
+
+    assert shown().startswith("3 deployments; previous period 2")
+    deploy("now-new", 2.5)
+    deploy("before-new", 22.5)
+    for cached in (data.executive, common.store_counts, common.filter_options):  # what a minute expires
+        cached.clear()
+    at.run()
+    assert shown().startswith("4 deployments; previous period 2")
+    data.previous_report.clear()  # fifteen minutes later, when every entry has expired
+    data.executive.clear()
+    at.run()
+    assert shown().startswith("4 deployments; previous period 3")
+    engine.dispose()
