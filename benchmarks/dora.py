@@ -31,6 +31,8 @@ sys.path.insert(0, str(ROOT))
 
 from analysis import dora  # noqa: E402
 from analysis.windows import window_between  # noqa: E402
+from sqlalchemy import text  # noqa: E402
+
 from collector.db import bulk_insert, create_store_engine, upgrade, write_transaction  # noqa: E402
 from collector.loaders import Scope, load_dora_frames  # noqa: E402
 from collector.models import changes, deployment_changes, deployments, incidents  # noqa: E402
@@ -112,6 +114,10 @@ def build(url: str, n_deployments: int, services: int = 500, changes_per: int = 
                      "deployment_id": dep_id, "url": None})
     with write_transaction(engine) as conn:
         bulk_insert(conn, incidents, rows)
+    if engine.dialect.name == "postgresql":  # planner statistics, as autovacuum would gather them
+        with engine.connect() as conn:
+            conn.execute(text("ANALYZE"))
+            conn.commit()
     engine.dispose()
 
 

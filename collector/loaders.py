@@ -11,9 +11,10 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import (Connection, Engine, String, and_, case, func, or_, select, true, type_coerce,
-                        union, union_all)
+from sqlalchemy import (Connection, Engine, String, and_, case, func, or_, select, true, union, union_all)
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ColumnElement, Select
+from sqlalchemy.sql.functions import FunctionElement
 
 from analysis.dora import DEFAULT_LINK_WINDOW, DoraFrames
 from analysis.pipelines import PipelineFrames
@@ -44,9 +45,28 @@ class Scope:
         return conds
 
 
+class _stored_time(FunctionElement):
+    """A timestamp as the store can hand it over cheapest, for one vectorised conversion: SQLite's
+    text as stored; on PostgreSQL integer microseconds since the epoch (exact), where the driver
+    would otherwise build a timezone-aware datetime object per value."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(_stored_time)
+def _stored_time_as_is(element, compiler, **kw):
+    return compiler.process(element.clauses, **kw)
+
+
+@compiles(_stored_time, "postgresql")
+def _stored_time_postgresql(element, compiler, **kw):
+    return f"CAST(EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)}) * 1000000 AS BIGINT)"
+
+
 def _raw(column, name: str | None = None):
     """A timestamp column without per-row type processing (converted later, vectorised)."""
-    return type_coerce(column, String).label(name or column.name)
+    return _stored_time(column).label(name or column.name)
 
 
 def read_frame(conn: Connection, stmt: Select, raw: bool = False) -> pd.DataFrame:
@@ -82,12 +102,19 @@ def read_frame(conn: Connection, stmt: Select, raw: bool = False) -> pd.DataFram
 
 
 def _utc_timestamps(values: pd.Series) -> pd.Series:
-    """UTC timestamps from what the driver returned: SQLite's text ('YYYY-MM-DD HH:MM:SS.ffffff',
-    UTC) is parsed by numpy, several times faster than pandas' ISO 8601 parser; anything else (a
-    PostgreSQL timestamptz, text with an offset) by pandas."""
+    """UTC timestamps from what the driver returned: PostgreSQL's epoch microseconds (`_raw`) and
+    SQLite's text ('YYYY-MM-DD HH:MM:SS.ffffff', UTC) are converted by numpy, several times faster
+    than pandas' ISO 8601 parser; anything else (a datetime, text with an offset) by pandas."""
+    sample = values.dropna()
+    first = sample.iloc[0] if len(sample) else None
+    if isinstance(first, (int, float, np.integer, np.floating)) and not isinstance(first, (bool, np.bool_)):
+        # PostgreSQL's integer microseconds (floats when NULLs are present: exact below 2**53).
+        missing = values.isna().to_numpy()
+        stamps = values.where(~missing, 0).to_numpy().astype(np.int64).astype("datetime64[us]")
+        stamps[missing] = np.datetime64("NaT")
+        return pd.Series(stamps, index=values.index, name=values.name).dt.tz_localize("UTC")
     if values.dtype == object or pd.api.types.is_string_dtype(values.dtype):
-        sample = values.dropna()
-        if len(sample) and isinstance(sample.iloc[0], str):
+        if isinstance(first, str):
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("error")  # numpy warns about (and shifts) offsets: leave those to pandas

@@ -38,3 +38,20 @@ def test_filter_options_match_select_distinct(engine):
 
 def test_filter_options_of_an_empty_store(engine):
     assert load_filter_options(engine) == {"services": [], "teams": [], "environments": []}
+
+
+def test_epoch_microseconds_become_exact_utc_timestamps():
+    """PostgreSQL hands `_raw` timestamps over as integer microseconds (floats once a NULL is there)."""
+    import numpy as np
+    import pandas as pd
+
+    from collector.loaders import _utc_timestamps
+
+    at = datetime(2024, 10, 2, 23, 0, 52, 800001, tzinfo=timezone.utc)
+    micros = int(at.timestamp()) * 1_000_000 + at.microsecond
+    for values in (pd.Series([micros, micros + 1]), pd.Series([micros, None], dtype=object),
+                   pd.Series([float(micros), np.nan])):
+        stamps = _utc_timestamps(values)
+        assert str(stamps.dtype) == "datetime64[us, UTC]"
+        assert stamps.iloc[0] == pd.Timestamp(at)
+        assert pd.isna(stamps.iloc[1]) if values.isna().any() else stamps.iloc[1] == pd.Timestamp(at) + pd.Timedelta(1, "us")
