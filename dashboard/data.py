@@ -45,9 +45,9 @@ def dora_reports(url: str, window: Window, previous: Window, scope: Scope) -> tu
     """`gatewatch dora --by week` for the window and the plain report for the previous period (the
     same loader and analysis calls as the CLI), plus the window's annotated frames for drill-downs."""
     bench, link = _benchmark_and_link()
-    # One period after the other: in two threads the SQLite driver's per-row GIL hand-offs made both
-    # slower. (A second SQLite library in the process, e.g. ADBC's, would read faster but is unsafe:
-    # SQLite's POSIX locks are per process, so two copies of the library break each other's locks.)
+    # The periods load one after the other: two SQLite reads in threads were slower than in turn. (A
+    # second SQLite library in the process, e.g. ADBC's, reads faster but is unsafe: SQLite's POSIX
+    # locks are per process, so two copies of the library break each other's locks.)
     frames = load_dora_frames(engine(url), window.start, window.end, scope, link)
     # `dora.report` annotates and then summarises; annotating once here serves both the report and
     # the drill-down charts (tests check the figures equal `dora.report`'s).
