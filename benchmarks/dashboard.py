@@ -104,12 +104,10 @@ def main() -> None:
             expired.append(time.perf_counter() - t0)
     shown = {m.label: m.value for m in at.metric}
     print(f"executive page ({url.split(':')[0]}), last {args.days} days over {args.deployments:,} deployments: "
-          f"first render "
-          f"{first:.2f} s (target < 3 s), warm-cache render {min(warm):.3f} s best / "
+          f"first render {first:.2f} s (target < 3 s), warm-cache render {min(warm):.3f} s best / "
           f"{sorted(warm)[len(warm) // 2]:.3f} s median of 5 (target < 0.5 s)")
     print(f"  after the 60 s entries expire (warm process; the previous period's report still cached): "
-          f"{min(expired):.2f} s best / "
-          f"{sorted(expired)[1]:.2f} s median of 3")
+          f"{min(expired):.2f} s best / {sorted(expired)[1]:.2f} s median of 3")
     print(f"  shown: {shown}")
 
 

@@ -29,10 +29,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from analysis import dora  # noqa: E402
-from analysis.windows import window_between  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
+from analysis import dora  # noqa: E402
+from analysis.windows import window_between  # noqa: E402
 from collector.db import bulk_insert, create_store_engine, upgrade, write_transaction  # noqa: E402
 from collector.loaders import Scope, load_dora_frames  # noqa: E402
 from collector.models import changes, deployment_changes, deployments, incidents  # noqa: E402
