@@ -1,16 +1,24 @@
 """Loaders: exactly the rows an analysis needs, filtered and pre-aggregated in SQL, as DataFrames.
 
 Timestamps are read as the driver returns them and converted to UTC in one vectorised step, which
-keeps large reads fast on SQLite (text) and PostgreSQL (timestamptz) alike.
+keeps large reads fast on SQLite (text) and PostgreSQL (timestamptz) alike. The largest read, each
+window deployment's changes, comes packed as one JSON value per deployment and is unpacked by Arrow:
+a driver's cost is per row, and a deployment holds several changes.
 """
 from __future__ import annotations
 
+import io
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pa_json
 from sqlalchemy import (Connection, Engine, String, and_, case, func, or_, select, true, union, union_all)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ColumnElement, Select
@@ -45,6 +53,17 @@ class Scope:
         return conds
 
 
+@contextmanager
+def _reading(engine: Engine) -> Iterator[Connection]:
+    """A connection for a loader's reads. On PostgreSQL its transaction runs without JIT
+    compilation: the loaders' index-driven queries have large cost estimates, so PostgreSQL would
+    spend 0.2-0.4 s compiling each one for no gain."""
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("SET LOCAL jit = off")
+        yield conn
+
+
 class _stored_time(FunctionElement):
     """A timestamp as the store can hand it over cheapest, for one vectorised conversion: SQLite's
     text as stored; on PostgreSQL integer microseconds since the epoch (exact), where the driver
@@ -69,10 +88,11 @@ def _raw(column, name: str | None = None):
     return _stored_time(column).label(name or column.name)
 
 
-def read_frame(conn: Connection, stmt: Select, raw: bool = False) -> pd.DataFrame:
+def read_frame(conn: Connection, stmt: Select, raw: bool = False, objects: tuple[str, ...] = ()) -> pd.DataFrame:
     """Run a select and return a DataFrame; columns named *_at become UTC timestamps. `raw` reads the
     driver's rows in one call and applies the columns' result processors (e.g. SQLite's 0/1 to bool)
-    itself, which skips building a Row per row: for large selects."""
+    itself, which skips building a Row per row: for large selects. With `raw`, the columns named in
+    `objects` keep the driver's values as they are (no copy into a string column)."""
     result = conn.execute(stmt)
     columns = list(result.keys())
     if raw:
@@ -85,7 +105,9 @@ def read_frame(conn: Connection, stmt: Select, raw: bool = False) -> pd.DataFram
         for k, (name, column) in enumerate(zip(columns, stmt.selected_columns)):
             col = values[:, k]
             process = column.type.dialect_impl(conn.dialect).result_processor(conn.dialect, None)
-            if name.endswith("_at"):  # parsed from the driver's objects (not via a string column)
+            if name in objects:
+                col = pd.Series(col, dtype=object)
+            elif name.endswith("_at"):  # parsed from the driver's objects (not via a string column)
                 col = _utc_timestamps(pd.Series(col, dtype=object))
             elif process is not None and len(col):
                 col = [process(v) for v in col]
@@ -142,13 +164,66 @@ def _earlier_deployment(base_on, start: datetime, change_id, pushed_head):
 
 def _first_per_change(links: pd.DataFrame) -> pd.DataFrame:
     """One row per change: its earliest `first_deployed_at` of the link rows."""
-    if len(links["change_id"].unique()) == len(links):  # the common case, and several times cheaper
+    if links["change_id"].is_unique:  # the common case, and several times cheaper
         return links
     codes, _ = pd.factorize(links["change_id"].to_numpy(dtype=object))
     first = links.groupby(codes, sort=False)["first_deployed_at"].min()
     out = links.loc[~pd.Series(codes).duplicated().to_numpy(), ["change_id", "committed_at"]].reset_index(drop=True)
     out["first_deployed_at"] = first.to_numpy()
     return out
+
+
+class _json_lists(FunctionElement):
+    """One JSON object of arrays, one array per column of a subquery (`{"i": [...], "t": [...]}`), as
+    text: a deployment's changes in a single value, so a large read hands the driver one row per
+    deployment instead of one per change (the per-row cost dominates such reads)."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(_json_lists)
+def _json_lists_sqlite(element, compiler, **kw):
+    parts = ", ".join(f"'{c.name}', json_group_array({compiler.process(c, **kw)})" for c in element.clauses)
+    return f"json_object({parts})"
+
+
+@compiles(_json_lists, "postgresql")
+def _json_lists_postgresql(element, compiler, **kw):
+    parts = ", ".join(f"'{c.name}', json_agg({compiler.process(c, **kw)})" for c in element.clauses)
+    return f"CAST(json_build_object({parts}) AS TEXT)"
+
+
+def _unpack_changes(packed: pd.Series, finished_at: pd.Series, dialect: str) -> pd.DataFrame:
+    """The (change_id, committed_at, first_deployed_at) rows of the window deployments' packed
+    changes (`_json_lists` of i: change id, t: commit time, e: an earlier first deployment or null;
+    without one, the change was first deployed by the deployment that holds it). Times are stored
+    times (`_stored_time`): SQLite's text, PostgreSQL's epoch microseconds."""
+    stored = pa.int64() if dialect == "postgresql" else pa.string()
+    schema = pa.schema([("i", pa.list_(pa.string())), ("t", pa.list_(stored)), ("e", pa.list_(stored))])
+    lines = [text if text is not None else "{}" for text in packed.to_numpy(dtype=object)]
+    table = pa_json.read_json(io.BytesIO("\n".join(lines).encode()),
+                              parse_options=pa_json.ParseOptions(explicit_schema=schema)) if lines else schema.empty_table()
+    counts = pc.fill_null(pc.list_value_length(table["i"]), 0).to_numpy()
+    # A deployment's own finish repeated over its changes, where no earlier deployment holds one.
+    own = pd.Series(np.repeat(finished_at.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(), counts))
+    own = own.dt.tz_localize("UTC")
+    earlier = _arrow_utc(pc.list_flatten(table["e"]))
+    return pd.DataFrame({"change_id": pd.Series(pc.list_flatten(table["i"]).to_pandas(), dtype="str"),
+                         "committed_at": _arrow_utc(pc.list_flatten(table["t"])),
+                         "first_deployed_at": earlier.where(earlier.notna(), own)})
+
+
+def _arrow_utc(values: pa.ChunkedArray) -> pd.Series:
+    """UTC timestamps from stored times in Arrow: epoch microseconds, or SQLite's text."""
+    if pa.types.is_integer(values.type):
+        values = values.cast(pa.timestamp("us"))
+    else:
+        try:
+            values = values.cast(pa.timestamp("us"))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # e.g. text with an offset
+            return _utc_timestamps(pd.Series(values.to_pylist(), dtype=object))
+    return pd.Series(values.to_numpy(), dtype="datetime64[us]").dt.tz_localize("UTC")
 
 
 def load_dora_frames(engine: Engine, start: datetime, end: datetime, scope: Scope = Scope(),
@@ -164,37 +239,39 @@ def load_dora_frames(engine: Engine, start: datetime, end: datetime, scope: Scop
     window_ids = select(d.c.id).where(in_window)
 
     context = select(*_deployment_columns()).where(base, d.c.finished_at >= start - link_window,
-                                                   d.c.finished_at < end)
+                                                   d.c.finished_at < start)
     later_rollbacks = select(*_deployment_columns()).where(base, d.c.finished_at >= end,
                                                            d.c.rollback_of.in_(window_ids))
     # Each service's first deployment after the window: one index seek per service.
-    after = d.alias("after")
-    services = select(d.c.service).distinct().subquery("services")
-    first_after = (select(services.c.service, select(func.min(after.c.finished_at))
-                          .where(after.c.service == services.c.service, *base_on(after), after.c.finished_at >= end)
+    after, listed = d.alias("after"), d.alias("listed")
+    services = _distinct_values(listed.c.service).subquery("services")
+    first_after = (select(services.c.value.label("service"), select(func.min(after.c.finished_at))
+                          .where(after.c.service == services.c.value, *base_on(after), after.c.finished_at >= end)
                           .scalar_subquery().label("first_at"))
-                   .subquery("first_after"))
+                   .where(services.c.value.is_not(None)).subquery("first_after"))
     next_deployments = (select(*_deployment_columns())
                         .join(first_after, and_(d.c.service == first_after.c.service,
                                                 d.c.finished_at == first_after.c.first_at))
                         .where(base))
 
     dc, c = deployment_changes, changes
-    # Each change of the window's deployments, with its first deployment: in the window, or before it
-    # for a change committed before the window (only those can have been deployed earlier). A
-    # deployment contains its linked commits and the commits pushed with a linked head. One row per
-    # (deployment, change) link: a change in several of the window's deployments is reduced to its
-    # first below, which is cheaper than grouping in SQL.
-    wd = select(d.c.id, d.c.finished_at).where(in_window).subquery("wd")
+    # Each window deployment with its changes packed in one value: the linked commits and the commits
+    # pushed with a linked head, each with its commit time and, for a change committed before the
+    # window (only those can have been deployed earlier), the first deployment before the window that
+    # holds it. A change in several of the window's deployments is reduced to its first below.
     committed = func.coalesce(c.c.committed_at, c.c.merged_at)
-    earlier = _earlier_deployment(base_on, start, c.c.id, c.c.pushed_head)
     # (A NULL commit time is not >= start: it is looked up like an early one.)
-    first = case((committed >= start, wd.c.finished_at), else_=func.coalesce(earlier, wd.c.finished_at))
-    columns = (c.c.id.label("change_id"), _raw(committed, "committed_at"), _raw(first, "first_deployed_at"))
-    change_links = union_all(
-        select(*columns).select_from(dc).join(wd, wd.c.id == dc.c.deployment_id).join(c, c.c.id == dc.c.change_id),
-        select(*columns).select_from(dc).join(wd, wd.c.id == dc.c.deployment_id)
-        .join(c, c.c.pushed_head == dc.c.change_id))
+    earlier = case((committed >= start, None),
+                   else_=_earlier_deployment(base_on, start, c.c.id, c.c.pushed_head))
+    held = (c.c.id.label("i"), _stored_time(committed).label("t"), _stored_time(earlier).label("e"))
+    links = union_all(
+        select(*held).select_from(dc).join(c, c.c.id == dc.c.change_id).where(dc.c.deployment_id == d.c.id)
+        .correlate(d),
+        select(*held).select_from(dc).join(c, c.c.pushed_head == dc.c.change_id)
+        .where(dc.c.deployment_id == d.c.id).correlate(d),
+    ).subquery("links")
+    packed = select(_json_lists(links.c.i, links.c.t, links.c.e)).scalar_subquery().label("packed_changes")
+    window_deployments = select(*_deployment_columns(), packed).where(in_window)
 
     i = incidents
     context_ids = select(d.c.id).where(base, d.c.finished_at >= start - link_window, d.c.finished_at < end)
@@ -209,11 +286,13 @@ def load_dora_frames(engine: Engine, start: datetime, end: datetime, scope: Scop
             i.c.deployment_id.is_not(None), i.c.opened_at >= start - link_window,
             i.c.opened_at < end + link_window, *incident_scope)))
 
-    with engine.connect() as conn:
-        parts = [read_frame(conn, q, raw=True) for q in (context, later_rollbacks, next_deployments)]
+    with _reading(engine) as conn:
+        in_window_rows = read_frame(conn, window_deployments, raw=True, objects=("packed_changes",))
+        window_changes = _first_per_change(_unpack_changes(in_window_rows.pop("packed_changes"),
+                                                           in_window_rows["finished_at"], conn.dialect.name))
+        parts = [in_window_rows] + [read_frame(conn, q, raw=True) for q in (context, later_rollbacks, next_deployments)]
         deps = pd.concat([p for p in parts if not p.empty] or parts[:1], ignore_index=True)
         deps = deps.drop_duplicates("id").reset_index(drop=True)
-        window_changes = _first_per_change(read_frame(conn, change_links, raw=True))
         return DoraFrames(deployments=deps, changes=window_changes,
                           incidents=read_frame(conn, incident_rows, raw=True),
                           commit_links=read_frame(conn, commit_links, raw=True))
@@ -268,7 +347,7 @@ def load_pipeline_frames(engine: Engine, start: datetime, end: datetime, scope: 
             .outerjoin(first_commit, first_commit.c.deployment_id == d.c.id)
             .outerjoin(target, target.c.id == d.c.rollback_of)
             .where(*dep_filter))
-    with engine.connect() as conn:
+    with _reading(engine) as conn:
         return PipelineFrames(runs=read_frame(conn, runs), stages=read_frame(conn, stages),
                               actions=read_frame(conn, actions), deployments=read_frame(conn, deps))
 
@@ -299,23 +378,28 @@ def load_store_counts(engine: Engine) -> dict[str, int]:
 
     tables = {"raw_events": raw_events, "deployments": deployments, "pipeline_runs": pipeline_runs,
               "incidents": incidents, "canary_runs": canary_runs, "gate_decisions": gate_decisions}
-    with engine.connect() as conn:
+    with _reading(engine) as conn:
         return {name: conn.execute(select(func.count()).select_from(t)).scalar_one() for name, t in tables.items()}
 
 
-def _distinct(conn: Connection, column) -> list:
-    """The distinct non-NULL values of an indexed column by a loose index scan: one index seek per
-    value (a recursive query), where DISTINCT reads every row of a million-row table."""
-    seen = select(func.min(column).label("value")).cte("seen", recursive=True)
+def _distinct_values(column) -> Select:
+    """The distinct non-NULL values of an indexed column (as `value`) by a loose index scan: one
+    index seek per value (a recursive query), where DISTINCT reads every row of a million-row table."""
+    seen = select(func.min(column).label("value")).cte(f"seen_{column.table.name}_{column.name}", recursive=True)
     following = select(func.min(column)).where(column > seen.c.value)
     seen = seen.union_all(select(following.scalar_subquery()).where(seen.c.value.is_not(None)))
-    return conn.execute(select(seen.c.value).where(seen.c.value.is_not(None))).scalars().all()
+    return select(seen.c.value).where(seen.c.value.is_not(None))
+
+
+def _distinct(conn: Connection, column) -> list:
+    """The distinct non-NULL values of an indexed column (`_distinct_values`)."""
+    return conn.execute(_distinct_values(column)).scalars().all()
 
 
 def load_filter_options(engine: Engine) -> dict[str, list[str]]:
     """The services, teams and environments in the store, sorted (the dashboard's filter choices)."""
     d, r = deployments, pipeline_runs
-    with engine.connect() as conn:
+    with _reading(engine) as conn:
         services = set(_distinct(conn, d.c.service)) | set(_distinct(conn, r.c.service))
         teams, envs = _distinct(conn, d.c.team), _distinct(conn, d.c.environment)
     return {"services": sorted(services), "teams": sorted(teams), "environments": sorted(envs)}
@@ -346,7 +430,7 @@ def load_open_work(engine: Engine, since: datetime, scope: Scope = Scope()) -> d
                              _raw(linked.c.finished_at, "deployment_finished_at"))
                       .outerjoin(linked, linked.c.id == i.c.deployment_id)
                       .where(i.c.resolved_at.is_(None), *_named_scope(i, scope)).order_by(i.c.opened_at.desc()))
-    with engine.connect() as conn:
+    with _reading(engine) as conn:
         return {"active_runs": read_frame(conn, active_runs), "failed_runs": read_frame(conn, failed_runs),
                 "finished_runs": read_frame(conn, finished_runs), "active_deployments": read_frame(conn, active_deps),
                 "rollbacks": read_frame(conn, rollbacks), "open_incidents": read_frame(conn, open_incidents)}
@@ -360,7 +444,7 @@ def load_run_detail(engine: Engine, run_id: str) -> dict[str, pd.DataFrame]:
     actions = (select(a.c.id, a.c.stage_run_id, a.c.name, a.c.category, a.c.provider, a.c.status, a.c.url,
                       _raw(a.c.started_at), _raw(a.c.finished_at))
                .where(a.c.pipeline_run_id == run_id).order_by(a.c.started_at, a.c.name))
-    with engine.connect() as conn:
+    with _reading(engine) as conn:
         return {"stages": read_frame(conn, stages), "actions": read_frame(conn, actions)}
 
 
@@ -376,7 +460,7 @@ def load_canary_runs(engine: Engine, start: datetime, end: datetime, scope: Scop
              .outerjoin(d, d.c.id == c.c.deployment_id)
              .where(c.c.created_at >= start, c.c.created_at < end, *_named_scope(d, scope))
              .order_by(c.c.created_at.desc()).limit(limit))
-    with engine.connect() as conn:
+    with _reading(engine) as conn:
         return read_frame(conn, query)
 
 
@@ -390,7 +474,7 @@ def load_gate_decisions(engine: Engine, start: datetime, end: datetime, scope: S
                     g.c.service, g.c.checks, g.c.reasons, g.c.actions, g.c.evidence)
              .where(g.c.created_at >= start, g.c.created_at < end, *_named_scope(g, scope))
              .order_by(g.c.created_at.desc(), g.c.attempt.desc()).limit(limit))
-    with engine.connect() as conn:
+    with _reading(engine) as conn:
         return read_frame(conn, query)
 
 

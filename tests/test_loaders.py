@@ -1,14 +1,17 @@
-"""Loader details the analysis tests do not reach: the loose-index-scan DISTINCT behind the
-dashboard's filter choices agrees with SELECT DISTINCT on SQLite and PostgreSQL."""
+"""Loader details the analysis tests do not reach, on SQLite and PostgreSQL: the loose-index-scan
+DISTINCT behind the dashboard's filter choices agrees with SELECT DISTINCT, and the packed read of the
+window's changes agrees with their definition computed from whole tables."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import numpy as np
+import pandas as pd
 from sqlalchemy import func, select
 
 from collector.db import bulk_insert, write_transaction
-from collector.loaders import load_filter_options
-from collector.models import deployments
+from collector.loaders import load_dora_frames, load_filter_options
+from collector.models import changes, deployment_changes, deployments
 
 
 def _deployment(i: int, finished: datetime, **extra) -> dict:
@@ -55,3 +58,84 @@ def test_epoch_microseconds_become_exact_utc_timestamps():
         assert str(stamps.dtype) == "datetime64[us, UTC]"
         assert stamps.iloc[0] == pd.Timestamp(at)
         assert pd.isna(stamps.iloc[1]) if values.isna().any() else stamps.iloc[1] == pd.Timestamp(at) + pd.Timedelta(1, "us")
+
+
+# Ids a source may send: the packed read of a deployment's changes must keep them intact.
+AWKWARD_IDS = ["plain", 'quo"te', "comma,semi;colon", "back\\slash", "new\nline", "tab\tand\x1fcontrol",
+               "ünïcödé-✓", "{\"json\": [1]}", "", "sp ace"]
+
+
+def _brute_force_changes(deps: pd.DataFrame, links: pd.DataFrame, chg: pd.DataFrame, start, end) -> set:
+    """(change_id, committed_at, first_deployed_at) by the definition, from whole tables: each change
+    held by a window deployment (linked, or pushed with a linked head), first deployed by the earliest
+    in-scope deployment holding it (only one in the window when it was committed in the window)."""
+    scoped = deps[deps["production"] & deps["status"].isin(["success", "rolled_back"]) & (deps["finished_at"] < end)]
+    links = links[["deployment_id", "change_id"]]
+    direct = links.merge(chg, left_on="change_id", right_on="id")[["deployment_id", "id"]]
+    pushed = links.merge(chg, left_on="change_id", right_on="pushed_head")[["deployment_id", "id"]]
+    held = pd.concat([direct, pushed]).merge(scoped[["id", "finished_at"]].rename(columns={"id": "deployment_id"}))
+    held = held.merge(chg[["id", "committed_at", "merged_at"]], on="id")
+    held["committed"] = held["committed_at"].fillna(held["merged_at"])
+    in_window = held["finished_at"] >= start
+    counted = held[in_window | ~(held["committed"] >= start)]
+    window_changes = set(held.loc[in_window, "id"])
+    out = set()
+    for change_id, rows in counted[counted["id"].isin(window_changes)].groupby("id"):
+        committed = rows["committed"].iloc[0]
+        out.add((change_id, None if pd.isna(committed) else committed, rows["finished_at"].min()))
+    return out
+
+
+def test_window_changes_match_their_definition(engine):
+    """The loader's per-change first deployments (read packed, one row per deployment) equal a
+    brute-force computation: duplicates across the window, commits pushed with a linked head, early
+    commits deployed before the window, missing commit times, other environments, awkward ids."""
+    rng = np.random.default_rng(7)
+    t0 = datetime(2024, 5, 1, tzinfo=timezone.utc)
+    start, end = t0 + timedelta(days=10), t0 + timedelta(days=20)
+    deps, chg, links = [], [], []
+    for i in range(60):
+        finished = t0 + timedelta(hours=float(rng.uniform(0, 24 * 25)), microseconds=int(rng.integers(0, 10**6)))
+        status = ["success", "rolled_back", "failed", "in_progress"][int(rng.choice(4, p=[0.7, 0.1, 0.1, 0.1]))]
+        deps.append(_deployment(i, finished, status=status, production=bool(rng.random() < 0.85),
+                                environment="production"))
+    for j in range(120):
+        change_id = f"{AWKWARD_IDS[j % len(AWKWARD_IDS)]}#{j}"
+        committed = t0 + timedelta(hours=float(rng.uniform(-48, 24 * 22)))
+        chg.append({"id": change_id, "service": "api", "repository": None,
+                    "committed_at": None if j % 7 == 0 else committed,
+                    "merged_at": committed + timedelta(minutes=5) if j % 14 == 0 else None, "pr": None,
+                    "author": None, "title": None, "pushed_head": None})
+    heads = [c["id"] for c in chg[:10]]
+    for c in chg[10:40]:
+        c["pushed_head"] = heads[int(rng.integers(0, len(heads)))]
+    for k in range(260):
+        dep = deps[int(rng.integers(0, len(deps)))]["id"]
+        target = chg[int(rng.integers(0, len(chg)))]["id"] if k % 13 else f"unknown-{k}"
+        links.append({"id": f"{dep}|{target}|{k}", "deployment_id": dep, "change_id": target})
+    with write_transaction(engine) as conn:
+        bulk_insert(conn, deployments, deps)
+        bulk_insert(conn, changes, chg)
+        bulk_insert(conn, deployment_changes, links)
+
+    loaded = load_dora_frames(engine, start, end).changes
+    assert loaded["change_id"].is_unique
+    got = {(r.change_id, None if pd.isna(r.committed_at) else r.committed_at, r.first_deployed_at)
+           for r in loaded.itertuples()}
+    frame = lambda rows: pd.DataFrame(rows)  # noqa: E731
+    want = _brute_force_changes(frame(deps), frame(links), frame(chg), start, end)
+    assert got == want
+    # The data reaches every case.
+    assert len(want) > 30 and any("\n" in c for c, _, _ in want) and any(c is None for _, c, _ in want)
+    assert any(first < start for _, _, first in want)  # early commits deployed before the window
+    assert {c for c, _, _ in want} & {c["id"] for c in chg if c["pushed_head"]}
+    window = {d["id"] for d in deps if start <= d["finished_at"] < end and d["production"]
+              and d["status"] in ("success", "rolled_back")}
+    per_change = pd.Series([link["change_id"] for link in links if link["deployment_id"] in window]).value_counts()
+    assert (per_change > 1).any()
+
+
+def test_window_changes_of_an_empty_window(engine):
+    t0 = datetime(2024, 5, 1, tzinfo=timezone.utc)
+    frames = load_dora_frames(engine, t0, t0 + timedelta(days=1))
+    assert frames.changes.empty and list(frames.changes.columns) == ["change_id", "committed_at", "first_deployed_at"]
