@@ -59,8 +59,8 @@ def _reading(engine: Engine) -> Iterator[Connection]:
     compilation: the loaders' index-driven queries have large cost estimates, so PostgreSQL would
     spend 0.2-0.4 s compiling each one for no gain."""
     with engine.connect() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql("SET LOCAL jit = off")
+        if conn.dialect.name == "postgresql" and (conn.dialect.server_version_info or (0,)) >= (11,):
+            conn.exec_driver_sql("SET LOCAL jit = off")  # (PostgreSQL 11 brought JIT)
         yield conn
 
 

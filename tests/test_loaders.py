@@ -7,10 +7,11 @@ from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pandas as pd
+import pytest
 from sqlalchemy import func, select
 
 from collector.db import bulk_insert, write_transaction
-from collector.loaders import load_dora_frames, load_filter_options
+from collector.loaders import _reading, load_dora_frames, load_filter_options
 from collector.models import changes, deployment_changes, deployments
 
 
@@ -139,3 +140,17 @@ def test_window_changes_of_an_empty_window(engine):
     t0 = datetime(2024, 5, 1, tzinfo=timezone.utc)
     frames = load_dora_frames(engine, t0, t0 + timedelta(days=1))
     assert frames.changes.empty and list(frames.changes.columns) == ["change_id", "committed_at", "first_deployed_at"]
+
+
+@pytest.mark.parametrize("store_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
+def test_postgres_reads_run_without_jit_and_leave_the_session_as_it_was(engine):
+    """The loaders' transactions turn JIT off (SET LOCAL); a pooled connection afterwards has the
+    server's setting again."""
+    with engine.connect() as conn:
+        default = conn.exec_driver_sql("SHOW jit").scalar_one()
+    with _reading(engine) as conn:
+        assert conn.exec_driver_sql("SHOW jit").scalar_one() == "off"
+    load_dora_frames(engine, datetime(2024, 5, 1, tzinfo=timezone.utc), datetime(2024, 5, 2, tzinfo=timezone.utc))
+    for _ in range(3):  # whichever pooled connection comes back
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SHOW jit").scalar_one() == default
