@@ -202,8 +202,10 @@ def _unpack_changes(packed: pd.Series, finished_at: pd.Series, dialect: str) -> 
     stored = pa.int64() if dialect == "postgresql" else pa.string()
     schema = pa.schema([("i", pa.list_(pa.string())), ("t", pa.list_(stored)), ("e", pa.list_(stored))])
     lines = [text if text is not None else "{}" for text in packed.to_numpy(dtype=object)]
-    table = pa_json.read_json(io.BytesIO("\n".join(lines).encode()),
-                              parse_options=pa_json.ParseOptions(explicit_schema=schema)) if lines else schema.empty_table()
+    table = schema.empty_table()
+    if lines:
+        table = pa_json.read_json(io.BytesIO("\n".join(lines).encode()),
+                                  parse_options=pa_json.ParseOptions(explicit_schema=schema))
     counts = pc.fill_null(pc.list_value_length(table["i"]), 0).to_numpy()
     # A deployment's own finish repeated over its changes, where no earlier deployment holds one.
     own = pd.Series(np.repeat(finished_at.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(), counts))
@@ -216,13 +218,10 @@ def _unpack_changes(packed: pd.Series, finished_at: pd.Series, dialect: str) -> 
 
 def _arrow_utc(values: pa.ChunkedArray) -> pd.Series:
     """UTC timestamps from stored times in Arrow: epoch microseconds, or SQLite's text."""
-    if pa.types.is_integer(values.type):
+    try:
         values = values.cast(pa.timestamp("us"))
-    else:
-        try:
-            values = values.cast(pa.timestamp("us"))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # e.g. text with an offset
-            return _utc_timestamps(pd.Series(values.to_pylist(), dtype=object))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # e.g. text with an offset
+        return _utc_timestamps(pd.Series(values.to_pylist(), dtype=object))
     return pd.Series(values.to_numpy(), dtype="datetime64[us]").dt.tz_localize("UTC")
 
 

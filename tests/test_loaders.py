@@ -61,6 +61,25 @@ def test_epoch_microseconds_become_exact_utc_timestamps():
         assert pd.isna(stamps.iloc[1]) if values.isna().any() else stamps.iloc[1] == pd.Timestamp(at) + pd.Timedelta(1, "us")
 
 
+def test_packed_stored_times_become_exact_utc_timestamps():
+    """Packed changes carry stored times in Arrow: SQLite's text (with or without a fraction, or with
+    an offset, which goes through pandas) and PostgreSQL's integer microseconds."""
+    import pyarrow as pa
+
+    from collector.loaders import _arrow_utc
+
+    at = pd.Timestamp(datetime(2024, 10, 2, 23, 0, 52, 800001, tzinfo=timezone.utc))
+    micros = int(at.timestamp()) * 1_000_000 + at.microsecond
+    text = _arrow_utc(pa.chunked_array([["2024-10-02 23:00:52.800001", None, "2024-10-02 23:00:52"]]))
+    assert str(text.dtype) == "datetime64[us, UTC]"
+    assert text.iloc[0] == at and pd.isna(text.iloc[1]) and text.iloc[2] == at.floor("s")
+    ints = _arrow_utc(pa.chunked_array([pa.array([micros, None], pa.int64())]))
+    assert ints.iloc[0] == at and pd.isna(ints.iloc[1])
+    offset = _arrow_utc(pa.chunked_array([["2024-10-03T01:00:52.800001+02:00"]]))
+    assert offset.iloc[0] == at
+    assert _arrow_utc(pa.chunked_array([], type=pa.string())).empty
+
+
 # Ids a source may send: the packed read of a deployment's changes must keep them intact.
 AWKWARD_IDS = ["plain", 'quo"te', "comma,semi;colon", "back\\slash", "new\nline", "tab\tand\x1fcontrol",
                "ünïcödé-✓", "{\"json\": [1]}", "", "sp ace"]
