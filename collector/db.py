@@ -3,8 +3,10 @@ applied on first use of a database."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
+from functools import cache
 from pathlib import Path
 from typing import Iterator
 
@@ -47,6 +49,18 @@ def in_memory(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
 
+@cache
+def _check_sqlite_library() -> None:
+    """Fail clearly when Python's SQLite library lacks what the store's queries use: the JSON
+    functions (built in since SQLite 3.38; older builds may lack them) and recursive queries."""
+    try:
+        with closing(sqlite3.connect(":memory:")) as probe:
+            probe.execute("WITH RECURSIVE r(n) AS (SELECT 1) SELECT json_group_array(n) FROM r").fetchall()
+    except sqlite3.OperationalError as exc:
+        raise StoreError(f"this Python's SQLite library ({sqlite3.sqlite_version}) cannot run the store's "
+                         f"queries ({exc}): use a Python built with SQLite 3.38 or newer, or PostgreSQL") from None
+
+
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):  # pragma: no cover - exercised through every test
@@ -84,6 +98,7 @@ def create_store_engine(url: str | None = None) -> Engine:
     except (ArgumentError, ImportError) as exc:
         raise StoreError(f"cannot use database URL {describe_url(resolved)}: {exc}") from None
     if engine.dialect.name == "sqlite":
+        _check_sqlite_library()
         _configure_sqlite(engine)
     return engine
 

@@ -62,6 +62,36 @@ def test_bad_urls_give_a_clear_error(tmp_path):
         db.create_store_engine(f"sqlite:///{tmp_path}/missing/dir/x.db")
 
 
+def test_a_sqlite_library_without_json_functions_is_refused_clearly(tmp_path, monkeypatch):
+    """Old SQLite builds may lack the JSON functions the DORA loader packs changes with: the engine
+    says so up front instead of failing inside a report. (A build without them cannot be made here,
+    so the probe's connection is one that refuses the call as such a build does.)"""
+    import sqlite3
+
+    connect = sqlite3.connect
+
+    class WithoutJson:
+        def __init__(self):
+            self.conn = connect(":memory:")
+
+        def execute(self, sql):
+            if "json_" in sql:
+                raise sqlite3.OperationalError("no such function: json_group_array")
+            return self.conn.execute(sql)
+
+        def close(self):
+            self.conn.close()
+
+    assert db._check_sqlite_library() is None  # this machine's library has them
+    db._check_sqlite_library.cache_clear()
+    monkeypatch.setattr(db.sqlite3, "connect", lambda _: WithoutJson())
+    try:
+        with pytest.raises(StoreError, match=r"no such function: json_group_array.*SQLite 3\.38 or newer"):
+            db.create_store_engine(f"sqlite:///{tmp_path}/x.db")
+    finally:
+        db._check_sqlite_library.cache_clear()
+
+
 def test_bulk_insert_refuses_naive_datetimes_and_round_trips_aware_ones(engine):
     from collector.models import changes
 
