@@ -13,7 +13,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `streamlit run` from a checkout without an installed package
     sys.path.insert(0, str(ROOT))
 
+from collector.loaders import use_system_allocator  # noqa: E402
 from dashboard.common import sidebar  # noqa: E402
+
+use_system_allocator()
 
 PAGES = [
     st.Page("views/executive.py", title="Executive", icon=":material/monitoring:", default=True),

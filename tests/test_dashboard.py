@@ -96,6 +96,19 @@ def test_every_page_on_an_empty_store_says_how_to_get_data_in(monkeypatch, store
         assert not at.error
 
 
+def test_the_dashboard_process_allocates_arrow_memory_through_the_system_allocator(monkeypatch, tmp_path):
+    """The app switches Arrow to the system allocator (a faster first render; see the README)."""
+    import pyarrow as pa
+
+    before = pa.default_memory_pool()
+    pa.set_memory_pool(pa.mimalloc_memory_pool())
+    try:
+        app(monkeypatch, f"sqlite:///{tmp_path / 'store.db'}", tmp_path=tmp_path)
+        assert pa.default_memory_pool().backend_name == "system"
+    finally:
+        pa.set_memory_pool(before)
+
+
 def test_every_page_on_the_demo_store_renders_its_data(monkeypatch, demo_store):
     url, folder = demo_store
     at = app(monkeypatch, url, folder)

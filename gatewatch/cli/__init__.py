@@ -12,6 +12,7 @@ import click
 from sqlalchemy.exc import SQLAlchemyError
 
 from collector.errors import GatewatchError
+from collector.loaders import use_system_allocator
 
 from . import analytics, canary, collect, demo, gate, serve, slo, store
 from . import dashboard
@@ -51,6 +52,7 @@ cli.add_command(dashboard.dashboard)
 
 def main() -> None:
     """Console entry point: user mistakes become a message and an exit status, not a traceback."""
+    use_system_allocator()
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Exit as exc:
