@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
-from sqlalchemy import (Connection, Engine, String, and_, case, func, or_, select, true, union, union_all)
+from sqlalchemy import (Connection, Engine, String, and_, case, func, or_, select, true)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ColumnElement, Select
 from sqlalchemy.sql.functions import FunctionElement
@@ -27,7 +27,8 @@ from sqlalchemy.sql.functions import FunctionElement
 from analysis.dora import DEFAULT_LINK_WINDOW, DoraFrames
 from analysis.pipelines import PipelineFrames
 
-from .models import action_runs, changes, deployment_changes, deployments, incidents, pipeline_runs, stage_runs
+from .models import (action_runs, deployment_changes, deployment_contents, deployments, incidents,
+                     pipeline_runs, stage_runs)
 
 DORA_STATUSES = ("success", "rolled_back")
 
@@ -153,12 +154,11 @@ def _deployment_columns():
             d.c.is_rollback, d.c.hotfix]
 
 
-def _earlier_deployment(base_on, start: datetime, change_id, pushed_head):
-    """The first in-scope deployment before `start` that contains a change (directly or through the
-    head it was pushed with): a correlated scalar subquery."""
-    d, dc = deployments.alias("d_before"), deployment_changes.alias("dc_before")
-    return (select(func.min(d.c.finished_at)).select_from(dc).join(d, d.c.id == dc.c.deployment_id)
-            .where(dc.c.change_id.in_([change_id, pushed_head]), *base_on(d), d.c.finished_at < start)
+def _earlier_deployment(base_on, start: datetime, change_id):
+    """The first in-scope deployment before `start` that holds a change: a correlated scalar subquery."""
+    d, x = deployments.alias("d_before"), deployment_contents.alias("x_before")
+    return (select(func.min(d.c.finished_at)).select_from(x).join(d, d.c.id == x.c.deployment_id)
+            .where(x.c.change_id == change_id, *base_on(d), d.c.finished_at < start)
             .scalar_subquery())
 
 
@@ -260,22 +260,16 @@ def load_dora_frames(engine: Engine, start: datetime, end: datetime, scope: Scop
                                                 d.c.finished_at == first_after.c.first_at))
                         .where(base))
 
-    dc, c = deployment_changes, changes
-    # Each window deployment with its changes packed in one value: the linked commits and the commits
-    # pushed with a linked head, each with its commit time and, for a change committed before the
-    # window (only those can have been deployed earlier), the first deployment before the window that
-    # holds it. A change in several of the window's deployments is reduced to its first below.
-    committed = func.coalesce(c.c.committed_at, c.c.merged_at)
-    # (A NULL commit time is not >= start: it is looked up like an early one.)
-    earlier = case((committed >= start, None),
-                   else_=_earlier_deployment(base_on, start, c.c.id, c.c.pushed_head))
-    held = (c.c.id.label("i"), _stored_time(committed).label("t"), _stored_time(earlier).label("e"))
-    links = union_all(
-        select(*held).select_from(dc).join(c, c.c.id == dc.c.change_id).where(dc.c.deployment_id == d.c.id)
-        .correlate(d),
-        select(*held).select_from(dc).join(c, c.c.pushed_head == dc.c.change_id)
-        .where(dc.c.deployment_id == d.c.id).correlate(d),
-    ).subquery("links")
+    x, dc = deployment_contents, deployment_changes
+    # Each window deployment with its changes packed in one value (from `deployment_contents`: the
+    # linked commits and the commits pushed with a linked head), each with its commit time and, for a
+    # change committed before the window (only those can have been deployed earlier), the first
+    # deployment before the window that holds it. A change in several of the window's deployments is
+    # reduced to its first below. (A NULL commit time is not >= start: it is looked up like an early one.)
+    earlier = case((x.c.committed_at >= start, None), else_=_earlier_deployment(base_on, start, x.c.change_id))
+    links = (select(x.c.change_id.label("i"), _stored_time(x.c.committed_at).label("t"),
+                    _stored_time(earlier).label("e"))
+             .where(x.c.deployment_id == d.c.id).correlate(d).subquery("links"))
     packed = select(_json_lists(links.c.i, links.c.t, links.c.e)).scalar_subquery().label("packed_changes")
     window_deployments = select(*_deployment_columns(), packed).where(in_window)
 
@@ -302,15 +296,6 @@ def load_dora_frames(engine: Engine, start: datetime, end: datetime, scope: Scop
         return DoraFrames(deployments=deps, changes=window_changes,
                           incidents=read_frame(conn, incident_rows, raw=True),
                           commit_links=read_frame(conn, commit_links, raw=True))
-
-
-def _contained():
-    """(deployment_id, change_id): linked commits, and the commits pushed with a linked head."""
-    dc, c = deployment_changes, changes
-    return union(
-        select(dc.c.deployment_id, dc.c.change_id),
-        select(dc.c.deployment_id, c.c.id.label("change_id")).join(c, c.c.pushed_head == dc.c.change_id),
-    ).subquery("contained")
 
 
 def _team_services(team: str):
@@ -342,15 +327,13 @@ def load_pipeline_frames(engine: Engine, start: datetime, end: datetime, scope: 
         dep_filter.append(d.c.service == scope.service)
     if scope.team:
         dep_filter.append(d.c.team == scope.team)
-    contained = _contained()
-    first_commit = (select(contained.c.deployment_id, func.min(changes.c.committed_at).label("first_at"))
-                    .join(changes, changes.c.id == contained.c.change_id)
-                    .group_by(contained.c.deployment_id).subquery())
+    x = deployment_contents
+    first_commit = (select(func.min(x.c.committed_at)).where(x.c.deployment_id == d.c.id).correlate(d)
+                    .scalar_subquery())
     target = d.alias("target")
     deps = (select(d.c.id, d.c.service, d.c.environment, d.c.production, d.c.status, _raw(d.c.finished_at),
-                   d.c.rollback_of, _raw(first_commit.c.first_at, "first_committed_at"),
+                   d.c.rollback_of, _stored_time(first_commit).label("first_committed_at"),
                    _raw(target.c.finished_at, "rollback_target_finished_at"))
-            .outerjoin(first_commit, first_commit.c.deployment_id == d.c.id)
             .outerjoin(target, target.c.id == d.c.rollback_of)
             .where(*dep_filter))
     with _reading(engine) as conn:

@@ -156,6 +156,20 @@ deployment_changes = Table(
     Index("ix_deployment_changes_change_id", "change_id"),
 )
 
+# Derived from `deployment_changes` and `changes` by triggers (migration 0006), whoever writes them:
+# every change a deployment holds (a linked commit, or a commit pushed with a linked head) with its
+# commit time (else its merge time), clustered by deployment, so a DORA read takes one range scan per
+# deployment instead of several index seeks per change. Not a projection: a replay rebuilds it by
+# rebuilding those two.
+deployment_contents = Table(
+    "deployment_contents", metadata,
+    Column("deployment_id", Key(), primary_key=True),
+    Column("change_id", Key(), primary_key=True),
+    Column("committed_at", UTCDateTime),
+    Index("ix_deployment_contents_change_id", "change_id", "deployment_id"),
+    sqlite_with_rowid=False,
+)
+
 incidents = Table(
     "incidents", metadata,
     Column("id", Key(), primary_key=True),
