@@ -42,6 +42,9 @@ STATE_COLUMNS: dict[str, tuple[str, ...]] = {
     "incidents": ("status", "status_at", "resolved_at", "severity", "title"),
     "changes": (), "deployment_changes": (),
 }
+# Writes to these tables fire migration 0006's triggers, which on PostgreSQL take this lock.
+CONTENTS_SOURCES = frozenset({"changes", "deployment_changes"})
+CONTENTS_LOCK = "SELECT pg_advisory_xact_lock(7301, 0)"
 FLAG_COLUMNS = frozenset({"failed_once", "is_rollback", "hotfix", "production"})
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -124,7 +127,12 @@ def apply(conn: Connection, updates: Iterable[Update]) -> int:
     """Merge updates into the projection tables inside the caller's transaction; rows written."""
     written = 0
     lock = conn.dialect.name == "postgresql"
-    for name, rows in fold(updates).items():
+    folded = fold(updates)
+    if lock and not folded.keys().isdisjoint(CONTENTS_SOURCES):
+        # Before any row lock: the lock the deployment_contents triggers take (a transaction that
+        # took row locks first could deadlock with one that holds it and wants them).
+        conn.exec_driver_sql(CONTENTS_LOCK)
+    for name, rows in folded.items():
         table = TABLES[name]
         keys = sorted(rows)
         existing: dict[str, dict[str, Any]] = {}

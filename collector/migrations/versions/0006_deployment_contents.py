@@ -5,9 +5,9 @@ commits pushed with a linked head) and their commit times. Read from `deployment
 `changes` that is several index seeks per change; `deployment_contents` holds the answer clustered
 by deployment (SQLite: WITHOUT ROWID). Triggers on both source tables keep it, so every writer (the
 collector, a replay, a bulk load) keeps it without knowing. On PostgreSQL the triggers take a
-transaction advisory lock on the change id a row depends on, so that a link and a change written by
-two concurrent transactions cannot each miss the other (READ COMMITTED: each statement after the
-lock sees what the other committed).
+transaction advisory lock first, so that a link and a change written by two concurrent transactions
+cannot each miss the other (READ COMMITTED: each statement after the lock sees what the other
+committed); writers of links and changes are serialised from their first such row to their commit.
 
 Revision ID: 0006
 Revises: 0005
@@ -22,85 +22,81 @@ down_revision = '0005'
 branch_labels = None
 depends_on = None
 
-# The first key of the two-key advisory locks (the one-key locks of collector.db do not overlap).
-LOCK_CLASS = 7301
+# The advisory lock (two-key form: the one-key locks of collector.db do not overlap) that serialises
+# the triggers' work on PostgreSQL. One lock for all keys: a lock per key would fill PostgreSQL's lock
+# table in a batch of thousands of changes.
+LOCK = "pg_advisory_xact_lock(7301, 0)"
+_INSERT = "INSERT {ignore}INTO deployment_contents (deployment_id, change_id, committed_at) "
+# Each statement is driven by one index (an OR of two columns can make PostgreSQL scan the table).
+_LINKED = [  # the rows a new link (deployment D, change X) justifies: X, and the commits pushed with X
+    _INSERT + "SELECT NEW.deployment_id, c.id, coalesce(c.committed_at, c.merged_at) FROM changes c "
+    "WHERE c.id = NEW.change_id{conflict}",
+    _INSERT + "SELECT NEW.deployment_id, c.id, coalesce(c.committed_at, c.merged_at) FROM changes c "
+    "WHERE c.pushed_head = NEW.change_id{conflict}",
+]
+_UNLINKED = [  # after a link (D, X) goes: the rows it justified that no other link of D justifies
+    "DELETE FROM deployment_contents WHERE deployment_id = OLD.deployment_id "
+    "AND change_id IN (SELECT c.id FROM changes c WHERE c.id = OLD.change_id "
+    "UNION ALL SELECT c.id FROM changes c WHERE c.pushed_head = OLD.change_id) "
+    "AND NOT EXISTS (SELECT 1 FROM deployment_changes dc WHERE dc.deployment_id = OLD.deployment_id "
+    "AND dc.change_id IN (SELECT c.id FROM changes c WHERE c.id = deployment_contents.change_id "
+    "UNION ALL SELECT c.pushed_head FROM changes c WHERE c.id = deployment_contents.change_id))",
+]
+_CHANGED = [  # the rows a (new or changed) commit has: a link to it, or a link to the head it was pushed with
+    _INSERT + "SELECT dc.deployment_id, NEW.id, coalesce(NEW.committed_at, NEW.merged_at) "
+    "FROM deployment_changes dc WHERE dc.change_id = NEW.id{conflict}",
+    _INSERT + "SELECT dc.deployment_id, NEW.id, coalesce(NEW.committed_at, NEW.merged_at) "
+    "FROM deployment_changes dc WHERE dc.change_id = NEW.pushed_head{conflict}",
+]
+_GONE = ["DELETE FROM deployment_contents WHERE change_id = OLD.id"]
+_CHANGED_WHEN = ("OLD.committed_at IS DISTINCT FROM NEW.committed_at OR OLD.merged_at IS DISTINCT FROM "
+                 "NEW.merged_at OR OLD.pushed_head IS DISTINCT FROM NEW.pushed_head")
+_RELINKED_WHEN = ("OLD.deployment_id IS DISTINCT FROM NEW.deployment_id "
+                  "OR OLD.change_id IS DISTINCT FROM NEW.change_id")
 
-# The rows one link (deployment D, change X) justifies: X itself and the commits pushed with X.
-_LINK_ROWS = ("SELECT {d}, c.id, coalesce(c.committed_at, c.merged_at) FROM changes c "
-              "WHERE c.id = {x} OR c.pushed_head = {x}")
-# The rows one change justifies: a link to it, or a link to the head it was pushed with.
-_CHANGE_ROWS = ("SELECT DISTINCT dc.deployment_id, {c}.id, coalesce({c}.committed_at, {c}.merged_at) "
-                "FROM deployment_changes dc WHERE dc.change_id = {c}.id OR dc.change_id = {c}.pushed_head")
-# After a link (D, X) goes: the rows it justified that no other link of D justifies.
-_UNLINKED = ("DELETE FROM deployment_contents WHERE deployment_id = OLD.deployment_id "
-             "AND change_id IN (SELECT c.id FROM changes c WHERE c.id = OLD.change_id OR c.pushed_head = OLD.change_id) "
-             "AND NOT EXISTS (SELECT 1 FROM deployment_changes dc JOIN changes c ON c.id = deployment_contents.change_id "
-             "WHERE dc.deployment_id = OLD.deployment_id AND (dc.change_id = c.id OR dc.change_id = c.pushed_head))")
-_CHANGED = ("OLD.committed_at IS DISTINCT FROM NEW.committed_at OR OLD.merged_at IS DISTINCT FROM NEW.merged_at "
-            "OR OLD.pushed_head IS DISTINCT FROM NEW.pushed_head")
-_RELINKED = "OLD.deployment_id IS DISTINCT FROM NEW.deployment_id OR OLD.change_id IS DISTINCT FROM NEW.change_id"
+
+def _body(statements: list[str], dialect: str) -> str:
+    conflict = " ON CONFLICT DO NOTHING" if dialect == "postgresql" else ""
+    ignore = "" if dialect == "postgresql" else "OR IGNORE "
+    return " ".join(s.format(conflict=conflict, ignore=ignore) + ";" for s in statements)
 
 
 def _sqlite_triggers() -> list[str]:
-    link = _LINK_ROWS.format(d="NEW.deployment_id", x="NEW.change_id")
-    change = _CHANGE_ROWS.format(c="NEW")
-    changed, relinked = (s.replace("IS DISTINCT FROM", "IS NOT") for s in (_CHANGED, _RELINKED))
-    insert = "INSERT OR IGNORE INTO deployment_contents (deployment_id, change_id, committed_at)"
-    return [
-        f"CREATE TRIGGER tr_deployment_changes_contents_insert AFTER INSERT ON deployment_changes "
-        f"BEGIN {insert} {link}; END",
-        f"CREATE TRIGGER tr_deployment_changes_contents_delete AFTER DELETE ON deployment_changes "
-        f"BEGIN {_UNLINKED}; END",
-        f"CREATE TRIGGER tr_deployment_changes_contents_update AFTER UPDATE OF deployment_id, change_id "
-        f"ON deployment_changes WHEN {relinked} BEGIN {_UNLINKED}; {insert} {link}; END",
-        f"CREATE TRIGGER tr_changes_contents_insert AFTER INSERT ON changes BEGIN {insert} {change}; END",
-        "CREATE TRIGGER tr_changes_contents_delete AFTER DELETE ON changes "
-        "BEGIN DELETE FROM deployment_contents WHERE change_id = OLD.id; END",
-        f"CREATE TRIGGER tr_changes_contents_update AFTER UPDATE OF committed_at, merged_at, pushed_head ON changes "
-        f"WHEN {changed} BEGIN DELETE FROM deployment_contents WHERE change_id = OLD.id; {insert} {change}; END",
-    ]
+    changed, relinked = (w.replace("IS DISTINCT FROM", "IS NOT") for w in (_CHANGED_WHEN, _RELINKED_WHEN))
+    trigger = "CREATE TRIGGER tr_{name} AFTER {event} BEGIN {body} END"
+    return [trigger.format(name=name, event=event, body=_body(body, "sqlite")) for name, event, body in (
+        ("deployment_changes_contents_insert", "INSERT ON deployment_changes", _LINKED),
+        ("deployment_changes_contents_delete", "DELETE ON deployment_changes", _UNLINKED),
+        ("deployment_changes_contents_update", f"UPDATE OF deployment_id, change_id ON deployment_changes "
+         f"WHEN {relinked}", _UNLINKED + _LINKED),
+        ("changes_contents_insert", "INSERT ON changes", _CHANGED),
+        ("changes_contents_delete", "DELETE ON changes", _GONE),
+        ("changes_contents_update", f"UPDATE OF committed_at, merged_at, pushed_head ON changes WHEN {changed}",
+         _GONE + _CHANGED),
+    )]
 
 
 def _postgresql_triggers() -> list[str]:
-    lock = f"PERFORM pg_advisory_xact_lock({LOCK_CLASS}, hashtext({{}}));"
-    insert = "INSERT INTO deployment_contents (deployment_id, change_id, committed_at)"
-    link = _LINK_ROWS.format(d="NEW.deployment_id", x="NEW.change_id")
-    change = _CHANGE_ROWS.format(c="NEW")
+    function = """CREATE FUNCTION gw_{table}_contents() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            PERFORM {lock};
+            IF TG_OP IN ('DELETE', 'UPDATE') THEN {before} END IF;
+            IF TG_OP IN ('INSERT', 'UPDATE') THEN {after} END IF;
+            RETURN NULL;
+        END $$"""
     return [
-        f"""CREATE FUNCTION gw_deployment_changes_contents() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-            IF TG_OP IN ('DELETE', 'UPDATE') THEN
-                {lock.format("OLD.change_id")}
-                {_UNLINKED};
-            END IF;
-            IF TG_OP IN ('INSERT', 'UPDATE') THEN
-                {lock.format("NEW.change_id")}
-                {insert} {link} ON CONFLICT DO NOTHING;
-            END IF;
-            RETURN NULL;
-        END $$""",
-        f"""CREATE FUNCTION gw_changes_contents() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-            IF TG_OP IN ('DELETE', 'UPDATE') THEN
-                {lock.format("OLD.id")}
-                IF OLD.pushed_head IS NOT NULL THEN {lock.format("OLD.pushed_head")} END IF;
-                DELETE FROM deployment_contents WHERE change_id = OLD.id;
-            END IF;
-            IF TG_OP IN ('INSERT', 'UPDATE') THEN
-                {lock.format("NEW.id")}
-                IF NEW.pushed_head IS NOT NULL THEN {lock.format("NEW.pushed_head")} END IF;
-                {insert} {change} ON CONFLICT DO NOTHING;
-            END IF;
-            RETURN NULL;
-        END $$""",
+        function.format(table="deployment_changes", lock=LOCK, before=_body(_UNLINKED, "postgresql"),
+                        after=_body(_LINKED, "postgresql")),
+        function.format(table="changes", lock=LOCK, before=_body(_GONE, "postgresql"),
+                        after=_body(_CHANGED, "postgresql")),
         "CREATE TRIGGER tr_deployment_changes_contents AFTER INSERT OR DELETE ON deployment_changes "
         "FOR EACH ROW EXECUTE FUNCTION gw_deployment_changes_contents()",
         f"CREATE TRIGGER tr_deployment_changes_contents_update AFTER UPDATE OF deployment_id, change_id "
-        f"ON deployment_changes FOR EACH ROW WHEN ({_RELINKED}) EXECUTE FUNCTION gw_deployment_changes_contents()",
+        f"ON deployment_changes FOR EACH ROW WHEN ({_RELINKED_WHEN}) EXECUTE FUNCTION gw_deployment_changes_contents()",
         "CREATE TRIGGER tr_changes_contents AFTER INSERT OR DELETE ON changes "
         "FOR EACH ROW EXECUTE FUNCTION gw_changes_contents()",
         f"CREATE TRIGGER tr_changes_contents_update AFTER UPDATE OF committed_at, merged_at, pushed_head ON changes "
-        f"FOR EACH ROW WHEN ({_CHANGED}) EXECUTE FUNCTION gw_changes_contents()",
+        f"FOR EACH ROW WHEN ({_CHANGED_WHEN}) EXECUTE FUNCTION gw_changes_contents()",
     ]
 
 
