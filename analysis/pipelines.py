@@ -26,7 +26,7 @@ class PipelineFrames:
     - stages: id, pipeline_run_id, name, category, status, started_at, finished_at, failed_once
     - actions: id, pipeline_run_id, stage_run_id, name, category, status, started_at, finished_at
     - deployments: id, service, environment, production, status, finished_at, rollback_of,
-      first_committed_at (earliest commit it contains), rollback_target_finished_at
+      first_committed_at (earliest commit it contains: commit time, else merge time), rollback_target_finished_at
     """
 
     runs: pd.DataFrame

@@ -173,3 +173,30 @@ def test_postgres_reads_run_without_jit_and_leave_the_session_as_it_was(engine):
     for _ in range(3):  # whichever pooled connection comes back
         with engine.connect() as conn:
             assert conn.exec_driver_sql("SHOW jit").scalar_one() == default
+
+
+def test_pipeline_deployments_carry_their_earliest_commit(engine):
+    """`first_committed_at` is the earliest commit a deployment holds (linked, or pushed with a linked
+    head), by commit time, else merge time; none for a deployment without known commits."""
+    from collector.loaders import load_pipeline_frames
+
+    base = datetime(2024, 5, 1, tzinfo=timezone.utc)
+    with write_transaction(engine) as conn:
+        bulk_insert(conn, deployments, [_deployment(1, base), _deployment(2, base + timedelta(hours=1)),
+                                        _deployment(3, base + timedelta(hours=2))])
+        bulk_insert(conn, changes, [
+            {"id": "head", "service": "api", "committed_at": base - timedelta(hours=1), "merged_at": None,
+             "pushed_head": None},
+            {"id": "early", "service": "api", "committed_at": None, "merged_at": base - timedelta(hours=5),
+             "pushed_head": "head"},
+            {"id": "late", "service": "api", "committed_at": base - timedelta(minutes=10), "merged_at": None,
+             "pushed_head": None}])
+        bulk_insert(conn, deployment_changes, [
+            {"id": "d00001|head", "deployment_id": "d00001", "change_id": "head"},
+            {"id": "d00002|late", "deployment_id": "d00002", "change_id": "late"},
+            {"id": "d00003|unknown", "deployment_id": "d00003", "change_id": "unknown"}])
+    frames = load_pipeline_frames(engine, base - timedelta(days=1), base + timedelta(days=1))
+    first = frames.deployments.set_index("id")["first_committed_at"]
+    assert first["d00001"] == pd.Timestamp(base - timedelta(hours=5))  # the merged commit pushed with the head
+    assert first["d00002"] == pd.Timestamp(base - timedelta(minutes=10))
+    assert pd.isna(first["d00003"])
