@@ -23,6 +23,7 @@ CHANGE_COLUMNS = ("change_id", "committed_at", "first_deployed_at")
 INCIDENT_COLUMNS = ("id", "service", "opened_at", "resolved_at", "deployment_id")
 COMMIT_LINK_COLUMNS = ("deployment_id", "change_id")
 _HOUR = np.timedelta64(3600, "s")
+_SUMMARISED = ("finished_at", "failed", "recovery_hours", "open_failure", "rework")
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,7 @@ def summarise(ann: Annotated, window: Window, benchmark: Benchmark) -> dict[str,
     """The DORA figures for one window from annotated frames (the JSON shape of `gatewatch dora`)."""
     deps = ann.deployments
     in_window = _in(deps["finished_at"], window)
-    d = deps.loc[in_window]
+    d = deps.loc[in_window, list(_SUMMARISED)]  # not the text columns: taking those costs most
     n = int(len(d))
     days = window.calendar_days
     out: dict[str, Any] = {"window": window.as_dict()}

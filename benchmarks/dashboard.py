@@ -2,7 +2,9 @@
 reports of the window and of the previous period, the charts) on the store of `benchmarks/dora.py`
 (1M deployments, 5M changes, 50k incidents, 500 services over two years) in a new process, then a
 warm-cache render, then renders after the 60 s cache entries have expired (warm process; the previous
-period's report is kept 15 minutes).
+period's report is kept 15 minutes). The first render includes starting the dashboard's worker process
+(the previous period is computed there; with --days other than 90 the page has run once before, so the
+worker is up already); "CPU" is this process's CPU time, not the worker's.
 Targets (issue 6): under 3 s first, under 0.5 s warm.
 
     python benchmarks/dashboard.py [--deployments 1000000] [--store PATH | --db URL] [--days 90]
@@ -88,9 +90,10 @@ def main() -> None:
             at.run()
             at.sidebar.selectbox(key="f_range").set_value(f"Last {args.days} days")
             st.cache_data.clear()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         at.run()
         first = time.perf_counter() - t0
+        first_cpu = time.process_time() - c0
         if at.exception:
             raise SystemExit(f"the page raised: {at.exception[0].value}")
         warm = []
@@ -111,7 +114,7 @@ def main() -> None:
             expired.append(time.perf_counter() - t0)
     shown = {m.label: m.value for m in at.metric}
     print(f"executive page ({url.split(':')[0]}), last {args.days} days over {args.deployments:,} deployments: "
-          f"first render {first:.2f} s (target < 3 s), warm-cache render {min(warm):.3f} s best / "
+          f"first render {first:.2f} s (target < 3 s; CPU of this process {first_cpu:.2f} s), warm-cache render {min(warm):.3f} s best / "
           f"{sorted(warm)[len(warm) // 2]:.3f} s median of 5 (target < 0.5 s)")
     print(f"  after the 60 s entries expire (warm process; the previous period's report still cached): "
           f"{min(expired):.2f} s best / {sorted(expired)[1]:.2f} s median of 3")

@@ -13,6 +13,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `streamlit run` from a checkout without an installed package
     sys.path.insert(0, str(ROOT))
 
+from dashboard import workers  # noqa: E402
+
+workers.start()  # first: it starts while this process imports the rest
+
 from collector.loaders import use_system_allocator  # noqa: E402
 from dashboard.common import sidebar  # noqa: E402
 

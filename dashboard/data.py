@@ -3,12 +3,14 @@ through `analysis`, and returns only what a page draws, so a warm render unpickl
 from __future__ import annotations
 
 import json
+import threading
 from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import streamlit as st
+from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
 
 from analysis import dora
 from analysis import pipelines as pipeline_analysis
@@ -19,6 +21,7 @@ from collector.loaders import (Scope, load_dora_frames, load_gate_decisions, loa
                                load_pipeline_frames, load_run_detail)
 from collector.timeutil import parse_duration
 
+from . import workers
 from .common import PAST_TTL, TTL, config, engine
 
 LEAD_BINS = [0, 0.25, 1, 4, 8, 24, 48, 168, 336, 720, np.inf]
@@ -34,20 +37,42 @@ def _benchmark_and_link():
 
 @st.cache_data(ttl=PAST_TTL, show_spinner=False)
 def previous_report(url: str, start: datetime, end: datetime, tz: str, scope: Scope) -> dict[str, Any]:
-    """The plain `gatewatch dora` report of a past period (the executive page's comparison). Its
-    window lies in the past, so it is kept longer than the current window's figures."""
+    """The plain `gatewatch dora` report of a past period (the executive page's comparison), computed
+    in the worker process. Its window lies in the past, so it is kept longer than the current
+    window's figures."""
     bench, link = _benchmark_and_link()
-    frames = load_dora_frames(engine(url), start, end, scope, link)
-    return dora.report(frames, Window(start, end, tz), benchmark=bench, link_window=link)
+    return workers.dora_report_elsewhere(url, start, end, tz, scope, bench, link)
+
+
+class _Beside(threading.Thread):
+    """A call run in a thread of this page's script run (so Streamlit's cache works in it); `result()`
+    joins it and returns its value or raises its error."""
+
+    def __init__(self, fn, *args):
+        super().__init__(daemon=True)
+        self._fn, self._args, self._value, self._error = fn, args, None, None
+        add_script_run_ctx(self, get_script_run_ctx())
+
+    def run(self) -> None:
+        try:
+            self._value = self._fn(*self._args)
+        except BaseException as exc:  # re-raised in the page's thread
+            self._error = exc
+
+    def result(self):
+        self.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 def dora_reports(url: str, window: Window, previous: Window, scope: Scope) -> tuple[dict, dict, dora.Annotated]:
     """`gatewatch dora --by week` for the window and the plain report for the previous period (the
-    same loader and analysis calls as the CLI), plus the window's annotated frames for drill-downs."""
+    same loader and analysis calls as the CLI), plus the window's annotated frames for drill-downs.
+    Unless it is cached, the previous period is computed in the worker process meanwhile."""
     bench, link = _benchmark_and_link()
-    # The periods load one after the other: two SQLite reads in threads were slower than in turn. (A
-    # second SQLite library in the process, e.g. ADBC's, reads faster but is unsafe: SQLite's POSIX
-    # locks are per process, so two copies of the library break each other's locks.)
+    before = _Beside(previous_report, url, previous.start, previous.end, previous.tz, scope)
+    before.start()
     frames = load_dora_frames(engine(url), window.start, window.end, scope, link)
     # `dora.report` annotates and then summarises; annotating once here serves both the report and
     # the drill-down charts (tests check the figures equal `dora.report`'s).
@@ -55,8 +80,7 @@ def dora_reports(url: str, window: Window, previous: Window, scope: Scope) -> tu
     report = dora.summarise(ann, window, bench) | {"benchmark": bench.name,
                                                     "link_window_hours": link / timedelta(hours=1)}
     report["series"] = [dora.summarise(ann, bucket, bench) for bucket in buckets(window, "week")]
-    before = previous_report(url, previous.start, previous.end, previous.tz, scope)
-    return report, before, ann
+    return report, before.result(), ann
 
 
 def _local_day(series: pd.Series, tz: str) -> pd.Series:

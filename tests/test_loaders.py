@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from collector.db import bulk_insert, write_transaction
-from collector.loaders import _reading, load_dora_frames, load_filter_options
+from collector.loaders import Scope, _reading, load_dora_frames, load_filter_options
 from collector.models import changes, deployment_changes, deployments
 
 
@@ -85,11 +85,15 @@ AWKWARD_IDS = ["plain", 'quo"te', "comma,semi;colon", "back\\slash", "new\nline"
                "ünïcödé-✓", "{\"json\": [1]}", "", "sp ace"]
 
 
-def _brute_force_changes(deps: pd.DataFrame, links: pd.DataFrame, chg: pd.DataFrame, start, end) -> set:
+def _brute_force_changes(deps: pd.DataFrame, links: pd.DataFrame, chg: pd.DataFrame, start, end,
+                         scope: Scope = Scope()) -> set:
     """(change_id, committed_at, first_deployed_at) by the definition, from whole tables: each change
     held by a window deployment (linked, or pushed with a linked head), first deployed by the earliest
     in-scope deployment holding it (only one in the window when it was committed in the window)."""
     scoped = deps[deps["production"] & deps["status"].isin(["success", "rolled_back"]) & (deps["finished_at"] < end)]
+    for key in ("service", "team"):
+        if getattr(scope, key):
+            scoped = scoped[scoped[key] == getattr(scope, key)]
     links = links[["deployment_id", "change_id"]]
     direct = links.merge(chg, left_on="change_id", right_on="id")[["deployment_id", "id"]]
     pushed = links.merge(chg, left_on="change_id", right_on="pushed_head")[["deployment_id", "id"]]
@@ -106,10 +110,12 @@ def _brute_force_changes(deps: pd.DataFrame, links: pd.DataFrame, chg: pd.DataFr
     return out
 
 
-def test_window_changes_match_their_definition(engine):
+@pytest.mark.parametrize("scope", [Scope(), Scope(team="core"), Scope(service="web")], ids=["all", "team", "service"])
+def test_window_changes_match_their_definition(engine, scope):
     """The loader's per-change first deployments (read packed, one row per deployment) equal a
     brute-force computation: duplicates across the window, commits pushed with a linked head, early
-    commits deployed before the window, missing commit times, other environments, awkward ids."""
+    commits deployed before the window (by a deployment in scope: another team's or service's does not
+    count), missing commit times, other environments, awkward ids."""
     rng = np.random.default_rng(7)
     t0 = datetime(2024, 5, 1, tzinfo=timezone.utc)
     start, end = t0 + timedelta(days=10), t0 + timedelta(days=20)
@@ -118,7 +124,8 @@ def test_window_changes_match_their_definition(engine):
         finished = t0 + timedelta(hours=float(rng.uniform(0, 24 * 25)), microseconds=int(rng.integers(0, 10**6)))
         status = ["success", "rolled_back", "failed", "in_progress"][int(rng.choice(4, p=[0.7, 0.1, 0.1, 0.1]))]
         deps.append(_deployment(i, finished, status=status, production=bool(rng.random() < 0.85),
-                                environment="production"))
+                                environment="production", team=["core", "front"][i % 2],
+                                service=["api", "web", "web"][i % 3]))
     for j in range(120):
         change_id = f"{AWKWARD_IDS[j % len(AWKWARD_IDS)]}#{j}"
         committed = t0 + timedelta(hours=float(rng.uniform(-48, 24 * 22)))
@@ -138,13 +145,17 @@ def test_window_changes_match_their_definition(engine):
         bulk_insert(conn, changes, chg)
         bulk_insert(conn, deployment_changes, links)
 
-    loaded = load_dora_frames(engine, start, end).changes
+    loaded = load_dora_frames(engine, start, end, scope).changes
     assert loaded["change_id"].is_unique
     got = {(r.change_id, None if pd.isna(r.committed_at) else r.committed_at, r.first_deployed_at)
            for r in loaded.itertuples()}
     frame = lambda rows: pd.DataFrame(rows)  # noqa: E731
-    want = _brute_force_changes(frame(deps), frame(links), frame(chg), start, end)
+    want = _brute_force_changes(frame(deps), frame(links), frame(chg), start, end, scope)
     assert got == want
+    if scope != Scope():  # another team's or service's deployments hold some of these changes earlier
+        assert len(want) > 5 and any(first < start for _, _, first in want)
+        assert want != _brute_force_changes(frame(deps), frame(links), frame(chg), start, end)
+        return
     # The data reaches every case.
     assert len(want) > 30 and any("\n" in c for c, _, _ in want) and any(c is None for _, c, _ in want)
     assert any(first < start for _, _, first in want)  # early commits deployed before the window

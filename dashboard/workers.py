@@ -1,0 +1,99 @@
+"""A worker process for the dashboard: the executive page's previous-period DORA report is computed
+there while the page computes the current window.
+
+Both are SQLite or driver reads and pandas work that hold the GIL, so a thread does not overlap
+them (measured: two periods in threads were slower than in turn); a second process does, on a second
+core. The worker comes from a fork server that imported the loaders and the analysis (pandas,
+SQLAlchemy, Arrow) once; it never forks the server's threads. This module imports only the standard
+library, so a page can start the worker before it imports anything heavy itself.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import sys
+import threading
+import types
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from analysis.tiers import Benchmark
+    from collector.loaders import Scope
+
+PRELOAD = ["analysis.dora", "analysis.windows", "collector.db", "collector.loaders"]
+
+_lock = threading.Lock()
+_pool: ProcessPoolExecutor | None = None
+
+
+def dora_report(url: str, start: datetime, end: datetime, tz: str, scope: Scope, benchmark: Benchmark,
+                link_window: timedelta) -> dict[str, Any]:
+    """The plain `gatewatch dora` report of one window: the CLI's loader and analysis calls."""
+    from analysis import dora
+    from analysis.windows import Window
+    from collector.db import get_engine
+    from collector.loaders import load_dora_frames
+
+    frames = load_dora_frames(get_engine(url, migrate=False), start, end, scope, link_window)
+    return dora.report(frames, Window(start, end, tz), benchmark=benchmark, link_window=link_window)
+
+
+def _start_worker() -> None:
+    from collector.loaders import use_system_allocator
+
+    use_system_allocator()
+
+
+@contextmanager
+def _no_main_script():
+    """A new process of multiprocessing's fork server re-runs the `__main__` module's file; under
+    Streamlit that module is the app script itself, so it is hidden while the worker starts."""
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
+
+
+def _worker_pool() -> ProcessPoolExecutor | None:
+    """The one worker, started on first use (about a second: a fork server importing this module,
+    then the worker forked from it); None where there is no fork server (Windows)."""
+    global _pool
+    with _lock:
+        if _pool is None and "forkserver" in multiprocessing.get_all_start_methods():
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload([__name__, *PRELOAD])
+            _pool = ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=_start_worker)
+            with _no_main_script():
+                _pool.submit(int)  # starts the fork server and the worker now
+        return _pool
+
+
+def start() -> None:
+    """Start the worker in the background if it is not running, so it is ready when a page needs it."""
+    if _pool is None:
+        threading.Thread(target=_worker_pool, name="gatewatch-worker-start", daemon=True).start()
+
+
+def dora_report_elsewhere(url: str, *args) -> dict[str, Any]:
+    """`dora_report(url, *args)` in the worker process, waiting without the GIL; in this process for
+    an in-memory store (the worker cannot see it), without a fork server, or if the worker died."""
+    from sqlalchemy.engine import make_url
+
+    from collector.db import in_memory
+
+    global _pool
+    pool = None if in_memory(make_url(url)) else _worker_pool()
+    if pool is not None:
+        try:
+            future: Future = pool.submit(dora_report, url, *args)
+            return future.result()
+        except BrokenProcessPool:
+            with _lock:
+                if _pool is pool:
+                    _pool = None
+    return dora_report(url, *args)
