@@ -26,9 +26,41 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def descendants(pid: int) -> set[int]:
+    """The pids of a process's children, their children and so on."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def gone(pids: set[int], timeout: float = 15) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any(Path(f"/proc/{pid}").exists() and "zombie" not in _state(pid) for pid in pids):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().lower()
+    except OSError:
+        return "zombie"
+
+
 @pytest.fixture
 def server(tmp_path):
-    """`gatewatch dashboard` over a fresh demo store; yields its base URL."""
+    """`gatewatch dashboard` over a fresh demo store; yields its base URL and its process."""
     url = f"sqlite:///{tmp_path / 'demo.db'}"
     res = gatewatch("--db", url, "demo", "--services", "4", "--days", "30", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
@@ -51,7 +83,7 @@ def server(tmp_path):
             assert proc.poll() is None, (tmp_path / "dashboard.log").read_text()
             assert time.monotonic() < deadline, "the dashboard did not come up in 60 s"
             time.sleep(0.2)
-        yield base
+        yield base, proc
     finally:
         proc.terminate()
         try:
@@ -91,7 +123,8 @@ def test_the_executive_page_renders_the_dora_section_in_chromium(server, browser
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    browser.get(server)
+    base, proc = server
+    browser.get(base)
     WebDriverWait(browser, 60, poll_frequency=0.25).until(lambda d: d.execute_script(SCRIPT_DONE))
     drawn = ("return document.querySelectorAll('[data-testid=\"stVegaLiteChart\"] canvas, "
              "[data-testid=\"stVegaLiteChart\"] svg.marks').length")
@@ -109,3 +142,21 @@ def test_the_executive_page_renders_the_dora_section_in_chromium(server, browser
     assert len(charts) >= 3
     if os.environ.get("GATEWATCH_KEEP_SCREENSHOT"):
         shutil.copy(shot, os.environ["GATEWATCH_KEEP_SCREENSHOT"])
+    # The previous period was computed in the dashboard's worker process, forked from a fork server
+    # under the server; stopping the server (the command's own process) stops them all.
+    workers = descendants(proc.pid)
+    assert any(b"forkserver" in _cmdline(pid) for pid in workers), [_cmdline(pid) for pid in workers]
+    proc.terminate()
+    proc.wait(timeout=30)
+    assert gone(workers), [_cmdline(pid) for pid in workers if _alive(pid)]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists() and "zombie" not in _state(pid)

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import click
 
 import dashboard as dashboard_pkg
+from collector.db import dispose_engines
 
 from .common import State, pass_state
 
@@ -35,7 +35,9 @@ def dashboard(state: State, port: int, host: str) -> None:
                "--server.address", host, "--server.port", str(port), "--browser.gatherUsageStats", "false",
                "--server.fileWatcherType", "none", "--client.toolbarMode", "viewer"]
     click.echo(f"Gatewatch dashboard on http://{host}:{port} (Ctrl-C stops it)", err=True)
-    try:
-        raise SystemExit(subprocess.call(command, env=env))
-    except KeyboardInterrupt:
-        raise SystemExit(130) from None
+    dispose_engines()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Streamlit replaces this process, so a supervisor's SIGTERM or Ctrl-C reaches the server itself
+    # (a child would outlive this process, with its worker) and its exit status is the command's.
+    os.execve(sys.executable, command, env)
