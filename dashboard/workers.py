@@ -87,13 +87,17 @@ def dora_report_elsewhere(url: str, *args) -> dict[str, Any]:
     from collector.db import in_memory
 
     global _pool
-    pool = None if in_memory(make_url(url)) else _worker_pool()
-    if pool is not None:
-        try:
+    if in_memory(make_url(url)):
+        return dora_report(url, *args)
+    pool = None
+    try:
+        pool = _worker_pool()
+        if pool is not None:
             future: Future = pool.submit(dora_report, url, *args)
             return future.result()
-        except BrokenProcessPool:
-            with _lock:
-                if _pool is pool:
-                    _pool = None
+    except (BrokenProcessPool, OSError):  # the worker died, or could not start: not the report's errors
+        with _lock:
+            if pool is not None and _pool is pool:
+                _pool = None
+                pool.shutdown(wait=False, cancel_futures=True)
     return dora_report(url, *args)
