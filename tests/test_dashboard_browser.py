@@ -43,19 +43,21 @@ def descendants(pid: int) -> set[int]:
 
 
 def gone(pids: set[int], timeout: float = 15) -> bool:
+    """Whether every process of `pids` has exited within `timeout` (they are not this process's
+    children, so there is nothing to wait on: /proc is polled)."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not any(Path(f"/proc/{pid}").exists() and "zombie" not in _state(pid) for pid in pids):
-            return True
+    while any(_alive(pid) for pid in pids):
+        if time.monotonic() > deadline:
+            return False
         time.sleep(0.1)
-    return False
+    return True
 
 
-def _state(pid: int) -> str:
+def _alive(pid: int) -> bool:
     try:
-        return Path(f"/proc/{pid}/status").read_text().lower()
+        return "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
     except OSError:
-        return "zombie"
+        return False
 
 
 @pytest.fixture
@@ -157,6 +159,3 @@ def _cmdline(pid: int) -> bytes:
     except OSError:
         return b""
 
-
-def _alive(pid: int) -> bool:
-    return Path(f"/proc/{pid}").exists() and "zombie" not in _state(pid)

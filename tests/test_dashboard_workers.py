@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import time
 import types
 from datetime import timedelta
 
@@ -60,14 +59,7 @@ def test_the_worker_computes_the_report_the_analysis_api_computes(demo_url, scop
 def test_a_dead_worker_is_replaced_and_the_report_still_comes(demo_url):
     window = window_since(14, utcnow())
     first = _worker_pid()
-    os.kill(first, signal.SIGKILL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:  # the pool notices the death on its own thread
-        try:
-            os.kill(first, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.05)
+    os.kill(first, signal.SIGKILL)  # whether or not the pool has noticed yet when the report is asked for
     assert workers.dora_report_elsewhere(demo_url, *_args(window, Scope())) == _expected(demo_url, window, Scope())
     second = _worker_pid()
     assert second not in (first, os.getpid())
