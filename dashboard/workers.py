@@ -10,6 +10,7 @@ library, so a page can start the worker before it imports anything heavy itself.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sys
 import threading
 import types
@@ -45,6 +46,17 @@ def _start_worker() -> None:
     from collector.loaders import use_system_allocator
 
     use_system_allocator()
+    threading.Thread(target=_exit_with_parent, name="gatewatch-parent-watch", daemon=True).start()
+
+
+def _exit_with_parent() -> None:
+    """End this worker when the process that asked for it ends, however it ends: a SIGKILLed or
+    OOM-killed server gives its pool no chance to stop the worker, which would otherwise wait for
+    work forever (and keep the fork server alive with it)."""
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        parent.join()
+        os._exit(0)
 
 
 @contextmanager

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import alive, cmdline, descendants, gone
 from tests.test_cli_store import gatewatch
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -24,40 +25,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def descendants(pid: int) -> set[int]:
-    """The pids of a process's children, their children and so on."""
-    parents = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-    found, frontier = set(), {pid}
-    while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    return found
-
-
-def gone(pids: set[int], timeout: float = 15) -> bool:
-    """Whether every process of `pids` has exited within `timeout` (they are not this process's
-    children, so there is nothing to wait on: /proc is polled)."""
-    deadline = time.monotonic() + timeout
-    while any(_alive(pid) for pid in pids):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
-    except OSError:
-        return False
 
 
 @pytest.fixture
@@ -147,15 +114,8 @@ def test_the_executive_page_renders_the_dora_section_in_chromium(server, browser
     # The previous period was computed in the dashboard's worker process, forked from a fork server
     # under the server; stopping the server (the command's own process) stops them all.
     workers = descendants(proc.pid)
-    assert any(b"forkserver" in _cmdline(pid) for pid in workers), [_cmdline(pid) for pid in workers]
+    assert any(b"forkserver" in cmdline(pid) for pid in workers), [cmdline(pid) for pid in workers]
     proc.terminate()
     proc.wait(timeout=30)
-    assert gone(workers), [_cmdline(pid) for pid in workers if _alive(pid)]
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
+    assert gone(workers), [cmdline(pid) for pid in workers if alive(pid)]
 

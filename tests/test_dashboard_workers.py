@@ -1,13 +1,16 @@
 """The dashboard's worker process: the previous period's report computed there equals the one computed
 in this process by the analysis API; a dead worker, an in-memory store and a Streamlit `__main__`
-(the app script, which a new process would re-run) each still give the report."""
+(the app script, which a new process would re-run) each still give the report; a killed server
+leaves no worker behind."""
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import types
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +21,7 @@ from collector.db import get_engine
 from collector.loaders import Scope, load_dora_frames
 from collector.timeutil import utcnow
 from dashboard import workers
+from tests.processes import alive, cmdline, descendants, gone
 from tests.test_cli_store import gatewatch
 
 LINK = timedelta(hours=24)
@@ -94,3 +98,23 @@ def test_a_streamlit_main_module_is_not_rerun_by_the_new_worker(monkeypatch, tmp
     finally:
         if workers._pool is not None:
             workers._pool.shutdown()
+
+
+def test_the_worker_and_its_fork_server_end_when_the_server_is_killed(tmp_path):
+    """A SIGKILLed (or OOM-killed) server cannot stop its worker; the worker sees its parent end and
+    exits, and the fork server with it, so nothing is left holding memory or the store's files."""
+    script = tmp_path / "server.py"
+    script.write_text("import os, sys, time\n"
+                      f"sys.path.insert(0, {str(Path(workers.__file__).parent.parent)!r})\n"
+                      "from dashboard import workers\n"
+                      "print(workers._worker_pool().submit(os.getpid).result(timeout=60), flush=True)\n"
+                      "time.sleep(120)\n")
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        worker = int(proc.stdout.readline())
+        started = descendants(proc.pid)
+        assert worker in started and any(b"forkserver" in cmdline(pid) for pid in started), started
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    assert gone(started), [cmdline(pid) for pid in started if alive(pid)]
