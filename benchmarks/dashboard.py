@@ -2,9 +2,15 @@
 reports of the window and of the previous period, the charts) on the store of `benchmarks/dora.py`
 (1M deployments, 5M changes, 50k incidents, 500 services over two years) in a new process, then a
 warm-cache render, then renders after the 60 s cache entries have expired (warm process; the previous
-period's report is kept 15 minutes). The first render includes starting the dashboard's worker process
-(the previous period is computed there; with --days other than 90 the page has run once before, so the
-worker is up already); "CPU" is this process's CPU time, not the worker's.
+period's report is kept 15 minutes).
+
+The first render is measured twice, each in a new process. As on a server that `gatewatch dashboard`
+started: the process has warmed up as `dashboard.server` does before it listens (the worker process
+started, the pages' modules imported), and the page pays for its queries, its computing and its
+charts. And as under `streamlit run dashboard/app.py`: the app starts the worker on its first run
+(the previous period is computed there), and the page imports its chart library itself. With --days
+other than 90 the page has run once before either. "CPU" is the page process's CPU time, not the
+worker's.
 Targets (issue 6): under 3 s first, under 0.5 s warm.
 
     python benchmarks/dashboard.py [--deployments 1000000] [--store PATH | --db URL] [--days 90]
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import time
 from datetime import timedelta
@@ -37,7 +44,13 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=90, choices=(7, 14, 30, 90, 180, 365))
     parser.add_argument("--db", metavar="URL", help="measure on this store instead (e.g. a PostgreSQL database; "
                         "built with the same data when it has no deployments)")
+    parser.add_argument("--start", choices=("server", "app"), default="server",
+                        help="server: the process warmed up as `gatewatch dashboard` does before it listens "
+                        "(worker started, page modules imported); app: the app starts the worker on its first "
+                        "run, as under `streamlit run` (then only the first render is measured)")
     args = parser.parse_args()
+    if args.start == "server":  # the other start first, in its own process, while this one holds nothing
+        subprocess.run([sys.executable, __file__, *sys.argv[1:], "--start", "app"], check=True)
     path = Path(args.store.format(n=args.deployments))
     path.parent.mkdir(parents=True, exist_ok=True)
     if args.db:
@@ -81,6 +94,10 @@ def main() -> None:
     from collector.db import get_engine
 
     get_engine(os.environ["GATEWATCH_DB"])  # open and check the store's schema outside the timing
+    if args.start == "server":
+        from dashboard.server import warm_up
+
+        warm_up(wait=True)
     now = dora_bench.END - timedelta(hours=1)
     with mock.patch("collector.timeutil.utcnow", return_value=now), \
             mock.patch("dashboard.common.utcnow", return_value=now):
@@ -96,6 +113,10 @@ def main() -> None:
         first_cpu = time.process_time() - c0
         if at.exception:
             raise SystemExit(f"the page raised: {at.exception[0].value}")
+        if args.start == "app":
+            print(f"  first render in a new process whose app starts the worker (streamlit run): {first:.2f} s "
+                  f"(CPU of this process {first_cpu:.2f} s)")
+            return
         warm = []
         for _ in range(5):
             t0 = time.perf_counter()
@@ -114,7 +135,7 @@ def main() -> None:
             expired.append(time.perf_counter() - t0)
     shown = {m.label: m.value for m in at.metric}
     print(f"executive page ({url.split(':')[0]}), last {args.days} days over {args.deployments:,} deployments: "
-          f"first render {first:.2f} s (target < 3 s; CPU of this process {first_cpu:.2f} s), warm-cache render {min(warm):.3f} s best / "
+          f"first render on a new server (gatewatch dashboard) {first:.2f} s (target < 3 s; CPU of this process {first_cpu:.2f} s), warm-cache render {min(warm):.3f} s best / "
           f"{sorted(warm)[len(warm) // 2]:.3f} s median of 5 (target < 0.5 s)")
     print(f"  after the 60 s entries expire (warm process; the previous period's report still cached): "
           f"{min(expired):.2f} s best / {sorted(expired)[1]:.2f} s median of 3")

@@ -91,6 +91,15 @@ def start() -> None:
         threading.Thread(target=_worker_pool, name="gatewatch-worker-start", daemon=True).start()
 
 
+def ready(timeout: float = 60) -> bool:
+    """Start the worker if it is not running and wait until it answers; False if there is none."""
+    pool = _worker_pool()
+    try:
+        return pool is not None and pool.submit(int).result(timeout) == 0
+    except (BrokenProcessPool, OSError, TimeoutError):
+        return False
+
+
 def dora_report_elsewhere(url: str, *args) -> dict[str, Any]:
     """`dora_report(url, *args)` in the worker process, waiting without the GIL; in this process for
     an in-memory store (the worker cannot see it), without a fork server, or if the worker died."""

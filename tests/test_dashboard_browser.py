@@ -93,6 +93,11 @@ def test_the_executive_page_renders_the_dora_section_in_chromium(server, browser
     from selenium.webdriver.support.ui import WebDriverWait
 
     base, proc = server
+    # `gatewatch dashboard` starts the worker process as the server starts, before any page view.
+    deadline = time.monotonic() + 30
+    while not any(b"forkserver" in cmdline(pid) for pid in descendants(proc.pid)):
+        assert time.monotonic() < deadline, "no worker process 30 s after the server came up, before any page view"
+        time.sleep(0.1)
     browser.get(base)
     WebDriverWait(browser, 60, poll_frequency=0.25).until(lambda d: d.execute_script(SCRIPT_DONE))
     drawn = ("return document.querySelectorAll('[data-testid=\"stVegaLiteChart\"] canvas, "

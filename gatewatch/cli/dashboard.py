@@ -23,21 +23,22 @@ APP = Path(dashboard_pkg.__file__).resolve().parent / "app.py"
 def dashboard(state: State, port: int, host: str) -> None:
     """Serve the dashboard (executive, on-call, pipelines, canary, SLOs, gate decisions) over the store.
 
-    Runs `streamlit run dashboard/app.py` headless with GATEWATCH_DB and GATEWATCH_CONFIG set from the
-    global options; open http://HOST:PORT in a browser. Stop it with Ctrl-C.
+    Runs `streamlit run dashboard/app.py` headless (through dashboard.server, which first starts the
+    dashboard's worker process and imports the pages' modules) with GATEWATCH_DB and GATEWATCH_CONFIG
+    set from the global options; open http://HOST:PORT in a browser. Stop it with Ctrl-C.
     """
     state.engine  # reach (and migrate) the store now: a bad --db fails here with exit 4, not in the browser
     env = dict(os.environ, GATEWATCH_DB=state.url)
     source = state.config.source_path
     if source:
         env["GATEWATCH_CONFIG"] = str(Path(source).resolve())
-    command = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
+    command = [sys.executable, "-m", "dashboard.server", "run", str(APP), "--server.headless", "true",
                "--server.address", host, "--server.port", str(port), "--browser.gatherUsageStats", "false",
                "--server.fileWatcherType", "none", "--client.toolbarMode", "viewer"]
     click.echo(f"Gatewatch dashboard on http://{host}:{port} (Ctrl-C stops it)", err=True)
     dispose_engines()
     sys.stdout.flush()
     sys.stderr.flush()
-    # Streamlit replaces this process, so a supervisor's SIGTERM or Ctrl-C reaches the server itself
+    # The server replaces this process, so a supervisor's SIGTERM or Ctrl-C reaches the server itself
     # (a child would outlive this process, with its worker) and its exit status is the command's.
     os.execve(sys.executable, command, env)
