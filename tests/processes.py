@@ -1,9 +1,18 @@
-"""Process helpers for the tests of server and worker processes: a process's descendants, whether
-processes have exited (they need not be the test's children), a process's command line."""
+"""Helpers for the tests of server and worker processes: a free port to serve on, a process's
+descendants, whether processes have exited (they need not be the test's children), a process's
+command line."""
 from __future__ import annotations
 
+import socket
 import time
 from pathlib import Path
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def descendants(pid: int) -> set[int]:

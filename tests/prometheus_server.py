@@ -3,7 +3,6 @@
 (`.ci/run` fetches it; this helper fetches it too when it can)."""
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -13,6 +12,8 @@ from typing import Callable, Iterable
 
 import httpx
 import numpy as np
+
+from tests.processes import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / "prometheus"
@@ -47,11 +48,6 @@ class Server:
             self.process.terminate()
             self.process.wait(20)
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def write_history(path: Path, end: datetime, seed: int = 17, extra: Iterable[str] = ()) -> dict[str, np.ndarray]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -24,6 +23,7 @@ from collector.history import codepipeline as history
 from collector.models import raw_events
 from collector.sources import codepipeline as source
 from tests.conftest import dump_projections
+from tests.processes import free_port
 
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=timezone.utc)
 SHA = "3f1c2e9b7a6d5c4b3a2918273645546372819aab"
@@ -412,11 +412,6 @@ def run_main(monkeypatch, capsys, *args: str) -> tuple[int, str]:
         main()
     return exit_.value.code, capsys.readouterr().err
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_cli_against_a_real_endpoint(store_url, moto_url, monkeypatch, tmp_path):

@@ -4,7 +4,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,12 +13,8 @@ import httpx
 from sqlalchemy import create_engine, text
 
 from tests.conftest import fixture_path
+from tests.processes import free_port
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_until_healthy(url: str, proc: subprocess.Popen, deadline: float = 30.0) -> None:

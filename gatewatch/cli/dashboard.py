@@ -29,10 +29,13 @@ def dashboard(state: State, port: int, host: str) -> None:
     """
     state.engine  # reach (and migrate) the store now: a bad --db fails here with exit 4, not in the browser
     env = dict(os.environ, GATEWATCH_DB=state.url)
+    # The server imports this installation's `dashboard` package, not a folder of that name in the
+    # working directory (-P: no working directory on sys.path).
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(APP.parent.parent), os.environ.get("PYTHONPATH")) if p)
     source = state.config.source_path
     if source:
         env["GATEWATCH_CONFIG"] = str(Path(source).resolve())
-    command = [sys.executable, "-m", "dashboard.server", "run", str(APP), "--server.headless", "true",
+    command = [sys.executable, "-P", "-m", "dashboard.server", "run", str(APP), "--server.headless", "true",
                "--server.address", host, "--server.port", str(port), "--browser.gatherUsageStats", "false",
                "--server.fileWatcherType", "none", "--client.toolbarMode", "viewer"]
     click.echo(f"Gatewatch dashboard on http://{host}:{port} (Ctrl-C stops it)", err=True)
