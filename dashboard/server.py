@@ -2,9 +2,9 @@
 dashboard/app.py [streamlit options]` warms up, then runs Streamlit's own command line in this process.
 
 Warming up starts the worker process and imports what the pages import before the server listens,
-so the first page view of a new server pays neither (about a second and a half of the executive
-page's first render on the 1M-deployment benchmark store). `streamlit run dashboard/app.py` works
-without it: the app starts the worker on its first run.
+so the first page view of a new server pays neither (the imports alone take 1.3-1.5 s in a new
+interpreter; the worker's start about 0.9 s, which held back the previous period's report).
+`streamlit run dashboard/app.py` works without it: the app starts the worker on its first run.
 """
 from __future__ import annotations
 
