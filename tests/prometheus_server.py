@@ -49,7 +49,6 @@ class Server:
             self.process.wait(20)
 
 
-
 def write_history(path: Path, end: datetime, seed: int = 17, extra: Iterable[str] = ()) -> dict[str, np.ndarray]:
     """Two hours of 15 s samples: latency per version (v1 baseline, v2 healthy, v3 +30%) and request
     counters (v1 1% errors, v2 1%, v3 4%), as OpenMetrics; `extra` lines (whole metric families) follow."""

@@ -413,7 +413,6 @@ def run_main(monkeypatch, capsys, *args: str) -> tuple[int, str]:
     return exit_.value.code, capsys.readouterr().err
 
 
-
 def test_cli_against_a_real_endpoint(store_url, moto_url, monkeypatch, tmp_path):
     """A pipeline with no executions, read over HTTP by the installed command: an empty summary."""
     env = {**os.environ, **aws_env(monkeypatch, tmp_path)}

@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.processes import alive, cmdline, descendants, free_port, gone
+from tests.processes import alive, cmdline, descendants, gone, running_dashboard, until
 from tests.test_cli_store import gatewatch
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 pytestmark = pytest.mark.skipif(not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
                                 reason="Debian chromium and chromium-driver are not installed")
-
 
 
 @pytest.fixture
@@ -27,33 +22,8 @@ def server(tmp_path):
     url = f"sqlite:///{tmp_path / 'demo.db'}"
     res = gatewatch("--db", url, "demo", "--services", "4", "--days", "30", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWATCH_")}
-    exe = Path(sys.executable).with_name("gatewatch")
-    log = (tmp_path / "dashboard.log").open("w")
-    proc = subprocess.Popen([str(exe), "--db", url, "dashboard", "--port", str(port)], cwd=tmp_path, env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            assert proc.poll() is None, (tmp_path / "dashboard.log").read_text()
-            assert time.monotonic() < deadline, "the dashboard did not come up in 60 s"
-            time.sleep(0.2)
+    with running_dashboard(url, tmp_path) as (base, proc):
         yield base, proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 @pytest.fixture
@@ -88,10 +58,8 @@ def test_the_executive_page_renders_the_dora_section_in_chromium(server, browser
 
     base, proc = server
     # `gatewatch dashboard` starts the worker process as the server starts, before any page view.
-    deadline = time.monotonic() + 30
-    while not any(b"forkserver" in cmdline(pid) for pid in descendants(proc.pid)):
-        assert time.monotonic() < deadline, "no worker process 30 s after the server came up, before any page view"
-        time.sleep(0.1)
+    assert until(lambda: any(b"forkserver" in cmdline(pid) for pid in descendants(proc.pid)), 30), \
+        "no worker process 30 s after the server came up, before any page view"
     browser.get(base)
     WebDriverWait(browser, 60, poll_frequency=0.25).until(lambda d: d.execute_script(SCRIPT_DONE))
     drawn = ("return document.querySelectorAll('[data-testid=\"stVegaLiteChart\"] canvas, "

@@ -2,18 +2,15 @@
 started, the pages' modules imported) before Streamlit's server starts, quietly."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import time
 import urllib.request
-from pathlib import Path
 
-from tests.processes import cmdline, descendants, free_port
+from tests.processes import cmdline, descendants, running_dashboard
 from tests.test_cli_store import gatewatch
 
 WARM_UP = """
-import os, sys
+import sys
 from dashboard.server import PAGE_MODULES, warm_up
 assert not any(name in sys.modules for name in ("altair", "dashboard.data"))
 warm_up(wait=True)
@@ -53,29 +50,7 @@ def test_gatewatch_dashboard_serves_from_a_folder_that_holds_a_dashboard_folder(
     url = f"sqlite:///{tmp_path / 'demo.db'}"
     res = gatewatch("--db", url, "demo", "--services", "2", "--days", "7", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWATCH_")}
-    log = tmp_path / "dashboard.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen([str(Path(sys.executable).with_name("gatewatch")), "--db", url, "dashboard",
-                                 "--port", str(port)], cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while not _healthy(port):
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "the dashboard did not come up in 60 s"
-            time.sleep(0.2)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
+    with running_dashboard(url, tmp_path) as (base, _):
+        with urllib.request.urlopen(f"{base}/", timeout=10) as response:
             assert response.status == 200
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-    assert "was imported" not in log.read_text()
-
-
-def _healthy(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
+    assert "was imported" not in (tmp_path / "dashboard.log").read_text()

@@ -16,7 +16,6 @@ from tests.conftest import fixture_path
 from tests.processes import free_port
 
 
-
 def wait_until_healthy(url: str, proc: subprocess.Popen, deadline: float = 30.0) -> None:
     end = time.monotonic() + deadline
     while time.monotonic() < end:
