@@ -206,7 +206,7 @@ def summarise(ann: Annotated, window: Window, benchmark: Benchmark) -> dict[str,
             out["deployment_frequency"]["reason"] = "window shorter than a week: no weekly median"
 
     changes = ann.changes
-    lead = changes.loc[_in(changes["first_deployed_at"], window), "lead_hours"].to_numpy(dtype=float)
+    lead = window_lead_hours(ann, window)
     out["lead_time"] = {"changes": int(lead.size), **_stats(lead, (50, 75, 90))}
     out["lead_time"]["tier"] = benchmark.tier("lead_time", out["lead_time"]["median_hours"])
     if lead.size == 0:
@@ -241,8 +241,15 @@ def report(frames: DoraFrames, window: Window, *, by: str | None = None,
            benchmark: Benchmark | str | None = None,
            link_window: timedelta = DEFAULT_LINK_WINDOW) -> dict[str, Any]:
     """The DORA report for `window` (and, with `by` = day|week|month, a series of buckets)."""
+    return report_annotated(annotate(frames, link_window), window, by=by, benchmark=benchmark,
+                            link_window=link_window)
+
+
+def report_annotated(ann: Annotated, window: Window, *, by: str | None = None,
+                     benchmark: Benchmark | str | None = None,
+                     link_window: timedelta = DEFAULT_LINK_WINDOW) -> dict[str, Any]:
+    """`report` from frames already annotated with `link_window` (drill-downs reuse them)."""
     bench = benchmark if isinstance(benchmark, Benchmark) else get_benchmark(benchmark)
-    ann = annotate(frames, link_window)
     out = summarise(ann, window, bench)
     out["benchmark"] = bench.name
     out["link_window_hours"] = link_window / timedelta(hours=1)
@@ -259,5 +266,11 @@ def window_deployments(ann: Annotated, window: Window) -> pd.DataFrame:
     return ann.deployments.loc[_in(ann.deployments["finished_at"], window)]
 
 
-__all__ = ["DoraFrames", "Annotated", "annotate", "summarise", "report", "window_deployments",
+def window_lead_hours(ann: Annotated, window: Window) -> np.ndarray:
+    """The lead times (hours) of the changes first deployed in a window: the lead-time figures' sample."""
+    return ann.changes.loc[_in(ann.changes["first_deployed_at"], window), "lead_hours"].to_numpy(dtype=float)
+
+
+__all__ = ["DoraFrames", "Annotated", "annotate", "summarise", "report", "report_annotated", "window_deployments",
+           "window_lead_hours",
            "empty_frame", "DEFAULT_LINK_WINDOW"]

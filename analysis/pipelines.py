@@ -157,3 +157,85 @@ def _per_stage(stages: pd.DataFrame, runs: pd.DataFrame, flaky: pd.DataFrame) ->
                      "flaky": int(flaky_counts.get((service, pipeline, name), 0)),
                      "duration": duration_stats(_hours(finished))})
     return rows
+
+
+# --- drill-downs: per execution, per pipeline, and what is running now -------------------------------
+
+CATEGORIES = ("queue", "build", "test", "approval", "deploy")
+
+
+def finished_runs(runs: pd.DataFrame, window: Window) -> pd.DataFrame:
+    """The runs that started and finished, finishing in the window, with their `hours`."""
+    done = runs[runs["finished_at"].notna() & runs["started_at"].notna() & _in(runs["finished_at"], window)].copy()
+    done["hours"] = _hours(done)
+    return done
+
+
+def category_hours(stages: pd.DataFrame, actions: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """Per run (index: run id): hours in queue (trigger, or queued time, to the first action's start) and
+    in build, test, approval and deploy stages (by each stage's category), with its service and pipeline."""
+    s = stages.assign(hours=_hours(stages).clip(lower=0))
+    per_run = s.pivot_table(index="pipeline_run_id", columns="category", values="hours", aggfunc="sum")
+    first_action = actions.groupby("pipeline_run_id")["started_at"].min()
+    indexed = runs.set_index("id")
+    queue = (first_action.reindex(indexed.index) - indexed["queued_at"].fillna(indexed["started_at"])) / _HOUR
+    out = pd.DataFrame(index=indexed.index)
+    out["queue"] = queue.clip(lower=0)
+    for category in CATEGORIES[1:]:
+        out[category] = per_run[category].reindex(indexed.index) if category in per_run else np.nan
+    return out.join(indexed[["service", "pipeline"]])
+
+
+def stage_breakdown(frames: PipelineFrames, window: Window) -> pd.DataFrame:
+    """Per pipeline and category (queue, build, test, approval, deploy): the median hours per execution
+    finished in the window (columns service, pipeline, category, median_hours)."""
+    done = finished_runs(frames.runs, window)
+    if done.empty:
+        return pd.DataFrame(columns=["service", "pipeline", "category", "median_hours"])
+    per_run = category_hours(frames.stages, frames.actions, done)
+    return (per_run.groupby(["service", "pipeline"])[list(CATEGORIES)].median().reset_index()
+            .melt(id_vars=["service", "pipeline"], var_name="category", value_name="median_hours")
+            .dropna(subset=["median_hours"]))
+
+
+def approval_latency_by_pipeline(frames: PipelineFrames, window: Window) -> pd.DataFrame:
+    """Per pipeline: approval actions' start-to-decision hours (duration_stats) of executions finished in
+    the window (columns service, pipeline, count, median_hours, p90_hours, mean_hours, max_hours)."""
+    done = finished_runs(frames.runs, window)
+    a = frames.actions
+    approvals = a[a["category"].eq("approval") & a["pipeline_run_id"].isin(done["id"])]
+    approvals = approvals.merge(frames.runs[["id", "service", "pipeline"]], left_on="pipeline_run_id", right_on="id")
+    rows = [{"service": key[0], "pipeline": key[1], **duration_stats(_hours(group))}
+            for key, group in approvals.groupby(["service", "pipeline"])]
+    return pd.DataFrame(rows, columns=["service", "pipeline", "count", "median_hours", "p90_hours", "mean_hours",
+                                       "max_hours"])
+
+
+def slowest_runs(runs: pd.DataFrame, window: Window, n: int = 25) -> pd.DataFrame:
+    """The `n` longest executions finished in the window, longest first."""
+    return (finished_runs(runs, window).nlargest(n, "hours")
+            [["id", "service", "pipeline", "status", "revision", "started_at", "finished_at", "hours"]]
+            .reset_index(drop=True))
+
+
+def running_runs(active: pd.DataFrame, finished: pd.DataFrame, now: pd.Timestamp) -> pd.DataFrame:
+    """Active executions with `running_hours` so far, their pipeline's p90 of `finished` executions'
+    hours (`p90_hours`), and `stuck` when running longer than that; longest running first."""
+    p90 = pd.Series(dtype=float)
+    if not finished.empty:
+        p90 = _hours(finished).groupby([finished["service"], finished["pipeline"]]).quantile(0.9)
+    out = active.copy()
+    out["running_hours"] = (pd.Timestamp(now) - out["started_at"].fillna(out["queued_at"])) / _HOUR
+    out["p90_hours"] = [p90.get(key, np.nan) for key in zip(out["service"], out["pipeline"])]
+    out["stuck"] = out["running_hours"] > out["p90_hours"]
+    return out.sort_values("running_hours", ascending=False)
+
+
+def failing_pipelines(failed: pd.DataFrame, finished: pd.DataFrame) -> pd.DataFrame:
+    """The failed executions that are their pipeline's latest finished one (the pipeline is failing now)."""
+    if failed.empty or finished.empty:
+        return failed
+    latest = finished.groupby(["service", "pipeline"])["finished_at"].max()
+    is_latest = [latest.get(key) == at for key, at in zip(zip(failed["service"], failed["pipeline"]),
+                                                          failed["finished_at"])]
+    return failed[is_latest]

@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence, Union
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from gatewatch.errors import SloError
+from gatewatch.schema import Duration, Model, duration_label, parse_duration, validate
 
 # (long window, short window, burn-rate threshold, severity), from the SRE workbook.
 BURN_RATE_PAIRS: tuple[tuple[timedelta, timedelta, float, str], ...] = (
@@ -24,62 +29,6 @@ BURN_RATE_PAIRS: tuple[tuple[timedelta, timedelta, float, str], ...] = (
 )
 
 Sums = Mapping[timedelta, tuple[float, float]]  # span -> (good, total) over (at - span, at]
-
-
-class SloError(ValueError):
-    """An SLO file that does not fit the schema; the message names the field and the fix."""
-
-
-@dataclass(frozen=True)
-class DataSli:
-    """SLI counts per interval from a CSV file: timestamp (interval end), good, total."""
-
-    path: Path
-    kind: str = "data"
-
-
-@dataclass(frozen=True)
-class RatioSli:
-    """Good and total counters as PromQL: selectors, or expressions with a `{window}` placeholder."""
-
-    good: str
-    total: str
-    kind: str = "ratio"
-
-
-@dataclass(frozen=True)
-class ThresholdSli:
-    """A latency threshold: good = the histogram's `_bucket{le=...}` counter, total = its `_count`."""
-
-    metric: str
-    le: str
-    selector: Union[str, Mapping[str, str], None] = None
-    kind: str = "threshold"
-
-
-@dataclass(frozen=True)
-class PrometheusSource:
-    """Where a Prometheus-compatible server answers the SLI's queries."""
-
-    url: str
-    timeout: float = 10.0
-
-
-@dataclass(frozen=True)
-class SloSpec:
-    """An SLO file: the service, its name, the objective (a fraction), the rolling window, and the SLI."""
-
-    service: str
-    name: str
-    objective: float
-    window: timedelta
-    sli: Union[DataSli, RatioSli, ThresholdSli]
-    prometheus: PrometheusSource | None = None
-    description: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"service": self.service, "name": self.name, "objective": self.objective,
-                "window": _label(self.window), "sli": self.sli.kind}
 
 
 @dataclass(frozen=True)
@@ -95,7 +44,7 @@ class BurnRateAlert:
     firing: bool
 
     def to_dict(self) -> dict[str, Any]:
-        return {"long_window": _label(self.long_window), "short_window": _label(self.short_window),
+        return {"long_window": duration_label(self.long_window), "short_window": duration_label(self.short_window),
                 "threshold": self.threshold, "severity": self.severity, "long_burn_rate": self.long_burn_rate,
                 "short_burn_rate": self.short_burn_rate, "firing": self.firing}
 
@@ -126,7 +75,7 @@ class SloStatus:
         return self.budget_remaining is not None and self.budget_remaining <= 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"objective": self.objective, "window": _label(self.window), "at": self.at.isoformat(),
+        return {"objective": self.objective, "window": duration_label(self.window), "at": self.at.isoformat(),
                 "good": self.good, "total": self.total, "sli": self.sli,
                 "error_budget": {"total": self.budget_total, "used": self.budget_used,
                                  "remaining": self.budget_remaining},
@@ -134,16 +83,7 @@ class SloStatus:
                 "reason": self.reason}
 
 
-def _label(span: timedelta) -> str:
-    """A span as a PromQL duration: 28d, 6h, 5m, 90s."""
-    seconds = int(span.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
-
-
-label = _label
+label = duration_label
 
 
 def fraction(objective: float) -> float:
@@ -158,155 +98,217 @@ def fraction(objective: float) -> float:
 
 # --- the SLO file ------------------------------------------------------------------------------------
 
-_KEYS = ("service", "name", "description", "objective", "window", "sli", "prometheus")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
-_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _METRIC = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 # a plain series selector: name{matchers} or {matchers}, quoted values may hold any character
 _SELECTOR = re.compile(r'\s*(?:[a-zA-Z_:][a-zA-Z0-9_:]*\s*(?:\{(?:[^{}"]|"(?:[^"\\]|\\.)*")*\})?'
                        r'|\{(?:[^{}"]|"(?:[^"\\]|\\.)*")*\})\s*')
+Text = Annotated[str, Field(min_length=1)]
 
 
-def _duration(value: Any, where: str) -> timedelta:
-    match = _DURATION.match(value) if isinstance(value, str) else None
-    if not match:
-        raise SloError(f"{where}: expected a duration such as 28d, 30d or 4w, got {value!r}")
-    span = timedelta(seconds=float(match.group(1)) * _SECONDS[match.group(2)])
-    if span <= timedelta(0):
-        raise SloError(f"{where}: expected a positive duration such as 28d, got {value!r}")
-    return span
-
-
-def _window(raw: Any) -> timedelta:
-    if isinstance(raw, Mapping):  # OpenSLO's {duration: 28d, isRolling: true}
-        unknown = set(raw) - {"duration", "rolling", "isRolling"}
-        if unknown:
-            raise SloError(f"window: unknown key(s) {sorted(map(str, unknown))}; expected duration, rolling")
-        rolling = raw.get("rolling", raw.get("isRolling", True))
-        if rolling is not True:
-            raise SloError("window.rolling: only rolling windows are supported; set rolling: true")
-        if "duration" not in raw:
-            raise SloError("window.duration: required, e.g. 28d")
-        return _duration(raw["duration"], "window.duration")
-    return _duration(raw, "window")
-
-
-def _text(raw: Mapping, key: str, where: str) -> str:
-    value = raw.get(key)
-    if value is None:
-        raise SloError(f"{where}.{key}: required")
-    if not isinstance(value, str) or not value.strip():
-        raise SloError(f"{where}.{key}: expected a non-empty string, got {value!r}")
+def _stripped(value: str) -> str:
+    if not value.strip():
+        raise ValueError(f"expected a non-empty string, got {value!r}")
     return value.strip()
 
 
-def _counter_query(raw: Mapping, key: str) -> str:
-    query = _text(raw, key, "sli.ratio")
-    if "{window}" not in query and not _SELECTOR.fullmatch(query):
-        raise SloError(f"sli.ratio.{key}: expected a counter selector such as "
-                       f"http_requests_total{{job=\"api\",code!~\"5..\"}}, or an expression with a [{{window}}] "
-                       f"range placeholder, got {query!r}")
-    return query
+class DataSli(Model):
+    """SLI counts per interval from a CSV file: timestamp (interval end), good, total."""
+
+    path: Annotated[Path, Field(strict=False)]
+
+    @field_validator("path", mode="before")
+    @classmethod
+    def _text(cls, value: Any) -> Any:
+        if not isinstance(value, (str, Path)) or not str(value).strip():
+            raise ValueError(f"expected the path of a CSV file of timestamp, good, total, got {value!r}")
+        return value
+
+    @field_validator("path")
+    @classmethod
+    def _relative(cls, value: Path, info: ValidationInfo) -> Path:
+        base = (info.context or {}).get("base_dir")
+        return value if value.is_absolute() or base is None else Path(base) / value
 
 
-def _sli(raw: Any, base_dir: Path) -> Union[DataSli, RatioSli, ThresholdSli]:
-    kinds = ("data", "ratio", "threshold")
-    if not isinstance(raw, Mapping):
-        raise SloError("sli: required; expected one of {data: sli.csv}, {ratio: {good, total}} or "
-                       "{threshold: {metric, le, selector}}")
-    given = [k for k in raw if k in kinds]
-    if len(given) != 1 or set(raw) - set(kinds):
-        raise SloError(f"sli: expected exactly one of data, ratio, threshold; got {sorted(map(str, raw))}")
-    kind = given[0]
-    value = raw[kind]
-    if kind == "data":
-        if not isinstance(value, str) or not value.strip():
-            raise SloError(f"sli.data: expected the path of a CSV file of timestamp, good, total, got {value!r}")
-        path = Path(value)
-        return DataSli(path if path.is_absolute() else base_dir / path)
-    if not isinstance(value, Mapping):
-        raise SloError(f"sli.{kind}: expected a mapping of settings")
-    if kind == "ratio":
-        unknown = set(value) - {"good", "total"}
-        if unknown:
-            raise SloError(f"sli.ratio: unknown key(s) {sorted(map(str, unknown))}; expected good, total")
-        return RatioSli(_counter_query(value, "good"), _counter_query(value, "total"))
-    unknown = set(value) - {"metric", "le", "selector"}
-    if unknown:
-        raise SloError(f"sli.threshold: unknown key(s) {sorted(map(str, unknown))}; expected metric, le, selector")
-    metric = _text(value, "metric", "sli.threshold")
-    for suffix in ("_bucket", "_count", "_sum"):
-        if metric.endswith(suffix):
-            metric = metric[: -len(suffix)]
-    if not _METRIC.fullmatch(metric):
-        raise SloError(f"sli.threshold.metric: expected a histogram's name such as http_request_duration_seconds, "
-                       f"got {metric!r}")
-    le = value.get("le")
-    if le is None:
-        raise SloError("sli.threshold.le: required; the bucket bound in seconds, as exported, e.g. \"0.3\"")
-    if isinstance(le, bool) or not isinstance(le, (str, int, float)):
-        raise SloError(f"sli.threshold.le: expected a bucket bound such as \"0.3\", got {le!r}")
-    try:
-        float(str(le))
-    except ValueError:
-        raise SloError(f"sli.threshold.le: expected a bucket bound such as \"0.3\", got {le!r}") from None
-    selector = value.get("selector")
-    if selector is not None and not isinstance(selector, (str, Mapping)):
-        raise SloError(f"sli.threshold.selector: expected label matchers such as 'job=\"api\"', got {selector!r}")
-    if isinstance(selector, str) and not selector.strip():
-        selector = None
-    return ThresholdSli(metric, str(le), selector)
+class RatioSli(Model):
+    """Good and total counters as PromQL: selectors, or expressions with a `{window}` placeholder."""
+
+    good: Text
+    total: Text
+
+    @field_validator("good", "total")
+    @classmethod
+    def _counter(cls, query: str) -> str:
+        query = _stripped(query)
+        if "{window}" not in query and not _SELECTOR.fullmatch(query):
+            raise ValueError(f"expected a counter selector such as http_requests_total{{job=\"api\",code!~\"5..\"}}, "
+                             f"or an expression with a [{{window}}] range placeholder, got {query!r}")
+        return query
 
 
-def _prometheus(raw: Any) -> PrometheusSource:
-    if not isinstance(raw, Mapping):
-        raise SloError("prometheus: expected {url: http://prometheus:9090} for a ratio or threshold SLI")
-    unknown = set(raw) - {"url", "timeout"}
-    if unknown:
-        raise SloError(f"prometheus: unknown key(s) {sorted(map(str, unknown))}; expected url, timeout")
-    url = _text(raw, "url", "prometheus")
-    if not re.match(r"https?://[^/\s]+", url):
-        raise SloError(f"prometheus.url: expected an http:// or https:// URL, got {url!r}")
-    timeout = raw.get("timeout", 10)
-    if isinstance(timeout, str):
-        timeout = _duration(timeout, "prometheus.timeout").total_seconds()
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-        raise SloError(f"prometheus.timeout: expected seconds or a duration such as 10s, got {timeout!r}")
-    return PrometheusSource(url.rstrip("/"), float(timeout))
+class ThresholdSli(Model):
+    """A latency threshold: good = the histogram's `_bucket{le=...}` counter, total = its `_count`."""
+
+    metric: Text
+    le: str
+    selector: str | dict[str, str] | None = None
+
+    @field_validator("metric")
+    @classmethod
+    def _histogram(cls, metric: str) -> str:
+        metric = _stripped(metric)
+        for suffix in ("_bucket", "_count", "_sum"):
+            if metric.endswith(suffix):
+                metric = metric[: -len(suffix)]
+        if not _METRIC.fullmatch(metric):
+            raise ValueError(f"expected a histogram's name such as http_request_duration_seconds, got {metric!r}")
+        return metric
+
+    @field_validator("le", mode="before")
+    @classmethod
+    def _bound(cls, le: Any) -> Any:
+        if isinstance(le, bool) or not isinstance(le, (str, int, float)):
+            raise ValueError(f"expected a bucket bound such as \"0.3\", got {le!r}")
+        try:
+            float(str(le))
+        except ValueError:
+            raise ValueError(f"expected a bucket bound such as \"0.3\", got {le!r}") from None
+        return str(le)
+
+    @field_validator("selector")
+    @classmethod
+    def _selector(cls, selector: str | dict[str, str] | None) -> str | dict[str, str] | None:
+        return None if isinstance(selector, str) and not selector.strip() else selector
+
+
+class Sli(Model):
+    """Where the SLI's good and total counts come from: exactly one of data, ratio, threshold."""
+
+    data: DataSli | None = None
+    ratio: RatioSli | None = None
+    threshold: ThresholdSli | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one(cls, raw: Any) -> Any:
+        if not isinstance(raw, Mapping):
+            raise ValueError("required; expected one of {data: sli.csv}, {ratio: {good, total}} or "
+                             "{threshold: {metric, le, selector}}")
+        given = [k for k in ("data", "ratio", "threshold") if raw.get(k) is not None]
+        if len(given) != 1 or set(raw) - {"data", "ratio", "threshold"}:
+            raise ValueError(f"expected exactly one of data, ratio, threshold; got {sorted(map(str, raw))}")
+        if isinstance(raw.get("data"), (str, Path)):
+            return {"data": {"path": raw["data"]}}
+        return raw
+
+    @property
+    def kind(self) -> str:
+        """data, ratio or threshold."""
+        return "data" if self.data else "ratio" if self.ratio else "threshold"
+
+
+class PrometheusSource(Model):
+    """Where a Prometheus-compatible server answers the SLI's queries."""
+
+    url: Text
+    timeout: Duration = timedelta(seconds=10)
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, url: str) -> str:
+        if not re.match(r"https?://[^/\s]+", url):
+            raise ValueError(f"expected an http:// or https:// URL, got {url!r}")
+        return url.rstrip("/")
+
+    @field_validator("timeout")
+    @classmethod
+    def _positive(cls, timeout: timedelta) -> timedelta:
+        if timeout <= timedelta(0):
+            raise ValueError(f"expected seconds or a duration such as 10s, got {timeout}")
+        return timeout
+
+
+class SloSpec(Model):
+    """An SLO file: the service, its name, the objective (a fraction), the rolling window, and the SLI."""
+
+    service: Text
+    name: Text
+    description: str | None = None
+    objective: float
+    window: Duration = timedelta(days=28)
+    sli: Sli
+    prometheus: PrometheusSource | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults(cls, raw: Any, info: ValidationInfo) -> Any:
+        if isinstance(raw, Mapping):
+            raw = dict(raw)
+            if "name" not in raw and (info.context or {}).get("default_name"):
+                raw["name"] = info.context["default_name"]
+            if raw.get("sli") is None:
+                raw.pop("sli", None)
+        return raw
+
+    @field_validator("service", "name")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        return _stripped(value)
+
+    @field_validator("objective", mode="before")
+    @classmethod
+    def _objective(cls, value: Any) -> float:
+        try:
+            return fraction(value)
+        except SloError as exc:
+            raise ValueError(str(exc).removeprefix("objective: ")) from None
+
+    @field_validator("window", mode="before")
+    @classmethod
+    def _rolling(cls, raw: Any) -> Any:
+        if isinstance(raw, Mapping):  # OpenSLO's {duration: 28d, isRolling: true}
+            unknown = set(raw) - {"duration", "rolling", "isRolling"}
+            if unknown:
+                raise ValueError(f"unknown key(s) {sorted(map(str, unknown))}; expected duration, rolling")
+            if raw.get("rolling", raw.get("isRolling", True)) is not True:
+                raise ValueError("rolling: only rolling windows are supported; set rolling: true")
+            if "duration" not in raw:
+                raise ValueError("duration: required, e.g. 28d")
+            try:
+                return parse_duration(raw["duration"])
+            except ValueError:
+                raise ValueError(f"duration: expected a duration such as 28d, 30d or 4w, got {raw['duration']!r}") \
+                    from None
+        if not isinstance(raw, str):
+            raise ValueError(f"expected a duration such as 28d, 30d or 4w, got {raw!r}")
+        return raw
+
+    @field_validator("window")
+    @classmethod
+    def _positive(cls, window: timedelta) -> timedelta:
+        if window <= timedelta(0):
+            raise ValueError(f"expected a positive duration such as 28d, got {window}")
+        return window
+
+    @model_validator(mode="after")
+    def _server(self) -> SloSpec:
+        if self.sli.kind != "data" and self.prometheus is None:
+            raise ValueError(f"prometheus.url: required for a {self.sli.kind} SLI, e.g. prometheus: "
+                             "{url: http://prometheus:9090}")
+        if self.sli.kind == "data" and self.prometheus is not None:
+            raise ValueError("prometheus: only used by ratio and threshold SLIs; remove it or replace sli.data")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"service": self.service, "name": self.name, "objective": self.objective,
+                "window": duration_label(self.window), "sli": self.sli.kind}
 
 
 def slo_from_mapping(raw: Any, base_dir: Path = Path("."), default_name: str | None = None) -> SloSpec:
     """Validate a parsed SLO file (YAML); SloError names the field (`sli.ratio.good: required`).
 
     Paths inside are relative to `base_dir`; `name` defaults to `default_name` (the file's stem)."""
-    if not isinstance(raw, Mapping):
-        raise SloError("SLO: expected a mapping with service, objective, window and sli")
-    unknown = set(raw) - set(_KEYS)
-    if unknown:
-        raise SloError(f"SLO: unknown key(s) {sorted(map(str, unknown))}; expected {', '.join(_KEYS)}")
-    service = raw.get("service")
-    if not isinstance(service, str) or not service.strip():
-        raise SloError(f"service: required, e.g. service: checkout{'' if service is None else f', got {service!r}'}")
-    service = service.strip()
-    name = raw.get("name", default_name)
-    if not isinstance(name, str) or not name.strip():
-        raise SloError(f"name: expected the SLO's name, e.g. availability, got {name!r}")
-    if "objective" not in raw:
-        raise SloError("objective: required, e.g. 99.9 (percent) or 0.999")
-    objective = fraction(raw["objective"])
-    window = _window(raw.get("window", "28d"))
-    sli = _sli(raw.get("sli"), base_dir)
-    prometheus = None
-    if sli.kind != "data":
-        if "prometheus" not in raw:
-            raise SloError(f"prometheus.url: required for a {sli.kind} SLI, e.g. prometheus: {{url: http://prometheus:9090}}")
-        prometheus = _prometheus(raw["prometheus"])
-    elif raw.get("prometheus") is not None:
-        raise SloError("prometheus: only used by ratio and threshold SLIs; remove it or replace sli.data")
-    description = raw.get("description")
-    if description is not None and not isinstance(description, str):
-        raise SloError("description: expected text")
-    return SloSpec(service, name.strip(), objective, window, sli, prometheus, description)
+    return validate(SloSpec, raw, error=SloError, context={"base_dir": base_dir, "default_name": default_name})
 
 
 # --- figures from window sums: the one computation ---------------------------------------------------
@@ -333,7 +335,7 @@ def from_sums(objective: float, window: timedelta, at: datetime, sums: Sums,
     objective = fraction(objective)
     missing = [s for s in spans(window, pairs) if s not in sums]
     if missing:
-        raise ValueError(f"window sums: missing {', '.join(_label(s) for s in missing)}")
+        raise ValueError(f"window sums: missing {', '.join(duration_label(s) for s in missing)}")
     alerts = []
     for long_w, short_w, threshold, severity in pairs:
         long_rate = burn_rate_of(*sums[long_w], objective)

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from gatewatch.errors import ConfigError
+
 TIERS = ("elite", "high", "medium", "low")
 HOUR, DAY, WEEK, MONTH = 1.0, 24.0, 168.0, 720.0
 
@@ -62,23 +64,23 @@ DEFAULT_BENCHMARK = "dora-2024"
 
 
 def benchmark_from_mapping(name: str, raw: Mapping[str, Any]) -> Benchmark:
-    """A custom table: {metric: {tier: bound}} in the units above; raises ValueError naming the field."""
+    """A custom table: {metric: {tier: bound}} in the units above; raises ConfigError naming the field."""
     bounds = {}
     for metric, tiers in raw.items():
         if metric not in _DORA_2024:
-            raise ValueError(f"benchmark '{name}': unknown metric {metric!r}; expected one of {sorted(_DORA_2024)}")
+            raise ConfigError(f"benchmark '{name}': unknown metric {metric!r}; expected one of {sorted(_DORA_2024)}")
         if not isinstance(tiers, Mapping):
-            raise ValueError(f"benchmark '{name}.{metric}': expected a mapping of tier to bound")
+            raise ConfigError(f"benchmark '{name}.{metric}': expected a mapping of tier to bound")
         ordered = []
         for tier in TIERS:
             if tier in tiers:
                 value = tiers[tier]
                 if not isinstance(value, (int, float)) or isinstance(value, bool):
-                    raise ValueError(f"benchmark '{name}.{metric}.{tier}': expected a number, got {value!r}")
+                    raise ConfigError(f"benchmark '{name}.{metric}.{tier}': expected a number, got {value!r}")
                 ordered.append((tier, float(value)))
         unknown = set(tiers) - set(TIERS)
         if unknown:
-            raise ValueError(f"benchmark '{name}.{metric}': unknown tier(s) {sorted(unknown)}")
+            raise ConfigError(f"benchmark '{name}.{metric}': unknown tier(s) {sorted(unknown)}")
         bounds[metric] = tuple(ordered)
     return Benchmark(name, bounds)
 
@@ -91,4 +93,4 @@ def get_benchmark(name: str | None, custom: Mapping[str, Mapping[str, Any]] | No
     if name in BENCHMARKS:
         return BENCHMARKS[name]
     known = sorted(BENCHMARKS) + sorted(custom or {})
-    raise ValueError(f"unknown benchmark {name!r}; expected one of {', '.join(known)}")
+    raise ConfigError(f"unknown benchmark {name!r}; expected one of {', '.join(known)}")

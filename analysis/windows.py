@@ -11,6 +11,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
 
+from gatewatch.errors import ConfigError
+
 BUCKETS = ("day", "week", "month")
 
 
@@ -48,11 +50,11 @@ class Window:
 
 
 def zone_info(name: str) -> ZoneInfo:
-    """A time zone by IANA name; ValueError naming the option when unknown."""
+    """A time zone by IANA name; ConfigError saying how to write one when unknown."""
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {name!r}: use an IANA name such as UTC or Europe/Berlin") from None
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        raise ConfigError(f"unknown time zone {name!r}: use an IANA name such as UTC or Europe/Berlin") from None
 
 
 def _midnight(day: date, zone: ZoneInfo) -> datetime:

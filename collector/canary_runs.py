@@ -14,9 +14,19 @@ from sqlalchemy import Engine, select
 
 from analysis.canary import CanaryConfig, Verdict, config_from_mapping
 
-from .db import write_transaction
+from .db import translates_store_errors, write_transaction
 from .models import canary_metric_results, canary_runs, canary_samples
+from .telemetry.samples import Telemetry
 from .timeutil import utcnow
+
+
+@dataclass
+class CanaryOutcome:
+    """A canary just judged: its verdict, the stored run's id (None when not stored), what was read."""
+
+    verdict: Verdict
+    run_id: str | None
+    telemetry: Telemetry
 
 
 @dataclass
@@ -47,6 +57,7 @@ def _unpack(shape: str, data: bytes) -> np.ndarray:
     return np.frombuffer(data, dtype="<f8").reshape(tuple(int(n) for n in shape.split(",")))
 
 
+@translates_store_errors
 def save_run(engine: Engine, config: CanaryConfig, verdict: Verdict,
              samples: Mapping[str, tuple[np.ndarray, np.ndarray]], source: str, *,
              deployment_id: str | None = None, window: tuple[datetime, datetime] | None = None,
@@ -84,6 +95,7 @@ def save_run(engine: Engine, config: CanaryConfig, verdict: Verdict,
     return run_id
 
 
+@translates_store_errors
 def load_run(engine: Engine, run_id: str) -> CanaryRun | None:
     """A stored run with its config and samples, or None."""
     with engine.connect() as conn:
@@ -99,6 +111,7 @@ def load_run(engine: Engine, run_id: str) -> CanaryRun | None:
                      config_from_mapping(json.loads(row["config"])), json.loads(row["result"]), samples)
 
 
+@translates_store_errors
 def list_runs(engine: Engine, limit: int = 50, deployment_id: str | None = None) -> pd.DataFrame:
     """The latest runs (id, created_at, verdict, score, source, deployment, window), newest first."""
     query = select(canary_runs.c.id, canary_runs.c.created_at, canary_runs.c.verdict, canary_runs.c.score,

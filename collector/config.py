@@ -1,36 +1,55 @@
-"""Gatewatch configuration (`gatewatch.yaml`): what counts as production, who owns what, secrets.
+"""Gatewatch configuration: `gatewatch.yaml` (what counts as production, who owns what, folders, DORA
+settings) and the environment, read here and nowhere else.
 
-Looked up from `--config`, else `GATEWATCH_CONFIG`, else `./gatewatch.yaml` when it exists, else
-the defaults below. Secrets may also come from the environment (GATEWATCH_GITHUB_SECRET,
-GATEWATCH_GITLAB_TOKEN, GATEWATCH_PAGERDUTY_SECRET, GATEWATCH_EVENTS_TOKEN, GATEWATCH_GATE_TOKEN),
-which wins over the file; GATEWATCH_GATE_POLICIES names the folder of gate policies (`gates.policies`)
-and GATEWATCH_SLOS the folder of SLO files (`slos`).
+The file is `--config`, else `$GATEWATCH_CONFIG`, else `./gatewatch.yaml` when it exists, else the
+defaults. The environment wins over the file for secrets (GATEWATCH_GITHUB_SECRET,
+GATEWATCH_GITLAB_TOKEN, GATEWATCH_PAGERDUTY_SECRET, GATEWATCH_EVENTS_TOKEN, GATEWATCH_GATE_TOKEN) and
+folders (GATEWATCH_GATE_POLICIES, GATEWATCH_SLOS); it alone gives the store (`--db`, else
+GATEWATCH_DB), Prometheus's URL and credentials (GATEWATCH_PROMETHEUS_URL, _TOKEN, _USER, _PASSWORD)
+and, inside GitHub Actions, where step outputs go (GITHUB_OUTPUT, GITHUB_STEP_SUMMARY).
 """
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
+from pydantic import Field, field_validator, model_validator
 
-from .errors import ConfigError
-from .timeutil import parse_duration
+from analysis.tiers import Benchmark, benchmark_from_mapping, get_benchmark
+from gatewatch.errors import ConfigError
+from gatewatch.schema import Duration, Model, validate
 
+__all__ = ["Config", "load_config", "config_from_mapping", "read_yaml", "store_url", "environment_variable",
+           "DEFAULT_URL", "DEFAULT_PRODUCTION_ENVIRONMENTS", "DEFAULT_PRODUCTION_STAGE", "DEFAULT_MAX_BODY_BYTES"]
+
+DEFAULT_URL = "sqlite:///gatewatch.db"
 DEFAULT_PRODUCTION_ENVIRONMENTS = ("production", "prod", "prd", "live")
 DEFAULT_PRODUCTION_STAGE = r"(?i)prod"
 DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024
+FILE_NAME = "gatewatch.yaml"
 
-_SECRET_ENV = {
-    "github_secret": "GATEWATCH_GITHUB_SECRET",
-    "gitlab_token": "GATEWATCH_GITLAB_TOKEN",
-    "pagerduty_secret": "GATEWATCH_PAGERDUTY_SECRET",
-    "events_token": "GATEWATCH_EVENTS_TOKEN",
-    "gate_token": "GATEWATCH_GATE_TOKEN",
+# environment variable -> (section, key) of the file it overrides
+_OVERRIDES = {
+    "GATEWATCH_GITHUB_SECRET": ("webhooks", "github_secret"),
+    "GATEWATCH_GITLAB_TOKEN": ("webhooks", "gitlab_token"),
+    "GATEWATCH_PAGERDUTY_SECRET": ("webhooks", "pagerduty_secret"),
+    "GATEWATCH_EVENTS_TOKEN": ("webhooks", "events_token"),
+    "GATEWATCH_GATE_TOKEN": ("gates", "token"),
+    "GATEWATCH_GATE_POLICIES": ("gates", "policies"),
+    "GATEWATCH_SLOS": (None, "slos"),
+    "GATEWATCH_PROMETHEUS_URL": ("prometheus", "url"),
+    "GATEWATCH_PROMETHEUS_TOKEN": ("prometheus", "token"),
+    "GATEWATCH_PROMETHEUS_USER": ("prometheus", "user"),
+    "GATEWATCH_PROMETHEUS_PASSWORD": ("prometheus", "password"),
 }
+Secret = str | None
+Names = dict[str, str]
 
 
 @lru_cache(maxsize=4096)
@@ -38,178 +57,244 @@ def _matches(pattern: str, text: str) -> bool:
     return re.search(pattern, text) is not None
 
 
-@dataclass(frozen=True)
-class Secrets:
-    """Shared secrets of the webhook receiver and the gate API; never logged (repr hides them)."""
+class Production(Model):
+    """Which environments and CodePipeline stages are production."""
 
-    github_secret: str | None = field(default=None, repr=False)
-    gitlab_token: str | None = field(default=None, repr=False)
-    pagerduty_secret: str | None = field(default=None, repr=False)
-    events_token: str | None = field(default=None, repr=False)
-    gate_token: str | None = field(default=None, repr=False)
+    environments: tuple[str, ...] = DEFAULT_PRODUCTION_ENVIRONMENTS
+    stage_pattern: str = DEFAULT_PRODUCTION_STAGE
+    stages: Names = Field(default_factory=dict)
+
+    @field_validator("environments", mode="before")
+    @classmethod
+    def _names(cls, value: Any) -> Any:
+        value = [value] if isinstance(value, str) else value
+        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            return tuple(v.strip().lower() for v in value)
+        raise ValueError(f"expected a list of environment names, got {value!r}")
+
+    @field_validator("stage_pattern")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression ({exc})") from None
+        return value
 
 
-@dataclass(frozen=True)
-class Config:
-    """What the collector needs to turn events into production deployments of services and teams."""
+class Services(Model):
+    """Which service a CodePipeline pipeline or workflow, a repository, a PagerDuty service is."""
 
-    production_environments: tuple[str, ...] = DEFAULT_PRODUCTION_ENVIRONMENTS
-    production_stage_pattern: str = DEFAULT_PRODUCTION_STAGE
-    production_stages: Mapping[str, str] = field(default_factory=dict)
-    pipeline_services: Mapping[str, str] = field(default_factory=dict)
-    repository_services: Mapping[str, str] = field(default_factory=dict)
-    pagerduty_services: Mapping[str, str] = field(default_factory=dict)
-    service_teams: Mapping[str, str] = field(default_factory=dict)
+    pipelines: Names = Field(default_factory=dict)
+    repositories: Names = Field(default_factory=dict)
+    pagerduty: Names = Field(default_factory=dict)
+
+
+class Webhooks(Model):
+    """The webhook receiver's body limit and shared secrets (never shown in a repr or a log)."""
+
+    max_body_bytes: int = Field(DEFAULT_MAX_BODY_BYTES, gt=0)
+    github_secret: Secret = Field(None, repr=False)
+    gitlab_token: Secret = Field(None, repr=False)
+    pagerduty_secret: Secret = Field(None, repr=False)
+    events_token: Secret = Field(None, repr=False)
+
+
+class Dora(Model):
+    """The DORA report's defaults: the tier table and how long an unlinked incident is blamed on a deployment."""
+
+    benchmark: str | None = None
+    link_window: Duration = timedelta(hours=24)
+    benchmarks: dict[str, dict[str, dict[str, float | int]]] = Field(default_factory=dict)
+
+    @field_validator("benchmarks")
+    @classmethod
+    def _tables(cls, value: dict) -> dict:
+        for name, table in value.items():
+            try:
+                benchmark_from_mapping(name, table)
+            except ConfigError as exc:  # names the metric and tier
+                raise ValueError(str(exc)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _known_benchmark(self) -> Dora:
+        if self.benchmark is not None:
+            try:
+                get_benchmark(self.benchmark, self.benchmarks)
+            except ConfigError as exc:
+                raise ValueError(f"benchmark: {exc}") from None
+        return self
+
+    def tiers(self, name: str | None = None) -> Benchmark:
+        """The tier table `name` (default: `benchmark`, else dora-2024), built in or defined here."""
+        try:
+            return get_benchmark(name or self.benchmark, self.benchmarks)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+
+
+class Gates(Model):
+    """The folder of gate policies the HTTP service and the Lambda serve, and the gate API's token."""
+
+    policies: str | None = None
+    token: Secret = Field(None, repr=False)
+
+
+class Prometheus(Model):
+    """The default Prometheus-compatible server and its credentials (from the environment)."""
+
+    url: str | None = None
+    token: Secret = Field(None, repr=False)
+    user: str | None = None
+    password: Secret = Field(None, repr=False)
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        """The bearer-token header, when a token is set."""
+        return {"Authorization": f"Bearer {self.token}"} if self.token else None
+
+    @property
+    def basic_auth(self) -> tuple[str, str] | None:
+        return (self.user, self.password or "") if self.user else None
+
+
+class GithubActions(Model):
+    """Where a step's outputs and summary go when running inside GitHub Actions (unset elsewhere)."""
+
+    output: str | None = None
+    step_summary: str | None = None
+
+
+class ConfigFile(Model):
+    """`gatewatch.yaml` as written (see README 'Configuration')."""
+
+    production: Production = Field(default_factory=Production)
+    services: Services = Field(default_factory=Services)
+    teams: Names = Field(default_factory=dict)
     incident_label: str = "incident"
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-    secrets: Secrets = field(default_factory=Secrets)
-    dora_benchmark: str | None = None
-    dora_link_window: str = "24h"
-    benchmarks: Mapping[str, Any] = field(default_factory=dict)
-    gate_policies: str | None = None
+    webhooks: Webhooks = Field(default_factory=Webhooks)
+    dora: Dora = Field(default_factory=Dora)
+    gates: Gates = Field(default_factory=Gates)
     slos: str | None = None
-    runbooks: Mapping[str, str] = field(default_factory=dict)
+    runbooks: Names = Field(default_factory=dict)
+    prometheus: Prometheus = Field(default_factory=Prometheus)
+
+
+class Config(ConfigFile):
+    """The configuration in use: the file's settings with the environment's, the store, and where
+    the file was read from."""
+
+    store_url: str = DEFAULT_URL
     source_path: str | None = None
+    github_actions: GithubActions = Field(default_factory=GithubActions)
 
     def is_production_environment(self, environment: str | None) -> bool:
         """True when an environment name (case-insensitive) means production."""
-        return bool(environment) and environment.strip().lower() in self.production_environments
+        return bool(environment) and environment.strip().lower() in self.production.environments  # type: ignore[union-attr]
 
     def is_production_stage(self, pipeline: str, stage: str) -> bool:
         """True when a CodePipeline stage deploys to production: the pipeline's configured stage, else by pattern."""
-        if pipeline in self.production_stages:
-            return stage == self.production_stages[pipeline]
-        return _matches(self.production_stage_pattern, stage)
+        stages = self.production.stages
+        if pipeline in stages:
+            return stage == stages[pipeline]
+        return _matches(self.production.stage_pattern, stage)
 
     def service_for_pipeline(self, pipeline: str) -> str:
         """Service of a CodePipeline pipeline or CI workflow: the configured map, else its name."""
-        return self.pipeline_services.get(pipeline, pipeline)
+        return self.services.pipelines.get(pipeline, pipeline)
 
     def service_for_repository(self, full_name: str) -> str:
         """Service of a repository (`owner/name`): the configured map, else the repository's name."""
-        if full_name in self.repository_services:
-            return self.repository_services[full_name]
+        if full_name in self.services.repositories:
+            return self.services.repositories[full_name]
         return full_name.rsplit("/", 1)[-1]
 
     def service_for_pagerduty(self, service_id: str | None, name: str | None) -> str | None:
         """Service of a PagerDuty service: the configured map (by id or name), else its name."""
         for candidate in (service_id, name):
-            if candidate and candidate in self.pagerduty_services:
-                return self.pagerduty_services[candidate]
+            if candidate and candidate in self.services.pagerduty:
+                return self.services.pagerduty[candidate]
         return name or service_id
 
     def team_for(self, service: str | None) -> str | None:
         """The team that owns a service, if configured."""
-        return self.service_teams.get(service) if service else None
+        return self.teams.get(service) if service else None
 
 
-def _mapping(raw: Mapping[str, Any], key: str) -> dict[str, str]:
-    value = raw.get(key) or {}
-    if not isinstance(value, Mapping) or not all(isinstance(v, str) for v in value.values()):
-        raise ConfigError(f"config '{key}': expected a mapping of names to strings")
-    return {str(k): v for k, v in value.items()}
-
-
-def _names(raw: Mapping[str, Any], key: str, default: tuple[str, ...]) -> tuple[str, ...]:
-    value = raw.get(key, default)
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"config '{key}': expected a list of names")
-    return tuple(value)
-
-
-def config_from_mapping(raw: Mapping[str, Any] | None, source_path: str | None = None,
-                        environ: Mapping[str, str] | None = None) -> Config:
-    """Build a Config from a parsed YAML mapping (see README 'Configuration')."""
-    raw = raw or {}
+def store_url(explicit: str | None = None, environ: Mapping[str, str] | None = None) -> str:
+    """The store URL: `explicit` (--db), else GATEWATCH_DB, else ./gatewatch.db; postgresql:// URLs
+    use the psycopg 3 driver Gatewatch ships."""
     environ = os.environ if environ is None else environ
-    if not isinstance(raw, Mapping):
-        raise ConfigError("config: expected a YAML mapping at the top level")
-    known = {"production", "services", "teams", "incident_label", "webhooks", "dora", "gates", "runbooks", "slos"}
-    unknown = set(raw) - known
-    if unknown:
-        raise ConfigError(f"config: unknown key(s) {sorted(unknown)}; expected some of {sorted(known)}")
-    production = raw.get("production") or {}
-    services = raw.get("services") or {}
-    webhooks = raw.get("webhooks") or {}
-    dora = raw.get("dora") or {}
-    gates = raw.get("gates") or {}
-    for name, value in (("production", production), ("services", services), ("webhooks", webhooks),
-                        ("dora", dora), ("gates", gates)):
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"config '{name}': expected a mapping")
-    stage_pattern = production.get("stage_pattern", DEFAULT_PRODUCTION_STAGE)
-    try:
-        re.compile(stage_pattern)
-    except (re.error, TypeError) as exc:
-        raise ConfigError(f"config 'production.stage_pattern': not a valid regular expression ({exc})") from None
-    max_body = webhooks.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES)
-    if not isinstance(max_body, int) or max_body <= 0:
-        raise ConfigError("config 'webhooks.max_body_bytes': expected a positive integer")
-    secrets = {}
-    for key, env_name in _SECRET_ENV.items():
-        section, where = (gates, "gates.token") if key == "gate_token" else (webhooks, f"webhooks.{key}")
-        value = environ.get(env_name) or section.get("token" if key == "gate_token" else key)
-        if value is not None and not isinstance(value, str):
-            raise ConfigError(f"config '{where}': expected a string")
-        secrets[key] = value
-    policies = environ.get("GATEWATCH_GATE_POLICIES") or gates.get("policies")
-    if policies is not None and not isinstance(policies, str):
-        raise ConfigError("config 'gates.policies': expected a folder of gate policy files")
-    slos = environ.get("GATEWATCH_SLOS") or raw.get("slos")
-    if slos is not None and not isinstance(slos, str):
-        raise ConfigError("config 'slos': expected a folder of SLO files")
+    chosen = explicit or environ.get("GATEWATCH_DB") or DEFAULT_URL
+    for prefix in ("postgresql://", "postgres://"):
+        if chosen.startswith(prefix):
+            chosen = "postgresql+psycopg://" + chosen[len(prefix):]
+    return chosen
+
+
+def environment_variable(name: str) -> str | None:
+    """One environment variable, for a policy's `${VAR}` placeholders (read when the action runs)."""
+    return os.environ.get(name)
+
+
+def config_from_mapping(raw: Any, source_path: str | None = None, environ: Mapping[str, str] | None = None,
+                        db: str | None = None) -> Config:
+    """The configuration from a parsed `gatewatch.yaml` mapping and the environment (default os.environ)."""
+    environ = os.environ if environ is None else environ
+    label = f"config {source_path}" if source_path else "config"
+    raw = {} if raw is None else raw
+    file = validate(ConfigFile, raw, label=label)
+    sections = {name: getattr(file, name).model_dump() if isinstance(getattr(file, name), Model)
+                else getattr(file, name) for name in ConfigFile.model_fields}
     if source_path:  # folders named in the file are relative to it
-        policies, slos = (str(Path(source_path).resolve().parent / p) if p and not Path(p).is_absolute() else p
-                          for p in (policies, slos))
-    link_window = str(dora.get("link_window", "24h"))
-    try:
-        parse_duration(link_window)
-    except ValueError as exc:
-        raise ConfigError(f"config 'dora.link_window': {exc}") from None
-    custom = dora.get("benchmarks") or {}
-    if not isinstance(custom, Mapping):
-        raise ConfigError("config 'dora.benchmarks': expected a mapping of name to {metric: {tier: bound}}")
-    return Config(
-        production_environments=tuple(e.lower() for e in _names(production, "environments",
-                                                               DEFAULT_PRODUCTION_ENVIRONMENTS)),
-        production_stage_pattern=stage_pattern,
-        production_stages=_mapping(production, "stages"),
-        pipeline_services=_mapping(services, "pipelines"),
-        repository_services=_mapping(services, "repositories"),
-        pagerduty_services=_mapping(services, "pagerduty"),
-        service_teams=_mapping(raw, "teams"),
-        incident_label=str(raw.get("incident_label", "incident")),
-        max_body_bytes=max_body,
-        secrets=Secrets(**secrets),
-        dora_benchmark=dora.get("benchmark"),
-        dora_link_window=link_window,
-        benchmarks=dict(custom),
-        gate_policies=policies,
-        slos=slos,
-        runbooks=_mapping(raw, "runbooks"),
-        source_path=source_path,
-    )
+        base = Path(source_path).resolve().parent
+        sections["gates"]["policies"] = _relative(sections["gates"]["policies"], base)
+        sections["slos"] = _relative(sections["slos"], base)
+    for variable, (section, key) in _OVERRIDES.items():
+        value = environ.get(variable)
+        if value:
+            (sections[section] if section else sections)[key] = value
+    return validate(Config, {**sections, "store_url": store_url(db, environ), "source_path": source_path,
+                             "github_actions": {"output": environ.get("GITHUB_OUTPUT") or None,
+                                                "step_summary": environ.get("GITHUB_STEP_SUMMARY") or None}},
+                    label=label)
+
+
+def _relative(folder: str | None, base: Path) -> str | None:
+    return str(base / folder) if folder and not Path(folder).is_absolute() else folder
 
 
 def read_yaml(path: str | os.PathLike[str], what: str) -> Any:
-    """A YAML file's content; ConfigError naming `what` and the file when it is missing or not YAML."""
+    """A YAML file's content; ConfigError naming `what` and the file when it cannot be read or parsed."""
     file = Path(path)
     if not file.is_file():
         raise ConfigError(f"{what} {str(path)!r}: no such file")
     try:
-        return yaml.safe_load(file.read_text(encoding="utf-8"))
+        text = file.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{what} {str(path)!r}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"{what} {str(path)!r}: cannot be read ({exc.strerror or exc})") from None
+    try:
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{what} {str(path)!r}: not valid YAML ({exc})") from None
 
 
-def load_config(path: str | os.PathLike[str] | None = None) -> Config:
-    """Load the configuration from `path`, GATEWATCH_CONFIG or ./gatewatch.yaml; defaults otherwise."""
+def config_file(path: str | os.PathLike[str] | None = None) -> str | None:
+    """Which file configures Gatewatch: `path`, else GATEWATCH_CONFIG, else ./gatewatch.yaml if present."""
     chosen = path or os.environ.get("GATEWATCH_CONFIG")
-    if not chosen and Path("gatewatch.yaml").is_file():
-        chosen = "gatewatch.yaml"
+    if not chosen and Path(FILE_NAME).is_file():
+        chosen = FILE_NAME
+    return str(chosen) if chosen else None
+
+
+def load_config(path: str | os.PathLike[str] | None = None, db: str | None = None) -> Config:
+    """The configuration in use: the file (see `config_file`) and the environment; the store is `db`
+    (--db), else GATEWATCH_DB, else ./gatewatch.db."""
+    chosen = config_file(path)
     if not chosen:
-        return config_from_mapping({})
+        return config_from_mapping({}, db=db)
     raw = read_yaml(chosen, "config file (from --config or GATEWATCH_CONFIG)")
-    return config_from_mapping(raw, source_path=str(chosen))
+    return config_from_mapping(raw, source_path=chosen, db=db)

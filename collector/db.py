@@ -2,38 +2,62 @@
 applied on first use of a database."""
 from __future__ import annotations
 
-import os
+import functools
 import sqlite3
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
+from datetime import datetime
 from functools import cache
 from pathlib import Path
-from typing import Iterator
-
-from datetime import datetime
+from typing import ParamSpec, TypeVar
 
 from sqlalchemy import Connection, DateTime, Engine, Table, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from .errors import StoreError
+from gatewatch.errors import StoreError
+
+from .config import DEFAULT_URL, store_url
 from .timeutil import UTC
 
-DEFAULT_URL = "sqlite:///gatewatch.db"
+P = ParamSpec("P")
+R = TypeVar("R")
 MIGRATIONS = Path(__file__).with_name("migrations")
 _engines: dict[str, Engine] = {}
+_migrated: set[str] = set()
 _lock = threading.Lock()
 _ADVISORY_LOCK_ID = 0x6761_7465  # "gate": serialises concurrent migrations on PostgreSQL
 
 
 def resolve_url(url: str | None = None) -> str:
-    """The store URL: the explicit `url` (from --db), else GATEWATCH_DB, else ./gatewatch.db."""
-    chosen = url or os.environ.get("GATEWATCH_DB") or DEFAULT_URL
-    # We ship psycopg 3; plain postgresql:// URLs would ask SQLAlchemy for psycopg2.
-    for prefix in ("postgresql://", "postgres://"):
-        if chosen.startswith(prefix):
-            chosen = "postgresql+psycopg://" + chosen[len(prefix):]
-    return chosen
+    """The store URL: the explicit `url` (from --db), else GATEWATCH_DB, else ./gatewatch.db
+    (`collector.config.store_url`)."""
+    return store_url(url)
+
+
+def store_failure(exc: SQLAlchemyError) -> StoreError:
+    """A database error as the one the user reads (the first line of the driver's message)."""
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    return StoreError(f"store failure: {exc.__class__.__name__}: {first}")
+
+
+@contextmanager
+def store_errors() -> Iterator[None]:
+    """SQLAlchemy's errors inside as StoreError: where Gatewatch meets the database library."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        raise store_failure(exc) from exc
+
+
+def translates_store_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Decorate a public collector function: SQLAlchemy's errors leave it as StoreError."""
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with store_errors():
+            return fn(*args, **kwargs)
+    return wrapper
 
 
 def describe_url(url: str) -> str:
@@ -122,6 +146,11 @@ def head_revision() -> str:
 
 def current_revision(engine: Engine) -> str | None:
     """The migration a database is at (None for a new database)."""
+    with store_errors():
+        return _revision(engine)
+
+
+def _revision(engine: Engine) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
     with engine.connect() as conn:
@@ -133,7 +162,7 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
     from alembic import command
 
     try:
-        before = current_revision(engine)
+        before = _revision(engine)
         head = head_revision()
         if before == head:
             return before, head
@@ -154,15 +183,16 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
 
 
 def get_engine(url: str | None = None, migrate: bool = True) -> Engine:
-    """The shared engine for a store, migrated to the current schema on first use."""
+    """The shared engine for a store, migrated to the current schema on first use unless `migrate` is
+    False (a reader such as the dashboard never changes the store, so a read-only role works)."""
     resolved = resolve_url(url)
     with _lock:
         engine = _engines.get(resolved)
         if engine is None:
-            engine = create_store_engine(resolved)
-            if migrate:
-                upgrade(engine)
-            _engines[resolved] = engine
+            engine = _engines[resolved] = create_store_engine(resolved)
+        if migrate and resolved not in _migrated:
+            upgrade(engine)
+            _migrated.add(resolved)
     return engine
 
 
@@ -172,6 +202,7 @@ def dispose_engines() -> None:
         for engine in _engines.values():
             engine.dispose()
         _engines.clear()
+        _migrated.clear()
 
 
 @contextmanager

@@ -15,7 +15,7 @@ import pandas as pd
 from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError
 
-from .db import write_transaction
+from .db import translates_store_errors, write_transaction
 from .models import gate_decisions
 from .timeutil import utcnow
 
@@ -51,6 +51,7 @@ def _from_row(row, first: bool = False) -> StoredDecision:
                           json.loads(row["actions"]), json.loads(row["evidence"] or "{}"), first)
 
 
+@translates_store_errors
 def get_decision(engine: Engine, *, decision_id: str | None = None, key: str | None = None) -> StoredDecision | None:
     """A stored decision by id, or the latest attempt under an idempotency key."""
     column, value = (gate_decisions.c.id, decision_id) if decision_id else (gate_decisions.c.key, key)
@@ -60,6 +61,7 @@ def get_decision(engine: Engine, *, decision_id: str | None = None, key: str | N
     return _from_row(row) if row else None
 
 
+@translates_store_errors
 def record_decision(engine: Engine, key: str, gate: str, decision: str, checks: list[dict], reasons: list[str],
                     *, attempt: int = 1, deployment_id: str | None = None, service: str | None = None,
                     evidence: dict | None = None) -> StoredDecision:
@@ -83,6 +85,7 @@ def record_decision(engine: Engine, key: str, gate: str, decision: str, checks: 
     return _from_row(row | {"created_at": row["created_at"]}, first=True)
 
 
+@translates_store_errors
 def record_actions(engine: Engine, decision_id: str, actions: list[dict[str, Any]]) -> None:
     """Store the actions a decision took and their outcomes."""
     with write_transaction(engine) as conn:
@@ -90,6 +93,7 @@ def record_actions(engine: Engine, decision_id: str, actions: list[dict[str, Any
                      .values(actions=json.dumps(actions, default=str)))
 
 
+@translates_store_errors
 def list_decisions(engine: Engine, limit: int = 100, gate: str | None = None) -> pd.DataFrame:
     """The latest decisions, newest first (the audit log)."""
     query = select(gate_decisions).order_by(gate_decisions.c.created_at.desc()).limit(limit)

@@ -21,8 +21,8 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from . import projections, sources
 from .config import Config
-from .db import DEFAULT_KEY_CHUNK, KEY_CHUNK, bulk_insert, key_filter, write_transaction
-from .errors import ConfigError, PayloadError
+from .db import DEFAULT_KEY_CHUNK, KEY_CHUNK, bulk_insert, key_filter, translates_store_errors, write_transaction
+from gatewatch.errors import ConfigError, PayloadError
 from .models import PROJECTION_TABLES, raw_events
 from .timeutil import utcnow
 
@@ -240,6 +240,7 @@ def _bulk_allocation() -> Iterator[None]:
         gc.set_threshold(*threshold)
 
 
+@translates_store_errors
 def ingest(engine: Engine, envelopes: Iterable[Envelope], config: Config, batch_size: int = 10_000,
            progress: Callable[[int], None] | None = None) -> IngestSummary:
     """Archive and project every envelope; one transaction per batch."""
@@ -374,6 +375,7 @@ class ReplaySummary:
         return dict(self.__dict__)
 
 
+@translates_store_errors
 def replay(engine: Engine, config: Config, batch_size: int = 5000,
            progress: Callable[[int], None] | None = None) -> ReplaySummary:
     """Rebuild every projection from `raw_events`, retrying quarantined payloads; one transaction."""

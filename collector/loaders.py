@@ -27,6 +27,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from analysis.dora import DEFAULT_LINK_WINDOW, DoraFrames
 from analysis.pipelines import PipelineFrames
 
+from .db import translates_store_errors
 from .models import (action_runs, deployment_changes, deployment_contents, deployments, incidents,
                      pipeline_runs, stage_runs)
 
@@ -55,7 +56,7 @@ class Scope:
 
 
 @contextmanager
-def _reading(engine: Engine) -> Iterator[Connection]:
+def reading(engine: Engine) -> Iterator[Connection]:
     """A connection for a loader's reads. On PostgreSQL its transaction runs without JIT
     compilation: the loaders' index-driven queries have large cost estimates, so PostgreSQL would
     spend 0.2-0.4 s compiling each one for no gain."""
@@ -84,7 +85,7 @@ def _stored_time_postgresql(element, compiler, **kw):
     return f"CAST(EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)}) * 1000000 AS BIGINT)"
 
 
-def _raw(column, name: str | None = None):
+def raw_time(column, name: str | None = None):
     """A timestamp column without per-row type processing (converted later, vectorised)."""
     return _stored_time(column).label(name or column.name)
 
@@ -125,7 +126,7 @@ def read_frame(conn: Connection, stmt: Select, raw: bool = False, objects: tuple
 
 
 def _utc_timestamps(values: pd.Series) -> pd.Series:
-    """UTC timestamps from what the driver returned: PostgreSQL's epoch microseconds (`_raw`) and
+    """UTC timestamps from what the driver returned: PostgreSQL's epoch microseconds (`raw_time`) and
     SQLite's text ('YYYY-MM-DD HH:MM:SS.ffffff', UTC) are converted by numpy, several times faster
     than pandas' ISO 8601 parser; anything else (a datetime, text with an offset) by pandas."""
     sample = values.dropna()
@@ -150,7 +151,7 @@ def _utc_timestamps(values: pd.Series) -> pd.Series:
 
 def _deployment_columns():
     d = deployments
-    return [d.c.id, d.c.service, d.c.team, _raw(d.c.finished_at), d.c.status, d.c.rollback_of,
+    return [d.c.id, d.c.service, d.c.team, raw_time(d.c.finished_at), d.c.status, d.c.rollback_of,
             d.c.is_rollback, d.c.hotfix]
 
 
@@ -174,13 +175,6 @@ def _first_per_change(links: pd.DataFrame) -> pd.DataFrame:
     out = links.loc[~pd.Series(codes).duplicated().to_numpy(), ["change_id", "committed_at"]].reset_index(drop=True)
     out["first_deployed_at"] = first.to_numpy()
     return out
-
-
-def use_system_allocator() -> None:
-    """Make Arrow allocate through the system allocator in this process: for the applications (the
-    dashboard, the CLI), not for a library user's process. With Arrow's default (mimalloc) the
-    dashboard's first render of the 1M-deployment benchmark store was 1-1.5 s slower."""
-    pa.set_memory_pool(pa.system_memory_pool())
 
 
 class _json_lists(FunctionElement):
@@ -235,6 +229,16 @@ def _arrow_utc(values: pa.ChunkedArray) -> pd.Series:
     return pd.Series(values.to_numpy(), dtype="datetime64[us]").dt.tz_localize("UTC")
 
 
+def distinct_values(column) -> Select:
+    """The distinct non-NULL values of an indexed column (as `value`) by a loose index scan: one
+    index seek per value (a recursive query), where DISTINCT reads every row of a million-row table."""
+    seen = select(func.min(column).label("value")).cte(f"seen_{column.table.name}_{column.name}", recursive=True)
+    following = select(func.min(column)).where(column > seen.c.value)
+    seen = seen.union_all(select(following.scalar_subquery()).where(seen.c.value.is_not(None)))
+    return select(seen.c.value).where(seen.c.value.is_not(None))
+
+
+@translates_store_errors
 def load_dora_frames(engine: Engine, start: datetime, end: datetime, scope: Scope = Scope(),
                      link_window: timedelta = DEFAULT_LINK_WINDOW) -> DoraFrames:
     """The frames `analysis.dora.report` needs for [start, end) in `scope` (see DoraFrames)."""
@@ -253,7 +257,7 @@ def load_dora_frames(engine: Engine, start: datetime, end: datetime, scope: Scop
                                                            d.c.rollback_of.in_(window_ids))
     # Each service's first deployment after the window: one index seek per service.
     after, listed = d.alias("after"), d.alias("listed")
-    services = _distinct_values(listed.c.service).subquery("services")
+    services = distinct_values(listed.c.service).subquery("services")
     first_after = (select(services.c.value.label("service"), select(func.min(after.c.finished_at))
                           .where(after.c.service == services.c.value, *base_on(after), after.c.finished_at >= end)
                           .scalar_subquery().label("first_at"))
@@ -280,8 +284,8 @@ def load_dora_frames(engine: Engine, start: datetime, end: datetime, scope: Scop
     context_ids = select(d.c.id).where(base, d.c.finished_at >= start - link_window, d.c.finished_at < end)
     incident_scope = [i.c.service == scope.service] if scope.service else []
     if scope.team:
-        incident_scope.append(i.c.service.in_(_team_services(scope.team)))
-    incident_rows = select(i.c.id, i.c.service, _raw(i.c.opened_at), _raw(i.c.resolved_at), i.c.deployment_id).where(
+        incident_scope.append(i.c.service.in_(team_services(scope.team)))
+    incident_rows = select(i.c.id, i.c.service, raw_time(i.c.opened_at), raw_time(i.c.resolved_at), i.c.deployment_id).where(
         or_(and_(i.c.opened_at >= start - link_window, i.c.opened_at < end + link_window, *incident_scope),
             i.c.deployment_id.in_(context_ids)))
     commit_links = select(dc.c.deployment_id, dc.c.change_id).where(
@@ -289,7 +293,7 @@ def load_dora_frames(engine: Engine, start: datetime, end: datetime, scope: Scop
             i.c.deployment_id.is_not(None), i.c.opened_at >= start - link_window,
             i.c.opened_at < end + link_window, *incident_scope)))
 
-    with _reading(engine) as conn:
+    with reading(engine) as conn:
         in_window_rows = read_frame(conn, window_deployments, raw=True, objects=("packed_changes",))
         window_changes = _first_per_change(_unpack_changes(in_window_rows.pop("packed_changes"),
                                                            in_window_rows["finished_at"], conn.dialect.name))
@@ -301,10 +305,11 @@ def load_dora_frames(engine: Engine, start: datetime, end: datetime, scope: Scop
                           commit_links=read_frame(conn, commit_links, raw=True))
 
 
-def _team_services(team: str):
+def team_services(team: str) -> Select:
     return select(deployments.c.service).where(deployments.c.team == team).distinct()
 
 
+@translates_store_errors
 def load_pipeline_frames(engine: Engine, start: datetime, end: datetime, scope: Scope = Scope()) -> PipelineFrames:
     """The frames `analysis.pipelines.report` needs for [start, end): every environment unless
     `scope.environment` names one."""
@@ -314,14 +319,14 @@ def load_pipeline_frames(engine: Engine, start: datetime, end: datetime, scope: 
     if scope.service:
         run_filter.append(r.c.service == scope.service)
     if scope.team:
-        run_filter.append(r.c.service.in_(_team_services(scope.team)))
+        run_filter.append(r.c.service.in_(team_services(scope.team)))
     run_ids = select(r.c.id).where(*run_filter)
-    runs = select(r.c.id, r.c.pipeline, r.c.service, r.c.revision, r.c.status, _raw(r.c.queued_at),
-                  _raw(r.c.started_at), _raw(r.c.finished_at)).where(*run_filter)
-    stages = select(s.c.id, s.c.pipeline_run_id, s.c.name, s.c.category, s.c.status, _raw(s.c.started_at),
-                    _raw(s.c.finished_at), s.c.failed_once).where(s.c.pipeline_run_id.in_(run_ids))
+    runs = select(r.c.id, r.c.pipeline, r.c.service, r.c.revision, r.c.status, raw_time(r.c.queued_at),
+                  raw_time(r.c.started_at), raw_time(r.c.finished_at)).where(*run_filter)
+    stages = select(s.c.id, s.c.pipeline_run_id, s.c.name, s.c.category, s.c.status, raw_time(s.c.started_at),
+                    raw_time(s.c.finished_at), s.c.failed_once).where(s.c.pipeline_run_id.in_(run_ids))
     actions = select(a.c.id, a.c.pipeline_run_id, a.c.stage_run_id, a.c.name, a.c.category, a.c.status,
-                     _raw(a.c.started_at), _raw(a.c.finished_at)).where(a.c.pipeline_run_id.in_(run_ids))
+                     raw_time(a.c.started_at), raw_time(a.c.finished_at)).where(a.c.pipeline_run_id.in_(run_ids))
 
     dep_filter = [d.c.finished_at >= start, d.c.finished_at < end]
     if scope.environment:
@@ -334,142 +339,16 @@ def load_pipeline_frames(engine: Engine, start: datetime, end: datetime, scope: 
     first_commit = (select(func.min(x.c.committed_at)).where(x.c.deployment_id == d.c.id).correlate(d)
                     .scalar_subquery())
     target = d.alias("target")
-    deps = (select(d.c.id, d.c.service, d.c.environment, d.c.production, d.c.status, _raw(d.c.finished_at),
+    deps = (select(d.c.id, d.c.service, d.c.environment, d.c.production, d.c.status, raw_time(d.c.finished_at),
                    d.c.rollback_of, _stored_time(first_commit).label("first_committed_at"),
-                   _raw(target.c.finished_at, "rollback_target_finished_at"))
+                   raw_time(target.c.finished_at, "rollback_target_finished_at"))
             .outerjoin(target, target.c.id == d.c.rollback_of)
             .where(*dep_filter))
-    with _reading(engine) as conn:
+    with reading(engine) as conn:
         return PipelineFrames(runs=read_frame(conn, runs), stages=read_frame(conn, stages),
                               actions=read_frame(conn, actions), deployments=read_frame(conn, deps))
 
 
-# --- read-only queries for the dashboard ----------------------------------------------------------
-
-ACTIVE_RUN = ("queued", "in_progress")
-ACTIVE_DEPLOYMENT = ("pending", "in_progress")
-
-
-def _run_scope(scope: Scope, table=pipeline_runs) -> list[ColumnElement[bool]]:
-    conds = []
-    if scope.service:
-        conds.append(table.c.service == scope.service)
-    if scope.team:
-        conds.append(table.c.service.in_(_team_services(scope.team)))
-    return conds
-
-
-def _named_scope(table, scope: Scope) -> list[ColumnElement[bool]]:
-    """Service and team conditions for a table with a `service` column but no team."""
-    return _run_scope(scope, table)
-
-
-def load_store_counts(engine: Engine) -> dict[str, int]:
-    """Rows per table a dashboard page reads (to tell an empty store from an empty filter)."""
-    from .models import canary_runs, gate_decisions, raw_events
-
-    tables = {"raw_events": raw_events, "deployments": deployments, "pipeline_runs": pipeline_runs,
-              "incidents": incidents, "canary_runs": canary_runs, "gate_decisions": gate_decisions}
-    with _reading(engine) as conn:
-        return {name: conn.execute(select(func.count()).select_from(t)).scalar_one() for name, t in tables.items()}
-
-
-def _distinct_values(column) -> Select:
-    """The distinct non-NULL values of an indexed column (as `value`) by a loose index scan: one
-    index seek per value (a recursive query), where DISTINCT reads every row of a million-row table."""
-    seen = select(func.min(column).label("value")).cte(f"seen_{column.table.name}_{column.name}", recursive=True)
-    following = select(func.min(column)).where(column > seen.c.value)
-    seen = seen.union_all(select(following.scalar_subquery()).where(seen.c.value.is_not(None)))
-    return select(seen.c.value).where(seen.c.value.is_not(None))
-
-
-def _distinct(conn: Connection, column) -> list:
-    """The distinct non-NULL values of an indexed column (`_distinct_values`)."""
-    return conn.execute(_distinct_values(column)).scalars().all()
-
-
-def load_filter_options(engine: Engine) -> dict[str, list[str]]:
-    """The services, teams and environments in the store, sorted (the dashboard's filter choices)."""
-    d, r = deployments, pipeline_runs
-    with _reading(engine) as conn:
-        services = set(_distinct(conn, d.c.service)) | set(_distinct(conn, r.c.service))
-        teams, envs = _distinct(conn, d.c.team), _distinct(conn, d.c.environment)
-    return {"services": sorted(services), "teams": sorted(teams), "environments": sorted(envs)}
-
-
-def load_open_work(engine: Engine, since: datetime, scope: Scope = Scope()) -> dict[str, pd.DataFrame]:
-    """What needs a person now: active and recently failed runs (with finished durations of their
-    pipelines since `since`, for a typical-duration baseline), deployments in progress, recent
-    rollbacks and open incidents with their linked deployment."""
-    r, d, i = pipeline_runs, deployments, incidents
-    run_cols = [r.c.id, r.c.pipeline, r.c.service, r.c.revision, r.c.status, r.c.url, _raw(r.c.queued_at),
-                _raw(r.c.started_at), _raw(r.c.finished_at)]
-    active_runs = select(*run_cols).where(r.c.status.in_(ACTIVE_RUN), *_run_scope(scope))
-    failed_runs = (select(*run_cols).where(r.c.status == "failed", r.c.finished_at >= since, *_run_scope(scope))
-                   .order_by(r.c.finished_at.desc()))
-    finished_runs = select(r.c.pipeline, r.c.service, _raw(r.c.started_at), _raw(r.c.finished_at)).where(
-        r.c.status.in_(("succeeded", "failed")), r.c.finished_at >= since, r.c.started_at.is_not(None),
-        *_run_scope(scope))
-    dep_cols = [d.c.id, d.c.service, d.c.team, d.c.environment, d.c.status, d.c.version, d.c.url,
-                _raw(d.c.started_at), _raw(d.c.finished_at), d.c.rollback_of, d.c.is_rollback]
-    active_deps = select(*dep_cols).where(d.c.status.in_(ACTIVE_DEPLOYMENT), *scope.conditions())
-    rollbacks = (select(*dep_cols).where(
-        or_(d.c.is_rollback == true(), d.c.rollback_of.is_not(None), d.c.status == "rolled_back"),
-        d.c.finished_at >= since, *scope.conditions()).order_by(d.c.finished_at.desc()))
-    linked = d.alias("linked")
-    open_incidents = (select(i.c.id, i.c.service, i.c.title, i.c.severity, i.c.status, i.c.url, _raw(i.c.opened_at),
-                             _raw(i.c.acknowledged_at), i.c.deployment_id, linked.c.status.label("deployment_status"),
-                             _raw(linked.c.finished_at, "deployment_finished_at"))
-                      .outerjoin(linked, linked.c.id == i.c.deployment_id)
-                      .where(i.c.resolved_at.is_(None), *_named_scope(i, scope)).order_by(i.c.opened_at.desc()))
-    with _reading(engine) as conn:
-        return {"active_runs": read_frame(conn, active_runs), "failed_runs": read_frame(conn, failed_runs),
-                "finished_runs": read_frame(conn, finished_runs), "active_deployments": read_frame(conn, active_deps),
-                "rollbacks": read_frame(conn, rollbacks), "open_incidents": read_frame(conn, open_incidents)}
-
-
-def load_run_detail(engine: Engine, run_id: str) -> dict[str, pd.DataFrame]:
-    """One pipeline run's stages and actions, in start order (a drill-down)."""
-    s, a = stage_runs, action_runs
-    stages = (select(s.c.id, s.c.name, s.c.category, s.c.status, s.c.attempt, s.c.failed_once, _raw(s.c.started_at),
-                     _raw(s.c.finished_at)).where(s.c.pipeline_run_id == run_id).order_by(s.c.started_at, s.c.name))
-    actions = (select(a.c.id, a.c.stage_run_id, a.c.name, a.c.category, a.c.provider, a.c.status, a.c.url,
-                      _raw(a.c.started_at), _raw(a.c.finished_at))
-               .where(a.c.pipeline_run_id == run_id).order_by(a.c.started_at, a.c.name))
-    with _reading(engine) as conn:
-        return {"stages": read_frame(conn, stages), "actions": read_frame(conn, actions)}
-
-
-def load_canary_runs(engine: Engine, start: datetime, end: datetime, scope: Scope = Scope(),
-                     limit: int = 200) -> pd.DataFrame:
-    """Canary runs created in [start, end), newest first, with their deployment's service. With a
-    service or team in `scope`, only runs of that service's deployments."""
-    from .models import canary_runs as c
-
-    d = deployments
-    query = (select(c.c.id, _raw(c.c.created_at), c.c.verdict, c.c.score, c.c.source, c.c.deployment_id,
-                    d.c.service, _raw(c.c.window_start), _raw(c.c.window_end), c.c.baseline_scope, c.c.canary_scope)
-             .outerjoin(d, d.c.id == c.c.deployment_id)
-             .where(c.c.created_at >= start, c.c.created_at < end, *_named_scope(d, scope))
-             .order_by(c.c.created_at.desc()).limit(limit))
-    with _reading(engine) as conn:
-        return read_frame(conn, query)
-
-
-def load_gate_decisions(engine: Engine, start: datetime, end: datetime, scope: Scope = Scope(),
-                        limit: int = 500) -> pd.DataFrame:
-    """Gate decisions made in [start, end) for the scope's services, newest first (checks, reasons,
-    actions and evidence as stored JSON text)."""
-    from .models import gate_decisions as g
-
-    query = (select(g.c.id, g.c.key, g.c.attempt, g.c.gate, g.c.decision, _raw(g.c.created_at), g.c.deployment_id,
-                    g.c.service, g.c.checks, g.c.reasons, g.c.actions, g.c.evidence)
-             .where(g.c.created_at >= start, g.c.created_at < end, *_named_scope(g, scope))
-             .order_by(g.c.created_at.desc(), g.c.attempt.desc()).limit(limit))
-    with _reading(engine) as conn:
-        return read_frame(conn, query)
-
-
-__all__ = ["Scope", "load_dora_frames", "load_pipeline_frames", "read_frame", "DORA_STATUSES",
-           "load_store_counts", "load_filter_options", "load_open_work", "load_run_detail", "load_canary_runs",
-           "load_gate_decisions", "use_system_allocator"]
+__all__ = ["Scope", "load_dora_frames", "load_pipeline_frames", "read_frame", "reading", "raw_time", "team_services",
+           "distinct_values",
+           "DORA_STATUSES"]

@@ -1,12 +1,10 @@
-"""Parsing of timestamps and durations; everything is returned timezone-aware in UTC."""
+"""Parsing of timestamps; everything is returned timezone-aware in UTC (durations: gatewatch.schema)."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 UTC = timezone.utc
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 def utcnow() -> datetime:
@@ -54,10 +52,16 @@ def parse_timestamp(value: object) -> datetime:
     return as_utc(parsed)
 
 
-def parse_duration(text: str) -> timedelta:
-    """Parse '30d', '12h', '90m', '45s' or '2w' into a timedelta."""
-    match = _DURATION.match(text or "")
-    if not match:
-        raise ValueError(f"invalid duration {text!r}: use a number and a unit s, m, h, d or w, e.g. 30d")
-    amount, unit = match.groups()
-    return timedelta(**{_UNITS[unit]: float(amount)})
+def parse_time(text: str, option: str, now: datetime | None = None) -> datetime:
+    """A time given on a command line: ISO 8601, or a duration before `now` such as 30m or 2h;
+    ConfigError names the option."""
+    from gatewatch.errors import ConfigError
+    from gatewatch.schema import parse_duration
+
+    now = now or utcnow()
+    try:
+        if text[-1:] in "smhdw" and text[:-1].replace(".", "").isdigit():
+            return now - parse_duration(text)
+        return parse_timestamp(text)
+    except (ValueError, OverflowError) as exc:
+        raise ConfigError(f"{option} {text!r}: expected {exc}, or a duration ago such as 30m") from None

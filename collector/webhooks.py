@@ -10,20 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import io
 import logging
-from typing import Iterable
+from collections.abc import Callable, Iterable
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
-from . import ingest
-from .config import Config
-from .db import ping
-from .errors import GatewatchError, StoreError
+from gatewatch import api
+from gatewatch.api import Config, IngestSummary
+from gatewatch.errors import GatewatchError, StoreError
 
 log = logging.getLogger(__name__)
 SECRET_VARIABLES = {"github_secret": "GATEWATCH_GITHUB_SECRET", "gitlab_token": "GATEWATCH_GITLAB_TOKEN",
@@ -45,7 +42,7 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def _secret(config: Config, name: str) -> str:
-    value = getattr(config.secrets, name)
+    value = getattr(config.webhooks, name)
     if not value:
         raise HTTPException(503, f"this endpoint is not configured: set {SECRET_VARIABLES[name]} "
                                  f"(or webhooks.{name} in gatewatch.yaml)")
@@ -92,7 +89,7 @@ def verify_bearer(config: Config, headers, body: bytes) -> None:
         raise HTTPException(401, "missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
 
 
-def _answer(summary: ingest.IngestSummary) -> JSONResponse:
+def _answer(summary: IngestSummary) -> JSONResponse:
     body = summary.to_dict()
     if summary.quarantined:
         body["detail"] = [f"{q.origin}: {q.error}" for q in summary.quarantined]
@@ -104,49 +101,42 @@ def build_router(engine: Engine, config: Config) -> APIRouter:
     """The collector's HTTP routes, bound to a store and configuration."""
     router = APIRouter()
 
-    async def receive(request: Request, verify, envelopes) -> JSONResponse:
-        body = await read_body(request, config.max_body_bytes)
+    async def receive(request: Request, verify: Callable, source: str | None, event_header: str | None = None,
+                      single: bool = True) -> JSONResponse:
+        body = await read_body(request, config.webhooks.max_body_bytes)
         verify(config, request.headers, body)
         text = body.decode("utf-8", errors="surrogateescape")
+        hint = request.headers.get(event_header) if event_header else None
+        origin = f"{source} webhook" if single else "events"
         try:
-            items = list(envelopes(text, request.headers))
-            summary = await run_in_threadpool(ingest.ingest, engine, items, config)
-        except GatewatchError as exc:
-            raise HTTPException(422 if not isinstance(exc, StoreError) else 503, str(exc)) from None
-        except SQLAlchemyError as exc:
-            log.error("store failure while ingesting a webhook: %s", exc.__class__.__name__)
+            summary = await run_in_threadpool(api.ingest_text, engine, config, text, origin, source, hint, single)
+        except StoreError as exc:
+            log.error("store failure while ingesting a webhook: %s", exc)
             raise HTTPException(503, "the store is unavailable; retry later") from None
+        except GatewatchError as exc:
+            raise HTTPException(422, str(exc)) from None
         return _answer(summary)
-
-    def single(source: str, event_header: str | None):
-        def make(text: str, headers) -> Iterable[ingest.Envelope]:
-            hint = headers.get(event_header) if event_header else None
-            return [ingest.Envelope(text, None, source, hint, f"{source} webhook")]
-        return make
-
-    def stream(text: str, headers) -> Iterable[ingest.Envelope]:
-        return ingest.read_stream(io.StringIO(text), "events")
 
     @router.post("/webhooks/github", summary="GitHub webhook (X-Hub-Signature-256)")
     async def github(request: Request) -> JSONResponse:
-        return await receive(request, verify_github, single("github", "x-github-event"))
+        return await receive(request, verify_github, "github", "x-github-event")
 
     @router.post("/webhooks/gitlab", summary="GitLab webhook (X-Gitlab-Token)")
     async def gitlab(request: Request) -> JSONResponse:
-        return await receive(request, verify_gitlab, single("gitlab", "x-gitlab-event"))
+        return await receive(request, verify_gitlab, "gitlab", "x-gitlab-event")
 
     @router.post("/webhooks/pagerduty", summary="PagerDuty webhook v3 (X-PagerDuty-Signature)")
     async def pagerduty(request: Request) -> JSONResponse:
-        return await receive(request, verify_pagerduty, single("pagerduty", None))
+        return await receive(request, verify_pagerduty, "pagerduty")
 
     @router.post("/events", summary="EventBridge API destination or generic records (bearer token)")
     async def events(request: Request) -> JSONResponse:
-        return await receive(request, verify_bearer, stream)
+        return await receive(request, verify_bearer, None, single=False)
 
     @router.get("/healthz", summary="Store connectivity")
     def healthz() -> JSONResponse:
         try:
-            ping(engine)
+            api.check_store(engine)
         except StoreError as exc:
             return JSONResponse({"status": "error", "store": str(exc)}, status_code=503)
         return JSONResponse({"status": "ok", "store": "ok"})

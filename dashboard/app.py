@@ -17,8 +17,8 @@ from dashboard import workers  # noqa: E402
 
 workers.start()  # first: it starts while this process imports the rest
 
-from collector.loaders import use_system_allocator  # noqa: E402
 from dashboard.common import sidebar  # noqa: E402
+from gatewatch.process import use_system_allocator  # noqa: E402
 
 use_system_allocator()
 

@@ -7,12 +7,9 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 import streamlit as st
+from sqlalchemy import Engine
 
-from analysis.windows import Window, window_between, window_since
-from collector.config import Config, load_config
-from collector.db import get_engine, resolve_url
-from collector.loaders import Scope, load_filter_options, load_store_counts
-from collector.timeutil import utcnow
+from gatewatch import api
 
 TTL = 60  # seconds a cached query stays fresh: new events show within a minute
 PAST_TTL = 900  # a past period's figures (the executive page's comparison): late events show within 15 min
@@ -31,26 +28,28 @@ GET_DATA_IN = """\
 - `gatewatch serve`: receive webhooks, or `gatewatch collect codepipeline` to backfill AWS history.
 
 Then reload this page (the store is `{url}`)."""
+OLD_SCHEMA = ("The store's schema is at revision `{current}`; this version of Gatewatch reads `{head}`. Run "
+              "`gatewatch db upgrade` (the dashboard only reads, so it never changes the store).")
 
 
 @dataclass(frozen=True)
 class Filters:
     """The global sidebar filters: a window of whole UTC days and a scope."""
 
-    window: Window
+    window: api.Window
     service: str | None
     team: str | None
     environment: str | None  # None: every environment configured as production
 
     @property
-    def scope(self) -> Scope:
-        return Scope(service=self.service, team=self.team, environment=self.environment)
+    def scope(self) -> api.Scope:
+        return api.Scope(service=self.service, team=self.team, environment=self.environment)
 
     @property
-    def previous(self) -> Window:
+    def previous(self) -> api.Window:
         """The period of equal length just before the window."""
         span = self.window.end - self.window.start
-        return Window(self.window.start - span, self.window.start, self.window.tz)
+        return api.Window(self.window.start - span, self.window.start, self.window.tz)
 
     def caption(self) -> str:
         last = (self.window.end - timedelta(days=1)).date()
@@ -59,37 +58,40 @@ class Filters:
         return f"{self.window.start:%Y-%m-%d} to {last:%Y-%m-%d} ({TZ}), " + ", ".join(s for s in scope if s)
 
 
-def store_url() -> str:
-    """The store from GATEWATCH_DB (what `gatewatch --db` sets), else ./gatewatch.db."""
-    return resolve_url(os.environ.get("GATEWATCH_DB"))
-
-
-def config_path() -> str | None:
-    return os.environ.get("GATEWATCH_CONFIG")
-
-
 @st.cache_resource
-def _config(path: str | None, cwd: str) -> Config:
-    return load_config(path)
+def _config(cwd: str) -> api.Config:
+    return api.load_config()
 
 
-def config() -> Config:
-    """The configuration (GATEWATCH_CONFIG, else ./gatewatch.yaml, else defaults)."""
-    return _config(config_path(), os.getcwd())
+def config() -> api.Config:
+    """The configuration (GATEWATCH_CONFIG, else ./gatewatch.yaml, else defaults; the store from
+    GATEWATCH_DB, which `gatewatch --db` sets)."""
+    return _config(os.getcwd())
 
 
-def engine(url: str):
-    return get_engine(url)
+def store_url() -> str:
+    """The store this dashboard reads."""
+    return config().store_url
+
+
+def engine(url: str) -> Engine:
+    """The store's engine, never migrated here: the dashboard only reads (a read-only role works)."""
+    return api.open_store(url, migrate=False)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
 def store_counts(url: str) -> dict[str, int]:
-    return load_store_counts(engine(url))
+    return api.store_counts(engine(url))
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def schema(url: str) -> tuple[str | None, str]:
+    return api.schema_revision(engine(url))
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
 def filter_options(url: str) -> dict[str, list[str]]:
-    return load_filter_options(engine(url))
+    return api.filter_options(engine(url))
 
 
 def _choice(label: str, options: list[str], key: str, first: str = ALL) -> str | None:
@@ -108,16 +110,16 @@ def sidebar() -> Filters:
     chosen = st.sidebar.selectbox("Time range", list(RANGES), index=list(RANGES).index(DEFAULT_RANGE), key="f_range")
     days = RANGES[chosen]
     if days is None:
-        today = utcnow().date()
+        today = api.utcnow().date()
         first = st.sidebar.date_input("From", today - timedelta(days=29), key="f_start")
         last = st.sidebar.date_input("To (included)", today, key="f_end")
         if not isinstance(first, date) or not isinstance(last, date) or last < first:
             st.sidebar.error("'To' must be on or after 'From'; showing the last 30 days.")
-            window = window_since(30, utcnow(), TZ)
+            window = api.window_since(30, api.utcnow(), TZ)
         else:
-            window = window_between(first, last + timedelta(days=1), TZ)
+            window = api.window_between(first, last + timedelta(days=1), TZ)
     else:
-        window = window_since(days, utcnow(), TZ)
+        window = api.window_since(days, api.utcnow(), TZ)
     service = _choice("Service", options["services"], "f_service")
     team = _choice("Team", options["teams"], "f_team")
     environment = _choice("Environment", options["environments"], "f_env", first=PRODUCTION)
@@ -137,7 +139,11 @@ def require_data(*tables: str) -> bool:
     url = store_url()
     counts = store_counts(url)
     if not any(counts.values()):
-        st.info(GET_DATA_IN.format(url=url))
+        st.info(GET_DATA_IN.format(url=api.describe_store(url)))
+        return False
+    current, head = schema(url)
+    if current != head:
+        st.warning(OLD_SCHEMA.format(current=current, head=head))
         return False
     return not tables or any(counts.get(t) for t in tables)
 

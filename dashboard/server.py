@@ -35,7 +35,7 @@ def warm_up(wait: bool = False) -> None:
             importlib.import_module(name)
     finally:
         checks.setLevel(level)
-    from collector.loaders import use_system_allocator
+    from gatewatch.process import use_system_allocator
 
     use_system_allocator()
 

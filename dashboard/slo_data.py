@@ -1,5 +1,5 @@
-"""SLO figures for the dashboard from the SLO files in `config.slos` (GATEWATCH_SLOS), read through
-`collector.telemetry.sli`: status, burn rates per window pair, and budget history."""
+"""SLO figures for the dashboard from the SLO files in `slos` (GATEWATCH_SLOS): status, burn rates per
+window pair, and budget history, through the service API."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -8,8 +8,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from collector.errors import GatewatchError
-from collector.telemetry.sli import budget_history, load_slos, slo_status
+from gatewatch import api
 
 from .common import TTL, config
 
@@ -22,25 +21,7 @@ def statuses(folder: str, service: str | None, at: datetime, history_start: date
              points: int = 48) -> dict[str, Any]:
     """{"slos": per SLO of `folder` (of `service` when given) its name, service, status dict, firing alerts
     and budget history, or the `error` reading it; "error": why the folder could not be read}."""
-    try:
-        specs = load_slos(folder)
-    except GatewatchError as exc:
-        return {"slos": [], "error": str(exc)}
-    out = []
-    for spec in specs:
-        if service and spec.service != service:
-            continue
-        item: dict[str, Any] = {"name": spec.name, "service": spec.service, "error": None}
-        try:
-            status = slo_status(spec, at)
-            history = (budget_history(spec, history_start, at, points=points) if history_start and history_start < at
-                       else pd.DataFrame(columns=["at", "sli", "budget_remaining"]))
-        except GatewatchError as exc:  # an SLI file missing or a server down: say so for this SLO only
-            out.append(item | {"error": str(exc)})
-            continue
-        out.append(item | {"status": status.to_dict(), "firing": [a.to_dict() for a in status.firing],
-                           "history": history})
-    return {"slos": out, "error": None}
+    return api.slo_overview(config(), folder, service, at, history_start, points)
 
 
 def folder() -> str | None:

@@ -17,33 +17,26 @@ import types
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
-from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from analysis.tiers import Benchmark
-    from collector.loaders import Scope
+    from gatewatch.api import Config, Scope, Window
 
-PRELOAD = ["analysis.dora", "analysis.windows", "collector.db", "collector.loaders"]
+PRELOAD = ["gatewatch.api", "gatewatch.services.delivery", "analysis.dora", "collector.loaders"]
 
 _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
 
 
-def dora_report(url: str, start: datetime, end: datetime, tz: str, scope: Scope, benchmark: Benchmark,
-                link_window: timedelta) -> dict[str, Any]:
-    """The plain `gatewatch dora` report of one window: the CLI's loader and analysis calls."""
-    from analysis import dora
-    from analysis.windows import Window
-    from collector.db import get_engine
-    from collector.loaders import load_dora_frames
+def dora_report(url: str, config: Config, window: Window, scope: Scope) -> dict[str, Any]:
+    """The plain `gatewatch dora` report of one window: the service API's call, as the CLI's."""
+    from gatewatch import api
 
-    frames = load_dora_frames(get_engine(url, migrate=False), start, end, scope, link_window)
-    return dora.report(frames, Window(start, end, tz), benchmark=benchmark, link_window=link_window)
+    return api.dora_report(api.open_store(url, migrate=False), config, window, scope)
 
 
 def _start_worker() -> None:
-    from collector.loaders import use_system_allocator
+    from gatewatch.process import use_system_allocator
 
     use_system_allocator()
     threading.Thread(target=_exit_with_parent, name="gatewatch-parent-watch", daemon=True).start()
@@ -103,12 +96,10 @@ def ready(timeout: float = 60) -> bool:
 def dora_report_elsewhere(url: str, *args) -> dict[str, Any]:
     """`dora_report(url, *args)` in the worker process, waiting without the GIL; in this process for
     an in-memory store (the worker cannot see it), without a fork server, or if the worker died."""
-    from sqlalchemy.engine import make_url
-
-    from collector.db import in_memory
+    from gatewatch import api
 
     global _pool
-    if in_memory(make_url(url)):
+    if api.in_memory_store(url):
         return dora_report(url, *args)
     pool = None
     try:

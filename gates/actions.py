@@ -7,19 +7,21 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import os
 import re
 import ssl
 import time
 import urllib.error
 import urllib.request
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
+from collector.config import environment_variable
 from collector.gate_decisions import StoredDecision
 from collector.timeutil import utcnow
+from gatewatch.errors import ActionFailed
 
 from .checks import Context
-from .policy import Action, Policy
+from .policy import Action, CodeDeployStop, CodePipelineRollback, Policy, Webhook
 
 log = logging.getLogger(__name__)
 
@@ -27,14 +29,6 @@ Clients = Callable[[str, "str | None"], Any]  # (service name, region or None) -
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _RETRY_STATUS = {429, 500, 502, 503, 504}
-
-
-class ActionFailed(Exception):
-    """An action that did not do its job; the message is what gets recorded (never a secret)."""
-
-    def __init__(self, message: str, attempts: int = 1):
-        super().__init__(message)
-        self.attempts = attempts
 
 
 def aws_client(service: str, region: str | None = None) -> Any:
@@ -104,11 +98,11 @@ def run_action(action: Action, stored: StoredDecision, ctx: Context, clients: Cl
 
 def _target(action: Action, ctx: Context) -> str | None:
     s = action.settings
-    if action.type == "codedeploy_stop":
-        return s["deployment_id"] or _param(ctx, "codedeploy_deployment_id")
-    if action.type == "codepipeline_rollback":
-        return f"{s['pipeline']}/{s['stage']}"
-    return s["url"]  # as written in the policy: ${VAR} placeholders are not expanded here
+    if isinstance(s, CodeDeployStop):
+        return s.deployment_id or _param(ctx, "codedeploy_deployment_id")
+    if isinstance(s, CodePipelineRollback):
+        return f"{s.pipeline}/{s.stage}"
+    return s.url  # as written in the policy: ${VAR} placeholders are not expanded here
 
 
 def _param(ctx: Context, name: str) -> str | None:
@@ -118,11 +112,13 @@ def _param(ctx: Context, name: str) -> str | None:
 
 def codedeploy_stop(action: Action, stored: StoredDecision, ctx: Context, clients: Clients) -> tuple[str, int]:
     """StopDeployment with autoRollbackEnabled, so CodeDeploy redeploys the last good revision."""
-    deployment = action.settings["deployment_id"] or _param(ctx, "codedeploy_deployment_id")
+    s = action.codedeploy_stop
+    assert s is not None
+    deployment = s.deployment_id or _param(ctx, "codedeploy_deployment_id")
     if not deployment:
         raise ActionFailed("no CodeDeploy deployment id: set codedeploy_stop.deployment_id in the policy or pass "
                            "the codedeploy_deployment_id parameter")
-    response = clients("codedeploy", action.settings["region"]).stop_deployment(
+    response = clients("codedeploy", s.region).stop_deployment(
         deploymentId=deployment, autoRollbackEnabled=True)
     message = response.get("statusMessage")
     return (f"StopDeployment {deployment}: {response.get('status')}" + (f" ({message})" if message else ""),
@@ -132,19 +128,19 @@ def codedeploy_stop(action: Action, stored: StoredDecision, ctx: Context, client
 def codepipeline_rollback(action: Action, stored: StoredDecision, ctx: Context,
                           clients: Clients) -> tuple[str, int]:
     """RollbackStage to the given execution, else to the latest Succeeded execution other than the current."""
-    s = action.settings
-    client = clients("codepipeline", s["region"])
-    target, how = s["target_execution_id"], "given"
+    s = action.codepipeline_rollback
+    assert s is not None
+    client = clients("codepipeline", s.region)
+    target, how = s.target_execution_id, "given"
     if not target:
         current = _param(ctx, "pipeline_execution_id")
-        target = _latest_succeeded(client, s["pipeline"], current)
+        target = _latest_succeeded(client, s.pipeline, current)
         if target is None:
-            raise ActionFailed(f"no Succeeded execution of {s['pipeline']} to roll back to"
+            raise ActionFailed(f"no Succeeded execution of {s.pipeline} to roll back to"
                                + (f" other than the current {current}" if current else ""))
         how = "latest Succeeded" + (f", current {current}" if current else ", no current execution given")
-    response = client.rollback_stage(pipelineName=s["pipeline"], stageName=s["stage"],
-                                     targetPipelineExecutionId=target)
-    return (f"RollbackStage {s['pipeline']}/{s['stage']} to {target} ({how}): rollback execution "
+    response = client.rollback_stage(pipelineName=s.pipeline, stageName=s.stage, targetPipelineExecutionId=target)
+    return (f"RollbackStage {s.pipeline}/{s.stage} to {target} ({how}): rollback execution "
             f"{response.get('pipelineExecutionId')}", _attempts(response))
 
 
@@ -172,44 +168,47 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 _OPENER = urllib.request.build_opener(_NoRedirects)
 
 
-def _expand(value: str, where: str, environ: dict) -> str:
+def _expand(value: str, where: str) -> str:
     def one(match: re.Match) -> str:
-        if match.group(1) not in environ:
+        found = environment_variable(match.group(1))
+        if found is None:
             raise ActionFailed(f"webhook {where}: environment variable {match.group(1)} is not set; nothing was sent",
                                attempts=0)
-        return environ[match.group(1)]
+        return found
     return _VAR.sub(one, value)
 
 
 def webhook(action: Action, stored: StoredDecision, ctx: Context, clients: Clients) -> tuple[str, int]:
     """POST (or PUT/PATCH) the decision JSON; connection errors, 429 and 5xx are retried with exponential
     backoff (or the server's Retry-After), every attempt and wait bounded by max_time."""
-    s, environ = action.settings, dict(os.environ)
-    url = _expand(s["url"], "url", environ)
+    s = action.webhook
+    assert s is not None
+    url = _expand(s.url, "url")
     headers = {"Content-Type": "application/json", "User-Agent": "gatewatch", "Idempotency-Key": stored.id}
-    secrets = [(url, s["url"])] if url != s["url"] else []  # (what was sent, what may be shown instead)
-    for name, value in s["headers"].items():
-        headers[name] = _expand(value, f"headers.{name}", environ)
+    secrets = [(url, s.url)] if url != s.url else []  # (what was sent, what may be shown instead)
+    for name, value in s.headers.items():
+        headers[name] = _expand(value, f"headers.{name}")
         secrets.append((headers[name], "***"))
     body = json.dumps(stored.to_dict(), default=str).encode("utf-8")
-    deadline = time.monotonic() + s["max_time"]
-    delay, attempts = s["backoff"], 0
+    max_time, timeout = s.max_time.total_seconds(), s.timeout.total_seconds()
+    deadline = time.monotonic() + max_time
+    delay, attempts = s.backoff.total_seconds(), 0
     while True:
         attempts += 1
         try:
-            status = _send(url, s["method"], body, headers, min(s["timeout"], deadline - time.monotonic()))
+            status = _send(url, s.method, body, headers, min(timeout, deadline - time.monotonic()))
             return f"HTTP {status} after {attempts} attempt{'s' if attempts > 1 else ''}", attempts
         except _Retry as exc:
             problem, wait = _scrub(str(exc), secrets), max(delay, exc.retry_after or 0)
         except _Fatal as exc:
             raise ActionFailed(_scrub(str(exc), secrets) + f" (attempt {attempts}; not retried)",
                                attempts) from None
-        if attempts > s["retries"]:
-            raise ActionFailed(f"{problem}; gave up after {attempts} attempts (retries: {s['retries']})", attempts)
+        if attempts > s.retries:
+            raise ActionFailed(f"{problem}; gave up after {attempts} attempts (retries: {s.retries})", attempts)
         if time.monotonic() + wait >= deadline:
-            raise ActionFailed(f"{problem}; gave up after {attempts} attempts: max_time {s['max_time']:g}s "
+            raise ActionFailed(f"{problem}; gave up after {attempts} attempts: max_time {max_time:g}s "
                                "would be exceeded", attempts)
-        log.warning("webhook %s attempt %d: %s; retrying in %.2fs", s["url"], attempts, problem, wait)
+        log.warning("webhook %s attempt %d: %s; retrying in %.2fs", s.url, attempts, problem, wait)
         time.sleep(wait)
         delay *= 2
 

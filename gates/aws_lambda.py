@@ -10,20 +10,19 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any, Callable, Mapping
+from typing import Annotated, Any
 
-from collector.errors import ConfigError, SourceUnavailable, StoreError
-from collector.gate_decisions import StoredDecision
-from collector.timeutil import parse_duration, utcnow
+from pydantic import Field, field_validator, model_validator
 
-from .checks import UNAVAILABLE, Context
-from .policy import Policy, PolicyError
-from .service import evaluate, load_policies, load_policy
+from gatewatch import api
+from gatewatch.api import Policy, StoredDecision
+from gatewatch.errors import ConfigError, ParameterError, SourceUnavailable, StoreError
+from gatewatch.schema import Duration, Model, NonEmpty, validate
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_WAIT = "30m"
 # CodePipeline fails a Lambda invoke action that has not finished after 24 hours.
 MAX_WAIT_LIMIT = timedelta(hours=24)
 # Lengths and patterns from CodePipeline's service model (botocore does not check them client-side).
@@ -32,11 +31,44 @@ SUMMARY_MAX = 2048
 TOKEN_MAX = 2048
 KEY_MAX = 255  # gate_decisions.key
 TOKEN_VERSION = 1
-PARAMETERS = ("gate", "policy", "deployment", "service", "baseline", "canary", "key", "max_wait", "params")
 
 
-class ParameterError(ValueError):
-    """UserParameters (or the continuation token) that cannot be used; reported as ConfigurationError."""
+class UserParameters(Model):
+    """The action's UserParameters: which gate (a name from the policy folder, or a policy file), what it
+    is asked about, the idempotency key (default: the job id) and how long a hold may wait."""
+
+    gate: NonEmpty | None = None
+    policy: NonEmpty | None = None
+    deployment: NonEmpty | None = None
+    service: NonEmpty | None = None
+    baseline: NonEmpty | None = None
+    canary: NonEmpty | None = None
+    key: Annotated[NonEmpty, Field(max_length=KEY_MAX)] | None = None
+    max_wait: Duration = timedelta(minutes=30)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("max_wait")
+    @classmethod
+    def _within_a_day(cls, wait: timedelta) -> timedelta:
+        if wait > MAX_WAIT_LIMIT:
+            raise ValueError(f"at most 24h (CodePipeline fails a Lambda invoke action after 24 hours), got {wait}")
+        return wait
+
+    @field_validator("params", mode="before")
+    @classmethod
+    def _object(cls, value: Any) -> Any:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ValueError("expected a JSON object of parameters for the gate's actions")
+        return value
+
+    @model_validator(mode="after")
+    def _one_gate(self) -> UserParameters:
+        if bool(self.gate) == bool(self.policy):
+            raise ValueError("give exactly one of 'gate' (a gate name from GATEWATCH_GATE_POLICIES) or 'policy' "
+                             "(a policy file path)")
+        return self
 
 
 def _default_client():
@@ -77,18 +109,15 @@ def _strip_secrets(event: Mapping[str, Any]) -> Mapping[str, Any]:
 def _decide(job_id: str, data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """The Put* request for this job and a summary of it."""
     params = _user_parameters(data)
-    max_wait = _max_wait(params.get("max_wait", DEFAULT_MAX_WAIT))
-    policy = _policy(params)
-    now = utcnow()
+    max_wait = params.max_wait
+    config = api.load_config()
+    policy = _policy(params, config)
+    now = api.utcnow()
     token = _read_token(data.get("continuationToken"))
-    key = token["key"] if token else (params.get("key") or job_id)
+    key = token["key"] if token else (params.key or job_id)
     started = datetime.fromisoformat(token["started"]) if token else now
-    from collector.db import get_engine
-
-    engine = get_engine()
-    ctx = Context(engine, now, params.get("deployment"), params.get("service"), params.get("baseline"),
-                  params.get("canary"), params.get("params") or {})
-    stored = evaluate(policy, ctx, key)
+    request = api.GateRequest(params.deployment, params.service, key, params.baseline, params.canary, params.params)
+    stored = evaluate_gate(api.open_store(config), config, policy, request, now=now)
     log.info("gate %s, job %s, key %s: %s (decision %s, attempt %d)", policy.name, job_id, key, stored.decision,
              stored.id, stored.attempt)
     summary = {"key": key, "decision": stored.decision, "decision_id": stored.id, "attempt": stored.attempt}
@@ -105,7 +134,7 @@ def _decide(job_id: str, data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[
     if waited < max_wait:
         token_text = _write_token(key, started, policy.name)
         return {"jobId": job_id, "continuationToken": token_text}, summary | {"reported": "continuation"}
-    unreadable = _unreadable_checks(stored)
+    unreadable = api.unreadable_checks(stored)
     kind = "SystemUnavailable" if unreadable else "JobFailed"
     reasons = ([f"{name}: {'; '.join(why)}" for name, why in unreadable.items()] if unreadable
                else stored.reasons)
@@ -113,6 +142,10 @@ def _decide(job_id: str, data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[
                f"{', telemetry could not be read' if unreadable else ''}): {'; '.join(reasons)} "
                f"(gate {stored.gate}, decision {stored.id})")
     return _failure(job_id, kind, message, stored.id), summary | {"reported": "failure", "failure_type": kind}
+
+
+# The gate evaluation this handler calls (the service API's; a test may replace it).
+evaluate_gate: Callable[..., StoredDecision] = api.evaluate_gate
 
 
 def output_variables(stored: StoredDecision) -> dict[str, str]:
@@ -135,8 +168,8 @@ def _failure(job_id: str, kind: str, message: str, decision_id: str | None = Non
     return {"jobId": job_id, "failureDetails": details}
 
 
-def _user_parameters(data: Mapping[str, Any]) -> dict[str, Any]:
-    """UserParameters as a validated mapping; ParameterError names the field and the fix."""
+def _user_parameters(data: Mapping[str, Any]) -> UserParameters:
+    """UserParameters as a validated model; ParameterError names the field and the fix."""
     configuration = (data.get("actionConfiguration") or {}).get("configuration") or {}
     text = configuration.get("UserParameters")
     example = 'e.g. {"gate": "checkout-prod", "deployment": "#{codepipeline.PipelineExecutionId}"}'
@@ -149,45 +182,18 @@ def _user_parameters(data: Mapping[str, Any]) -> dict[str, Any]:
                              f"expected a JSON object, {example}") from None
     if not isinstance(params, dict):
         raise ParameterError(f"UserParameters: expected a JSON object, {example}")
-    unknown = sorted(set(params) - set(PARAMETERS))
-    if unknown:
-        raise ParameterError(f"UserParameters: unknown key(s) {unknown}; expected {', '.join(PARAMETERS)}")
-    if bool(params.get("gate")) == bool(params.get("policy")):
-        raise ParameterError("UserParameters: give exactly one of 'gate' (a gate name from GATEWATCH_GATE_POLICIES) "
-                             "or 'policy' (a policy file path)")
-    for name in ("gate", "policy", "deployment", "service", "baseline", "canary", "key", "max_wait"):
-        if params.get(name) is not None and not isinstance(params[name], str):
-            raise ParameterError(f"UserParameters.{name}: expected a string, got {params[name]!r}")
-    if params.get("key") and len(params["key"]) > KEY_MAX:
-        raise ParameterError(f"UserParameters.key: at most {KEY_MAX} characters")
-    if params.get("params") is not None and not isinstance(params["params"], dict):
-        raise ParameterError("UserParameters.params: expected a JSON object of parameters for the gate's actions")
-    return params
+    return validate(UserParameters, params, error=ParameterError, prefix="UserParameters")
 
 
-def _max_wait(text: str) -> timedelta:
-    try:
-        wait = parse_duration(text)
-    except ValueError as exc:
-        raise ParameterError(f"UserParameters.max_wait: {exc}") from None
-    if wait > MAX_WAIT_LIMIT:
-        raise ParameterError(f"UserParameters.max_wait: at most 24h (CodePipeline fails a Lambda invoke action "
-                             f"after 24 hours), got {text!r}")
-    return wait
-
-
-def _policy(params: Mapping[str, Any]) -> Policy:
-    if params.get("policy"):
-        return load_policy(params["policy"])
-    from collector.config import load_config
-
-    policies = load_policies(load_config().gate_policies)
-    name = params["gate"]
-    if name not in policies:
+def _policy(params: UserParameters, config: api.Config) -> Policy:
+    if params.policy:
+        return api.load_policy(params.policy)
+    policies = api.load_policies(config.gates.policies)
+    if params.gate not in policies:
         known = ", ".join(sorted(policies)) or "none"
-        raise ParameterError(f"UserParameters.gate {name!r}: no such gate in the gate policies folder "
+        raise ParameterError(f"UserParameters.gate {params.gate!r}: no such gate in the gate policies folder "
                              f"(GATEWATCH_GATE_POLICIES); known gates: {known}")
-    return policies[name]
+    return policies[params.gate]
 
 
 def _write_token(key: str, started: datetime, gate: str) -> str:
@@ -213,27 +219,16 @@ def _read_token(text: Any) -> dict[str, Any] | None:
                          "idempotency key and start time); is another function configured on this action?")
 
 
-def _unreadable_checks(stored: StoredDecision) -> dict[str, list[str]]:
-    """The checks that hold because their telemetry could not be read (not merely absent), with why."""
-    return {c["name"]: list((c.get("evidence") or {})[UNAVAILABLE]) for c in stored.checks
-            if c.get("status") == "nodata" and c.get("effect") == "hold" and (c.get("evidence") or {}).get(UNAVAILABLE)}
-
-
 def _failure_for(exc: Exception) -> tuple[str, str]:
     """The failure type and message for an exception (the message never carries the event)."""
     from botocore.exceptions import ConnectionError as AwsConnectionError
-    from sqlalchemy.exc import SQLAlchemyError
 
-    if isinstance(exc, (ParameterError, PolicyError, ConfigError)):
+    if isinstance(exc, ConfigError):
         log.error("configuration error: %s", exc)
         return "ConfigurationError", f"gate configuration: {exc}"
     if isinstance(exc, StoreError):
         log.error("store unavailable: %s", exc)
         return "SystemUnavailable", f"the Gatewatch store could not be reached: {exc}"
-    if isinstance(exc, SQLAlchemyError):
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        log.error("store unavailable: %s: %s", exc.__class__.__name__, first)
-        return "SystemUnavailable", f"the Gatewatch store could not be used: {exc.__class__.__name__}: {first}"
     if isinstance(exc, (SourceUnavailable, ConnectionError, TimeoutError, AwsConnectionError)):
         log.error("outside system unavailable: %s: %s", exc.__class__.__name__, exc)
         return "SystemUnavailable", f"telemetry could not be read: {exc.__class__.__name__}: {exc}"

@@ -1,68 +1,344 @@
-"""Gate policies: which checks a deployment must pass and what a failure means (rollback or hold),
-and how the checks' results combine into promote, hold or rollback."""
+"""Gate policies: which checks a deployment must pass and what a failure means (rollback or hold), the
+actions a decision triggers, and how the checks' results combine into promote, hold or rollback.
+
+A policy file is validated once, when it is read: every field a check or an action uses is typed
+here, so an evaluation never meets a setting it cannot use."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Annotated, Any, Literal
 
-from collector.timeutil import parse_duration
+from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
-from .windows import DeployWindow, parse_window
+from gatewatch.errors import PolicyError
+from gatewatch.schema import LIST, Model, NonEmpty, PositiveDuration, validate
+
+from .windows import DeployWindow
+
+__all__ = ["Policy", "Check", "Action", "CheckResult", "PolicyError", "policy_from_mapping", "decide", "effect_of",
+           "CHECK_TYPES", "ACTION_TYPES", "DECISIONS"]
 
 CHECK_TYPES = ("canary", "error_budget", "burn_rate", "deploy_window", "dora")
-EFFECTS = ("rollback", "hold")
-MISSING = ("hold", "ignore", "rollback")
 DECISIONS = ("promote", "hold", "rollback")
 ACTION_TYPES = ("codedeploy_stop", "codepipeline_rollback", "webhook")
 ACTION_TRIGGERS = ("rollback", "hold")
-WEBHOOK_METHODS = ("POST", "PUT", "PATCH")
 _AWS_NAME = re.compile(r"[A-Za-z0-9.@\-_]{1,100}")  # CodePipeline's pattern for pipeline and stage names
 _EXECUTION_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+Effect = Literal["rollback", "hold"]
+Missing = Literal["hold", "ignore", "rollback"]
 
 
-class PolicyError(ValueError):
-    """A policy that does not fit the schema; the message names the field and the fix."""
+def _http_url(url: str) -> str:
+    if not re.match(r"https?://[^/\s]+", url):
+        raise ValueError(f"expected an http:// or https:// URL, got {url!r}")
+    return url
 
 
-@dataclass(frozen=True)
-class Check:
-    """One check of a policy: its type, settings, what a failure means, what missing data means."""
+# --- checks -----------------------------------------------------------------------------------------
 
-    type: str
-    settings: Mapping[str, Any]
-    on_fail: str
-    on_missing_data: str
-    name: str
-    window: DeployWindow | None = None
+class CanaryPrometheus(Model):
+    """A canary's samples from a Prometheus-compatible server over the last `window`."""
 
+    url: NonEmpty
+    baseline: NonEmpty | None = None
+    canary: NonEmpty | None = None
+    window: PositiveDuration = timedelta(minutes=30)
+    step: PositiveDuration = timedelta(seconds=30)
 
-@dataclass(frozen=True)
-class Action:
-    """An action a decision triggers: its type, validated settings, and the decisions that trigger it."""
-
-    type: str
-    settings: Mapping[str, Any]
-    on: tuple[str, ...] = ("rollback",)
+    @field_validator("url")
+    @classmethod
+    def _http(cls, url: str) -> str:
+        return _http_url(url)
 
 
-@dataclass(frozen=True)
-class Policy:
-    """A gate policy (see the README): a name, its checks, the missing-data default and actions."""
+class CanaryCloudWatch(Model):
+    """A canary's samples from CloudWatch GetMetricData over the last `window`."""
 
-    name: str
-    checks: tuple[Check, ...]
-    on_missing_data: str = "hold"
-    actions: tuple[Action, ...] = ()
-    base_dir: Path = field(default=Path("."))
+    baseline: NonEmpty | None = None
+    canary: NonEmpty | None = None
+    window: PositiveDuration = timedelta(minutes=30)
+    step: PositiveDuration = timedelta(seconds=60)
+    region: NonEmpty | None = None
+
+
+class CanaryCheck(Model):
+    """Judge a canary: its config, and its samples from a CSV file, Prometheus or CloudWatch."""
+
+    config: NonEmpty
+    data: NonEmpty | None = None
+    prometheus: CanaryPrometheus | None = None
+    cloudwatch: CanaryCloudWatch | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_source(cls, raw: Any) -> Any:
+        if isinstance(raw, Mapping):
+            sources = sorted({"data", "prometheus", "cloudwatch"} & set(raw))
+            if len(sources) != 1:
+                raise ValueError("expected one of 'data' (a CSV file), 'prometheus' {url, baseline, canary} or "
+                                 "'cloudwatch' {baseline, canary, region}"
+                                 + (f"; got {' and '.join(sources)}" if sources else ""))
+        return raw
+
+
+class ErrorBudgetCheck(Model):
+    """At least `min_remaining` (a fraction) of the SLO's error budget must be left."""
+
+    slo: NonEmpty
+    min_remaining: float = Field(0.0, ge=0, le=1)
+
+    @field_validator("min_remaining", mode="before")
+    @classmethod
+    def _fraction(cls, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            raise ValueError(f"expected a fraction from 0 to 1, e.g. 0.25, got {value!r}")
+        return float(value)
+
+
+class BurnRateCheck(Model):
+    """No multiwindow burn-rate alert of the SLO may fire."""
+
+    slo: NonEmpty
+
+
+class DoraCheck(Model):
+    """A DORA figure over the last `since` must stay at or below `max`."""
+
+    metric: Literal["change_failure_rate", "lead_time", "recovery_time"]
+    max: float
+    since: PositiveDuration = timedelta(days=30)
+    service: NonEmpty | None = None
+
+
+Settings = CanaryCheck | ErrorBudgetCheck | BurnRateCheck | DeployWindow | DoraCheck
+
+
+class Check(Model):
+    """One check of a policy: its settings, what a failure means, what missing data means, its name."""
+
+    canary: CanaryCheck | None = None
+    error_budget: ErrorBudgetCheck | None = None
+    burn_rate: BurnRateCheck | None = None
+    deploy_window: DeployWindow | None = None
+    dora: DoraCheck | None = None
+    on_fail: Effect = "hold"
+    on_missing_data: Missing = "hold"
+    name: NonEmpty
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_type(cls, raw: Any) -> Any:
+        if not isinstance(raw, Mapping):
+            raise ValueError("expected a mapping such as {canary: {...}, on_fail: rollback}")
+        kinds = [k for k in raw if k in CHECK_TYPES]
+        if len(kinds) != 1 or set(raw) - set(CHECK_TYPES) - {"on_fail", "on_missing_data", "name"}:
+            raise ValueError(f"expected exactly one of {', '.join(CHECK_TYPES)} with on_fail (and optional "
+                             f"on_missing_data, name); got {sorted(map(str, raw))}")
+        if raw[kinds[0]] is None:
+            return {**raw, kinds[0]: {}}
+        return raw
+
+    @property
+    def type(self) -> str:
+        """canary, error_budget, burn_rate, deploy_window or dora."""
+        return next(kind for kind in CHECK_TYPES if getattr(self, kind) is not None)
+
+    @property
+    def settings(self) -> Settings:
+        return getattr(self, self.type)
+
+    @property
+    def window(self) -> DeployWindow | None:
+        return self.deploy_window
+
+
+# --- actions ----------------------------------------------------------------------------------------
+
+def _aws_name(value: str) -> str:
+    if not _AWS_NAME.fullmatch(value):
+        raise ValueError(f"{value!r} is not valid; expected 1-100 letters, digits and . @ - _")
+    return value
+
+
+class CodeDeployStop(Model):
+    """CodeDeploy StopDeployment with automatic rollback (the deployment from here or the caller)."""
+
+    deployment_id: NonEmpty | None = None
+    region: NonEmpty | None = None
+
+
+class CodePipelineRollback(Model):
+    """CodePipeline RollbackStage to `target_execution_id`, else the newest succeeded execution."""
+
+    pipeline: NonEmpty
+    stage: NonEmpty
+    target_execution_id: NonEmpty | None = None
+    region: NonEmpty | None = None
+
+    @field_validator("pipeline", "stage")
+    @classmethod
+    def _names(cls, value: str) -> str:
+        return _aws_name(value)
+
+    @field_validator("target_execution_id")
+    @classmethod
+    def _execution(cls, value: str | None) -> str | None:
+        if value is not None and not _EXECUTION_ID.fullmatch(value):
+            raise ValueError(f"{value!r} is not valid; expected a pipeline execution id (a lower-case UUID)")
+        return value
+
+
+class Webhook(Model):
+    """An HTTP request with the decision as its body, retried with backoff within `max_time`."""
+
+    url: NonEmpty
+    method: Literal["POST", "PUT", "PATCH"] = "POST"
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout: PositiveDuration = timedelta(seconds=5)
+    max_time: PositiveDuration = timedelta(seconds=30)
+    retries: int = 3
+    backoff: PositiveDuration = timedelta(seconds=0.5)
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, url: str) -> str:
+        return _http_url(url)
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("headers", mode="before")
+    @classmethod
+    def _headers(cls, value: Any) -> Any:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise ValueError(f"expected a mapping of header names to values, got {value!r}")
+        out = {}
+        for name, text in value.items():
+            if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not a valid header name")
+            if isinstance(text, bool) or not isinstance(text, (str, int)) or "\n" in str(text) or "\r" in str(text):
+                raise ValueError(f"{name}: expected a one-line string (use ${{VAR}} for secrets)")
+            out[name] = str(text)
+        return out
+
+    @field_validator("retries", mode="before")
+    @classmethod
+    def _retries(cls, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 20:
+            raise ValueError(f"expected a whole number from 0 to 20, got {value!r}")
+        return value
+
+
+class Action(Model):
+    """An action a decision triggers: its settings, and the decisions (`on`) that trigger it."""
+
+    codedeploy_stop: CodeDeployStop | None = None
+    codepipeline_rollback: CodePipelineRollback | None = None
+    webhook: Webhook | None = None
+    on: Annotated[tuple[Literal["rollback", "hold"], ...], LIST] = ("rollback",)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_type(cls, raw: Any) -> Any:
+        if not isinstance(raw, Mapping):
+            raise ValueError("expected a mapping such as {webhook: {url: ...}}")
+        raw = {("on" if k is True else k): v for k, v in raw.items()}  # YAML 1.1 reads a bare `on` as true
+        kinds = [k for k in raw if k in ACTION_TYPES]
+        if len(kinds) != 1 or set(raw) - set(ACTION_TYPES) - {"on"}:
+            raise ValueError(f"expected exactly one of {', '.join(ACTION_TYPES)} (and optional on); "
+                             f"got {sorted(map(str, raw))}")
+        if raw[kinds[0]] is None:
+            raw[kinds[0]] = {}
+        return raw
+
+    @field_validator("on", mode="before")
+    @classmethod
+    def _triggers(cls, value: Any) -> Any:
+        value = [value] if isinstance(value, str) else value
+        if not isinstance(value, (list, tuple)) or not value or any(t not in ACTION_TRIGGERS for t in value):
+            raise ValueError(f"expected a list of {', '.join(ACTION_TRIGGERS)}, e.g. [rollback], got {value!r}")
+        return tuple(dict.fromkeys(value))
+
+    @property
+    def type(self) -> str:
+        """codedeploy_stop, codepipeline_rollback or webhook."""
+        return next(kind for kind in ACTION_TYPES if getattr(self, kind) is not None)
+
+    @property
+    def settings(self) -> CodeDeployStop | CodePipelineRollback | Webhook:
+        return getattr(self, self.type)
+
+
+# --- the policy -------------------------------------------------------------------------------------
+
+class Policy(Model):
+    """A gate: its name, its checks, what missing data means by default, and the actions it triggers.
+    Files a policy names are relative to the policy file (`path`)."""
+
+    name: NonEmpty
+    on_missing_data: Missing = "hold"
+    checks: Annotated[tuple[Check, ...], LIST]
+    actions: Annotated[tuple[Action, ...], LIST] = ()
+    _base_dir: Path = PrivateAttr(default=Path("."))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults(cls, raw: Any) -> Any:
+        """Each check's name (its type, numbered when repeated) and on_missing_data (the policy's default)."""
+        if not isinstance(raw, Mapping):
+            return raw
+        raw = dict(raw)
+        if raw.get("actions") is None:
+            raw.pop("actions", None)
+        checks = raw.get("checks")
+        if not isinstance(checks, list) or not checks:
+            raise ValueError("checks: expected a non-empty list of checks")
+        default = raw.get("on_missing_data", "hold")
+        seen: dict[str, int] = {}
+        filled = []
+        for item in checks:
+            if isinstance(item, Mapping):
+                item = dict(item)
+                kind = next((k for k in item if k in CHECK_TYPES), None)
+                if kind is not None:
+                    seen[kind] = seen.get(kind, 0) + 1
+                    item.setdefault("name", kind if seen[kind] == 1 else f"{kind}#{seen[kind]}")
+                if default in ("hold", "ignore", "rollback"):
+                    item.setdefault("on_missing_data", default)
+            filled.append(item)
+        raw["checks"] = filled
+        return raw
+
+    @model_validator(mode="after")
+    def _base(self, info: ValidationInfo) -> Policy:
+        self._base_dir = Path((info.context or {}).get("base_dir", "."))
+        return self
+
+    @property
+    def base_dir(self) -> Path:
+        return self._base_dir
 
     def path(self, relative: str) -> Path:
         """A file named in the policy, relative to the policy file."""
         candidate = Path(relative)
-        return candidate if candidate.is_absolute() else self.base_dir / candidate
+        return candidate if candidate.is_absolute() else self._base_dir / candidate
 
+
+def policy_from_mapping(raw: Any, base_dir: Path = Path(".")) -> Policy:
+    """Validate a parsed policy (YAML); PolicyError names the field (`checks[0].on_fail: ...`)."""
+    return validate(Policy, raw, error=PolicyError, context={"base_dir": base_dir})
+
+
+# --- decisions --------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class CheckResult:
@@ -77,171 +353,6 @@ class CheckResult:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "status": self.status, "effect": self.effect, "reason": self.reason,
                 "evidence": dict(self.evidence)}
-
-
-def policy_from_mapping(raw: Any, base_dir: Path = Path(".")) -> Policy:
-    """Validate a parsed policy (YAML); PolicyError names the field."""
-    if not isinstance(raw, Mapping):
-        raise PolicyError("policy: expected a mapping with 'name' and 'checks'")
-    unknown = set(raw) - {"name", "on_missing_data", "checks", "actions"}
-    if unknown:
-        raise PolicyError(f"policy: unknown key(s) {sorted(unknown)}; expected name, on_missing_data, checks, actions")
-    name = raw.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise PolicyError("name: expected the gate's name, e.g. checkout-prod")
-    default_missing = raw.get("on_missing_data", "hold")
-    if default_missing not in MISSING:
-        raise PolicyError(f"on_missing_data: expected one of {', '.join(MISSING)}, got {default_missing!r}")
-    items = raw.get("checks")
-    if not isinstance(items, list) or not items:
-        raise PolicyError("checks: expected a non-empty list of checks")
-    checks = []
-    seen: dict[str, int] = {}
-    for i, item in enumerate(items):
-        where = f"checks[{i}]"
-        if not isinstance(item, Mapping):
-            raise PolicyError(f"{where}: expected a mapping such as {{canary: {{...}}, on_fail: rollback}}")
-        kind, settings = _kind(item, CHECK_TYPES, {"on_fail", "on_missing_data", "name"}, where,
-                               "with on_fail (and optional on_missing_data, name)")
-        on_fail = item.get("on_fail", "hold")
-        if on_fail not in EFFECTS:
-            raise PolicyError(f"{where}.on_fail: expected rollback or hold, got {on_fail!r}")
-        missing = item.get("on_missing_data", default_missing)
-        if missing not in MISSING:
-            raise PolicyError(f"{where}.on_missing_data: expected one of {', '.join(MISSING)}, got {missing!r}")
-        seen[kind] = seen.get(kind, 0) + 1
-        check_name = item.get("name") or (kind if seen[kind] == 1 else f"{kind}#{seen[kind]}")
-        window = None
-        if kind == "deploy_window":
-            try:
-                window = parse_window(dict(settings))
-            except ValueError as exc:
-                raise PolicyError(f"{where}.{exc}") from None
-        for required in {"canary": ("config",), "error_budget": ("slo",), "burn_rate": ("slo",),
-                         "dora": ("metric", "max")}.get(kind, ()):
-            if required not in settings:
-                raise PolicyError(f"{where}.{kind}.{required}: required")
-        if kind == "canary":
-            sources = sorted({"data", "prometheus", "cloudwatch"} & set(settings))
-            if len(sources) != 1:
-                raise PolicyError(f"{where}.canary: expected one of 'data' (a CSV file), 'prometheus' "
-                                  f"{{url, baseline, canary}} or 'cloudwatch' {{baseline, canary, region}}"
-                                  + (f"; got {' and '.join(sources)}" if sources else ""))
-            if sources != ["data"] and not isinstance(settings[sources[0]], Mapping):
-                raise PolicyError(f"{where}.canary.{sources[0]}: expected a mapping such as {{baseline: ..., canary: ...}}")
-        if kind == "error_budget":
-            minimum = settings.get("min_remaining", 0)
-            if isinstance(minimum, bool) or not isinstance(minimum, (int, float)) or not 0 <= minimum <= 1:
-                raise PolicyError(f"{where}.error_budget.min_remaining: expected a fraction from 0 to 1, "
-                                  f"e.g. 0.25, got {minimum!r}")
-        checks.append(Check(kind, dict(settings), on_fail, missing, check_name, window))
-    actions = raw.get("actions") or []
-    if not isinstance(actions, list):
-        raise PolicyError("actions: expected a list such as [{webhook: {url: ...}}]")
-    parsed = tuple(parse_action(item, f"actions[{i}]") for i, item in enumerate(actions))
-    return Policy(name, tuple(checks), default_missing, parsed, base_dir)
-
-
-def _kind(item: Mapping, types: tuple[str, ...], options: set[str], where: str,
-          expected: str) -> tuple[str, Mapping[str, Any]]:
-    """The one type key of a check or action entry and its settings mapping."""
-    kinds = [k for k in item if k in types]
-    if len(kinds) != 1 or set(item) - set(types) - options:
-        raise PolicyError(f"{where}: expected exactly one of {', '.join(types)} {expected}; "
-                          f"got {sorted(map(str, item))}")
-    settings = item[kinds[0]] or {}
-    if not isinstance(settings, Mapping):
-        raise PolicyError(f"{where}.{kinds[0]}: expected a mapping of settings")
-    return kinds[0], settings
-
-
-def parse_action(item: Any, where: str) -> Action:
-    """One entry of a policy's `actions:`, validated; PolicyError names the field (`actions[1].webhook.url`)."""
-    if not isinstance(item, Mapping):
-        raise PolicyError(f"{where}: expected a mapping such as {{webhook: {{url: ...}}}}")
-    # YAML 1.1 reads a bare `on` key as the boolean True
-    item = {("on" if k is True else k): v for k, v in item.items()}
-    kind, settings = _kind(item, ACTION_TYPES, {"on"}, where, "(and optional on)")
-    on = item.get("on", ["rollback"])
-    on = [on] if isinstance(on, str) else on
-    if not isinstance(on, list) or not on or any(t not in ACTION_TRIGGERS for t in on):
-        raise PolicyError(f"{where}.on: expected a list of {', '.join(ACTION_TRIGGERS)}, e.g. [rollback], got {on!r}")
-    field_ = f"{where}.{kind}"
-    validate = {"codedeploy_stop": _codedeploy_stop, "codepipeline_rollback": _codepipeline_rollback,
-                "webhook": _webhook}[kind]
-    return Action(kind, validate(dict(settings), field_), tuple(dict.fromkeys(on)))
-
-
-def _known(settings: dict, where: str, allowed: tuple[str, ...]) -> None:
-    unknown = set(settings) - set(allowed)
-    if unknown:
-        raise PolicyError(f"{where}: unknown key(s) {sorted(map(str, unknown))}; expected {', '.join(allowed)}")
-
-
-def _text(settings: dict, key: str, where: str, required: bool = False, pattern: re.Pattern | None = None,
-          example: str = "") -> str | None:
-    value = settings.get(key)
-    if value is None:
-        if required:
-            raise PolicyError(f"{where}.{key}: required")
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise PolicyError(f"{where}.{key}: expected a non-empty string, got {value!r}")
-    if pattern is not None and not pattern.fullmatch(value):
-        raise PolicyError(f"{where}.{key}: {value!r} is not valid; expected {example}")
-    return value
-
-
-def _codedeploy_stop(settings: dict, where: str) -> dict:
-    _known(settings, where, ("deployment_id", "region"))
-    return {"deployment_id": _text(settings, "deployment_id", where), "region": _text(settings, "region", where)}
-
-
-def _codepipeline_rollback(settings: dict, where: str) -> dict:
-    _known(settings, where, ("pipeline", "stage", "target_execution_id", "region"))
-    names = "1-100 letters, digits and . @ - _"
-    return {"pipeline": _text(settings, "pipeline", where, True, _AWS_NAME, names),
-            "stage": _text(settings, "stage", where, True, _AWS_NAME, names),
-            "target_execution_id": _text(settings, "target_execution_id", where, pattern=_EXECUTION_ID,
-                                         example="a pipeline execution id (a lower-case UUID)"),
-            "region": _text(settings, "region", where)}
-
-
-def _seconds(settings: dict, key: str, where: str, default: float) -> float:
-    value = settings.get(key, default)
-    if isinstance(value, str):
-        try:
-            value = parse_duration(value).total_seconds()
-        except ValueError:
-            raise PolicyError(f"{where}.{key}: expected a duration such as 5s or 1m, got {value!r}") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise PolicyError(f"{where}.{key}: expected a positive duration such as 5s, got {value!r}")
-    return float(value)
-
-
-def _webhook(settings: dict, where: str) -> dict:
-    _known(settings, where, ("url", "method", "headers", "timeout", "max_time", "retries", "backoff"))
-    url = _text(settings, "url", where, True)
-    if not re.match(r"https?://[^/\s]+", url):
-        raise PolicyError(f"{where}.url: expected an http:// or https:// URL, got {url!r}")
-    method = str(settings.get("method", "POST")).upper()
-    if method not in WEBHOOK_METHODS:
-        raise PolicyError(f"{where}.method: expected one of {', '.join(WEBHOOK_METHODS)}, got {settings['method']!r}")
-    headers = settings.get("headers") or {}
-    if not isinstance(headers, Mapping):
-        raise PolicyError(f"{where}.headers: expected a mapping of header names to values")
-    for name, value in headers.items():
-        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
-            raise PolicyError(f"{where}.headers: {name!r} is not a valid header name")
-        if isinstance(value, bool) or not isinstance(value, (str, int)) or "\n" in str(value) or "\r" in str(value):
-            raise PolicyError(f"{where}.headers.{name}: expected a one-line string (use ${{VAR}} for secrets)")
-    retries = settings.get("retries", 3)
-    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 20:
-        raise PolicyError(f"{where}.retries: expected a whole number from 0 to 20, got {retries!r}")
-    timeout = _seconds(settings, "timeout", where, 5.0)
-    max_time = _seconds(settings, "max_time", where, 30.0)
-    return {"url": url, "method": method, "headers": {k: str(v) for k, v in headers.items()}, "timeout": timeout,
-            "max_time": max_time, "retries": retries, "backoff": _seconds(settings, "backoff", where, 0.5)}
 
 
 def decide(results: list[CheckResult]) -> tuple[str, list[str]]:
@@ -266,3 +377,4 @@ def effect_of(check: Check, status: str) -> str:
     if status == "fail":
         return check.on_fail
     return "none" if check.on_missing_data == "ignore" else check.on_missing_data
+

@@ -2,18 +2,17 @@
 decision under its idempotency key (a retry returns the stored decision and never acts twice)."""
 from __future__ import annotations
 
-import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
-
+from typing import Any
 
 from collector.config import read_yaml
-from collector.errors import ConfigError
 from collector.gate_decisions import StoredDecision, get_decision, record_actions, record_decision
+from gatewatch.errors import ConfigError, PolicyError
 
 from .actions import run_actions, triggered
 from .checks import Context, run_check
-from .policy import CheckResult, Policy, PolicyError, decide, effect_of, policy_from_mapping
+from .policy import CheckResult, Policy, decide, effect_of, policy_from_mapping
 
 
 def load_policy(path: str | Path) -> Policy:
@@ -22,6 +21,8 @@ def load_policy(path: str | Path) -> Policy:
         raw = read_yaml(path, "policy")
     except ConfigError as exc:
         raise PolicyError(str(exc)) from None
+    if raw is None:
+        raise PolicyError(f"policy {str(path)!r}: the file is empty; expected a mapping with 'name' and 'checks'")
     return policy_from_mapping(raw, base_dir=Path(path).resolve().parent)
 
 
@@ -48,14 +49,13 @@ def load_policies(directory: str | Path | None) -> dict[str, Policy]:
     return policies
 
 
-def evaluate(policy: Policy, ctx: Context, key: str | None = None, *,
+def evaluate(policy: Policy, ctx: Context, key: str, *,
              clients: Callable[[str, str | None], Any] | None = None) -> StoredDecision:
     """The decision for `key`: the stored one when final (promote, rollback), else made now and stored.
 
     A stored `hold` is asked again: the new evaluation is the key's next attempt. The call that makes
     a decision runs the policy's actions for it (`gates.actions`; `clients(service, region)` gives the
     boto3 clients, default a fresh session's) and records each outcome with the decision."""
-    key = key or (f"{policy.name}:{ctx.deployment_id}" if ctx.deployment_id else f"{policy.name}:{uuid.uuid4()}")
     stored = get_decision(ctx.engine, key=key)
     if stored is not None and stored.decision != "hold":
         return stored

@@ -22,16 +22,10 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
-from collector.config import Config
-from collector.errors import ConfigError, StoreError
-from collector.gate_decisions import StoredDecision, get_decision
-from collector.timeutil import utcnow
-
-from .checks import Context
-from .policy import Policy, PolicyError
-from .service import evaluate
+from gatewatch import api
+from gatewatch.api import Config, Policy, StoredDecision
+from gatewatch.errors import ConfigError, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +181,7 @@ FLAGGER_ROLLBACK = {"rollback": (200, "the gate decided rollback: Flagger rolls 
 
 
 def _token_matches(config: Config, given: str | None) -> None:
-    token = config.secrets.gate_token
+    token = config.gates.token
     if not token:
         raise HTTPException(503, "the gate API is not configured: set GATEWATCH_GATE_TOKEN "
                                  "(or gates.token in gatewatch.yaml)")
@@ -224,20 +218,20 @@ def build_router(engine: Engine, config: Config, policies: dict[str, Policy] | N
         return find_gate(name)
 
     def decide(policy: Policy, req: EvaluateRequest | ArgoQuery, where: str) -> StoredDecision:
-        key = req.key or (f"{policy.name}:{req.deployment_id}" if req.deployment_id else None)
+        request = api.GateRequest(req.deployment_id, req.service, req.key, req.baseline, req.canary,
+                                  dict(getattr(req, "params", {})))
+        key = request.key_for(policy.name)
         if key is None:
             raise _invalid((where, "key"), "key or deployment_id is required, so that a retry is recognised")
         if len(key) > KEY_LENGTH:
             raise _invalid((where, "key"), f"the key '{{gate}}:{{deployment_id}}' is over {KEY_LENGTH} "
                                            "characters; give a shorter key")
-        ctx = Context(engine, utcnow(), req.deployment_id, req.service, req.baseline, req.canary,
-                      getattr(req, "params", {}))
         try:
-            return evaluate(policy, ctx, key)
-        except (PolicyError, ConfigError) as exc:
+            return api.evaluate_gate(engine, config, policy, request)
+        except ConfigError as exc:
             raise HTTPException(422, str(exc)) from None
-        except (StoreError, SQLAlchemyError) as exc:
-            log.error("store failure while evaluating gate %s: %s", policy.name, exc.__class__.__name__)
+        except StoreError as exc:
+            log.error("store failure while evaluating gate %s: %s", policy.name, exc)
             raise HTTPException(503, "the store is unavailable; retry later") from None
 
     authenticated = [Depends(require_token)]
@@ -245,11 +239,7 @@ def build_router(engine: Engine, config: Config, policies: dict[str, Policy] | N
     @router.get("/gates", response_model=GatesOut, dependencies=authenticated,
                 responses={k: v for k, v in ERRORS.items() if k != 404}, summary="The gates and their checks")
     def list_gates() -> dict:
-        return {"gates": [{"name": p.name, "on_missing_data": p.on_missing_data,
-                           "checks": [{"name": c.name, "type": c.type, "on_fail": c.on_fail,
-                                       "on_missing_data": c.on_missing_data} for c in p.checks],
-                           "actions": [a.type for a in p.actions]}
-                          for p in sorted(policies_or_503().values(), key=lambda p: p.name)]}
+        return {"gates": api.describe_gates(policies_or_503())}
 
     @router.post("/gates/{name}/evaluate", response_model=DecisionOut, dependencies=authenticated,
                  responses=BODY_ERRORS, summary="Evaluate a gate: promote, hold or rollback (200 for every decision)")
@@ -261,8 +251,8 @@ def build_router(engine: Engine, config: Config, policies: dict[str, Policy] | N
                 summary="A stored decision")
     def read_decision(decision_id: uuid.UUID) -> dict:
         try:
-            stored = get_decision(engine, decision_id=str(decision_id))
-        except (StoreError, SQLAlchemyError):
+            stored = api.get_gate_decision(engine, str(decision_id))
+        except StoreError:
             raise HTTPException(503, "the store is unavailable; retry later") from None
         if stored is None:
             raise HTTPException(404, f"no decision {str(decision_id)!r}")

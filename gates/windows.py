@@ -2,9 +2,15 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
+
+from gatewatch.schema import LIST, Model, describe
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _SPEC = re.compile(r"^\s*(?P<days>[A-Za-z]{3}(?:\s*-\s*[A-Za-z]{3})?(?:\s*,\s*[A-Za-z]{3}(?:\s*-\s*[A-Za-z]{3})?)*)"
@@ -20,33 +26,72 @@ class Slot:
     end: time
 
 
-@dataclass(frozen=True)
-class Freeze:
+class Freeze(Model):
     """No deployments on these local dates (inclusive), with the reason given."""
 
-    first: date
-    last: date
+    first: Annotated[date, Field(alias="from", strict=False)]
+    last: Annotated[date | None, Field(alias="to", strict=False)] = None
     reason: str = "freeze"
 
+    @model_validator(mode="after")
+    def _ordered(self) -> Freeze:
+        if self.last is not None and self.last < self.first:
+            raise ValueError(f"to: {self.last} is before from {self.first}")
+        return self
 
-@dataclass(frozen=True)
-class DeployWindow:
-    """When deployments may go on: any allowed slot, and no freeze."""
+    @property
+    def until(self) -> date:
+        return self.last or self.first
 
-    timezone: str
-    slots: tuple[Slot, ...]
-    freezes: tuple[Freeze, ...] = ()
+
+class DeployWindow(Model):
+    """When deployments may go on: any allowed slot (none: any time), and no freeze."""
+
+    timezone: str = "UTC"
+    allow: Annotated[tuple[str, ...], LIST] = ()
+    freeze: Annotated[tuple[Freeze, ...], LIST] = ()
+    _slots: tuple[Slot, ...] = PrivateAttr(default=())
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, zone: str) -> str:
+        return parse_zone(zone)
+
+    @field_validator("allow", mode="before")
+    @classmethod
+    def _one_or_more(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value or ()
+
+    @field_validator("freeze", mode="before")
+    @classmethod
+    def _none(cls, value: Any) -> Any:
+        return value or ()
+
+    @model_validator(mode="after")
+    def _parse(self) -> DeployWindow:
+        slots = []
+        for spec in self.allow:
+            try:
+                slots.append(parse_slot(spec))
+            except ValueError as exc:
+                raise ValueError(f"allow: {exc}") from None
+        self._slots = tuple(slots)
+        return self
+
+    @property
+    def slots(self) -> tuple[Slot, ...]:
+        return self._slots
 
     def check(self, at: datetime) -> tuple[bool, str]:
         """(allowed, reason in plain words) at an aware datetime."""
         local = at.astimezone(ZoneInfo(self.timezone))
         stamp = f"{local:%a %Y-%m-%d %H:%M} {self.timezone}"
-        for freeze in self.freezes:
-            if freeze.first <= local.date() <= freeze.last:
-                return False, f"{stamp} is inside the freeze {freeze.first}..{freeze.last} ({freeze.reason})"
-        if not self.slots:
+        for freeze in self.freeze:
+            if freeze.first <= local.date() <= freeze.until:
+                return False, f"{stamp} is inside the freeze {freeze.first}..{freeze.until} ({freeze.reason})"
+        if not self._slots:
             return True, f"{stamp}: no window restrictions"
-        for slot in self.slots:
+        for slot in self._slots:
             if local.weekday() in slot.days and slot.start <= local.time() < slot.end:
                 return True, f"{stamp} is inside the deployment window"
         return False, f"{stamp} is outside the deployment window"
@@ -55,7 +100,7 @@ class DeployWindow:
 def _day(name: str, spec: str) -> int:
     key = name.strip().lower()
     if key not in DAYS:
-        raise ValueError(f"deploy_window.allow {spec!r}: unknown day {name!r}; use Mon, Tue, ... Sun")
+        raise ValueError(f"{spec!r}: unknown day {name!r}; use Mon, Tue, ... Sun")
     return DAYS.index(key)
 
 
@@ -64,7 +109,7 @@ def _time(text: str, spec: str) -> time:
     if hours == 24 and minutes == 0:
         return time.max
     if not (0 <= hours < 24 and 0 <= minutes < 60):
-        raise ValueError(f"deploy_window.allow {spec!r}: {text} is not a time of day")
+        raise ValueError(f"{spec!r}: {text} is not a time of day")
     return time(hours, minutes)
 
 
@@ -72,7 +117,7 @@ def parse_slot(spec: str) -> Slot:
     """'Mon-Thu 09:00-17:00', 'Mon,Wed 10:00-12:00', 'Fri 09:00-12:00'."""
     match = _SPEC.match(spec or "")
     if not match:
-        raise ValueError(f"deploy_window.allow {spec!r}: expected days and hours such as 'Mon-Thu 09:00-17:00'")
+        raise ValueError(f"{spec!r}: expected days and hours such as 'Mon-Thu 09:00-17:00'")
     days: set[int] = set()
     for part in match["days"].split(","):
         bounds = [p.strip() for p in part.split("-")]
@@ -86,28 +131,22 @@ def parse_slot(spec: str) -> Slot:
             day = (day + 1) % 7
     start, end = _time(match["start"], spec), _time(match["end"], spec)
     if end <= start:
-        raise ValueError(f"deploy_window.allow {spec!r}: the end must be after the start")
+        raise ValueError(f"{spec!r}: the end must be after the start")
     return Slot(frozenset(days), start, end)
 
 
-def parse_window(raw: dict) -> DeployWindow:
-    """A deploy_window check's settings: timezone, allow (slots), freeze (list of {from, to, reason})."""
-    zone = raw.get("timezone", "UTC")
+def parse_zone(zone: Any) -> str:
+    """An IANA time zone name; ValueError says how to write one."""
     try:
         ZoneInfo(zone)
     except (ZoneInfoNotFoundError, ValueError, TypeError):
-        raise ValueError(f"deploy_window.timezone: unknown time zone {zone!r}; use an IANA name such as "
-                         "Europe/Berlin") from None
-    allow = raw.get("allow") or []
-    if isinstance(allow, str):
-        allow = [allow]
-    freezes = []
-    for i, item in enumerate(raw.get("freeze") or []):
-        try:
-            first = date.fromisoformat(str(item["from"]))
-            last = date.fromisoformat(str(item.get("to", item["from"])))
-        except (KeyError, TypeError, ValueError):
-            raise ValueError(f"deploy_window.freeze[{i}]: expected {{from: YYYY-MM-DD, to: YYYY-MM-DD, "
-                             "reason: ...}}") from None
-        freezes.append(Freeze(first, last, str(item.get("reason", "freeze"))))
-    return DeployWindow(zone, tuple(parse_slot(s) for s in allow), tuple(freezes))
+        raise ValueError(f"unknown time zone {zone!r}; use an IANA name such as Europe/Berlin") from None
+    return zone
+
+
+def parse_window(raw: Mapping[str, Any]) -> DeployWindow:
+    """A deploy_window check's settings: timezone, allow (slots), freeze (list of {from, to, reason})."""
+    try:
+        return DeployWindow.model_validate(raw)
+    except ValidationError as exc:
+        raise ValueError(describe(exc)) from None

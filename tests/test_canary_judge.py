@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from analysis.canary import CanaryConfigError, config_from_mapping, judge, samples_from_frame
+from gatewatch.errors import ConfigError
 
 RNG = np.random.default_rng(5)
 BASE = RNG.normal(100, 5, 400)
@@ -107,7 +108,7 @@ def test_samples_from_a_frame():
     samples = samples_from_frame(frame)
     assert samples["m"][1].tolist() == [2.0, 3.0]
     assert samples["e"][0].tolist() == [[5.0, 100.0]]
-    with pytest.raises(ValueError, match="'group': expected baseline or canary"):
+    with pytest.raises(ConfigError, match="'group': expected baseline or canary"):
         samples_from_frame(frame.assign(group="control"))
 
 

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from collector import ingest
-from collector.errors import ConfigError, SourceUnavailable
+from gatewatch.errors import ConfigError, SourceUnavailable
 from collector.history import codepipeline as history
 from collector.models import raw_events
 from collector.sources import codepipeline as source
@@ -345,7 +345,7 @@ def test_cli_collect_codepipeline(store_url, monkeypatch):
 
     monkeypatch.setattr(history, "make_client", fake_client)
     now = T0 + timedelta(days=1)
-    monkeypatch.setattr("gatewatch.cli.collect.utcnow", lambda: now)
+    monkeypatch.setattr("gatewatch.api.utcnow", lambda: now)
     result = CliRunner().invoke(cli, ["--db", store_url, "collect", "codepipeline", "--pipeline", "myPipeline",
                                       "--since", "30d", "--region", "eu-west-1",
                                       "--endpoint-url", "http://127.0.0.1:1", "--json"])

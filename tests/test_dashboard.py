@@ -17,10 +17,11 @@ from analysis.windows import Window, window_since
 from collector.config import load_config
 from collector.db import create_store_engine, dispose_engines
 from collector.gate_decisions import list_decisions
-from collector.loaders import Scope, load_dora_frames, load_run_detail
+from collector.listings import load_run_detail
+from collector.loaders import Scope, load_dora_frames
 from collector.models import incidents
 from collector.telemetry.sli import load_slos
-from collector.timeutil import parse_duration, utcnow
+from collector.timeutil import utcnow
 from tests.conftest import POSTGRES_URL, _drop_schema, _postgres_store_url
 from tests.test_cli_store import gatewatch
 
@@ -157,8 +158,8 @@ def test_every_page_on_the_demo_store_renders_its_data(monkeypatch, demo_store):
 
 def expected(url: str, folder: Path, window: Window, scope: Scope, by: str | None = None) -> dict:
     config = load_config(str(folder / "gatewatch.yaml"))
-    bench = get_benchmark(config.dora_benchmark, config.benchmarks)
-    link = parse_duration(config.dora_link_window)
+    bench = get_benchmark(config.dora.benchmark, config.dora.benchmarks)
+    link = config.dora.link_window
     engine = create_store_engine(url)
     try:
         frames = load_dora_frames(engine, window.start, window.end, scope, link)

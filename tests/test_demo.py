@@ -425,7 +425,7 @@ def test_the_demo_stores_judged_canary_runs_slos_and_all_three_gate_decisions(en
     # SLO files that load, one per service; the SLO folder and the gate folder the config names
     config = config_from_mapping(demo.demo_config_mapping(SMALL["services"], SMALL["seed"]),
                                  source_path=str(tmp_path / "gatewatch.yaml"), environ={})
-    assert Path(config.slos) == folder / "slos" and Path(config.gate_policies) == folder / "gates"
+    assert Path(config.slos) == folder / "slos" and Path(config.gates.policies) == folder / "gates"
     specs = {spec.service: spec for spec in load_slos(config.slos)}
     assert set(specs) == {s.name for s in org}
     figures = {svc: _sli_figures(spec.sli.path, spec.objective * 100, end) for svc, spec in specs.items()}
@@ -440,7 +440,7 @@ def test_the_demo_stores_judged_canary_runs_slos_and_all_three_gate_decisions(en
     assert figures[org[1].name]["budget_remaining"] < 0.25 < figures[org[0].name]["budget_remaining"]
 
     # gate decisions through the real policies: a promote, a hold and a rollback, in the audit log
-    assert sorted(load_policies(config.gate_policies)) == sorted(f"{s.name}-prod" for s in org)
+    assert sorted(load_policies(config.gates.policies)) == sorted(f"{s.name}-prod" for s in org)
     made = {d["decision"]: d for d in extras.gate_decisions}
     assert set(made) == {"promote", "hold", "rollback"} and all(d["new"] for d in made.values())
     assert [made[k]["service"] for k in ("promote", "hold", "rollback")] == [s.name for s in org]

@@ -3,6 +3,8 @@ against the service models, enum values by hand), webhooks against real HTTP ser
 once-per-decision rule on SQLite and PostgreSQL."""
 from __future__ import annotations
 
+import dataclasses
+from datetime import timedelta
 import json
 import logging
 import threading
@@ -18,9 +20,9 @@ from sqlalchemy import select
 from collector.gate_decisions import get_decision
 from collector.models import gate_decisions
 from collector.timeutil import utcnow
-from gates.checks import Context
+from collector.config import config_from_mapping
 from gates.policy import PolicyError, policy_from_mapping
-from gates.service import evaluate
+from gatewatch import api
 from tests.test_cli_store import gatewatch
 
 ALWAYS = {"timezone": "UTC", "allow": ["Mon-Sun 00:00-24:00"]}
@@ -38,8 +40,16 @@ def gate(actions: list, decision: str = "rollback"):
     return policy_from_mapping({"name": "checkout-prod", "checks": [check], "actions": actions})
 
 
-def context(engine, **params) -> Context:
-    return Context(engine, utcnow(), "deploy-812", "checkout", params=params)
+def context(engine, **params) -> tuple:
+    """The store and the request a pipeline sends for deployment deploy-812 of checkout."""
+    return engine, api.GateRequest("deploy-812", "checkout", params=params)
+
+
+def evaluate(policy, ctx: tuple, key: str, clients=None) -> api.StoredDecision:
+    """The service API's gate evaluation of `ctx`'s request under `key`."""
+    engine, request = ctx
+    return api.evaluate_gate(engine, config_from_mapping({}, environ={}), policy,
+                             dataclasses.replace(request, key=key), clients=clients)
 
 
 class Hook:
@@ -400,9 +410,10 @@ actions:
     a, b, c = policy_from_mapping(raw).actions
     assert (a.type, a.on, dict(a.settings)) == ("codedeploy_stop", ("rollback",), {"deployment_id": None,
                                                                                    "region": "eu-west-1"})
-    assert b.on == ("rollback", "hold") and b.settings["target_execution_id"] is None
+    assert b.on == ("rollback", "hold") and b.settings.target_execution_id is None
     assert dict(c.settings) == {"url": "https://hooks.example.com/gate", "method": "POST", "headers": {},
-                                "timeout": 2.0, "max_time": 60.0, "retries": 3, "backoff": 0.5}
+                                "timeout": timedelta(seconds=2), "max_time": timedelta(minutes=1), "retries": 3,
+                                "backoff": timedelta(seconds=0.5)}
 
 
 @pytest.mark.parametrize("actions, message", [

@@ -282,7 +282,7 @@ def test_an_unexpected_exception_still_posts_a_failure(gates, engine, monkeypatc
     def broken(*_args, **_kwargs):
         raise ZeroDivisionError("division by zero in a check")
 
-    monkeypatch.setattr(aws_lambda, "evaluate", broken)
+    monkeypatch.setattr(aws_lambda, "evaluate_gate", broken)
     pipeline, event = Pipeline(), job_event({"gate": GATE})
     pipeline.expect("put_job_failure_result", {"jobId": event["CodePipeline.job"]["id"], "failureDetails": {
         "type": "JobFailed", "message": ANY}})

@@ -12,9 +12,8 @@ import yaml
 from collector.config import config_from_mapping
 from collector.ingest import ingest_payloads
 from collector.timeutil import utcnow
-from gates.checks import Context
 from gates.policy import policy_from_mapping
-from gates.service import evaluate
+from gatewatch import api
 
 NOW = utcnow().replace(second=0, microsecond=0)
 CANARY = {"metrics": [{"name": "latency", "direction": "increase", "tolerance": 0.1, "critical": True,
@@ -77,6 +76,11 @@ def check_for(kind: str, state: str, tmp_path, engine) -> dict:
     return {"dora": {"metric": "change_failure_rate", "max": 0.2, "since": "30d", "service": "checkout"}}
 
 
+def evaluate(engine, policy, request: api.GateRequest) -> api.StoredDecision:
+    """The service API's gate evaluation at NOW, with the default configuration."""
+    return api.evaluate_gate(engine, config_from_mapping({}, environ={}), policy, request, now=NOW)
+
+
 CASES = [(k, s) for k in ("canary", "error_budget", "burn_rate", "dora") for s in ("pass", "fail", "nodata")]
 CASES += [("deploy_window", "pass"), ("deploy_window", "fail")]  # a window always has its data: the clock
 
@@ -86,7 +90,7 @@ CASES += [("deploy_window", "pass"), ("deploy_window", "fail")]  # a window alwa
 def test_each_check_passes_fails_or_has_no_data(kind, state, on_fail, tmp_path, engine):
     check = check_for(kind, state, tmp_path, engine) | {"on_fail": on_fail}
     policy = policy_from_mapping({"name": "matrix", "checks": [check]}, base_dir=tmp_path)
-    stored = evaluate(policy, Context(engine, NOW, service="checkout"), key=f"{kind}-{state}-{on_fail}")
+    stored = evaluate(engine, policy, api.GateRequest(service="checkout", key=f"{kind}-{state}-{on_fail}"))
     assert [c["status"] for c in stored.checks] == [state], stored.checks
     assert "unavailable" not in stored.checks[0]["evidence"]  # no data is not an outage
     expected = {"pass": "promote", "fail": on_fail, "nodata": "hold"}[state]  # the default: fail closed
@@ -98,10 +102,56 @@ def test_missing_data_follows_the_policy_and_a_check_can_override_it(missing, ex
     checks = [{"canary": canary_files(tmp_path, "nodata"), "on_fail": "rollback"},
               {"deploy_window": {"timezone": "UTC", "allow": ["Mon-Sun 00:00-24:00"]}, "on_fail": "hold"}]
     policy = policy_from_mapping({"name": "m", "on_missing_data": missing, "checks": checks}, base_dir=tmp_path)
-    stored = evaluate(policy, Context(engine, NOW), key=f"policy-{missing}")
+    stored = evaluate(engine, policy, api.GateRequest(key=f"policy-{missing}"))
     assert stored.decision == expected and stored.checks[0]["status"] == "nodata"
     assert stored.checks[0]["effect"] == ("none" if missing == "ignore" else missing)
     checks[0]["on_missing_data"] = "ignore" if missing != "ignore" else "hold"  # the check's word wins
     policy = policy_from_mapping({"name": "m", "on_missing_data": missing, "checks": checks}, base_dir=tmp_path)
-    overridden = evaluate(policy, Context(engine, NOW), key=f"check-{missing}")
+    overridden = evaluate(engine, policy, api.GateRequest(key=f"check-{missing}"))
     assert overridden.decision == ("promote" if missing != "ignore" else "hold")
+
+
+def unlinked_incident_store(engine) -> None:
+    """Four clean production deployments of checkout, and an incident of checkout opened 12 hours after
+    the second with no link to any deployment: blamed on it within a 24 h link window, not within 6 h."""
+    dora_store(engine, "pass")
+    opened = NOW - timedelta(days=2) + timedelta(hours=12)
+    incident = {"type": "incident", "id": "INC-9", "service": "checkout", "opened_at": opened.isoformat(),
+                "resolved_at": (opened + timedelta(hours=1)).isoformat()}
+    assert ingest_payloads(engine, [incident], config_from_mapping({}, environ={})).stored == 1
+
+
+DORA_GATE = {"name": "dora-gate", "checks": [{"dora": {"metric": "change_failure_rate", "max": 0.2, "since": "30d",
+                                                       "service": "checkout"}, "on_fail": "hold"}]}
+OURS = {"change_failure_rate": {"elite": 0.3, "high": 0.5, "medium": 0.6}}
+
+
+@pytest.mark.parametrize("settings, decision, rate, tier, benchmark", [
+    ({}, "hold", 0.25, "low", "dora-2024"),                                    # the defaults: 24 h, dora-2024
+    ({"link_window": "6h"}, "promote", 0.0, "elite", "dora-2024"),             # the incident is not blamed
+    ({"benchmark": "ours", "benchmarks": {"ours": OURS}}, "hold", 0.25, "elite", "ours"),
+])
+def test_a_dora_check_uses_the_configured_link_window_and_benchmark(settings, decision, rate, tier, benchmark,
+                                                                    engine):
+    """The gate's DORA figures are the report's (`gatewatch dora` with the same gatewatch.yaml)."""
+    unlinked_incident_store(engine)
+    config = config_from_mapping({"dora": settings} if settings else {}, environ={})
+    stored = api.evaluate_gate(engine, config, policy_from_mapping(DORA_GATE), api.GateRequest(key="k"), now=NOW)
+    assert stored.decision == decision, stored.reasons
+    evidence = stored.checks[0]["evidence"]
+    assert (evidence["change_failure_rate"], evidence["tier"], evidence["benchmark"]) == (rate, tier, benchmark)
+    report = api.dora_report(engine, config, api.window_since(30, NOW), api.Scope(service="checkout"))
+    assert report["change_failure_rate"]["rate"] == rate and report["change_failure_rate"]["tier"] == tier
+    assert evidence["link_window_hours"] == report["link_window_hours"]
+
+
+def test_gate_check_reads_the_dora_settings_of_gatewatch_yaml(store_url, engine, tmp_path, gatewatch):
+    unlinked_incident_store(engine)
+    (tmp_path / "gate.yaml").write_text(yaml.safe_dump(DORA_GATE))
+    config = tmp_path / "gatewatch.yaml"
+    config.write_text(yaml.safe_dump({"dora": {"link_window": "6h"}}))
+    held = gatewatch("--db", store_url, "gate", "check", "--policy", str(tmp_path / "gate.yaml"), "--key", "a")
+    promoted = gatewatch("--db", store_url, "--config", str(config), "gate", "check", "--policy",
+                         str(tmp_path / "gate.yaml"), "--key", "b")
+    assert (held.returncode, promoted.returncode) == (3, 0), (held.stdout, promoted.stdout)
+    assert "incidents linked within 6 h" in promoted.stdout and "within 24 h" in held.stdout

@@ -50,9 +50,9 @@ def test_rollback_beats_hold_beats_promote():
 
 
 @pytest.mark.parametrize("mutate, message", [
-    (lambda p: p.pop("name"), "name: expected"),
+    (lambda p: p.pop("name"), "name: required"),
     (lambda p: p.update(on_missing_data="promote"), "on_missing_data: expected one of hold, ignore, rollback"),
-    (lambda p: p["checks"][0].update(on_fail="page"), "checks[0].on_fail: expected rollback or hold"),
+    (lambda p: p["checks"][0].update(on_fail="page"), "checks[0].on_fail: expected one of rollback, hold, got 'page'"),
     (lambda p: p["checks"][0]["canary"].pop("data"), "checks[0].canary: expected one of 'data'"),
     (lambda p: p["checks"][0]["canary"].update(cloudwatch={"baseline": 'Version="v1"'}),
      "checks[0].canary: expected one of 'data' (a CSV file), 'prometheus' {url, baseline, canary} or 'cloudwatch' "

@@ -99,7 +99,7 @@ def test_replay_quarantines_what_a_new_config_rejects_and_reports_it(engine, con
     ingest.ingest_payloads(engine, [DEPLOY], config)
 
     def strict(kind, payload, cfg):
-        from collector.errors import PayloadError
+        from gatewatch.errors import PayloadError
         raise PayloadError("environment", "a known environment", payload["environment"])
 
     monkeypatch.setattr(generic, "normalise", strict)

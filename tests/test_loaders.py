@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import func, select
 
 from collector.db import bulk_insert, write_transaction
-from collector.loaders import Scope, _reading, load_dora_frames, load_filter_options
+from collector.listings import load_filter_options
+from collector.loaders import Scope, load_dora_frames, reading
 from collector.models import changes, deployment_changes, deployments
 
 
@@ -178,7 +179,7 @@ def test_postgres_reads_run_without_jit_and_leave_the_session_as_it_was(engine):
     server's setting again."""
     with engine.connect() as conn:
         default = conn.exec_driver_sql("SHOW jit").scalar_one()
-    with _reading(engine) as conn:
+    with reading(engine) as conn:
         assert conn.exec_driver_sql("SHOW jit").scalar_one() == "off"
     load_dora_frames(engine, datetime(2024, 5, 1, tzinfo=timezone.utc), datetime(2024, 5, 2, tzinfo=timezone.utc))
     for _ in range(3):  # whichever pooled connection comes back

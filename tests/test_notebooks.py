@@ -64,11 +64,53 @@ def test_the_committed_notebooks_have_no_outputs(name):
     code = [c for c in book.cells if c.cell_type == "code"]
     assert code and all(c.outputs == [] and c.execution_count is None for c in code)
     assert book.metadata["kernelspec"]["name"] == "python3"
-    for cell in code:  # only the public API
-        imports = [line for line in cell.source.splitlines() if line.startswith(("import ", "from "))]
-        assert all(line.split()[1].split(".")[0] in {"os", "datetime", "altair", "numpy", "pandas", "analysis",
-                                                      "collector"} for line in imports), imports
-        assert "matplotlib" not in cell.source
+    assert "matplotlib" not in "".join(c.source for c in code)
+    assert public_api_violations("\n".join(c.source for c in code)) == []
+
+
+def public_api_violations(source: str) -> list[str]:
+    """What a notebook uses of Gatewatch beyond its public API: only `gatewatch.api`'s names, and the
+    public (`__all__`) names of `analysis` modules for re-computation; no other project module, and
+    no name starting with `_`."""
+    import ast
+    import importlib
+
+    from gatewatch import api
+
+    allowed_roots = {"os", "datetime", "altair", "numpy", "pandas", "analysis", "gatewatch", "json", "math"}
+    problems, aliases = [], {}
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            problems += [f"import {a.name}" for a in node.names if a.name.split(".")[0] not in allowed_roots
+                         or a.name.split(".")[0] in {"analysis", "gatewatch"}]
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if module.split(".")[0] not in allowed_roots:
+                problems.append(f"from {module}")
+            elif module == "gatewatch":
+                problems += [f"from gatewatch import {a.name}" for a in node.names if a.name != "api"]
+                aliases.update({a.asname or a.name: api for a in node.names if a.name == "api"})
+            elif module.split(".")[0] == "gatewatch":
+                problems.append(f"from {module} (only gatewatch.api is public)")
+            elif module.split(".")[0] == "analysis":
+                public = set(getattr(importlib.import_module(module), "__all__", ()))
+                problems += [f"from {module} import {a.name}" for a in node.names
+                             if a.name.startswith("_") or a.name not in public]
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases:
+            if node.attr.startswith("_") or node.attr not in api.__all__:
+                problems.append(f"api.{node.attr}")
+    return problems
+
+
+def test_the_notebook_check_catches_private_and_internal_names():
+    assert public_api_violations("from gatewatch import api\napi.dora_report\napi.Scope()") == []
+    assert public_api_violations("from gatewatch import api\napi._EXPORTS") == ["api._EXPORTS"]
+    assert public_api_violations("from gatewatch import api as g\ng.load_frames()") == ["api.load_frames"]
+    assert public_api_violations("from collector.loaders import Scope") == ["from collector.loaders"]
+    assert public_api_violations("from gatewatch.services.delivery import dora_report") == [
+        "from gatewatch.services.delivery (only gatewatch.api is public)"]
+    assert public_api_violations("from analysis.dora import _in, report") == ["from analysis.dora import _in"]
+    assert public_api_violations("import collector.db") == ["import collector.db"]
 
 
 def _same(a, b) -> bool:

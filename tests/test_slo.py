@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from analysis.slo import status
+from gatewatch.errors import SloError
 
 AT = datetime(2024, 5, 29, 12, 0, tzinfo=timezone.utc)
 
@@ -51,7 +52,7 @@ def test_no_events_gives_no_sli_with_a_reason():
     empty = pd.DataFrame({"timestamp": [], "good": [], "total": []})
     s = status(empty, 99.9, timedelta(days=28), AT)
     assert s.sli is None and s.reason and s.firing == []
-    with pytest.raises(ValueError, match="objective"):
+    with pytest.raises(SloError, match="objective"):
         status(empty, 100.0, timedelta(days=28), AT)
 
 

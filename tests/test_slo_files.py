@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from analysis.slo import SloError, slo_from_mapping
-from collector.errors import ConfigError, SourceUnavailable
+from gatewatch.errors import ConfigError, SourceUnavailable
 from collector.telemetry.sli import budget_history, load_slo, load_slos, slo_status
 from tests import prometheus_server
 from tests.test_cli_store import gatewatch
@@ -180,9 +180,9 @@ def test_schema_defaults_and_equivalent_forms(tmp_path):
     b = slo_from_mapping({**BASE, "window": {"duration": "4w", "isRolling": True}}, tmp_path, "availability")
     assert a.objective == pytest.approx(b.objective) == pytest.approx(0.999)
     assert a.window == b.window == timedelta(days=28) and a.name == "availability"
-    assert a.sli.path == tmp_path / "sli.csv"
+    assert a.sli.data.path == tmp_path / "sli.csv"
     threshold = slo_from_mapping(api_latency("http://p:9090/"), tmp_path)
-    assert threshold.sli.metric == "http_request_duration_seconds" and threshold.prometheus.url == "http://p:9090"
+    assert threshold.sli.threshold.metric == "http_request_duration_seconds" and threshold.prometheus.url == "http://p:9090"
 
 
 def test_load_slo_names_file_and_field_and_refuses_promql_injection(tmp_path):

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import inspect, select
 
 from collector import db
-from collector.errors import StoreError
+from gatewatch.errors import StoreError
 from collector.models import raw_events
 
 

@@ -2,17 +2,20 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import numpy as np
 import pytest
 
+from collector.config import load_config
 from analysis.canary import config_from_mapping, judge
-from collector.errors import ConfigError
+from gatewatch.errors import ConfigError
 from collector.telemetry import prometheus
 from collector.telemetry.scopes import parse_scope, render_query, render_scope
 from tests import prometheus_server
 from tests.test_cli_store import gatewatch
 
+STEP = timedelta(seconds=15)
 CONFIG = {
     "metrics": [
         {"name": "latency", "query": 'canary_latency_seconds{job="api", {scope}}', "direction": "increase",
@@ -44,7 +47,7 @@ def test_scope_rendering_and_injection():
 
 def test_fetch_returns_the_values_written(server):
     config = config_from_mapping(CONFIG)
-    t = prometheus.fetch(config, server.url, 'version="v1"', 'version="v3"', server.start, server.end, step="15s")
+    t = prometheus.fetch(config, server.url, 'version="v1"', 'version="v3"', server.start, server.end, step=STEP)
     assert t.errors == {}
     baseline, canary = t.samples["latency"]
     assert len(baseline) == len(server.written["v1"]) == 480
@@ -57,11 +60,11 @@ def test_fetch_returns_the_values_written(server):
 
 def test_regressed_canary_fails_and_healthy_one_passes(server):
     config = config_from_mapping(CONFIG)
-    bad = prometheus.fetch(config, server.url, 'version="v1"', 'version="v3"', server.start, server.end, step="15s")
+    bad = prometheus.fetch(config, server.url, 'version="v1"', 'version="v3"', server.start, server.end, step=STEP)
     verdict = judge(config, bad.samples, bad.errors)
     assert verdict.verdict == "fail" and {m.name: m.classification for m in verdict.metrics} == {
         "latency": "high", "errors": "high"}
-    good = prometheus.fetch(config, server.url, 'version="v1"', 'version="v2"', server.start, server.end, step="15s")
+    good = prometheus.fetch(config, server.url, 'version="v1"', 'version="v2"', server.start, server.end, step=STEP)
     assert judge(config, good.samples, good.errors).verdict == "pass"
 
 
@@ -149,13 +152,14 @@ def test_credentials_from_the_environment_reach_an_authenticating_proxy(server, 
     try:
         config = config_from_mapping(CONFIG)
         refused = prometheus.fetch(config, proxy.url, 'version="v1"', 'version="v3"', server.start, server.end,
-                                   step="15s")
+                                   step=STEP)
         assert not refused.samples and all("401" in e for e in refused.errors.values())
         assert refused.unavailable == {"latency", "errors"}
         for name, value in env.items():
             monkeypatch.setenv(name, value)
+        auth = load_config().prometheus  # the configuration loader reads the credentials from the environment
         allowed = prometheus.fetch(config, proxy.url, 'version="v1"', 'version="v3"', server.start, server.end,
-                                   step="15s")
+                                   step=STEP, auth=auth)
         assert not allowed.errors and judge(config, allowed.samples, allowed.errors).verdict == "fail"
         assert proxy.seen[-1] == header
     finally:

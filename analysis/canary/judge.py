@@ -10,136 +10,17 @@ from __future__ import annotations
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from gatewatch.errors import ConfigError
+
+from .config import CanaryConfig, MetricSpec
 from .stats import hodges_lehmann, proportion_difference
-
-DIRECTIONS = ("increase", "decrease", "either")
-TESTS = ("mann-whitney", "proportion")
-ON_NODATA = ("ignore", "fail")
-OUTLIERS = ("none", "iqr")
-
-
-class CanaryConfigError(ValueError):
-    """A canary config that does not fit the schema; the message names the field."""
-
-
-@dataclass(frozen=True)
-class MetricSpec:
-    """One metric of a canary config (see the README for each field)."""
-
-    name: str
-    query: str | None = None
-    direction: str = "increase"
-    tolerance: float = 0.10
-    critical: bool = False
-    group: str = "default"
-    weight: float = 1.0
-    test: str = "mann-whitney"
-    min_samples: int = 10
-    on_nodata: str = "ignore"
-    outliers: str = "none"
-    good_query: str | None = None
-    total_query: str | None = None
-    cloudwatch: Mapping[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class CanaryConfig:
-    """A canary config: metrics, the interval's confidence, and the score thresholds."""
-
-    metrics: tuple[MetricSpec, ...]
-    confidence: float = 0.98
-    pass_threshold: float = 95.0
-    marginal_threshold: float = 75.0
-    group_weights: Mapping[str, float] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"confidence": self.confidence,
-                "thresholds": {"pass": self.pass_threshold, "marginal": self.marginal_threshold},
-                "group_weights": dict(self.group_weights),
-                "metrics": [{k: v for k, v in asdict(m).items() if v is not None} for m in self.metrics]}
-
-
-def _number(raw: Mapping, key: str, where: str, default: float, low: float | None = None,
-            high: float | None = None, integer: bool = False) -> float:
-    value = raw.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and value != int(value)):
-        raise CanaryConfigError(f"{where}.{key}: expected {'an integer' if integer else 'a number'}, got {value!r}")
-    if (low is not None and value < low) or (high is not None and value > high):
-        raise CanaryConfigError(f"{where}.{key}: {value} is outside [{low}, {high}]")
-    return int(value) if integer else float(value)
-
-
-def _choice(raw: Mapping, key: str, where: str, choices: Sequence[str], default: str) -> str:
-    value = raw.get(key, default)
-    if value not in choices:
-        raise CanaryConfigError(f"{where}.{key}: expected one of {', '.join(choices)}, got {value!r}")
-    return value
-
-
-_METRIC_KEYS = {"name", "query", "direction", "tolerance", "critical", "group", "weight", "test", "min_samples",
-                "on_nodata", "outliers", "good_query", "total_query", "cloudwatch"}
-
-
-def config_from_mapping(raw: Any) -> CanaryConfig:
-    """Validate a parsed canary config (YAML); CanaryConfigError names the offending field."""
-    if not isinstance(raw, Mapping):
-        raise CanaryConfigError("canary config: expected a mapping with a 'metrics' list")
-    unknown = set(raw) - {"confidence", "thresholds", "metrics", "group_weights"}
-    if unknown:
-        raise CanaryConfigError(f"canary config: unknown key(s) {sorted(unknown)}")
-    metrics_raw = raw.get("metrics")
-    if not isinstance(metrics_raw, list) or not metrics_raw:
-        raise CanaryConfigError("metrics: expected a non-empty list of metrics")
-    metrics = []
-    for i, item in enumerate(metrics_raw):
-        where = f"metrics[{i}]"
-        if not isinstance(item, Mapping):
-            raise CanaryConfigError(f"{where}: expected a mapping with at least 'name'")
-        extra = set(item) - _METRIC_KEYS
-        if extra:
-            raise CanaryConfigError(f"{where}: unknown key(s) {sorted(extra)}")
-        name = item.get("name")
-        if not isinstance(name, str) or not name.strip():
-            raise CanaryConfigError(f"{where}.name: expected a non-empty string")
-        critical = item.get("critical", False)
-        if not isinstance(critical, bool):
-            raise CanaryConfigError(f"{where}.critical: expected true or false, got {critical!r}")
-        for key in ("query", "group", "good_query", "total_query"):
-            if item.get(key) is not None and not isinstance(item[key], str):
-                raise CanaryConfigError(f"{where}.{key}: expected a string")
-        metrics.append(MetricSpec(
-            name=name, query=item.get("query"), direction=_choice(item, "direction", where, DIRECTIONS, "increase"),
-            tolerance=_number(item, "tolerance", where, 0.10, 0.0), critical=critical,
-            group=item.get("group") or "default", weight=_number(item, "weight", where, 1.0, 0.0),
-            test=_choice(item, "test", where, TESTS, "mann-whitney"),
-            min_samples=_number(item, "min_samples", where, 10, 1, integer=True),
-            on_nodata=_choice(item, "on_nodata", where, ON_NODATA, "ignore"),
-            outliers=_choice(item, "outliers", where, OUTLIERS, "none"),
-            good_query=item.get("good_query"), total_query=item.get("total_query"),
-            cloudwatch=item.get("cloudwatch")))
-    names = [m.name for m in metrics]
-    duplicated = sorted({n for n in names if names.count(n) > 1})
-    if duplicated:
-        raise CanaryConfigError(f"metrics: duplicate name(s) {duplicated}")
-    thresholds = raw.get("thresholds") or {}
-    if not isinstance(thresholds, Mapping):
-        raise CanaryConfigError("thresholds: expected a mapping {pass: 95, marginal: 75}")
-    pass_t = _number(thresholds, "pass", "thresholds", 95.0, 0.0, 100.0)
-    marginal_t = _number(thresholds, "marginal", "thresholds", 75.0, 0.0, 100.0)
-    if marginal_t > pass_t:
-        raise CanaryConfigError(f"thresholds.marginal: {marginal_t} is above thresholds.pass {pass_t}")
-    weights = raw.get("group_weights") or {}
-    if not isinstance(weights, Mapping):
-        raise CanaryConfigError("group_weights: expected a mapping of group to weight")
-    group_weights = {str(g): _number(weights, g, "group_weights", 1.0, 0.0) for g in weights}
-    return CanaryConfig(tuple(metrics), confidence=_number(raw, "confidence", "canary config", 0.98, 0.5, 0.9999),
-                        pass_threshold=pass_t, marginal_threshold=marginal_t, group_weights=group_weights)
 
 
 @dataclass
@@ -194,8 +75,13 @@ def _pct(value: float | None) -> str:
     return f"{value * 100:+.1f}%"
 
 
+def tolerance_band(spec: MetricSpec, reference: float) -> float:
+    """How far a shift may go either way before it counts: tolerance x |baseline median| (or rate)."""
+    return spec.tolerance * abs(reference)
+
+
 def _classify(spec: MetricSpec, lower: float, upper: float, reference: float) -> tuple[str, bool]:
-    band = spec.tolerance * abs(reference)
+    band = tolerance_band(spec, reference)
     if lower > band:
         classification = "high"
     elif upper < -band:
@@ -323,17 +209,17 @@ def judge(config: CanaryConfig, samples: Mapping[str, tuple[np.ndarray, np.ndarr
 
 def samples_from_frame(frame: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Samples from a frame with columns metric, group (baseline|canary), value, or good and total
-    (for proportion metrics); ValueError names a missing column or a bad group."""
+    (for proportion metrics); ConfigError names a missing column or a bad group."""
     missing = {"metric", "group"} - set(frame.columns)
     if missing:
-        raise ValueError(f"samples: missing column(s) {sorted(missing)}; expected metric, group, value")
+        raise ConfigError(f"samples: missing column(s) {sorted(missing)}; expected metric, group, value")
     groups = set(frame["group"].dropna().unique()) - {"baseline", "canary"}
     if groups:
-        raise ValueError(f"samples column 'group': expected baseline or canary, got {sorted(map(str, groups))}")
+        raise ConfigError(f"samples column 'group': expected baseline or canary, got {sorted(map(str, groups))}")
     out = {}
     pairs = {"good", "total"} <= set(frame.columns)
     if "value" not in frame.columns and not pairs:
-        raise ValueError("samples: expected a 'value' column (or 'good' and 'total' for proportions)")
+        raise ConfigError("samples: expected a 'value' column (or 'good' and 'total' for proportions)")
     for metric, rows in frame.groupby("metric", sort=False):
         sides = []
         for side in ("baseline", "canary"):

@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterable, Iterator
 from sqlalchemy import Engine
 
 from ..config import Config
-from ..errors import ConfigError, SourceUnavailable
+from gatewatch.errors import ConfigError, SourceUnavailable
 from ..ingest import Envelope, IngestSummary, ingest
 from ..timeutil import as_utc
 

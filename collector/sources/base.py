@@ -8,7 +8,7 @@ from functools import lru_cache
 from datetime import datetime
 from typing import Any, Mapping, Protocol
 
-from ..errors import PayloadError
+from gatewatch.errors import PayloadError
 from ..timeutil import parse_timestamp
 
 _MISSING = object()

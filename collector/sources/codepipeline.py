@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-from ..errors import PayloadError
+from gatewatch.errors import PayloadError
 from .base import TERMINAL, Update, category_for, choice, field, timestamp
 
 NAME = "codepipeline"

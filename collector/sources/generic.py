@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-from ..errors import PayloadError
+from gatewatch.errors import PayloadError
 from .base import Update, boolean, choice, field, timestamp
 
 NAME = "generic"

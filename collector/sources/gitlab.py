@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
-from ..errors import PayloadError
+from gatewatch.errors import PayloadError
 from .base import TERMINAL, Update, boolean, category_for, choice, dispatch, field, timestamp
 
 NAME = "gitlab"

@@ -1,41 +1,35 @@
-"""Telemetry for the canary judge: Prometheus-compatible servers, and CSV files for offline use."""
+"""Telemetry: a canary's samples (CSV files, Prometheus-compatible servers, CloudWatch) and the SLIs
+of SLO files, read for `analysis` to judge."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
+from datetime import datetime
 
-import numpy as np
-import pandas as pd
+from analysis.canary import CanaryConfig
+from gatewatch.errors import ConfigError
 
-from analysis.canary import samples_from_frame
+from ..config import Prometheus
+from .samples import CloudWatchSamples, CsvSamples, PrometheusSamples, SampleSource, Telemetry, from_csv
 
-from ..errors import ConfigError
-
-
-@dataclass
-class Telemetry:
-    """Samples per metric (baseline, canary), why a metric has none, and the queries that were run.
-
-    `unavailable` names the metrics whose source could not be read at all (a subset of `errors`): an
-    outage, as opposed to a series that is simply missing."""
-
-    samples: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
-    errors: dict[str, str] = field(default_factory=dict)
-    queries: dict[str, dict] = field(default_factory=dict)
-    unavailable: set[str] = field(default_factory=set)
+__all__ = ["Telemetry", "CsvSamples", "PrometheusSamples", "CloudWatchSamples", "SampleSource", "from_csv",
+           "read_samples"]
 
 
-def from_csv(path: str | Path) -> Telemetry:
-    """Samples from a CSV file: metric, group (baseline|canary), value [, timestamp] (good, total for
-    proportions)."""
-    file = Path(path)
-    if not file.is_file():
-        raise ConfigError(f"--data {str(path)!r}: no such file")
-    try:
-        frame = pd.read_csv(file)
-        return Telemetry(samples=samples_from_frame(frame))
-    except (ValueError, pd.errors.ParserError) as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+def read_samples(config: CanaryConfig, source: SampleSource, window: tuple[datetime, datetime] | None,
+                 auth: Prometheus | None = None) -> Telemetry:
+    """Baseline and canary samples of every metric of `config` from `source` over `window` [start, end]
+    (a CSV file is read whole). A source that cannot be read makes its metrics `nodata`, never pass."""
+    if isinstance(source, CsvSamples):
+        return from_csv(source.path)
+    if window is None:
+        raise ConfigError(f"reading {source.kind}: a window [start, end] is required")
+    if isinstance(source, PrometheusSamples):
+        from . import prometheus
 
+        return prometheus.fetch(config, source.url, source.baseline, source.canary, *window, step=source.step,
+                                auth=auth)
+    from . import cloudwatch
 
-__all__ = ["Telemetry", "from_csv"]
+    scopes = (cloudwatch.dimensions(source.baseline, f"{source.where}baseline"),
+              cloudwatch.dimensions(source.canary, f"{source.where}canary"))
+    period = cloudwatch.period_seconds(source.period, f"{source.where}step")
+    return cloudwatch.fetch(config, cloudwatch.connect(source.region), *scopes, *window, period)

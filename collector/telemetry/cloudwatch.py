@@ -11,16 +11,17 @@ never pass. Credentials and region come from the standard AWS chain; `AWS_ENDPOI
 """
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Mapping
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 
-from analysis.canary import CanaryConfig
+from analysis.canary import CanaryConfig, CloudWatchMetric
+from gatewatch.errors import ConfigError
+from gatewatch.schema import duration_label, parse_duration
 
-from ..errors import ConfigError
-from ..timeutil import parse_duration
-from . import Telemetry
+from .samples import Telemetry
 from .scopes import parse_scope
 
 # GetMetricData periods: high resolution 1, 5, 10 or 30 s, else a multiple of a minute.
@@ -37,18 +38,19 @@ def dimensions(scope: str | Mapping[str, str], what: str) -> dict[str, str]:
     return {label: value for label, _, value in matchers}
 
 
-def period_seconds(step: str, what: str = "step") -> int:
+def period_seconds(step: str | timedelta, what: str = "step") -> int:
     """The GetMetricData period for a step such as 60s or 5m."""
     try:
-        seconds = parse_duration(step).total_seconds()
+        seconds = (step if isinstance(step, timedelta) else parse_duration(step)).total_seconds()
     except ValueError as exc:
         raise ConfigError(f"{what}: {exc}") from None
     if seconds != int(seconds) or not (int(seconds) in _HIGH_RESOLUTION or (seconds >= 60 and seconds % 60 == 0)):
-        raise ConfigError(f"{what} {step!r}: CloudWatch periods are 1, 5, 10 or 30 seconds or a multiple of 60 s")
+        shown = duration_label(step) if isinstance(step, timedelta) else step
+        raise ConfigError(f"{what} {shown!r}: CloudWatch periods are 1, 5, 10 or 30 seconds or a multiple of 60 s")
     return int(seconds)
 
 
-def connect(region: str | None = None):
+def connect(region: str | None = None) -> Any:
     """A CloudWatch client from the standard AWS credential and region chain."""
     import boto3
     from botocore.config import Config as BotoConfig
@@ -63,15 +65,15 @@ def connect(region: str | None = None):
                           "AWS_REGION") from None
 
 
-def _query(query_id: str, spec: Mapping[str, Any], scope: Mapping[str, str], period: int) -> dict:
-    dimensions = {**(spec.get("dimensions") or {}), **scope}
+def _query(query_id: str, spec: CloudWatchMetric, scope: Mapping[str, str], period: int) -> dict:
+    dimensions = {**spec.dimensions, **scope}
     return {"Id": query_id, "ReturnData": True, "MetricStat": {
-        "Metric": {"Namespace": spec["namespace"], "MetricName": spec["metric_name"],
+        "Metric": {"Namespace": spec.namespace, "MetricName": spec.metric_name,
                    "Dimensions": [{"Name": k, "Value": str(v)} for k, v in dimensions.items()]},
-        "Period": int(spec.get("period", period)), "Stat": spec.get("stat", "Average")}}
+        "Period": spec.period or period, "Stat": spec.stat}}
 
 
-def fetch(config: CanaryConfig, client, baseline: Mapping[str, str], canary: Mapping[str, str], start: datetime,
+def fetch(config: CanaryConfig, client: Any, baseline: Mapping[str, str], canary: Mapping[str, str], start: datetime,
           end: datetime, period: int = 60) -> Telemetry:
     """Baseline and canary samples of every metric with `cloudwatch` settings over [start, end]."""
     telemetry = Telemetry()
@@ -80,9 +82,6 @@ def fetch(config: CanaryConfig, client, baseline: Mapping[str, str], canary: Map
         if not spec:
             telemetry.errors[metric.name] = "no cloudwatch settings for this metric"
             continue
-        missing = {"namespace", "metric_name"} - set(spec)
-        if missing:
-            raise ConfigError(f"metric {metric.name!r}: cloudwatch needs {sorted(missing)}")
         queries = [_query(f"m{index}b", spec, baseline, period), _query(f"m{index}c", spec, canary, period)]
         telemetry.queries[metric.name] = {"baseline": queries[0], "canary": queries[1]}
         values: dict[str, list[float]] = {q["Id"]: [] for q in queries}

@@ -4,35 +4,32 @@ metric `nodata` with the error: missing telemetry never passes a canary."""
 from __future__ import annotations
 
 import logging
-import os
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 
 from analysis.canary import CanaryConfig, MetricSpec
+from gatewatch.errors import ConfigError
 
-from ..errors import ConfigError
-from . import Telemetry
+from ..config import Prometheus
 from .scopes import render_query
+from .samples import Telemetry
 
 log = logging.getLogger(__name__)
 
 
-def connect(url: str, token: str | None = None, basic_auth: tuple[str, str] | None = None, timeout: float = 10.0):
-    """A PrometheusConnect with bearer-token or basic auth (default: GATEWATCH_PROMETHEUS_TOKEN, else
-    GATEWATCH_PROMETHEUS_USER/_PASSWORD; never logged) and a short retry budget, so a server that is
-    down is reported in about a second rather than after the client's default backoff per query."""
+def connect(url: str, auth: Prometheus | None = None, timeout: float = 10.0) -> Any:
+    """A PrometheusConnect with `auth`'s bearer token or basic auth (the configuration's
+    GATEWATCH_PROMETHEUS_TOKEN, else _USER/_PASSWORD; never logged) and a short retry budget, so a
+    server that is down is reported in about a second rather than after the client's default backoff."""
     from prometheus_api_client import PrometheusConnect
     from urllib3.util.retry import Retry
 
-    token = token or os.environ.get("GATEWATCH_PROMETHEUS_TOKEN")
-    if basic_auth is None and os.environ.get("GATEWATCH_PROMETHEUS_USER"):
-        basic_auth = (os.environ["GATEWATCH_PROMETHEUS_USER"], os.environ.get("GATEWATCH_PROMETHEUS_PASSWORD", ""))
     retry = Retry(total=2, backoff_factor=0.25, status_forcelist=[429, 502, 503, 504], allowed_methods=["GET"])
-    headers = {"Authorization": f"Bearer {token}"} if token else None
-    return PrometheusConnect(url=url.rstrip("/"), headers=headers, disable_ssl=False, auth=basic_auth,
-                             timeout=timeout, retry=retry)
+    headers = auth.headers if auth else None
+    return PrometheusConnect(url=url.rstrip("/"), headers=headers, disable_ssl=False,
+                             auth=auth.basic_auth if auth and not headers else None, timeout=timeout, retry=retry)
 
 
 def _series_values(result: list[dict[str, Any]]) -> dict[float, float]:
@@ -54,18 +51,18 @@ def _samples(result: list[dict[str, Any]]) -> np.ndarray:
 
 
 def fetch(config: CanaryConfig, url: str, baseline_scope: str, canary_scope: str, start: datetime, end: datetime,
-          step: str = "30s", token: str | None = None, basic_auth: tuple[str, str] | None = None,
-          timeout: float = 10.0) -> Telemetry:
-    """Baseline and canary samples of every metric in `config` over [start, end]."""
+          step: timedelta = timedelta(seconds=30), auth: Prometheus | None = None, timeout: float = 10.0) -> Telemetry:
+    """Baseline and canary samples of every metric in `config` over [start, end] at `step`."""
     telemetry = Telemetry()
-    client = connect(url, token, basic_auth, timeout)
+    client = connect(url, auth, timeout)
+    step_text = f"{step.total_seconds():g}s"
 
     def query(spec: MetricSpec, template: str | None, scope: str, what: str) -> list[dict[str, Any]]:
         if not template:
             raise ConfigError(f"metric {spec.name!r}: {what} is required to read Prometheus")
         promql = render_query(template, scope)
         telemetry.queries.setdefault(spec.name, {})[f"{what}@{scope}"] = promql
-        return client.custom_query_range(promql, start_time=start, end_time=end, step=step)
+        return client.custom_query_range(promql, start_time=start, end_time=end, step=step_text)
 
     for spec in config.metrics:
         try:

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.slo import (BURN_RATE_PAIRS, RatioSli, SloError, SloSpec, SloStatus, ThresholdSli, budget_curve,
-                          frame_history, from_sums, label, slo_from_mapping, spans, window_sums)
+from analysis.slo import (BURN_RATE_PAIRS, SloSpec, SloStatus, budget_curve, frame_history, from_sums,
+                          slo_from_mapping, spans, window_sums)
+from gatewatch.errors import ConfigError, SloError, SourceUnavailable
+from gatewatch.schema import duration_label
 
-from ..config import read_yaml
-from ..errors import ConfigError, SourceUnavailable
+from ..config import Prometheus, read_yaml
 from ..timeutil import as_utc
 from .prometheus import connect
 from .scopes import render_scope
@@ -30,8 +31,8 @@ def load_slo(path: str | Path) -> SloSpec:
         spec = slo_from_mapping(raw, base_dir=file.resolve().parent, default_name=file.stem)
         if spec.prometheus is not None:
             queries(spec, spec.window)  # refuse a selector that would not render, now rather than at query time
-    except (SloError, ConfigError) as exc:
-        raise ConfigError(f"{file}: {exc}") from None
+    except ConfigError as exc:
+        raise SloError(f"{file}: {exc}") from None
     return spec
 
 
@@ -45,11 +46,13 @@ def load_slos(folder: str | Path) -> list[SloSpec]:
 
 def queries(spec: SloSpec, span: timedelta) -> tuple[str, str]:
     """The instant queries (good, total) that sum the SLI's counters over `span`."""
-    sli, window = spec.sli, label(span)
-    if isinstance(sli, RatioSli):
-        return tuple(q.replace("{window}", window) if "{window}" in q else f"sum(increase({q}[{window}]))"
-                     for q in (sli.good, sli.total))  # type: ignore[return-value]
-    if isinstance(sli, ThresholdSli):
+    window = duration_label(span)
+    if spec.sli.ratio is not None:
+        good, total = (q.replace("{window}", window) if "{window}" in q else f"sum(increase({q}[{window}]))"
+                       for q in (spec.sli.ratio.good, spec.sli.ratio.total))
+        return good, total
+    sli = spec.sli.threshold
+    if sli is not None:
         try:
             scope = render_scope(sli.selector) if sli.selector else ""
         except ConfigError as exc:
@@ -58,12 +61,13 @@ def queries(spec: SloSpec, span: timedelta) -> tuple[str, str]:
         joined = f"{le}, {scope}" if scope else le
         total = f"{sli.metric}_count{{{scope}}}" if scope else f"{sli.metric}_count"
         return f"sum(increase({sli.metric}_bucket{{{joined}}}[{window}]))", f"sum(increase({total}[{window}]))"
-    raise ConfigError(f"SLO {spec.name!r}: a {sli.kind} SLI is not read from Prometheus")
+    raise ConfigError(f"SLO {spec.name!r}: a {spec.sli.kind} SLI is not read from Prometheus")
 
 
-def _client(spec: SloSpec):
+def _client(spec: SloSpec, auth: Prometheus | None):
     """A client for the SLO's server (auth and retries as for canaries)."""
-    return connect(spec.prometheus.url, timeout=spec.prometheus.timeout)
+    assert spec.prometheus is not None
+    return connect(spec.prometheus.url, auth, timeout=spec.prometheus.timeout.total_seconds())
 
 
 def _unavailable(spec: SloSpec, exc: Exception) -> SourceUnavailable:
@@ -82,8 +86,9 @@ def _value(result: list[dict]) -> float:
     return total
 
 
-def _prometheus_sums(spec: SloSpec, at: datetime, windows: list[timedelta]) -> dict[timedelta, tuple[float, float]]:
-    client = _client(spec)
+def _prometheus_sums(spec: SloSpec, at: datetime, windows: list[timedelta],
+                     auth: Prometheus | None) -> dict[timedelta, tuple[float, float]]:
+    client = _client(spec, auth)
     sums = {}
     try:
         for span in windows:
@@ -99,7 +104,7 @@ def _prometheus_sums(spec: SloSpec, at: datetime, windows: list[timedelta]) -> d
 
 
 def _read_frame(spec: SloSpec) -> pd.DataFrame:
-    path = spec.sli.path
+    path = spec.sli.data.path
     if not path.is_file():
         raise SourceUnavailable(f"SLI data {str(path)!r} for SLO {spec.service}/{spec.name}: no such file")
     try:
@@ -108,8 +113,9 @@ def _read_frame(spec: SloSpec) -> pd.DataFrame:
         raise ConfigError(f"SLI data {str(path)!r}: {exc}") from None
 
 
-def slo_status(spec: SloSpec, at: datetime) -> SloStatus:
-    """The SLO's SLI, error budget and burn-rate alerts at `at` (from its CSV file or its server)."""
+def slo_status(spec: SloSpec, at: datetime, auth: Prometheus | None = None) -> SloStatus:
+    """The SLO's SLI, error budget and burn-rate alerts at `at` (from its CSV file or its server, read
+    with `auth`'s credentials)."""
     at = as_utc(at)
     windows = spans(spec.window, BURN_RATE_PAIRS)
     if spec.sli.kind == "data":
@@ -117,13 +123,14 @@ def slo_status(spec: SloSpec, at: datetime) -> SloStatus:
         try:
             sums = window_sums(frame, at, windows)
         except (ValueError, TypeError) as exc:
-            raise ConfigError(f"SLI data {str(spec.sli.path)!r}: {exc}") from None
+            raise ConfigError(f"SLI data {str(spec.sli.data.path)!r}: {exc}") from None
     else:
-        sums = _prometheus_sums(spec, at, windows)
+        sums = _prometheus_sums(spec, at, windows, auth)
     return from_sums(spec.objective, spec.window, at, sums, BURN_RATE_PAIRS)
 
 
-def budget_history(spec: SloSpec, start: datetime, end: datetime, points: int = 48) -> pd.DataFrame:
+def budget_history(spec: SloSpec, start: datetime, end: datetime, points: int = 48,
+                   auth: Prometheus | None = None) -> pd.DataFrame:
     """The burn-down: columns at, sli, budget_remaining at `points` evenly spaced times from start to end,
     each over the SLO window ending then (for Prometheus one range query each of good and total, at a
     whole-second step; NaN where the window holds no events)."""
@@ -137,12 +144,12 @@ def budget_history(spec: SloSpec, start: datetime, end: datetime, points: int = 
         try:
             return frame_history(frame, spec.objective, spec.window, times)
         except (ValueError, TypeError) as exc:
-            raise ConfigError(f"SLI data {str(spec.sli.path)!r}: {exc}") from None
+            raise ConfigError(f"SLI data {str(spec.sli.data.path)!r}: {exc}") from None
     first = round(start.timestamp())
     step_s = max(1, int((round(end.timestamp()) - first) // (points - 1)))
     stamps = [first + i * step_s for i in range(points)]
     times = [datetime.fromtimestamp(t, timezone.utc) for t in stamps]
-    client = _client(spec)
+    client = _client(spec, auth)
     good_q, total_q = queries(spec, spec.window)
     try:
         series = [_by_time(client.custom_query_range(q, start_time=times[0], end_time=times[-1], step=f"{step_s}s"))

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from collector.timeutil import utcnow
+from gatewatch import api
 from dashboard import data, slo_data
 from dashboard.common import config, filters, require_data, store_url
 
 st.title("On-call")
 f = filters()
-now = utcnow()
+now = api.utcnow()
 since = data.since_for_oncall(f.window, now)
 st.caption(f"Now: {now:%Y-%m-%d %H:%M} UTC; failures and rollbacks since {since:%Y-%m-%d}; " + f.caption())
 runbooks = dict(config().runbooks)

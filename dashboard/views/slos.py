@@ -5,7 +5,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from collector.timeutil import utcnow
+from gatewatch import api
 from dashboard import slo_data
 from dashboard.common import filters, pct
 
@@ -15,7 +15,7 @@ where = slo_data.folder()
 if not where:
     st.info(slo_data.NO_SLOS)
 else:
-    at = min(utcnow(), f.window.end).replace(second=0, microsecond=0)
+    at = min(api.utcnow(), f.window.end).replace(second=0, microsecond=0)
     st.caption(f"SLO files in `{where}`; status at {at:%Y-%m-%d %H:%M} UTC, burn-down over the time range"
                + (f"; service {f.service}" if f.service else ""))
     found = slo_data.statuses(where, f.service, at, f.window.start)

@@ -1,7 +1,8 @@
-"""The `gatewatch` command: a thin shell over the collector, analysis, gates and dashboard packages.
+"""The `gatewatch` command: a thin shell over the service API (`gatewatch.api`).
 
-Exit status: 0 success; 1 the command's negative outcome (e.g. something quarantined);
-2 usage or configuration error; 4 the store cannot be reached or migrated.
+Exit status: 0 success; 1 the command's negative outcome (e.g. something quarantined); 2 usage or
+configuration error; 3 hold, marginal or no data; 4 the store cannot be reached or migrated; 5 an
+outside system could not be read (`gatewatch.errors` maps each error to its status).
 """
 from __future__ import annotations
 
@@ -9,13 +10,11 @@ import logging
 import sys
 
 import click
-from sqlalchemy.exc import SQLAlchemyError
 
-from collector.errors import GatewatchError
-from collector.loaders import use_system_allocator
+from gatewatch.errors import GatewatchError
+from gatewatch.process import use_system_allocator
 
-from . import analytics, canary, collect, demo, gate, serve, slo, store
-from . import dashboard
+from . import analytics, canary, collect, dashboard, demo, gate, serve, slo, store
 from .common import State
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -66,6 +65,3 @@ def main() -> None:
     except GatewatchError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except SQLAlchemyError as exc:
-        click.echo(f"error: store failure: {exc.__class__.__name__}: {str(exc).splitlines()[0]}", err=True)
-        sys.exit(4)

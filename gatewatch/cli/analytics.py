@@ -3,51 +3,15 @@ from __future__ import annotations
 
 import csv
 import sys
-from datetime import date
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import click
 
-from analysis import dora as dora_analysis
-from analysis import pipelines as pipeline_analysis
-from analysis.tiers import get_benchmark
-from analysis.windows import BUCKETS, Window, window_between, window_since
-from collector.errors import ConfigError
-from collector.loaders import Scope, load_dora_frames, load_pipeline_frames
-from collector.timeutil import parse_duration, utcnow
+from gatewatch import api
+from gatewatch.errors import ConfigError
 
 from .common import State, echo_json, pass_state
-
-
-def _date(value: str | None, option: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(f"{option} {value!r}: expected a date such as 2024-05-01") from None
-
-
-def resolve_window(since: str | None, start: str | None, end: str | None, tz: str) -> Window:
-    """The report window from --since or --start/--end (whole local days in --tz)."""
-    try:
-        if start or end:
-            if since:
-                raise ConfigError("use either --since or --start/--end, not both")
-            first, last = _date(start, "--start"), _date(end, "--end")
-            if first is None or last is None:
-                raise ConfigError("--start and --end go together (the window is [start, end), end excluded)")
-            if last <= first:
-                raise ConfigError(f"--end {last} must be after --start {first} (the end day is excluded)")
-            return window_between(first, last, tz)
-        span = parse_duration(since or "90d")
-        days = span.days
-        if span.total_seconds() % 86400 or days < 1:
-            raise ConfigError(f"--since {since!r}: use whole days or weeks, e.g. 90d or 12w")
-        return window_since(days, utcnow(), tz)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-
 
 def filters(command: Callable) -> Callable:
     """The window and scope options shared by `dora` and `pipelines`."""
@@ -69,8 +33,8 @@ def filters(command: Callable) -> Callable:
     return command
 
 
-def _scope(service: str | None, team: str | None, environment: str | None) -> Scope:
-    return Scope(service=service, team=team, environment=environment)
+def _scope(service: str | None, team: str | None, environment: str | None) -> api.Scope:
+    return api.Scope(service=service, team=team, environment=environment)
 
 
 def _fmt_hours(value: float | None) -> str:
@@ -152,7 +116,7 @@ def _write_csv(rows: list[dict[str, Any]]) -> None:
 
 @click.command()
 @filters
-@click.option("--by", type=click.Choice(BUCKETS), help="Also report each day, week or month (a `series`).")
+@click.option("--by", type=click.Choice(api.BUCKETS), help="Also report each day, week or month (a `series`).")
 @click.option("--benchmark", metavar="NAME", help="Tier table: dora-2024 (default), dora-2023, or one "
               "defined under dora.benchmarks in gatewatch.yaml.")
 @click.option("--link-window", metavar="DURATION", help="How long after a deployment an unlinked incident of "
@@ -168,15 +132,9 @@ def dora(state: State, since, start, end, service, team, environment, tz, as_jso
     """
     if as_json and as_csv:
         raise ConfigError("choose one of --json and --csv")
-    window = resolve_window(since, start, end, tz)
-    config = state.config
-    try:
-        bench = get_benchmark(benchmark or config.dora_benchmark, config.benchmarks)
-        link = parse_duration(link_window or config.dora_link_window)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    frames = load_dora_frames(state.engine, window.start, window.end, _scope(service, team, environment), link)
-    report = dora_analysis.report(frames, window, by=by, benchmark=bench, link_window=link)
+    window = api.report_window(since, start, end, tz)
+    report = api.dora_report(state.engine, state.config, window, _scope(service, team, environment), by=by,
+                             benchmark=benchmark, link_window=link_window)
     report["filters"] = {"service": service, "team": team, "environment": environment or "production",
                          "tz": tz}
     if as_json:
@@ -186,8 +144,9 @@ def dora(state: State, since, start, end, service, team, environment, tz, as_jso
         _write_csv([flatten(item) for item in report.get("series") or [report]])
         return
     scope = ", ".join(f"{k}={v}" for k, v in report["filters"].items() if v)
-    click.echo(f"DORA {window.start.astimezone(_zone(tz)):%Y-%m-%d} .. "
-               f"{window.end.astimezone(_zone(tz)):%Y-%m-%d} (end excluded; {scope}; benchmark {bench.name})")
+    shown = window.as_dict()
+    click.echo(f"DORA {shown['start'][:10]} .. {shown['end'][:10]} (end excluded; {scope}; "
+               f"benchmark {report['benchmark']})")
     rows = dora_lines(report)
     width = max(len(r[0]) for r in rows)
     for metric, value, tier in rows:
@@ -200,12 +159,6 @@ def dora(state: State, since, start, end, service, team, environment, tz, as_jso
                    f"{_fmt_hours(item['recovery_time']['median_hours']):>12}  {_pct(item['rework_rate']['rate']):>6}")
 
 
-def _zone(tz: str):
-    from analysis.windows import zone_info
-
-    return zone_info(tz)
-
-
 @click.command()
 @filters
 @pass_state
@@ -215,9 +168,8 @@ def pipelines(state: State, since, start, end, service, team, environment, tz, a
     and per stage. `--csv` prints the per-stage table."""
     if as_json and as_csv:
         raise ConfigError("choose one of --json and --csv")
-    window = resolve_window(since, start, end, tz)
-    frames = load_pipeline_frames(state.engine, window.start, window.end, _scope(service, team, environment))
-    report = pipeline_analysis.report(frames, window)
+    window = api.report_window(since, start, end, tz)
+    report = api.pipeline_report(state.engine, window, _scope(service, team, environment))
     if as_json:
         echo_json(report)
         return

@@ -1,28 +1,20 @@
 """`gatewatch canary`: judge a canary against its baseline, from a CSV file or live telemetry."""
 from __future__ import annotations
 
-import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from analysis.canary import CanaryConfig, CanaryConfigError, Verdict, config_from_mapping, judge
-from collector.config import read_yaml
-from collector.errors import ConfigError
-from collector.timeutil import parse_duration, parse_timestamp
+from gatewatch import api
+from gatewatch.errors import ConfigError
+from gatewatch.schema import parse_duration
 
 from .common import State, echo_json, pass_state
 
+if TYPE_CHECKING:
+    from gatewatch.api import Verdict
+
 EXIT = {"pass": 0, "fail": 1, "marginal": 3, "nodata": 3}
-
-
-def read_canary_config(path: str) -> CanaryConfig:
-    """A canary config from a YAML file; ConfigError names the file and the field."""
-    raw = read_yaml(path, "--config")
-    try:
-        return config_from_mapping(raw)
-    except CanaryConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
@@ -55,15 +47,9 @@ def canary() -> None:
     """
 
 
-def _finish(state: State, config: CanaryConfig, verdict: Verdict, samples, source: str, as_json: bool,
-            store: bool, **record) -> None:
-    run_id = None
-    if store:
-        from collector.canary_runs import save_run
-
-        run_id = save_run(state.engine, config, verdict, samples, source, **record)
-    print_verdict(verdict, run_id, as_json)
-    raise SystemExit(EXIT[verdict.verdict])
+def _finish(outcome: api.CanaryOutcome, as_json: bool) -> None:
+    print_verdict(outcome.verdict, outcome.run_id, as_json)
+    raise SystemExit(EXIT[outcome.verdict.verdict])
 
 
 @canary.command("judge")
@@ -77,12 +63,9 @@ def _finish(state: State, config: CanaryConfig, verdict: Verdict, samples, sourc
 def judge_command(state: State, config_path: str, data: str, deployment: str | None, no_store: bool,
                   as_json: bool) -> None:
     """Judge samples from a CSV file (offline, notebooks, other telemetry systems)."""
-    from collector.telemetry import from_csv
-
-    config = read_canary_config(config_path)
-    telemetry = from_csv(data)
-    verdict = judge(config, telemetry.samples, telemetry.errors)
-    _finish(state, config, verdict, telemetry.samples, "csv", as_json, not no_store, deployment_id=deployment)
+    canary = api.load_canary_config(config_path)
+    _finish(api.run_canary(state.engine if not no_store else None, state.config, canary, api.CsvSamples(data),
+                           deployment_id=deployment, store=not no_store), as_json)
 
 
 @canary.command("run")
@@ -111,41 +94,28 @@ def run_command(state: State, config_path: str, baseline: str, canary_scope: str
 
     An unreachable or failing source gives no data (exit 3) with the error, never a pass.
     """
-    from collector.telemetry import cloudwatch as cloudwatch_source
-    from collector.telemetry import prometheus
-    from collector.timeutil import utcnow
-
     if cloudwatch and prometheus_url:
         raise ConfigError("--prometheus and --cloudwatch: give one telemetry source")
-    prometheus_url = prometheus_url or (None if cloudwatch else os.environ.get("GATEWATCH_PROMETHEUS_URL"))
-    if not cloudwatch and not prometheus_url:
-        raise ConfigError("--prometheus URL (or GATEWATCH_PROMETHEUS_URL) or --cloudwatch is required")
     if region and not cloudwatch:
         raise ConfigError("--region applies to --cloudwatch only")
-    step = step or ("60s" if cloudwatch else "30s")
-    config = read_canary_config(config_path)
-    now = utcnow()
+    config = state.config
+    prometheus_url = prometheus_url or (None if cloudwatch else config.prometheus.url)
+    if not cloudwatch and not prometheus_url:
+        raise ConfigError("--prometheus URL (or GATEWATCH_PROMETHEUS_URL) or --cloudwatch is required")
     try:
-        begin = now - parse_duration(start) if start[-1:] in "smhdw" and start[:-1].replace(".", "").isdigit() \
-            else parse_timestamp(start)
-        finish = parse_timestamp(end) if end else now
-        parse_duration(step)
+        span = parse_duration(step or ("60s" if cloudwatch else "30s"))
     except ValueError as exc:
-        raise ConfigError(f"--start/--end/--step: {exc}") from None
+        raise ConfigError(f"--step: {exc}") from None
+    canary = api.load_canary_config(config_path)
+    now = api.utcnow()
+    begin = api.parse_time(start, "--start", now)
+    finish = api.parse_time(end, "--end", now) if end else now
     if finish <= begin:
         raise ConfigError(f"--end {finish.isoformat()} must be after --start {begin.isoformat()}")
-    if cloudwatch:
-        source = "cloudwatch"
-        scopes = (cloudwatch_source.dimensions(baseline, "--baseline"),
-                  cloudwatch_source.dimensions(canary_scope, "--canary"))
-        period = cloudwatch_source.period_seconds(step, "--step")
-        telemetry = cloudwatch_source.fetch(config, cloudwatch_source.connect(region), *scopes, begin, finish, period)
-    else:
-        source = "prometheus"
-        telemetry = prometheus.fetch(config, prometheus_url, baseline, canary_scope, begin, finish, step=step)
-    verdict = judge(config, telemetry.samples, telemetry.errors)
-    _finish(state, config, verdict, telemetry.samples, source, as_json, not no_store,
-            deployment_id=deployment, window=(begin, finish), baseline_scope=baseline, canary_scope=canary_scope)
+    source = (api.CloudWatchSamples(baseline, canary_scope, span, region, where="--") if cloudwatch
+              else api.PrometheusSamples(prometheus_url, baseline, canary_scope, span))
+    _finish(api.run_canary(state.engine if not no_store else None, config, canary, source, window=(begin, finish),
+                           deployment_id=deployment, store=not no_store), as_json)
 
 
 @canary.command("show")
@@ -154,9 +124,7 @@ def run_command(state: State, config_path: str, baseline: str, canary_scope: str
 @pass_state
 def show_command(state: State, run_id: str, as_json: bool) -> None:
     """Show a stored canary run's verdict."""
-    from collector.canary_runs import load_run
-
-    run = load_run(state.engine, run_id)
+    run = api.get_canary_run(state.engine, run_id)
     if run is None:
         raise ConfigError(f"no canary run {run_id!r} in the store")
     if as_json:

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import click
 
-from collector.errors import ConfigError
-from collector.history import codepipeline as codepipeline_history
-from collector.timeutil import parse_duration, utcnow
+from gatewatch import api
+from gatewatch.errors import ConfigError
+from gatewatch.schema import parse_duration
 
 from .common import Progress, State, pass_state
 from .store import print_summary
@@ -37,14 +37,13 @@ def codepipeline(state: State, pipelines: tuple[str, ...], since: str, region: s
     Exit status: 0 done, 1 something was quarantined, 2 usage or credentials, 5 AWS unreachable.
     """
     try:
-        start = utcnow() - parse_duration(since)
+        start = api.utcnow() - parse_duration(since)
     except ValueError as exc:
         raise ConfigError(f"--since: {exc}") from None
-    client = codepipeline_history.make_client(region, endpoint_url)
+    client = api.codepipeline_client(region, endpoint_url)
     progress = Progress("executions")
     try:
-        summary = codepipeline_history.backfill(state.engine, state.config, client, pipelines, start, progress,
-                                                region)
+        summary = api.backfill_codepipeline(state.engine, state.config, client, pipelines, start, progress, region)
     finally:
         progress.finish()  # ends a live progress line before any error message
     print_summary(summary, as_json)

@@ -8,10 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import click
-from sqlalchemy import Engine
 
-from collector.config import Config, load_config
-from collector.db import get_engine, resolve_url
+from gatewatch import api
 
 
 @dataclass
@@ -20,23 +18,26 @@ class State:
 
     db: str | None = None
     config_path: str | None = None
-    _engine: Engine | None = field(default=None, repr=False)
-    _config: Config | None = field(default=None, repr=False)
+    _engine: api.Engine | None = field(default=None, repr=False)
+    _config: api.Config | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
-        return resolve_url(self.db)
+        """The store URL (--db, else GATEWATCH_DB, else ./gatewatch.db), without reading the config file."""
+        return api.store_url(self.db)
 
     @property
-    def engine(self) -> Engine:
+    def engine(self) -> api.Engine:
+        """The store, migrated on first use."""
         if self._engine is None:
-            self._engine = get_engine(self.db)
+            self._engine = api.open_store(self.url)
         return self._engine
 
     @property
-    def config(self) -> Config:
+    def config(self) -> api.Config:
+        """The configuration in use (--config, GATEWATCH_CONFIG or ./gatewatch.yaml, and the environment)."""
         if self._config is None:
-            self._config = load_config(self.config_path)
+            self._config = api.load_config(self.config_path, db=self.db)
         return self._config
 
 

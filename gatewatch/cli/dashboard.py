@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 import dashboard as dashboard_pkg
-from collector.db import dispose_engines
+from gatewatch import api
 
 from .common import State, pass_state
 
@@ -39,7 +39,7 @@ def dashboard(state: State, port: int, host: str) -> None:
                "--server.address", host, "--server.port", str(port), "--browser.gatherUsageStats", "false",
                "--server.fileWatcherType", "none", "--client.toolbarMode", "viewer"]
     click.echo(f"Gatewatch dashboard on http://{host}:{port} (Ctrl-C stops it)", err=True)
-    dispose_engines()
+    api.close_stores()
     sys.stdout.flush()
     sys.stderr.flush()
     # The server replaces this process, so a supervisor's SIGTERM or Ctrl-C reaches the server itself

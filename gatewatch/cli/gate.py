@@ -1,37 +1,14 @@
 """`gatewatch gate check`: may this deployment go on? promote, hold or roll back, with reasons."""
 from __future__ import annotations
 
-import os
-
 import click
 
-from collector.errors import ConfigError
-from collector.timeutil import utcnow
-from gates.checks import Context
-from gates.policy import PolicyError
-from gates.service import evaluate, load_policy
+from gatewatch import api
+from gatewatch.errors import ConfigError
 
 from .common import State, echo_json, pass_state
 
 EXIT = {"promote": 0, "rollback": 1, "hold": 3}
-
-
-def github_actions(decision: dict) -> None:
-    """Inside GitHub Actions: `decision=...` to $GITHUB_OUTPUT and a Markdown summary."""
-    if os.environ.get("GITHUB_OUTPUT"):
-        with open(os.environ["GITHUB_OUTPUT"], "a", encoding="utf-8") as out:
-            out.write(f"decision={decision['decision']}\ndecision_id={decision['id']}\n")
-    if os.environ.get("GITHUB_STEP_SUMMARY"):
-        lines = [f"### Gate `{decision['gate']}`: **{decision['decision']}**", "",
-                 "| check | status | effect | reason |", "|---|---|---|---|"]
-        lines += [f"| {c['name']} | {c['status']} | {c['effect']} | {c['reason'].replace('|', '/')} |"
-                  for c in decision["checks"]]
-        if decision["actions"]:
-            lines += ["", "| action | target | status | detail |", "|---|---|---|---|"]
-            lines += [f"| {a['type']} | {a.get('target') or '-'} | {a['status']} | "
-                      f"{str(a.get('detail') or a.get('error') or '').replace('|', '/')} |" for a in decision["actions"]]
-        with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as out:
-            out.write("\n".join(lines) + "\n")
 
 
 @click.group()
@@ -63,14 +40,11 @@ def check(state: State, policy_path: str, deployment: str | None, service: str |
         if not sep or not name.strip():
             raise ConfigError(f"--param {item!r}: expected NAME=VALUE, e.g. codedeploy_deployment_id=d-ABC123")
         given[name.strip()] = value
-    try:
-        policy = load_policy(policy_path)
-        ctx = Context(state.engine, utcnow(), deployment, service, baseline, canary_scope, given)
-        stored = evaluate(policy, ctx, key)
-    except PolicyError as exc:
-        raise ConfigError(str(exc)) from None
+    policy = api.load_policy(policy_path)
+    request = api.GateRequest(deployment, service, key, baseline, canary_scope, given)
+    stored = api.evaluate_gate(state.engine, state.config, policy, request)
     decision = stored.to_dict()
-    github_actions(decision)
+    api.write_step_outputs(decision, state.config.github_actions)
     if as_json:
         echo_json(decision)
     else:

@@ -5,7 +5,7 @@ import gc
 
 import click
 
-from collector.errors import ConfigError
+from gatewatch import api
 
 from .common import State, pass_state
 
@@ -48,20 +48,13 @@ def serve(state: State, host: str, port: int, policies_dir: str | None) -> None:
     import uvicorn
 
     from collector.webhooks import create_app
-    from gates.policy import PolicyError
-    from gates.service import load_policies
     from gates.views import build_router
 
-    folder = policies_dir or state.config.gate_policies
-    policies = None
-    if folder:
-        try:
-            policies = load_policies(folder)
-        except PolicyError as exc:
-            raise ConfigError(str(exc)) from None
+    folder = policies_dir or state.config.gates.policies
+    policies = api.load_policies(folder) if folder else None
     app = create_app(state.engine, state.config, routers=[build_router(state.engine, state.config, policies)])
     gates = f"{len(policies)} gate(s) from {folder}" if policies is not None else "no gate policies"
-    click.echo(f"gatewatch: listening on http://{host}:{port} (store {state.url.split('@')[-1]}; {gates})",
+    click.echo(f"gatewatch: listening on http://{host}:{port} (store {api.describe_store(state.url)}; {gates})",
                err=True)
     # What is loaded by now (libraries, policies) lives as long as the process: keep it out of the
     # garbage collector's full passes, whose pauses are otherwise the tail of every request's latency.

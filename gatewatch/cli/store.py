@@ -2,11 +2,8 @@
 from __future__ import annotations
 
 import click
-from sqlalchemy import func, select
 
-from collector import ingest as ingest_mod
-from collector.db import current_revision, describe_url, head_revision, upgrade
-from collector.models import raw_events
+from gatewatch import api
 
 from .common import Progress, State, echo_json, pass_state
 
@@ -21,29 +18,24 @@ def db() -> None:
 @pass_state
 def db_upgrade(state: State, as_json: bool) -> None:
     """Apply pending migrations to the store."""
-    from collector.db import create_store_engine
-
-    engine = create_store_engine(state.db)
-    before, after = upgrade(engine)
+    before, after, where = api.upgrade_store(state.url)
     if as_json:
-        echo_json({"database": describe_url(state.url), "from": before, "to": after})
+        echo_json({"database": where, "from": before, "to": after})
     elif before == after:
-        click.echo(f"{describe_url(state.url)} is up to date (revision {after}).")
+        click.echo(f"{where} is up to date (revision {after}).")
     else:
-        click.echo(f"{describe_url(state.url)}: migrated from {before or 'empty'} to {after}.")
+        click.echo(f"{where}: migrated from {before or 'empty'} to {after}.")
 
 
 @db.command("current")
 @pass_state
 def db_current(state: State) -> None:
     """Show the schema revision of the store and the newest one this version ships."""
-    from collector.db import create_store_engine
-
-    click.echo(f"{describe_url(state.url)}: at {current_revision(create_store_engine(state.db)) or 'empty'}, "
-               f"head {head_revision()}")
+    current, head, where = api.store_revision(state.url)
+    click.echo(f"{where}: at {current or 'empty'}, head {head}")
 
 
-def print_summary(summary: ingest_mod.IngestSummary, as_json: bool) -> None:
+def print_summary(summary: api.IngestSummary, as_json: bool) -> None:
     """The ingest summary, for people or (--json) machines."""
     if as_json:
         echo_json(summary.to_dict())
@@ -58,7 +50,7 @@ def print_summary(summary: ingest_mod.IngestSummary, as_json: bool) -> None:
 
 @click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(allow_dash=True))
-@click.option("--source", type=click.Choice(ingest_mod.SOURCE_CHOICES), default="auto", show_default=True,
+@click.option("--source", type=click.Choice(api.SOURCE_CHOICES), default="auto", show_default=True,
               help="Which system the payloads come from; auto detects each payload.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @pass_state
@@ -68,9 +60,8 @@ def ingest(state: State, files: tuple[str, ...], source: str, as_json: bool) -> 
     Every payload is archived raw; one that cannot be parsed is quarantined with its reason.
     Exit status: 0 all stored, 1 something was quarantined (still archived), 2 usage error.
     """
-    envelopes = ingest_mod.read_files(files, None if source == "auto" else source)
     progress = Progress("ingested")
-    summary = ingest_mod.ingest(state.engine, envelopes, state.config, progress=progress)
+    summary = api.ingest_files(state.engine, state.config, files, None if source == "auto" else source, progress)
     progress.finish()
     print_summary(summary, as_json)
     raise SystemExit(summary.exit_code)
@@ -85,11 +76,8 @@ def replay(state: State, as_json: bool) -> None:
     Run it after upgrading Gatewatch (a parser fix) or changing gatewatch.yaml. It runs in one
     transaction: readers see the old tables until it commits.
     """
-    engine = state.engine
-    with engine.connect() as conn:
-        total = conn.execute(select(func.count()).select_from(raw_events)).scalar_one()
-    progress = Progress("replayed", total)
-    summary = ingest_mod.replay(engine, state.config, progress=progress)
+    progress = Progress("replayed", api.count_raw_events(state.engine))
+    summary = api.replay(state.engine, state.config, progress)
     progress.finish()
     if as_json:
         echo_json(summary.to_dict())
@@ -105,14 +93,9 @@ def replay(state: State, as_json: bool) -> None:
 @pass_state
 def quarantine(state: State, limit: int, as_json: bool) -> None:
     """List quarantined payloads with their reasons (fix the parser or config, then `replay`)."""
-    with state.engine.connect() as conn:
-        rows = conn.execute(
-            select(raw_events.c.id, raw_events.c.source, raw_events.c.kind, raw_events.c.received_at,
-                   raw_events.c.error)
-            .where(raw_events.c.status == ingest_mod.QUARANTINED)
-            .order_by(raw_events.c.id.desc()).limit(limit)).mappings().all()
+    rows = api.list_quarantined(state.engine, limit)
     if as_json:
-        echo_json([dict(r) for r in rows])
+        echo_json(rows)
         return
     if not rows:
         click.echo("nothing is quarantined")

@@ -1,0 +1,110 @@
+"""The canary config: the metrics to judge (how each is read, which way is worse, its tolerance), the
+interval's confidence and the score thresholds (see the README's "The config")."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from gatewatch.errors import CanaryConfigError
+from gatewatch.schema import LIST, Model, validate
+
+__all__ = ["CanaryConfig", "MetricSpec", "CloudWatchMetric", "Thresholds", "config_from_mapping",
+           "DIRECTIONS", "TESTS"]
+
+DIRECTIONS = ("increase", "decrease", "either")
+TESTS = ("mann-whitney", "proportion")
+Text = Annotated[str, Field(min_length=1)]
+
+
+class CloudWatchMetric(Model):
+    """Where a metric is in CloudWatch: the baseline and canary scopes add their dimensions."""
+
+    namespace: Text
+    metric_name: Text
+    stat: Text = "Average"
+    dimensions: dict[str, str] = Field(default_factory=dict)
+    period: int | None = Field(None, gt=0)
+
+
+class MetricSpec(Model):
+    """One metric of a canary config (see the README for each field)."""
+
+    name: Text
+    query: str | None = None
+    direction: Literal["increase", "decrease", "either"] = "increase"
+    tolerance: float = Field(0.10, ge=0)
+    critical: bool = False
+    group: str = "default"
+    weight: float = Field(1.0, ge=0)
+    test: Literal["mann-whitney", "proportion"] = "mann-whitney"
+    min_samples: int = Field(10, ge=1)
+    on_nodata: Literal["ignore", "fail"] = "ignore"
+    outliers: Literal["none", "iqr"] = "none"
+    good_query: str | None = None
+    total_query: str | None = None
+    cloudwatch: CloudWatchMetric | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("expected a non-empty string")
+        return value
+
+    @field_validator("group", mode="before")
+    @classmethod
+    def _group(cls, value: Any) -> Any:
+        return value or "default"
+
+
+class Thresholds(Model):
+    """Score thresholds (0-100): pass at or above `pass`, marginal at or above `marginal`."""
+
+    pass_: float = Field(95.0, alias="pass", ge=0, le=100)
+    marginal: float = Field(75.0, ge=0, le=100)
+
+
+class CanaryConfig(Model):
+    """A canary config: metrics, the interval's confidence, and the score thresholds."""
+
+    metrics: Annotated[tuple[MetricSpec, ...], LIST] = ()
+    confidence: float = Field(0.98, ge=0.5, le=0.9999)
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+    group_weights: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
+
+    @field_validator("metrics")
+    @classmethod
+    def _some(cls, value: tuple[MetricSpec, ...]) -> tuple[MetricSpec, ...]:
+        if not value:
+            raise ValueError("expected a non-empty list of metrics")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CanaryConfig:
+        names = [m.name for m in self.metrics]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"metrics: duplicate name(s) {duplicated}")
+        if self.thresholds.marginal > self.thresholds.pass_:
+            raise ValueError(f"thresholds.marginal: {self.thresholds.marginal:g} is above thresholds.pass "
+                             f"{self.thresholds.pass_:g}")
+        return self
+
+    @property
+    def pass_threshold(self) -> float:
+        return self.thresholds.pass_
+
+    @property
+    def marginal_threshold(self) -> float:
+        return self.thresholds.marginal
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as a file would hold it (how a canary run stores it, to be re-judged later)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def config_from_mapping(raw: Mapping[str, Any] | Any) -> CanaryConfig:
+    """Validate a parsed canary config (YAML, or a stored run's); CanaryConfigError names the field."""
+    return validate(CanaryConfig, raw, error=CanaryConfigError)

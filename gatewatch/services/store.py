@@ -1,0 +1,125 @@
+"""The store and getting events into it: open (and migrate) the store, ingest payload files and webhook
+bodies through the one ingest path, replay the archive, list what is quarantined, backfill CodePipeline
+history, and the counts and filter choices the dashboard starts from."""
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine
+
+from collector import ingest, listings
+from collector.config import Config
+from sqlalchemy.engine import make_url
+
+from collector.db import (create_store_engine, current_revision, describe_url, dispose_engines, get_engine,
+                          head_revision, in_memory, ping, upgrade)
+from collector.history import codepipeline as codepipeline_history
+
+__all__ = ["in_memory_store", "schema_revision", "close_stores", "describe_store", "open_store", "upgrade_store", "store_revision", "check_store", "store_counts", "filter_options",
+           "count_raw_events", "ingest_files", "ingest_text", "replay", "list_quarantined", "backfill_codepipeline",
+           "codepipeline_client"]
+
+Progress = Callable[[int], None]
+
+
+def open_store(config: Config | str | None = None, *, migrate: bool = True) -> Engine:
+    """The store's engine (shared per URL): the configuration's store, or a URL. It is migrated to the
+    current schema on first use unless `migrate` is False (readers such as the dashboard)."""
+    url = config.store_url if isinstance(config, Config) else config
+    return get_engine(url, migrate=migrate)
+
+
+def in_memory_store(url: str) -> bool:
+    """Whether the URL names an in-memory SQLite store (no other process can see it)."""
+    return in_memory(make_url(url))
+
+
+def describe_store(url: str) -> str:
+    """The store's URL with any password hidden, for messages and logs."""
+    return describe_url(url)
+
+
+def close_stores() -> None:
+    """Close every store engine this process opened (before it execs or forks)."""
+    dispose_engines()
+
+
+def upgrade_store(url: str) -> tuple[str | None, str, str]:
+    """Apply pending migrations: (revision before, revision after, the store's URL without its password)."""
+    before, after = upgrade(create_store_engine(url))
+    return before, after, describe_url(url)
+
+
+def store_revision(url: str) -> tuple[str | None, str, str]:
+    """(the store's schema revision or None, the newest this version ships, the URL without its password)."""
+    return current_revision(create_store_engine(url)), head_revision(), describe_url(url)
+
+
+def schema_revision(engine: Engine) -> tuple[str | None, str]:
+    """(the store's schema revision, None before anything was written; the newest this version ships)."""
+    return current_revision(engine), head_revision()
+
+
+def check_store(engine: Engine) -> None:
+    """StoreError unless the store answers."""
+    ping(engine)
+
+
+def store_counts(engine: Engine) -> dict[str, int]:
+    """Rows per table the dashboard reads (to tell an empty store from an empty filter)."""
+    return listings.load_store_counts(engine)
+
+
+def filter_options(engine: Engine) -> dict[str, list[str]]:
+    """The services, teams and environments in the store, sorted."""
+    return listings.load_filter_options(engine)
+
+
+def count_raw_events(engine: Engine) -> int:
+    """How many payloads the archive holds."""
+    return listings.count_raw_events(engine)
+
+
+def ingest_files(engine: Engine, config: Config, paths: Iterable[str], source: str | None = None,
+                 progress: Progress | None = None) -> ingest.IngestSummary:
+    """Archive and project every payload of the files (`-` is stdin): a JSON object or list, NDJSON or
+    CSV; `source` forces the sender, else each payload's is detected. Nothing is dropped: what cannot
+    be parsed is archived as quarantined with the reason."""
+    return ingest.ingest(engine, ingest.read_files(paths, source), config, progress=progress)
+
+
+def ingest_text(engine: Engine, config: Config, text: str, origin: str, source: str | None = None,
+                hint: str | None = None, single: bool = False) -> ingest.IngestSummary:
+    """Archive and project a received body: one payload of `source` (`single`, e.g. a GitHub webhook with
+    its event header as `hint`), else a stream of JSON, NDJSON or CSV records."""
+    if single:
+        envelopes: Iterable[ingest.Envelope] = [ingest.Envelope(text, None, source, hint, origin)]
+    else:
+        envelopes = list(ingest.read_stream(io.StringIO(text), origin, source, hint))
+    return ingest.ingest(engine, envelopes, config)
+
+
+def replay(engine: Engine, config: Config, progress: Progress | None = None) -> ingest.ReplaySummary:
+    """Rebuild every projection from the raw archive with this configuration, retrying quarantined
+    payloads, in one transaction."""
+    return ingest.replay(engine, config, progress=progress)
+
+
+def list_quarantined(engine: Engine, limit: int = 50) -> list[dict[str, Any]]:
+    """The newest quarantined payloads with their reasons."""
+    return listings.list_quarantined(engine, limit)
+
+
+def codepipeline_client(region: str | None = None, endpoint_url: str | None = None) -> Any:
+    """A CodePipeline client from the AWS credential chain (ConfigError for a missing region or bad endpoint)."""
+    return codepipeline_history.make_client(region, endpoint_url)
+
+
+def backfill_codepipeline(engine: Engine, config: Config, client: Any, pipelines: Iterable[str], since: datetime,
+                          progress: Progress | None = None, region: str | None = None) -> ingest.IngestSummary:
+    """Archive and project each pipeline's executions since `since` (ListPipelineExecutions and
+    ListActionExecutions), as the EventBridge events of the same executions would."""
+    return codepipeline_history.backfill(engine, config, client, pipelines, since, progress, region)
