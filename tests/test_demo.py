@@ -20,7 +20,7 @@ from sqlalchemy import select
 import numpy as np
 import pandas as pd
 
-from collector import demo, ingest, sources
+from collector import ingest, sources
 from collector.canary_runs import list_runs, load_run
 from collector.config import config_from_mapping
 from collector.errors import ConfigError
@@ -28,8 +28,9 @@ from collector.gate_decisions import get_decision
 from collector.models import deployments
 from collector.telemetry.sli import load_slos, slo_status
 from collector.timeutil import parse_timestamp
-from gates import demo as gate_demo
 from gates.service import load_policies
+from gatewatch import demo
+from gatewatch.demo import telemetry
 from tests.conftest import dump_projections, fixture_path
 
 END = date(2025, 6, 2)
@@ -347,10 +348,12 @@ def test_a_small_demo_ingests_into_a_coherent_history(engine, small):
 
 def test_running_the_demo_twice_stores_only_duplicates_and_replay_rebuilds_the_rows(engine):
     config = demo_config()
+    assert ingest.count_raw_events(engine) == 0
     first = demo.run_demo(engine, config, **SMALL)
     before = dump_projections(engine)
     second = demo.run_demo(engine, config, **SMALL)
     assert (second.summary.stored, second.summary.duplicates) == (0, first.summary.stored)
+    assert ingest.count_raw_events(engine) == first.summary.stored
     assert dump_projections(engine) == before
     ingest.replay(engine, config)
     assert dump_projections(engine) == before
@@ -360,9 +363,9 @@ def test_running_the_demo_twice_stores_only_duplicates_and_replay_rebuilds_the_r
 
 def _extras(engine, folder: Path, **options):
     opts = {**SMALL, **options}
-    end = demo._end_of(opts["end"])
+    end = demo.end_of(opts["end"])
     services = demo.organisation(opts["services"], opts["seed"])
-    return gate_demo.build(engine, services, end - timedelta(days=opts["days"]), end, opts["seed"], folder)
+    return demo.build(engine, services, end - timedelta(days=opts["days"]), end, opts["seed"], folder)
 
 
 def _sli_figures(path: Path, objective: float, at: datetime) -> dict[str, float]:
@@ -379,17 +382,17 @@ def _sli_figures(path: Path, objective: float, at: datetime) -> dict[str, float]
 
 
 def test_the_demo_telemetry_is_deterministic_per_seed_and_end():
-    end = demo._end_of(END)
-    frame = gate_demo.sli_frame("checkout", "healthy", 99.9, end, 4)
-    assert frame.equals(gate_demo.sli_frame("checkout", "healthy", 99.9, end, 4))
-    assert not frame.equals(gate_demo.sli_frame("checkout", "healthy", 99.9, end, 5))
-    assert not frame.equals(gate_demo.sli_frame("checkout", "healthy", 99.9, end + timedelta(days=1), 4))
+    end = demo.end_of(END)
+    frame = telemetry.sli_frame("checkout", "healthy", 99.9, end, 4)
+    assert frame.equals(telemetry.sli_frame("checkout", "healthy", 99.9, end, 4))
+    assert not frame.equals(telemetry.sli_frame("checkout", "healthy", 99.9, end, 5))
+    assert not frame.equals(telemetry.sli_frame("checkout", "healthy", 99.9, end + timedelta(days=1), 4))
     assert (frame["good"] <= frame["total"]).all() and frame["timestamp"].is_unique
     stamps = pd.to_datetime(frame["timestamp"], utc=True)
     assert stamps.is_monotonic_increasing and stamps.iloc[-1] == end and stamps.iloc[0] > end - timedelta(days=28)
-    first, again = gate_demo.canary_samples("d-1", "regressed", 4), gate_demo.canary_samples("d-1", "regressed", 4)
+    first, again = telemetry.canary_samples("d-1", "regressed", 4), telemetry.canary_samples("d-1", "regressed", 4)
     assert all(np.array_equal(first[m][i], again[m][i]) for m in first for i in (0, 1))
-    other = gate_demo.canary_samples("d-2", "regressed", 4)
+    other = telemetry.canary_samples("d-2", "regressed", 4)
     assert not np.array_equal(first["latency_p99"][0], other["latency_p99"][0])
 
 
@@ -397,7 +400,7 @@ def test_the_demo_stores_judged_canary_runs_slos_and_all_three_gate_decisions(en
     demo.run_demo(engine, demo_config(), **SMALL)
     folder = tmp_path / demo.DEMO_FILES
     extras = _extras(engine, folder)
-    end = demo._end_of(END)
+    end = demo.end_of(END)
     org = demo.organisation(SMALL["services"], SMALL["seed"])
     deps = {d["id"]: d for d in rows(engine, deployments)}
 

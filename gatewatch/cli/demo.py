@@ -1,93 +1,22 @@
 """`gatewatch demo`: a realistic organisation's delivery history, ingested like any user's events."""
 from __future__ import annotations
 
-import dataclasses
 import time
 from datetime import datetime
 from pathlib import Path
 
 import click
-import yaml
-from sqlalchemy import func, select
 
-from collector import demo as demo_mod
-from collector.config import Config, load_config
-from collector.errors import ConfigError
-from collector.ingest import IngestSummary
-from collector.models import raw_events
-from gates import demo as gate_demo
+from collector.ingest import IngestSummary, count_raw_events
+from gatewatch.demo import (DEFAULT_DAYS, DEFAULT_SEED, DEFAULT_SERVICES, DEMO_FILES, MAX_DAYS, MAX_SERVICES,
+                            DemoExtras, DemoResult, build, config_for_run, demo_config_mapping, run_demo)
 
 from .common import Progress, State, echo_json, pass_state
 
-CONFIG_FILE = "gatewatch.yaml"
-HEADER = """\
-# Written by `gatewatch demo`: the service of each demo CodePipeline pipeline, GitHub repository and
-# PagerDuty service, and the team owning each service (CodePipeline and PagerDuty events name no team).
-# Keep it while the demo's events are in the store: `gatewatch replay` re-projects them with it.
-# See the README's "Configuration" section for the other settings.
-"""
 PLATFORMS = {"codepipeline": "AWS CodePipeline", "github": "GitHub Actions"}
 
 
-def merged_config(config: Config, mapping: dict) -> Config:
-    """`config` with the demo's maps added underneath: the user's own entries win."""
-    services = mapping["services"]
-    return dataclasses.replace(
-        config,
-        pipeline_services={**services["pipelines"], **config.pipeline_services},
-        repository_services={**services["repositories"], **config.repository_services},
-        pagerduty_services={**services["pagerduty"], **config.pagerduty_services},
-        service_teams={**mapping["teams"], **config.service_teams},
-        slos=config.slos or mapping["slos"],
-        gate_policies=config.gate_policies or mapping["gates"]["policies"],
-    )
-
-
-def _absolute_folders(mapping: dict) -> dict:
-    """The mapping with its demo folders as absolute paths (for a configuration file elsewhere)."""
-    return {**mapping, "slos": str(Path(mapping["slos"]).resolve()),
-            "gates": {"policies": str(Path(mapping["gates"]["policies"]).resolve())}}
-
-
-def write_config(path: Path, mapping: dict) -> bool:
-    """Create `path` with the demo's maps; False when it already exists (never overwritten)."""
-    try:
-        with path.open("x", encoding="utf-8") as out:
-            out.write(HEADER)
-            yaml.safe_dump(mapping, out, sort_keys=False, default_flow_style=False)
-    except FileExistsError:
-        return False
-    except OSError as exc:
-        raise ConfigError(f"cannot write {path}: {exc.strerror}; run the demo in a folder you can write to, "
-                          "or pass --config FILE") from None
-    return True
-
-
-def _config_for_run(state: State, mapping: dict) -> tuple[Config, str | None, str | None]:
-    """(config to ingest with, config file written, warning): a new ./gatewatch.yaml, else a merge."""
-    config = state.config
-    if config.source_path is None:
-        path = Path(CONFIG_FILE)
-        if write_config(path, mapping):
-            return load_config(str(path)), str(path.resolve()), None
-    mapping = _absolute_folders(mapping)
-    merged = merged_config(config, mapping)
-    if merged == config:  # the configuration already holds the demo's maps (a demo run before wrote it)
-        return config, None, None
-    warning = (f"warning: the configuration {config.source_path or CONFIG_FILE} is in use, so the demo's maps "
-               "(services.pipelines, services.repositories, services.pagerduty, teams) and folders (slos, "
-               "gates.policies) were added under it for this run only. Add them to it, or `gatewatch replay` will "
-               "give the demo's CodePipeline and PagerDuty events other service names and no team:\n"
-               + yaml.safe_dump(mapping, sort_keys=False, default_flow_style=False).rstrip())
-    return merged, None, warning
-
-
-def _stored_events(state: State) -> int:
-    with state.engine.connect() as conn:
-        return conn.execute(select(func.count()).select_from(raw_events)).scalar_one()
-
-
-def _describe(result: demo_mod.DemoResult, before: int) -> list[str]:
+def _describe(result: DemoResult, before: int) -> list[str]:
     days = (result.end - result.start).days
     lines = [f"Demo organisation: {len(result.services)} services in {len(result.teams)} teams, {days} days "
              f"from {result.start:%Y-%m-%d} to {result.end:%Y-%m-%d} (seed {result.seed})"]
@@ -117,7 +46,7 @@ def _ingested(summary: IngestSummary, shown: int = 10) -> list[str]:
     return lines
 
 
-def _extras(extras: gate_demo.DemoExtras) -> list[str]:
+def _extras(extras: DemoExtras) -> list[str]:
     lines = [f"Demo files: {extras.folder} (SLO files, a canary config and samples, gate policies)"]
     burning = [s["service"] for s in extras.slos if s["profile"] == "burning"]
     lines.append(f"  SLOs: {len(extras.slos)} in {extras.folder / 'slos'}"
@@ -131,7 +60,7 @@ def _extras(extras: gate_demo.DemoExtras) -> list[str]:
     return lines
 
 
-def _outcome(result: demo_mod.DemoResult, seconds: float) -> list[str]:
+def _outcome(result: DemoResult, seconds: float) -> list[str]:
     summary = result.summary
     lines = []
     if summary.stored == 0 and summary.duplicates:
@@ -144,12 +73,12 @@ def _outcome(result: demo_mod.DemoResult, seconds: float) -> list[str]:
 
 
 @click.command()
-@click.option("--services", default=demo_mod.DEFAULT_SERVICES, show_default=True,
-              type=click.IntRange(1, demo_mod.MAX_SERVICES), help="How many services (about half on AWS "
+@click.option("--services", default=DEFAULT_SERVICES, show_default=True,
+              type=click.IntRange(1, MAX_SERVICES), help="How many services (about half on AWS "
               "CodePipeline, half on GitHub Actions), in three teams.")
-@click.option("--days", default=demo_mod.DEFAULT_DAYS, show_default=True,
-              type=click.IntRange(1, demo_mod.MAX_DAYS), help="How many days of history.")
-@click.option("--seed", default=demo_mod.DEFAULT_SEED, show_default=True, type=int,
+@click.option("--days", default=DEFAULT_DAYS, show_default=True,
+              type=click.IntRange(1, MAX_DAYS), help="How many days of history.")
+@click.option("--seed", default=DEFAULT_SEED, show_default=True, type=int,
               help="Random seed: the same seed and end date give the same events.")
 @click.option("--end", type=click.DateTime(formats=["%Y-%m-%d"]), metavar="YYYY-MM-DD",
               help="The history ends at 00:00 UTC of this day (default: today).")
@@ -170,16 +99,14 @@ def demo(state: State, services: int, days: int, seed: int, end: datetime | None
     Exit status: 0 stored (or all duplicates), 1 something was quarantined.
     """
     began = time.perf_counter()
-    mapping = demo_mod.demo_config_mapping(services, seed)
-    before = _stored_events(state)  # reach the store before writing any file
-    config, written, warning = _config_for_run(state, mapping)
+    mapping = demo_config_mapping(services, seed)
+    before = count_raw_events(state.engine)  # reach the store before writing any file
+    config, written, warning = config_for_run(state.config, mapping)
     click.echo(f"generating {days} days of history for {services} services ...", err=True)
     progress = Progress("ingested")
-    result = demo_mod.run_demo(state.engine, config, services, days, seed, end.date() if end else None,
-                               progress=progress)
+    result = run_demo(state.engine, config, services, days, seed, end.date() if end else None, progress=progress)
     progress.finish()
-    extras = gate_demo.build(state.engine, result.services, result.start, result.end, seed,
-                             Path(demo_mod.DEMO_FILES).resolve())
+    extras = build(state.engine, result.services, result.start, result.end, seed, Path(DEMO_FILES).resolve())
     seconds = time.perf_counter() - began
     if warning:
         click.echo(warning, err=True)
