@@ -263,12 +263,6 @@ def ingest_payloads(engine: Engine, payloads: Iterable[Any], config: Config, sou
     return ingest(engine, envelopes(), config)
 
 
-def count_raw_events(engine: Engine) -> int:
-    """How many payloads the raw archive holds (stored and quarantined)."""
-    with engine.connect() as conn:
-        return conn.execute(select(func.count()).select_from(raw_events)).scalar_one()
-
-
 # --- reading files ---------------------------------------------------------------------------
 
 def _csv_envelopes(stream: TextIO, name: str, source: str | None) -> Iterator[Envelope]:

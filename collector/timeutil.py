@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 UTC = timezone.utc
 
@@ -65,3 +65,14 @@ def parse_time(text: str, option: str, now: datetime | None = None) -> datetime:
         return parse_timestamp(text)
     except (ValueError, OverflowError) as exc:
         raise ConfigError(f"{option} {text!r}: expected {exc}, or a duration ago such as 30m") from None
+
+
+def parse_span(text: str, option: str) -> timedelta:
+    """A duration given on a command line (30s, 5m, 24h, 90d, 2w); ConfigError names the option."""
+    from gatewatch.errors import ConfigError
+    from gatewatch.schema import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise ConfigError(f"{option}: {exc}") from None

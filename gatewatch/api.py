@@ -19,12 +19,12 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-# public name -> the module that defines it
+# public name -> the module that defines it ("module:name" where it is named differently there)
 _EXPORTS = {
     # configuration and the store
     "Engine": "sqlalchemy",
     "Config": "collector.config", "load_config": "collector.config", "store_url": "collector.config",
-    "utcnow": "collector.timeutil", "parse_time": "collector.timeutil",
+    "utcnow": "collector.timeutil", "parse_time": "collector.timeutil", "parse_span": "collector.timeutil",
     "open_store": "gatewatch.services.store", "upgrade_store": "gatewatch.services.store",
     "store_revision": "gatewatch.services.store", "check_store": "gatewatch.services.store",
     "store_counts": "gatewatch.services.store", "filter_options": "gatewatch.services.store",
@@ -62,16 +62,22 @@ _EXPORTS = {
     "describe_gates": "gatewatch.services.gates", "gate_decisions_between": "gatewatch.services.gates",
     "write_step_outputs": "gates.github_actions", "Policy": "gates.policy",
     "unreadable_checks": "gatewatch.services.gates",
+    # the demo organisation
+    "build_demo": "gatewatch.demo", "DemoRun": "gatewatch.demo", "DemoResult": "gatewatch.demo",
+    "DemoExtras": "gatewatch.demo", "DEMO_DEFAULT_SERVICES": "gatewatch.demo:DEFAULT_SERVICES",
+    "DEMO_DEFAULT_DAYS": "gatewatch.demo:DEFAULT_DAYS", "DEMO_DEFAULT_SEED": "gatewatch.demo:DEFAULT_SEED",
+    "DEMO_MAX_SERVICES": "gatewatch.demo:MAX_SERVICES", "DEMO_MAX_DAYS": "gatewatch.demo:MAX_DAYS",
 }
 
 __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
+    where = _EXPORTS.get(name)
+    if where is None:
         raise AttributeError(f"module 'gatewatch.api' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    module, _, attribute = where.partition(":")
+    value = getattr(importlib.import_module(module), attribute or name)
     globals()[name] = value  # later lookups skip this function
     return value
 
@@ -91,7 +97,7 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eag
     from collector.ingest import SOURCE_CHOICES, IngestSummary, ReplaySummary
     from collector.loaders import Scope
     from collector.telemetry import CloudWatchSamples, CsvSamples, PrometheusSamples
-    from collector.timeutil import parse_time, utcnow
+    from collector.timeutil import parse_span, parse_time, utcnow
     from gatewatch.services.canary import (canary_report, canary_runs_between, get_canary_run, list_canary_runs,
                                            load_canary_config, run_canary)
     from gatewatch.services.delivery import (DoraDetails, dora_details, dora_frames, dora_report, dora_settings,
@@ -100,6 +106,12 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eag
     from gatewatch.services.gates import (GateRequest, describe_gates, evaluate_gate, gate_decisions_between,
                                           get_gate_decision, load_policies, load_policy, unreadable_checks)
     from gates.github_actions import write_step_outputs
+    from gatewatch.demo import DEFAULT_DAYS as DEMO_DEFAULT_DAYS
+    from gatewatch.demo import DEFAULT_SEED as DEMO_DEFAULT_SEED
+    from gatewatch.demo import DEFAULT_SERVICES as DEMO_DEFAULT_SERVICES
+    from gatewatch.demo import MAX_DAYS as DEMO_MAX_DAYS
+    from gatewatch.demo import MAX_SERVICES as DEMO_MAX_SERVICES
+    from gatewatch.demo import DemoExtras, DemoResult, DemoRun, build_demo
     from gates.policy import Policy
     from gatewatch.services.slos import budget_history, load_slo, load_slos, slo_overview, slo_status
     from gatewatch.services.store import (backfill_codepipeline, check_store, codepipeline_client, count_raw_events,

@@ -17,6 +17,7 @@ import pytest
 from analysis import dora
 from analysis.tiers import get_benchmark
 from analysis.windows import Window, window_since
+from collector.config import config_from_mapping
 from collector.db import get_engine
 from collector.loaders import Scope, load_dora_frames
 from collector.timeutil import utcnow
@@ -48,7 +49,7 @@ def _worker_pid() -> int:
 
 
 def _args(window: Window, scope: Scope) -> tuple:
-    return (window.start, window.end, window.tz, scope, get_benchmark(None), LINK)
+    return (config_from_mapping({}, environ={}), window, scope)
 
 
 @pytest.mark.parametrize("scope", [Scope(), Scope(service="checkout")], ids=["all", "service"])

@@ -23,14 +23,15 @@ import pandas as pd
 from collector import ingest, sources
 from collector.canary_runs import list_runs, load_run
 from collector.config import config_from_mapping
-from collector.errors import ConfigError
 from collector.gate_decisions import get_decision
+from collector.listings import count_raw_events
 from collector.models import deployments
 from collector.telemetry.sli import load_slos, slo_status
 from collector.timeutil import parse_timestamp
 from gates.service import load_policies
 from gatewatch import demo
 from gatewatch.demo import telemetry
+from gatewatch.errors import ConfigError
 from tests.conftest import dump_projections, fixture_path
 
 END = date(2025, 6, 2)
@@ -348,12 +349,12 @@ def test_a_small_demo_ingests_into_a_coherent_history(engine, small):
 
 def test_running_the_demo_twice_stores_only_duplicates_and_replay_rebuilds_the_rows(engine):
     config = demo_config()
-    assert ingest.count_raw_events(engine) == 0
+    assert count_raw_events(engine) == 0
     first = demo.run_demo(engine, config, **SMALL)
     before = dump_projections(engine)
     second = demo.run_demo(engine, config, **SMALL)
     assert (second.summary.stored, second.summary.duplicates) == (0, first.summary.stored)
-    assert ingest.count_raw_events(engine) == first.summary.stored
+    assert count_raw_events(engine) == first.summary.stored
     assert dump_projections(engine) == before
     ingest.replay(engine, config)
     assert dump_projections(engine) == before
@@ -365,7 +366,8 @@ def _extras(engine, folder: Path, **options):
     opts = {**SMALL, **options}
     end = demo.end_of(opts["end"])
     services = demo.organisation(opts["services"], opts["seed"])
-    return demo.build(engine, services, end - timedelta(days=opts["days"]), end, opts["seed"], folder)
+    return demo.build(engine, config_from_mapping({}, environ={}), services, end - timedelta(days=opts["days"]), end,
+                      opts["seed"], folder)
 
 
 def _sli_figures(path: Path, objective: float, at: datetime) -> dict[str, float]:
@@ -431,7 +433,7 @@ def test_the_demo_stores_judged_canary_runs_slos_and_all_three_gate_decisions(en
     assert Path(config.slos) == folder / "slos" and Path(config.gates.policies) == folder / "gates"
     specs = {spec.service: spec for spec in load_slos(config.slos)}
     assert set(specs) == {s.name for s in org}
-    figures = {svc: _sli_figures(spec.sli.path, spec.objective * 100, end) for svc, spec in specs.items()}
+    figures = {svc: _sli_figures(spec.sli.data.path, spec.objective * 100, end) for svc, spec in specs.items()}
     profiles = {s["service"]: s["profile"] for s in extras.slos}
     for svc, spec in specs.items():
         state = slo_status(spec, end)

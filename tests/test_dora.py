@@ -10,6 +10,7 @@ from datetime import date
 
 import pytest
 
+from gatewatch.errors import ConfigError
 from analysis.dora import report
 from analysis.windows import window_between
 from collector import ingest
@@ -211,7 +212,7 @@ def test_demo_dataset_through_the_cli_matches_the_python_api(tmp_path, store_url
     engine.dispose()
     cli.pop("filters")
     assert cli == json.loads(json.dumps(api))
-    team = load_config(tmp_path / "gatewatch.yaml").service_teams
+    team = load_config(tmp_path / "gatewatch.yaml").teams
     some_team = sorted(set(team.values()))[0]
     by_team = json.loads(gatewatch("--db", store_url, "dora", "--start", "2024-05-06", "--end", "2024-05-27",
                                    "--team", some_team, "--json", cwd=tmp_path).stdout)
@@ -232,9 +233,9 @@ def test_benchmark_tables_and_a_custom_one_from_config(store, tmp_path, store_ur
     assert BENCHMARKS["dora-2023"].tier("change_failure_rate", 0.15) == "medium"
     strict = benchmark_from_mapping("strict", {"lead_time": {"elite": 1, "high": 5}})
     assert strict.tier("lead_time", 4.0) == "high" and strict.tier("lead_time", 6.0) == "low"
-    with pytest.raises(ValueError, match="unknown metric"):
+    with pytest.raises(ConfigError, match="unknown metric"):
         benchmark_from_mapping("bad", {"latency": {"elite": 1}})
-    with pytest.raises(ValueError, match="unknown benchmark"):
+    with pytest.raises(ConfigError, match="unknown benchmark"):
         get_benchmark("dora-1999")
     # From gatewatch.yaml, through the CLI.
     (tmp_path / "gatewatch.yaml").write_text(

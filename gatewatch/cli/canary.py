@@ -7,7 +7,6 @@ import click
 
 from gatewatch import api
 from gatewatch.errors import ConfigError
-from gatewatch.schema import parse_duration
 
 from .common import State, echo_json, pass_state
 
@@ -102,10 +101,7 @@ def run_command(state: State, config_path: str, baseline: str, canary_scope: str
     prometheus_url = prometheus_url or (None if cloudwatch else config.prometheus.url)
     if not cloudwatch and not prometheus_url:
         raise ConfigError("--prometheus URL (or GATEWATCH_PROMETHEUS_URL) or --cloudwatch is required")
-    try:
-        span = parse_duration(step or ("60s" if cloudwatch else "30s"))
-    except ValueError as exc:
-        raise ConfigError(f"--step: {exc}") from None
+    span = api.parse_span(step or ("60s" if cloudwatch else "30s"), "--step")
     canary = api.load_canary_config(config_path)
     now = api.utcnow()
     begin = api.parse_time(start, "--start", now)

@@ -4,8 +4,6 @@ from __future__ import annotations
 import click
 
 from gatewatch import api
-from gatewatch.errors import ConfigError
-from gatewatch.schema import parse_duration
 
 from .common import Progress, State, pass_state
 from .store import print_summary
@@ -20,7 +18,7 @@ def collect() -> None:
 @click.option("--pipeline", "pipelines", multiple=True, required=True, metavar="NAME",
               help="Pipeline to read (repeat for several).")
 @click.option("--since", default="30d", show_default=True, metavar="DURATION",
-              help="How far back to read executions, e.g. 30d or 12h.")
+              help="How far back to read executions, e.g. 30d or 12h (or an ISO 8601 time).")
 @click.option("--region", help="AWS region (default: the AWS configuration's).")
 @click.option("--endpoint-url", metavar="URL", help="Another CodePipeline endpoint (e.g. a local emulator).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
@@ -36,10 +34,7 @@ def codepipeline(state: State, pipelines: tuple[str, ...], since: str, region: s
 
     Exit status: 0 done, 1 something was quarantined, 2 usage or credentials, 5 AWS unreachable.
     """
-    try:
-        start = api.utcnow() - parse_duration(since)
-    except ValueError as exc:
-        raise ConfigError(f"--since: {exc}") from None
+    start = api.parse_time(since, "--since", api.utcnow())
     client = api.codepipeline_client(region, endpoint_url)
     progress = Progress("executions")
     try:

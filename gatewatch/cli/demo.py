@@ -7,9 +7,8 @@ from pathlib import Path
 
 import click
 
-from collector.ingest import IngestSummary, count_raw_events
-from gatewatch.demo import (DEFAULT_DAYS, DEFAULT_SEED, DEFAULT_SERVICES, DEMO_FILES, MAX_DAYS, MAX_SERVICES,
-                            DemoExtras, DemoResult, build, config_for_run, demo_config_mapping, run_demo)
+from gatewatch import api
+from gatewatch.api import DemoExtras, DemoResult, IngestSummary
 
 from .common import Progress, State, echo_json, pass_state
 
@@ -73,12 +72,12 @@ def _outcome(result: DemoResult, seconds: float) -> list[str]:
 
 
 @click.command()
-@click.option("--services", default=DEFAULT_SERVICES, show_default=True,
-              type=click.IntRange(1, MAX_SERVICES), help="How many services (about half on AWS "
+@click.option("--services", default=api.DEMO_DEFAULT_SERVICES, show_default=True,
+              type=click.IntRange(1, api.DEMO_MAX_SERVICES), help="How many services (about half on AWS "
               "CodePipeline, half on GitHub Actions), in three teams.")
-@click.option("--days", default=DEFAULT_DAYS, show_default=True,
-              type=click.IntRange(1, MAX_DAYS), help="How many days of history.")
-@click.option("--seed", default=DEFAULT_SEED, show_default=True, type=int,
+@click.option("--days", default=api.DEMO_DEFAULT_DAYS, show_default=True,
+              type=click.IntRange(1, api.DEMO_MAX_DAYS), help="How many days of history.")
+@click.option("--seed", default=api.DEMO_DEFAULT_SEED, show_default=True, type=int,
               help="Random seed: the same seed and end date give the same events.")
 @click.option("--end", type=click.DateTime(formats=["%Y-%m-%d"]), metavar="YYYY-MM-DD",
               help="The history ends at 00:00 UTC of this day (default: today).")
@@ -99,20 +98,20 @@ def demo(state: State, services: int, days: int, seed: int, end: datetime | None
     Exit status: 0 stored (or all duplicates), 1 something was quarantined.
     """
     began = time.perf_counter()
-    mapping = demo_config_mapping(services, seed)
-    before = count_raw_events(state.engine)  # reach the store before writing any file
-    config, written, warning = config_for_run(state.config, mapping)
     click.echo(f"generating {days} days of history for {services} services ...", err=True)
     progress = Progress("ingested")
-    result = run_demo(state.engine, config, services, days, seed, end.date() if end else None, progress=progress)
-    progress.finish()
-    extras = build(state.engine, result.services, result.start, result.end, seed, Path(DEMO_FILES).resolve())
+    try:
+        run = api.build_demo(state.engine, state.config, services, days, seed, end.date() if end else None,
+                             progress=progress)
+    finally:
+        progress.finish()
+    result, extras, before, written = run.result, run.extras, run.store_events_before, run.config_written
     seconds = time.perf_counter() - began
-    if warning:
-        click.echo(warning, err=True)
+    if run.warning:
+        click.echo(run.warning, err=True)
     if as_json:
         echo_json({**result.to_dict(), "seconds": round(seconds, 2), "store_events_before": before,
-                   "config": mapping, "config_file": config.source_path, "config_written": written,
+                   "config": run.mapping, "config_file": run.config.source_path, "config_written": written,
                    "demo_files": extras.to_dict()})
         raise SystemExit(result.summary.exit_code)
     click.echo("\n".join(_describe(result, before) + _ingested(result.summary) + _extras(extras)

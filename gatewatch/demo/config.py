@@ -1,13 +1,12 @@
 """The demo's service and team maps in the user's configuration: merged under it, or written to ./gatewatch.yaml."""
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import yaml
 
 from collector.config import Config, load_config
-from collector.errors import ConfigError
+from gatewatch.errors import ConfigError
 
 CONFIG_FILE = "gatewatch.yaml"
 HEADER = """\
@@ -20,16 +19,15 @@ HEADER = """\
 
 def merged_config(config: Config, mapping: dict) -> Config:
     """`config` with the demo's maps added underneath: the user's own entries win."""
-    services = mapping["services"]
-    return dataclasses.replace(
-        config,
-        pipeline_services={**services["pipelines"], **config.pipeline_services},
-        repository_services={**services["repositories"], **config.repository_services},
-        pagerduty_services={**services["pagerduty"], **config.pagerduty_services},
-        service_teams={**mapping["teams"], **config.service_teams},
-        slos=config.slos or mapping["slos"],
-        gate_policies=config.gate_policies or mapping["gates"]["policies"],
-    )
+    services, mine = mapping["services"], config.services
+    return config.model_copy(update={
+        "services": mine.model_copy(update={"pipelines": {**services["pipelines"], **mine.pipelines},
+                                            "repositories": {**services["repositories"], **mine.repositories},
+                                            "pagerduty": {**services["pagerduty"], **mine.pagerduty}}),
+        "teams": {**mapping["teams"], **config.teams},
+        "slos": config.slos or mapping["slos"],
+        "gates": config.gates.model_copy(update={"policies": config.gates.policies or mapping["gates"]["policies"]}),
+    })
 
 
 def absolute_folders(mapping: dict) -> dict:
@@ -57,7 +55,7 @@ def config_for_run(config: Config, mapping: dict) -> tuple[Config, str | None, s
     if config.source_path is None:
         path = Path(CONFIG_FILE)
         if write_config(path, mapping):
-            return load_config(str(path)), str(path.resolve()), None
+            return load_config(str(path), db=config.store_url), str(path.resolve()), None
     mapping = absolute_folders(mapping)
     merged = merged_config(config, mapping)
     if merged == config:  # the configuration already holds the demo's maps (a demo run before wrote it)

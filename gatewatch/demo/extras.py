@@ -12,12 +12,11 @@ from sqlalchemy import Engine
 
 from analysis.canary import config_from_mapping, judge
 from collector.canary_runs import list_runs, save_run
-from collector.errors import ConfigError
+from collector.config import Config
 from collector.gate_decisions import get_decision
 from collector.loaders import Scope, load_dora_frames
-from gates.checks import Context
-from gates.policy import PolicyError
-from gates.service import evaluate, load_policies
+from gatewatch.errors import ConfigError, PolicyError
+from gatewatch.services.gates import GateRequest, evaluate_gate, load_policies
 
 from .organisation import Service
 from .telemetry import CANARY_SPAN, canary_samples, samples_frame, sli_frame, sli_intervals
@@ -120,11 +119,11 @@ def _save_canary(engine: Engine, dep: pd.Series, kind: str, seed: int) -> dict[s
             "verdict": verdict.verdict, "new": True}
 
 
-def build(engine: Engine, services: list[Service], start: datetime, end: datetime, seed: int,
+def build(engine: Engine, config: Config, services: list[Service], start: datetime, end: datetime, seed: int,
           folder: Path, slo_folder: str = "slos", gate_folder: str = "gates", runs: int = 6) -> DemoExtras:
     """Write the demo files under `folder`, store canary runs of recent deployments, make the gate decisions.
 
-    `gatewatch demo` calls it after ingesting the delivery history. It writes SLO files with their SLI
+    `build_demo` calls it after ingesting the delivery history. It writes SLO files with their SLI
     counts, a canary config with per-gate sample CSVs and gate policies, judges synthesized canaries of
     recent production deployments with the real judge and stores them, and makes three gate decisions
     through the real gate service: a promote, a hold and a rollback. Everything is drawn from generators
@@ -172,8 +171,8 @@ def build(engine: Engine, services: list[Service], start: datetime, end: datetim
         stored = get_decision(engine, key=key)
         new = stored is None
         if new:
-            ctx = Context(engine, end, deployment_id=dep["id"], service=svc.name)
-            stored = evaluate(policies[gate], ctx, key)
+            request = GateRequest(deployment_id=dep["id"], service=svc.name, key=key)
+            stored = evaluate_gate(engine, config, policies[gate], request, now=end)
         extras.gate_decisions.append({"gate": gate, "key": key, "deployment_id": dep["id"], "service": svc.name,
                                       "decision": stored.decision, "reasons": stored.reasons,
                                       "canary_run_id": stored.evidence.get("canary_run_id"), "new": new})

@@ -5,7 +5,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from collector.errors import ConfigError
+from gatewatch.errors import ConfigError
 
 DEFAULT_SERVICES, DEFAULT_DAYS, DEFAULT_SEED = 8, 90, 7
 MAX_SERVICES, MAX_DAYS = 60, 730

@@ -6,15 +6,21 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from pathlib import Path
 
 from sqlalchemy import Engine
 
 from collector.config import Config
 from collector.ingest import Envelope, IngestSummary, ingest
+from collector.listings import count_raw_events
 
+from .config import config_for_run
+from .extras import DemoExtras, build
 from .history import end_of, generate
-from .organisation import DEFAULT_DAYS, DEFAULT_SEED, DEFAULT_SERVICES, Service, organisation
+from .organisation import DEFAULT_DAYS, DEFAULT_SEED, DEFAULT_SERVICES, DEMO_FILES, Service, demo_config_mapping, organisation
 
 
 def payload_kind(source: str, hint: str | None, payload: dict) -> str:
@@ -84,3 +90,31 @@ def run_demo(engine: Engine, config: Config, services: int = DEFAULT_SERVICES, d
     counts = Counter((source, payload_kind(source, hint, p)) for source, hint, p in payloads)
     return DemoResult(organisation(services, seed), end_at - timedelta(days=days), end_at, seed, counts, summary,
                       generated - began, done - generated)
+
+
+@dataclass
+class DemoRun:
+    """Everything `gatewatch demo` did: the history ingested, the files and decisions built, the payloads
+    the store held before, and the configuration used (the file written, or the warning of a merge)."""
+
+    result: DemoResult
+    extras: DemoExtras
+    store_events_before: int
+    mapping: dict[str, Any]
+    config: Config
+    config_written: str | None
+    warning: str | None
+
+
+def build_demo(engine: Engine, config: Config, services: int = DEFAULT_SERVICES, days: int = DEFAULT_DAYS,
+               seed: int = DEFAULT_SEED, end: date | datetime | None = None,
+               progress: Callable[[int], None] | None = None, folder: str | Path = DEMO_FILES) -> DemoRun:
+    """The demo organisation in the store: its service and team maps merged into the configuration (or
+    written to ./gatewatch.yaml when none is in use), its delivery history ingested, then its SLO files,
+    canary runs and gate decisions under `folder`. Running it again stores only duplicates."""
+    mapping = demo_config_mapping(services, seed)
+    before = count_raw_events(engine)  # reach the store before writing any file
+    used, written, warning = config_for_run(config, mapping)
+    result = run_demo(engine, used, services, days, seed, end, progress=progress)
+    extras = build(engine, used, result.services, result.start, result.end, seed, Path(folder).resolve())
+    return DemoRun(result, extras, before, mapping, used, written, warning)
