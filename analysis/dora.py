@@ -161,7 +161,7 @@ def annotate(frames: DoraFrames, link_window: timedelta = DEFAULT_LINK_WINDOW) -
 def _stats(values: np.ndarray, quantiles: tuple[int, ...]) -> dict[str, float | None]:
     if values.size == 0:
         return {**{f"p{q}_hours" if q != 50 else "median_hours": None for q in quantiles}, "mean_hours": None}
-    out = {}
+    out: dict[str, float | None] = {}
     for q, v in zip(quantiles, np.percentile(values, quantiles)):
         out["median_hours" if q == 50 else f"p{q}_hours"] = round(float(v), 4)
     out["mean_hours"] = round(float(values.mean()), 4)

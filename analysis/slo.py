@@ -244,8 +244,9 @@ class SloSpec(Model):
     def _defaults(cls, raw: Any, info: ValidationInfo) -> Any:
         if isinstance(raw, Mapping):
             raw = dict(raw)
-            if "name" not in raw and (info.context or {}).get("default_name"):
-                raw["name"] = info.context["default_name"]
+            default_name = (info.context or {}).get("default_name")
+            if "name" not in raw and default_name:
+                raw["name"] = default_name
             if raw.get("sli") is None:
                 raw.pop("sli", None)
         return raw

@@ -10,7 +10,7 @@ from contextlib import closing, contextmanager
 from datetime import datetime
 from functools import cache
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, DateTime, Engine, Table, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
@@ -112,7 +112,7 @@ def create_store_engine(url: str | None = None) -> Engine:
     kwargs: dict = {}
     if parsed.get_backend_name() == "sqlite":
         if not in_memory(parsed):
-            folder = Path(parsed.database).expanduser().resolve().parent
+            folder = Path(parsed.database or "").expanduser().resolve().parent
             if not folder.is_dir():
                 raise StoreError(f"cannot create the SQLite store: folder {str(folder)!r} does not exist")
     else:
@@ -141,7 +141,9 @@ def head_revision() -> str:
     from alembic.script import ScriptDirectory
 
     cfg = _alembic_config(None)  # type: ignore[arg-type]
-    return ScriptDirectory.from_config(cfg).get_current_head()
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    assert head is not None  # the package ships its migrations
+    return head
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -262,7 +264,7 @@ def bulk_insert(conn: Connection, table: Table, rows: list[dict]) -> None:
     sql = (f"INSERT INTO {dialect.identifier_preparer.format_table(table)} "
            f"({', '.join(dialect.identifier_preparer.quote(c) for c in columns)}) "
            f"VALUES ({', '.join([marker] * len(columns))})")
-    params = [list(map(row.get, columns)) for row in rows]
+    params: list[list[Any]] = [list(map(row.get, columns)) for row in rows]
     stamps = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, DateTime)
               or isinstance(getattr(table.c[c].type, "impl", None), DateTime)]
     if dialect.name != "sqlite":
@@ -278,5 +280,4 @@ def bulk_insert(conn: Connection, table: Table, rows: list[dict]) -> None:
                     if text_value is None:
                         text_value = texts[stamp] = _sqlite_datetime(stamp)
                     values[i] = text_value
-    params = list(map(tuple, params))
-    conn.exec_driver_sql(sql, params)
+    conn.exec_driver_sql(sql, [tuple(values) for values in params])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import gc
 import hashlib
-import io
+import itertools
 import json
 import logging
 import sys
@@ -265,8 +265,8 @@ def ingest_payloads(engine: Engine, payloads: Iterable[Any], config: Config, sou
 
 # --- reading files ---------------------------------------------------------------------------
 
-def _csv_envelopes(stream: TextIO, name: str, source: str | None) -> Iterator[Envelope]:
-    reader = csv.DictReader(stream)
+def _csv_envelopes(lines: Iterable[str], name: str, source: str | None) -> Iterator[Envelope]:
+    reader = csv.DictReader(lines)
     if not reader.fieldnames or "type" not in reader.fieldnames:
         raise ConfigError(f"{name}: a CSV file needs a header row with a 'type' column "
                           "(see the README's generic format)")
@@ -318,32 +318,7 @@ def read_stream(stream: TextIO, name: str, source: str | None = None,
             line = stream.readline()
             line_no += 1
         return
-    yield from _csv_envelopes(_Prepend(first, stream), name, source)
-
-
-class _Prepend(io.TextIOBase):
-    """A text stream with its already-read first line put back (so CSV can stream)."""
-
-    def __init__(self, first: str, rest: TextIO):
-        self._first, self._rest = first, rest
-
-    def readline(self, size: int = -1) -> str:  # type: ignore[override]
-        if self._first:
-            line, self._first = self._first, ""
-            return line
-        return self._rest.readline()
-
-    def __iter__(self):
-        return self
-
-    def __next__(self) -> str:
-        line = self.readline()
-        if not line:
-            raise StopIteration
-        return line
-
-    def readable(self) -> bool:
-        return True
+    yield from _csv_envelopes(itertools.chain([first], stream), name, source)  # the first line put back
 
 
 def read_files(paths: Iterable[str], source: str | None = None) -> Iterator[Envelope]:
@@ -392,16 +367,19 @@ def replay(engine: Engine, config: Config, batch_size: int = 5000,
             if not rows:
                 break
             last_id = rows[-1].id
-            updates, changed = [], []
+            updates: list = []
+            changed: list[dict[str, Any]] = []
             for row in rows:
+                found: list = []
+                error: str | None = None
                 try:
                     payload = json.loads(row.payload)
                 except ValueError as exc:
-                    new_status, error, found = QUARANTINED, f"body: expected JSON ({exc})", []
+                    new_status, error = QUARANTINED, f"body: expected JSON ({exc})"
                     source, kind = row.source, row.kind
                 else:
                     if not isinstance(payload, Mapping):
-                        source, kind, found = row.source, row.kind, []
+                        source, kind = row.source, row.kind
                         error = f"body: expected a JSON object, got {type(payload).__name__}"
                     else:
                         known = row.source if row.source in sources.SOURCES else None

@@ -51,7 +51,7 @@ def load_store_counts(engine: Engine) -> dict[str, int]:
 
 def _distinct(conn: Connection, column) -> list:
     """The distinct non-NULL values of an indexed column (`distinct_values`)."""
-    return conn.execute(distinct_values(column)).scalars().all()
+    return list(conn.execute(distinct_values(column)).scalars())
 
 
 @translates_store_errors

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -103,9 +104,9 @@ def read_frame(conn: Connection, stmt: Select, raw: bool = False, objects: tuple
         values = np.empty((len(rows), len(columns)), dtype=object)
         if rows:
             values[:] = rows
-        data = {}
+        data: dict[str, Any] = {}
         for k, (name, column) in enumerate(zip(columns, stmt.selected_columns)):
-            col = values[:, k]
+            col: Any = values[:, k]
             process = column.type.dialect_impl(conn.dialect).result_processor(conn.dialect, None)
             if name in objects:
                 col = pd.Series(col, dtype=object)

@@ -140,8 +140,8 @@ def apply(conn: Connection, updates: Iterable[Update]) -> int:
         if lock:
             query = query.with_for_update()
         for chunk in _chunks(keys, KEY_CHUNK.get(conn.dialect.name, DEFAULT_KEY_CHUNK)):
-            for row in conn.execute(query, {"keys": chunk}).mappings():
-                existing[row["id"]] = dict(row)
+            for found in conn.execute(query, {"keys": chunk}).mappings():
+                existing[found["id"]] = dict(found)
         inserts, changed = [], []
         for key in keys:
             row = rows[key]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Literal
 
 import streamlit as st
 from sqlalchemy import Engine
@@ -157,11 +158,14 @@ def pct(value: float | None) -> str:
     return "no data" if value is None else f"{value * 100:.1f}%"
 
 
-TIER_COLOURS = {"elite": "green", "high": "blue", "medium": "orange", "low": "red"}
+Colour = Literal["red", "orange", "yellow", "blue", "green", "violet", "gray"]
+TIER_COLOURS: dict[str, Colour] = {"elite": "green", "high": "blue", "medium": "orange", "low": "red"}
+
+
+def badge(label: str | None, colours: dict[str, Colour], missing: str = "none") -> None:
+    """A coloured badge for a tier, verdict or decision (gray for anything else)."""
+    st.badge(label or missing, color=colours.get(label or "", "gray"))
 
 
 def tier_badge(tier: str | None) -> None:
-    if tier:
-        st.badge(tier, color=TIER_COLOURS.get(tier, "gray"))
-    else:
-        st.badge("no tier", color="gray")
+    badge(tier, TIER_COLOURS, missing="no tier")

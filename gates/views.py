@@ -211,7 +211,8 @@ def build_router(engine: Engine, config: Config, policies: dict[str, Policy] | N
     def find_gate(name: str) -> Policy:
         found = policies_or_503().get(name)
         if found is None:
-            raise HTTPException(404, f"unknown gate {name!r}; known gates: {', '.join(sorted(policies)) or 'none'}")
+            known = ", ".join(sorted(policies_or_503())) or "none"
+            raise HTTPException(404, f"unknown gate {name!r}; known gates: {known}")
         return found
 
     async def gate(name: str) -> Policy:

@@ -7,6 +7,8 @@ building the n x m matrix: the same values brute force gives, in O((n + m) log) 
 """
 from __future__ import annotations
 
+from typing import Literal
+
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -39,7 +41,7 @@ def _count_below(x: np.ndarray, y: np.ndarray, t: float, lo: np.ndarray, hi: np.
 
     The search runs on x_i + t and is then corrected against the differences as computed in
     floating point, so counts agree with sorting the computed differences."""
-    side = "right" if inclusive else "left"
+    side: Literal["left", "right"] = "right" if inclusive else "left"
     j = np.searchsorted(y, x + t, side=side)
     j = np.clip(j, lo, hi)
     below = (lambda d: d <= t) if inclusive else (lambda d: d < t)

@@ -6,7 +6,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from datetime import datetime
-from typing import Any, Mapping, Protocol
+from collections.abc import Mapping
+from typing import Any, Literal, Protocol, overload
 
 from gatewatch.errors import PayloadError
 from ..timeutil import parse_timestamp
@@ -87,6 +88,12 @@ def field(payload: Any, path: str, kind: type = str, required: bool = True) -> A
     return value
 
 
+@overload
+def timestamp(payload: Any, path: str, required: Literal[True] = True) -> datetime: ...
+@overload
+def timestamp(payload: Any, path: str, required: bool) -> datetime | None: ...
+
+
 def timestamp(payload: Any, path: str, required: bool = True) -> datetime | None:
     """Read a timestamp at `path` as an aware UTC datetime."""
     value = _walk(payload, path)
@@ -98,6 +105,12 @@ def timestamp(payload: Any, path: str, required: bool = True) -> datetime | None
         return parse_timestamp(value)
     except (ValueError, OverflowError, OSError):
         raise PayloadError(path, "an ISO 8601 timestamp such as 2024-05-01T12:00:00Z", value) from None
+
+
+@overload
+def choice(payload: Any, path: str, mapping: Mapping[str, str], required: Literal[True] = True) -> str: ...
+@overload
+def choice(payload: Any, path: str, mapping: Mapping[str, str], required: bool) -> str | None: ...
 
 
 def choice(payload: Any, path: str, mapping: Mapping[str, str], required: bool = True) -> str | None:

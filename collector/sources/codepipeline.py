@@ -50,7 +50,7 @@ def detect(payload: Any, hint: str | None = None) -> str | None:
     if type(payload) is not dict and not isinstance(payload, Mapping):
         return None
     if payload.get("source") == "aws.codepipeline" and "detail-type" in payload:
-        return DETAIL_TYPES.get(payload.get("detail-type"), "unknown")
+        return DETAIL_TYPES.get(str(payload["detail-type"]), "unknown")
     if "pipelineExecutionSummary" in payload and "pipelineName" in payload:
         return HISTORY
     return None

@@ -6,7 +6,7 @@ Ids are used as given (no prefix), so a record can refer to any deployment in th
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping, overload
 
 from gatewatch.errors import PayloadError
 from .base import Update, boolean, choice, field, timestamp
@@ -34,6 +34,12 @@ def detect(payload: Any, hint: str | None = None) -> str | None:
 def event_id(kind: str, payload: Any) -> str | None:
     """Generic records have no event id: the content hash is the dedupe key."""
     return None
+
+
+@overload
+def _text(payload: Mapping, name: str, required: Literal[True]) -> str: ...
+@overload
+def _text(payload: Mapping, name: str, required: bool = False) -> str | None: ...
 
 
 def _text(payload: Mapping, name: str, required: bool = False) -> str | None:

@@ -7,10 +7,11 @@ import logging
 import math
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from analysis.slo import (BURN_RATE_PAIRS, SloSpec, SloStatus, budget_curve, frame_history, from_sums,
+from analysis.slo import (BURN_RATE_PAIRS, PrometheusSource, SloSpec, SloStatus, budget_curve, frame_history, from_sums,
                           slo_from_mapping, spans, window_sums)
 from gatewatch.errors import ConfigError, SloError, SourceUnavailable
 from gatewatch.schema import duration_label
@@ -64,15 +65,27 @@ def queries(spec: SloSpec, span: timedelta) -> tuple[str, str]:
     raise ConfigError(f"SLO {spec.name!r}: a {spec.sli.kind} SLI is not read from Prometheus")
 
 
-def _client(spec: SloSpec, auth: Prometheus | None):
+def _server(spec: SloSpec) -> PrometheusSource:
+    if spec.prometheus is None:  # the SLO file's schema requires one for ratio and threshold SLIs
+        raise ConfigError(f"SLO {spec.name!r}: prometheus.url: required for a {spec.sli.kind} SLI")
+    return spec.prometheus
+
+
+def _data_path(spec: SloSpec) -> Path:
+    if spec.sli.data is None:
+        raise ConfigError(f"SLO {spec.name!r}: a {spec.sli.kind} SLI has no data file")
+    return spec.sli.data.path
+
+
+def _client(spec: SloSpec, auth: Prometheus | None) -> Any:
     """A client for the SLO's server (auth and retries as for canaries)."""
-    assert spec.prometheus is not None
-    return connect(spec.prometheus.url, auth, timeout=spec.prometheus.timeout.total_seconds())
+    server = _server(spec)
+    return connect(server.url, auth, timeout=server.timeout.total_seconds())
 
 
 def _unavailable(spec: SloSpec, exc: Exception) -> SourceUnavailable:
     detail = str(exc).splitlines()[0][:300] if str(exc) else ""
-    return SourceUnavailable(f"Prometheus at {spec.prometheus.url} could not be read for SLO "
+    return SourceUnavailable(f"Prometheus at {_server(spec).url} could not be read for SLO "
                              f"{spec.service}/{spec.name}: {exc.__class__.__name__}: {detail}")
 
 
@@ -104,7 +117,7 @@ def _prometheus_sums(spec: SloSpec, at: datetime, windows: list[timedelta],
 
 
 def _read_frame(spec: SloSpec) -> pd.DataFrame:
-    path = spec.sli.data.path
+    path = _data_path(spec)
     if not path.is_file():
         raise SourceUnavailable(f"SLI data {str(path)!r} for SLO {spec.service}/{spec.name}: no such file")
     try:
@@ -123,7 +136,7 @@ def slo_status(spec: SloSpec, at: datetime, auth: Prometheus | None = None) -> S
         try:
             sums = window_sums(frame, at, windows)
         except (ValueError, TypeError) as exc:
-            raise ConfigError(f"SLI data {str(spec.sli.data.path)!r}: {exc}") from None
+            raise ConfigError(f"SLI data {str(_data_path(spec))!r}: {exc}") from None
     else:
         sums = _prometheus_sums(spec, at, windows, auth)
     return from_sums(spec.objective, spec.window, at, sums, BURN_RATE_PAIRS)
@@ -144,7 +157,7 @@ def budget_history(spec: SloSpec, start: datetime, end: datetime, points: int = 
         try:
             return frame_history(frame, spec.objective, spec.window, times)
         except (ValueError, TypeError) as exc:
-            raise ConfigError(f"SLI data {str(spec.sli.data.path)!r}: {exc}") from None
+            raise ConfigError(f"SLI data {str(_data_path(spec))!r}: {exc}") from None
     first = round(start.timestamp())
     step_s = max(1, int((round(end.timestamp()) - first) // (points - 1)))
     stamps = [first + i * step_s for i in range(points)]

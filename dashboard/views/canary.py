@@ -7,9 +7,9 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import canary_data
-from dashboard.common import filters, require_data, store_url
+from dashboard.common import Colour, badge, filters, require_data, store_url
 
-VERDICT_COLOURS = {"pass": "green", "marginal": "orange", "fail": "red", "nodata": "gray"}
+VERDICT_COLOURS: dict[str, Colour] = {"pass": "green", "marginal": "orange", "fail": "red", "nodata": "gray"}
 
 st.title("Canary analysis")
 f = filters()
@@ -26,15 +26,15 @@ if require_data():
         labels = {r.id: f"{r.created_at:%Y-%m-%d %H:%M} · {r.verdict} · "
                   f"{'-' if pd.isna(r.score) else f'{r.score:.0f}'} · {r.service or r.deployment_id or r.source}"
                   for r in runs.itertuples()}
-        chosen = st.selectbox("Run", list(labels), format_func=labels.get, key="canary_pick")
-        run = canary_data.canary_report(store_url(), chosen)
+        chosen = st.selectbox("Run", list(labels), format_func=lambda key: labels[key], key="canary_pick")
+        run = canary_data.canary_report(store_url(), chosen) if chosen is not None else None
         if run is None:
             st.warning(f"Run {chosen} is no longer in the store.")
         else:
             cols = st.columns(4)
             with cols[0]:
                 st.markdown("**Verdict**")
-                st.badge(run["verdict"], color=VERDICT_COLOURS.get(run["verdict"], "gray"))
+                badge(run["verdict"], VERDICT_COLOURS)
             cols[1].metric("Score", "-" if run["score"] is None else f"{run['score']:.1f}")
             cols[2].metric("Metrics", len(run["metrics"]))
             cols[3].metric("Failed", sum(1 for m in run["metrics"] if m.get("passed") is False))

@@ -5,9 +5,9 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data
-from dashboard.common import filters, require_data, store_url
+from dashboard.common import Colour, badge, filters, require_data, store_url
 
-DECISION_COLOURS = {"promote": "green", "hold": "orange", "rollback": "red"}
+DECISION_COLOURS: dict[str, Colour] = {"promote": "green", "hold": "orange", "rollback": "red"}
 
 st.title("Gate decisions")
 f = filters()
@@ -38,7 +38,7 @@ if require_data():
             label = (f"{row.created_at:%Y-%m-%d %H:%M} · {row.gate} · {row.decision} · key {row.key} "
                      f"(attempt {row.attempt})")
             with st.expander(label):
-                st.badge(row.decision, color=DECISION_COLOURS.get(row.decision, "gray"))
+                badge(row.decision, DECISION_COLOURS)
                 st.markdown(f"Service `{row.service or '-'}`, deployment `{row.deployment_id or '-'}`, id `{row.id}`")
                 st.markdown("**Reasons**\n" + ("\n".join(f"- {r}" for r in row.reasons) or "none"))
                 st.markdown("**Checks**")

@@ -83,8 +83,9 @@ if require_data("pipeline_runs", "deployments"):
             st.dataframe(slow, hide_index=True, width="stretch")
             labels = {row.id: f"{row.hours:.2f} h · {row.service} · {row.pipeline} · {row.status} · "
                       f"{row.finished_at:%Y-%m-%d %H:%M}" for row in slow.itertuples()}
-            chosen = st.selectbox("Drill down into an execution", list(labels), format_func=labels.get, key="run_pick")
-            detail = data.run_detail(store_url(), chosen)
+            chosen = st.selectbox("Drill down into an execution", list(labels), format_func=lambda key: labels[key],
+                                  key="run_pick")
+            detail = data.run_detail(store_url(), str(chosen))
             stages, actions = detail["stages"], detail["actions"]
             st.markdown(f"**Stages** of `{chosen}`")
             st.dataframe(stages.assign(hours=(stages["finished_at"] - stages["started_at"]) / pd.Timedelta(hours=1)),

@@ -1,6 +1,7 @@
 """`gatewatch canary`: judge a canary against its baseline, from a CSV file or live telemetry."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -63,7 +64,7 @@ def judge_command(state: State, config_path: str, data: str, deployment: str | N
                   as_json: bool) -> None:
     """Judge samples from a CSV file (offline, notebooks, other telemetry systems)."""
     canary = api.load_canary_config(config_path)
-    _finish(api.run_canary(state.engine if not no_store else None, state.config, canary, api.CsvSamples(data),
+    _finish(api.run_canary(state.engine if not no_store else None, state.config, canary, api.CsvSamples(Path(data)),
                            deployment_id=deployment, store=not no_store), as_json)
 
 
@@ -108,8 +109,8 @@ def run_command(state: State, config_path: str, baseline: str, canary_scope: str
     finish = api.parse_time(end, "--end", now) if end else now
     if finish <= begin:
         raise ConfigError(f"--end {finish.isoformat()} must be after --start {begin.isoformat()}")
-    source = (api.CloudWatchSamples(baseline, canary_scope, span, region, where="--") if cloudwatch
-              else api.PrometheusSamples(prometheus_url, baseline, canary_scope, span))
+    source = (api.PrometheusSamples(prometheus_url, baseline, canary_scope, span) if prometheus_url
+              else api.CloudWatchSamples(baseline, canary_scope, span, region, where="--"))
     _finish(api.run_canary(state.engine if not no_store else None, config, canary, source, window=(begin, finish),
                            deployment_id=deployment, store=not no_store), as_json)
 

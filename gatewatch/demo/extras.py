@@ -170,7 +170,7 @@ def build(engine: Engine, config: Config, services: list[Service], start: dateti
         key = f"{gate}:{dep['id']}"
         stored = get_decision(engine, key=key)
         new = stored is None
-        if new:
+        if stored is None:
             request = GateRequest(deployment_id=dep["id"], service=svc.name, key=key)
             stored = evaluate_gate(engine, config, policies[gate], request, now=end)
         extras.gate_decisions.append({"gate": gate, "key": key, "deployment_id": dep["id"], "service": svc.name,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import random
+from typing import Any
 from datetime import datetime
 
 from .organisation import GITHUB_CI_WORKFLOW, GITHUB_SERVICE_WORKFLOW, ORG, ORG_ID, Person, Service
@@ -32,7 +33,7 @@ class Repository:
                   "full_name": self.full, "private": True, "owner": owner, "html_url": self.html,
                   "description": f"The {svc.name} service", "fork": False, "url": self.api}
         issues = rng.randrange(0, 40)
-        tail = {"git_url": f"git://github.com/{self.full}.git", "ssh_url": f"git@github.com:{self.full}.git",
+        tail: dict[str, Any] = {"git_url": f"git://github.com/{self.full}.git", "ssh_url": f"git@github.com:{self.full}.git",
                 "clone_url": f"{self.html}.git", "homepage": None, "size": rng.randrange(2_000, 90_000),
                 "stargazers_count": 0, "watchers_count": 0, "language": rng.choice(("Python", "Go", "TypeScript",
                                                                                     "Kotlin")),
