@@ -49,10 +49,12 @@ def demo_config(services: int = SMALL["services"], seed: int = SMALL["seed"]):
 
 
 def by_kind(payloads) -> dict[tuple[str, str], list[dict]]:
+    """Payloads by (source, kind): a plain dict, so a kind the demo does not make is a KeyError, never an
+    empty list that a loop passes over."""
     out: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for source, hint, payload in payloads:
         out[(source, demo.payload_kind(source, hint, payload))].append(payload)
-    return out
+    return dict(out)
 
 
 # --- generation: deterministic and in the real formats ---------------------------------------------
@@ -111,7 +113,9 @@ GITHUB_SAMPLES = {"push": "push.branch.json", "pull_request": "pull_request.clos
 @pytest.mark.parametrize("event", sorted(GITHUB_SAMPLES))
 def test_github_payloads_have_every_field_of_the_published_samples(small, event):
     sample = json.loads(fixture_path(f"github/{GITHUB_SAMPLES[event]}").read_text())
-    for mine in by_kind(small)[("github", event)]:
+    kinds = by_kind(small)
+    assert all(kinds.get(("github", kind)) for kind in GITHUB_SAMPLES), sorted(k for k in kinds if k[0] == "github")
+    for mine in kinds[("github", event)]:
         assert _keys(sample) - {"installation", "enterprise"} <= _keys(mine)
         for nested in ("pull_request", "deployment", "deployment_status", "workflow_run", "workflow_job",
                        "repository", "sender"):
