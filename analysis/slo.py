@@ -18,7 +18,7 @@ import pandas as pd
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from gatewatch.errors import SloError
-from gatewatch.schema import Duration, Model, duration_label, parse_duration, validate
+from gatewatch.schema import HttpUrl, Model, PositiveDuration, duration_label, parse_duration, validate
 
 # (long window, short window, burn-rate threshold, severity), from the SRE workbook.
 BURN_RATE_PAIRS: tuple[tuple[timedelta, timedelta, float, str], ...] = (
@@ -210,22 +210,13 @@ class Sli(Model):
 class PrometheusSource(Model):
     """Where a Prometheus-compatible server answers the SLI's queries."""
 
-    url: Text
-    timeout: Duration = timedelta(seconds=10)
+    url: HttpUrl
+    timeout: PositiveDuration = timedelta(seconds=10)
 
     @field_validator("url")
     @classmethod
-    def _http(cls, url: str) -> str:
-        if not re.match(r"https?://[^/\s]+", url):
-            raise ValueError(f"expected an http:// or https:// URL, got {url!r}")
+    def _no_trailing_slash(cls, url: str) -> str:
         return url.rstrip("/")
-
-    @field_validator("timeout")
-    @classmethod
-    def _positive(cls, timeout: timedelta) -> timedelta:
-        if timeout <= timedelta(0):
-            raise ValueError(f"expected seconds or a duration such as 10s, got {timeout}")
-        return timeout
 
 
 class SloSpec(Model):
@@ -235,7 +226,7 @@ class SloSpec(Model):
     name: Text
     description: str | None = None
     objective: float
-    window: Duration = timedelta(days=28)
+    window: PositiveDuration = timedelta(days=28)
     sli: Sli
     prometheus: PrometheusSource | None = None
 
@@ -283,13 +274,6 @@ class SloSpec(Model):
         if not isinstance(raw, str):
             raise ValueError(f"expected a duration such as 28d, 30d or 4w, got {raw!r}")
         return raw
-
-    @field_validator("window")
-    @classmethod
-    def _positive(cls, window: timedelta) -> timedelta:
-        if window <= timedelta(0):
-            raise ValueError(f"expected a positive duration such as 28d, got {window}")
-        return window
 
     @model_validator(mode="after")
     def _server(self) -> SloSpec:

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 from gatewatch.errors import PolicyError
-from gatewatch.schema import LIST, Model, NonEmpty, PositiveDuration, validate
+from gatewatch.schema import LIST, HttpUrl, Model, NonEmpty, PositiveDuration, validate
 
 from .windows import DeployWindow
 
@@ -33,27 +33,16 @@ Effect = Literal["rollback", "hold"]
 Missing = Literal["hold", "ignore", "rollback"]
 
 
-def _http_url(url: str) -> str:
-    if not re.match(r"https?://[^/\s]+", url):
-        raise ValueError(f"expected an http:// or https:// URL, got {url!r}")
-    return url
-
-
 # --- checks -----------------------------------------------------------------------------------------
 
 class CanaryPrometheus(Model):
     """A canary's samples from a Prometheus-compatible server over the last `window`."""
 
-    url: NonEmpty
+    url: HttpUrl
     baseline: NonEmpty | None = None
     canary: NonEmpty | None = None
     window: PositiveDuration = timedelta(minutes=30)
     step: PositiveDuration = timedelta(seconds=30)
-
-    @field_validator("url")
-    @classmethod
-    def _http(cls, url: str) -> str:
-        return _http_url(url)
 
 
 class CanaryCloudWatch(Model):
@@ -196,18 +185,13 @@ class CodePipelineRollback(Model):
 class Webhook(Model):
     """An HTTP request with the decision as its body, retried with backoff within `max_time`."""
 
-    url: NonEmpty
+    url: HttpUrl
     method: Literal["POST", "PUT", "PATCH"] = "POST"
     headers: dict[str, str] = Field(default_factory=dict)
     timeout: PositiveDuration = timedelta(seconds=5)
     max_time: PositiveDuration = timedelta(seconds=30)
     retries: int = 3
     backoff: PositiveDuration = timedelta(seconds=0.5)
-
-    @field_validator("url")
-    @classmethod
-    def _http(cls, url: str) -> str:
-        return _http_url(url)
 
     @field_validator("method", mode="before")
     @classmethod

@@ -15,7 +15,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from .errors import ConfigError
 
-__all__ = ["Model", "Duration", "PositiveDuration", "NonEmpty", "LIST", "parse_duration", "duration_label", "validate", "describe"]
+__all__ = ["Model", "Duration", "PositiveDuration", "NonEmpty", "HttpUrl", "LIST", "parse_duration", "duration_label", "validate", "describe"]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -56,6 +56,13 @@ def _positive_duration(value: Any) -> timedelta:
     return span
 
 
+def _http_url(value: Any) -> str:
+    text = _non_empty(value)
+    if not re.match(r"https?://[^/\s]+", text):
+        raise ValueError(f"expected an http:// or https:// URL, got {_shown(value)}")
+    return text
+
+
 def _non_empty(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"expected a non-empty string, got {_shown(value)}")
@@ -70,6 +77,9 @@ PositiveDuration = Annotated[timedelta, BeforeValidator(_positive_duration)]
 
 NonEmpty = Annotated[str, BeforeValidator(_non_empty)]
 """A string with something in it besides white space."""
+
+HttpUrl = Annotated[str, BeforeValidator(_http_url)]
+"""An http:// or https:// URL with a host."""
 
 LIST = Field(strict=False)
 """For a `tuple[X, ...]` field: a YAML or JSON list is accepted (its items stay strict)."""

@@ -1,7 +1,11 @@
-"""Shared fixtures: a fresh store on SQLite and (when GATEWATCH_TEST_POSTGRES_URL is set) PostgreSQL."""
+"""Shared fixtures: a fresh store on SQLite and (when GATEWATCH_TEST_POSTGRES_URL is set) PostgreSQL;
+the `gatewatch` command; servers and demo stores built once per session (Prometheus, moto, `gatewatch
+demo`)."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -99,3 +103,111 @@ def dump_projections(engine) -> dict[str, list[dict]]:
     with engine.connect() as conn:
         return {t.name: [dict(r) for r in conn.execute(select(t).order_by(t.c.id)).mappings()]
                 for t in PROJECTION_TABLES}
+
+
+# --- the command ---------------------------------------------------------------------------------------
+
+def run_gatewatch(*args: str, stdin: str | None = None, cwd: Path | None = None, env: dict | None = None,
+                  timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run the installed console script as a user would: no GATEWATCH_* variable of this process
+    reaches it, only those of `env`."""
+    exe = Path(sys.executable).with_name("gatewatch")
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWATCH_")}
+    full_env.update(env or {})
+    return subprocess.run([str(exe), *args], input=stdin, capture_output=True, text=True, cwd=cwd,
+                          env=full_env, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def gatewatch():
+    """`gatewatch(*args, stdin=, cwd=, env=, timeout=)`: the installed command, run as a user would."""
+    return run_gatewatch
+
+
+# --- Prometheus ------------------------------------------------------------------------------------------
+
+def _prometheus(tmp_path_factory, name: str, extra=None):
+    from tests import prometheus_server
+
+    server = prometheus_server.start(tmp_path_factory.mktemp(name), extra=extra)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def prometheus(tmp_path_factory):
+    """Prometheus over the canary and SLO history (tests.prometheus_server), read at fixed times; read-only, shared."""
+    from tests.prometheus_server import families
+
+    yield from _prometheus(tmp_path_factory, "prometheus", extra=families)
+
+
+@pytest.fixture(scope="module")
+def prometheus_recent(tmp_path_factory):
+    """The same history, ending a minute before the module starts, for checks read at now (`gate check`); per
+    module, not per session: within half an hour of its start, the 30-minute burn-rate window at now is empty."""
+    from tests.prometheus_server import families
+
+    yield from _prometheus(tmp_path_factory, "prometheus-recent", extra=families)
+
+
+# --- moto --------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """Base URL of one moto server (ThreadedMotoServer on 127.0.0.1) for the session; tests take `moto_url`."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def moto_url(moto_server) -> str:
+    """Base URL of the session's moto server, its state reset (`POST /moto-api/reset`) for this test."""
+    import httpx
+
+    httpx.post(f"{moto_server}/moto-api/reset", timeout=10).raise_for_status()
+    return moto_server
+
+
+# --- demo stores ---------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def demo_stores(tmp_path_factory, gatewatch):
+    """`demo_stores(*options, backend="sqlite")` -> (url, folder): `gatewatch demo OPTIONS` run once per session
+    per backend and options, in `folder` (its gatewatch.yaml and gatewatch-demo/). Shared: only for tests
+    that read the store; a test that writes to a demo store builds its own."""
+    built: dict[tuple, tuple[str, Path]] = {}
+    schemas: list[str] = []
+
+    def demo_store(*options: str, backend: str = "sqlite") -> tuple[str, Path]:
+        key = (backend, options)
+        if key not in built:
+            if backend == "postgresql" and not POSTGRES_URL:
+                pytest.skip("GATEWATCH_TEST_POSTGRES_URL is not set")
+            folder = tmp_path_factory.mktemp(f"demo-{backend}")
+            if backend == "sqlite":
+                url = f"sqlite:///{folder / 'demo.db'}"
+            else:
+                url, schema = _postgres_store_url()
+                schemas.append(schema)
+            res = gatewatch("--db", url, "demo", *options, cwd=folder)
+            assert res.returncode == 0, res.stderr
+            built[key] = (url, folder)
+        return built[key]
+
+    yield demo_store
+    if schemas:
+        from collector.db import dispose_engines
+
+        dispose_engines()
+        for schema in schemas:
+            _drop_schema(schema)

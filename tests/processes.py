@@ -1,6 +1,6 @@
-"""Helpers for the tests of server and worker processes: a free port to serve on, `gatewatch
-dashboard` running, a process's descendants, whether processes have exited (they need not be the
-test's children), a process's command line."""
+"""Helpers for the tests of server and worker processes: a free port to serve on, a server's health
+check answering, `gatewatch dashboard` running, a process's descendants, whether processes have exited
+(they need not be the test's children), a process's command line."""
 from __future__ import annotations
 
 import os
@@ -12,6 +12,8 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import httpx
 
 
 def free_port() -> int:
@@ -30,6 +32,21 @@ def until(condition: Callable[[], bool], timeout: float) -> bool:
             return False
         time.sleep(0.1)
     return True
+
+
+def wait_until_healthy(url: str, proc: subprocess.Popen, deadline: float = 30.0) -> None:
+    """Return once `url` answers 200 (`gatewatch serve`'s health check); fail if `proc` exits first."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise AssertionError(f"gatewatch serve exited: {proc.stderr.read()}")
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)  # polling a server that is starting up: there is no event to wait on
+    raise AssertionError("gatewatch serve did not become healthy in time")
 
 
 @contextmanager

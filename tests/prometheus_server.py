@@ -1,6 +1,7 @@
 """A real Prometheus server for tests: deterministic history backfilled with promtool, served on
 127.0.0.1. Binaries come from /usr/bin, or from Debian's package unpacked under .cache/prometheus
-(`.ci/run` fetches it; this helper fetches it too when it can)."""
+(`.ci/run` fetches it; this helper fetches it too when it can). The canary and SLO histories here are what
+conftest's servers serve (`prometheus` for the session, `prometheus_recent` per module)."""
 from __future__ import annotations
 
 import subprocess
@@ -17,6 +18,16 @@ from tests.processes import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / "prometheus"
+
+# A canary configuration for the canary history below: latency per version, errors as a proportion.
+CANARY_CONFIG = {
+    "metrics": [
+        {"name": "latency", "query": 'canary_latency_seconds{job="api", {scope}}', "direction": "increase",
+         "tolerance": 0.10, "critical": True, "group": "latency"},
+        {"name": "errors", "test": "proportion", "direction": "increase", "tolerance": 0.5, "group": "errors",
+         "good_query": 'sum(rate(canary_requests_total{job="api", code="500", {scope}}[1m]))',
+         "total_query": 'sum(rate(canary_requests_total{job="api", {scope}}[1m]))'},
+    ]}
 
 
 def binaries() -> tuple[Path, Path]:
@@ -106,3 +117,65 @@ def start(tmp: Path, extra: Callable[[datetime], Iterable[str]] | None = None) -
     process.terminate()
     raise RuntimeError("prometheus did not become ready within 30 s")
 
+
+# --- the SLO history (`families`): minute i is the interval (end - (i+1) min, end - i min] -------------
+# Every counter starts at 0 at the first sample, so Prometheus' increase() over a window ending on a
+# sample is exactly the sum of that window's minutes.
+
+MINUTES = 3 * 1440 + 60  # history length: the longest burn-rate window (3d) and an hour more
+PER_MINUTE = 1000  # requests per minute of each job
+
+
+def api_bad(i: int) -> int:
+    """job="api" errors in minute i: 30/min in the last 5 minutes, 8/min back to 6 hours, none before."""
+    return 30 if i < 5 else 8 if i < 360 else 0
+
+
+def checkout_bad(i: int) -> int:
+    """job="checkout" errors: one every ten minutes (a 0.1x burn of a 99.9% objective)."""
+    return 1 if i % 10 == 0 else 0
+
+
+def api_slow(i: int) -> int:
+    """job="api" requests slower than 0.3 s: 50/min in the last hour, 5/min before."""
+    return 50 if i < 60 else 5
+
+
+def window_counts(bad, minutes: int, offset: int = 0) -> tuple[int, int]:
+    """(good, total) of the minutes offset .. offset+minutes-1 before the end (clipped to the history)."""
+    span = range(offset, min(offset + minutes, MINUTES))
+    return sum(PER_MINUTE - bad(i) for i in span), PER_MINUTE * len(span)
+
+
+def families(end: datetime) -> list[str]:
+    """OpenMetrics lines: http_requests_total per job and code, and the latency histogram of two jobs."""
+    stamps = [end - timedelta(minutes=j) for j in range(MINUTES, -1, -1)]  # oldest first
+
+    def cumulative(per_minute) -> list[int]:
+        """Counter values at each stamp: the value at end - j min counts minutes j .. MINUTES-1."""
+        values, running = [], 0
+        for j in range(MINUTES, -1, -1):
+            values.append(running)
+            if j > 0:
+                running += per_minute(j - 1)
+        return values
+
+    counters = {("api", "200"): cumulative(lambda i: PER_MINUTE - api_bad(i)),
+                ("api", "500"): cumulative(api_bad),
+                ("checkout", "200"): cumulative(lambda i: PER_MINUTE - checkout_bad(i)),
+                ("checkout", "503"): cumulative(checkout_bad)}
+    lines = ["# HELP http_requests Requests served.", "# TYPE http_requests counter"]
+    for k, t in enumerate(stamps):
+        for (job, code), values in counters.items():
+            lines.append(f'http_requests_total{{job="{job}",code="{code}"}} {values[k]} {t.timestamp():.3f}')
+    fast = {"api": cumulative(lambda i: PER_MINUTE - api_slow(i)), "batch": cumulative(lambda i: 0)}
+    count = cumulative(lambda i: PER_MINUTE)
+    lines += ["# HELP http_request_duration_seconds Request latency.",
+              "# TYPE http_request_duration_seconds histogram"]
+    for k, t in enumerate(stamps):
+        for job in ("api", "batch"):
+            ts = f"{t.timestamp():.3f}"
+            lines += [f'http_request_duration_seconds_bucket{{job="{job}",le="0.3"}} {fast[job][k]} {ts}',
+                      f'http_request_duration_seconds_bucket{{job="{job}",le="+Inf"}} {count[k]} {ts}',
+                      f'http_request_duration_seconds_count{{job="{job}"}} {count[k]} {ts}']
+    return lines

@@ -8,7 +8,6 @@ import pandas as pd
 
 from analysis.canary import config_from_mapping, judge
 from collector.canary_runs import list_runs, load_run, save_run
-from tests.test_cli_store import gatewatch
 
 CONFIG = """
 confidence: 0.98
@@ -33,7 +32,7 @@ def write_samples(path, latency_shift: float, seed: int = 1) -> None:
     pd.DataFrame(rows).to_csv(path, index=False)
 
 
-def test_judge_from_csv_exit_codes_json_and_record(tmp_path, store_url):
+def test_judge_from_csv_exit_codes_json_and_record(tmp_path, store_url, gatewatch):
     (tmp_path / "canary.yaml").write_text(CONFIG)
     write_samples(tmp_path / "bad.csv", 1.3)
     write_samples(tmp_path / "good.csv", 1.0)
@@ -52,7 +51,7 @@ def test_judge_from_csv_exit_codes_json_and_record(tmp_path, store_url):
     assert json.loads(shown.stdout)["verdict"] == "fail"
 
 
-def test_judge_usage_errors_exit_2(tmp_path):
+def test_judge_usage_errors_exit_2(tmp_path, gatewatch):
     url = f"sqlite:///{tmp_path / 's.db'}"
     (tmp_path / "bad.yaml").write_text("metrics:\n  - name: x\n    direction: sideways\n")
     write_samples(tmp_path / "s.csv", 1.0)

@@ -2,10 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -13,16 +9,7 @@ DEPLOY = {"type": "deployment", "id": "d1", "service": "api", "environment": "pr
           "status": "success", "finished_at": "2024-05-01T10:10:00Z", "commits": ["abc1234"]}
 
 
-def gatewatch(*args: str, stdin: str | None = None, cwd: Path | None = None, env: dict | None = None):
-    """Run the installed console script as a user would."""
-    exe = Path(sys.executable).with_name("gatewatch")
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWATCH_")}
-    full_env.update(env or {})
-    return subprocess.run([str(exe), *args], input=stdin, capture_output=True, text=True, cwd=cwd,
-                          env=full_env, timeout=120)
-
-
-def test_ingest_exit_codes_and_json_summary(store_url, tmp_path):
+def test_ingest_exit_codes_and_json_summary(store_url, tmp_path, gatewatch):
     good = tmp_path / "good.ndjson"
     good.write_text(json.dumps(DEPLOY) + "\n")
     res = gatewatch("--db", store_url, "ingest", str(good), "--json")
@@ -43,7 +30,7 @@ def test_ingest_exit_codes_and_json_summary(store_url, tmp_path):
     assert entry["source"] == "generic" and "status" in entry["error"]
 
 
-def test_usage_errors_exit_2_without_traceback(tmp_path):
+def test_usage_errors_exit_2_without_traceback(tmp_path, gatewatch):
     url = f"sqlite:///{tmp_path / 's.db'}"
     for args in (["ingest", str(tmp_path / "missing.json")], ["ingest", "x", "--source", "nope"], ["nope"]):
         res = gatewatch("--db", url, *args)
@@ -55,7 +42,7 @@ def test_usage_errors_exit_2_without_traceback(tmp_path):
     assert res.returncode == 2 and "nope.yaml" in res.stderr and "does not exist" in res.stderr
 
 
-def test_db_resolution_honours_option_then_env_then_default(tmp_path):
+def test_db_resolution_honours_option_then_env_then_default(tmp_path, gatewatch):
     res = gatewatch("db", "upgrade", cwd=tmp_path)
     assert res.returncode == 0 and (tmp_path / "gatewatch.db").exists()
     env_db = tmp_path / "env.db"
@@ -66,7 +53,7 @@ def test_db_resolution_honours_option_then_env_then_default(tmp_path):
     assert "opt.db" in res.stdout
 
 
-def test_replay_command(tmp_path):
+def test_replay_command(tmp_path, gatewatch):
     url = f"sqlite:///{tmp_path / 's.db'}"
     gatewatch("--db", url, "ingest", "-", stdin=json.dumps(DEPLOY))
     res = gatewatch("--db", url, "replay", "--json")

@@ -361,14 +361,11 @@ def test_cli_collect_codepipeline(store_url, monkeypatch):
 
 # --- the command against a real endpoint: moto's server (its ListActionExecutions answers HTTP 500) ---
 
-@pytest.fixture(scope="module")
-def moto_url():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
+@pytest.fixture
+def moto_url(moto_url):
+    """The session's moto server, reset (conftest's moto_url), with the pipelines "quiet" (no executions)
+    and "busy" (one) in eu-west-1."""
+    url = moto_url
     keys = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "region_name": "eu-west-1"}
     role = boto3.client("iam", endpoint_url=url, **keys).create_role(
         RoleName="pipeline", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
@@ -386,8 +383,7 @@ def moto_url():
                 "category": "Deploy", "owner": "AWS", "provider": "CodeDeploy", "version": "1"},
                 "inputArtifacts": [{"name": "src"}]}]}]})
     cp.start_pipeline_execution(name="busy")
-    yield url
-    server.stop()
+    return url
 
 
 def aws_env(monkeypatch, tmp_path, credentials: bool = True) -> dict:

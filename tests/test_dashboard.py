@@ -22,8 +22,6 @@ from collector.loaders import Scope, load_dora_frames
 from collector.models import incidents
 from collector.telemetry.sli import load_slos
 from collector.timeutil import utcnow
-from tests.conftest import POSTGRES_URL, _drop_schema, _postgres_store_url
-from tests.test_cli_store import gatewatch
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
 PAGES = ["views/executive.py", "views/oncall.py", "views/pipelines.py", "views/canary.py", "views/slos.py",
@@ -32,22 +30,11 @@ KEYS = ("deployment_frequency", "lead_time", "change_failure_rate", "recovery_ti
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def demo_store(request, tmp_path_factory):
-    """(url, folder): the demo organisation built once per module by the CLI, ending today."""
-    folder = tmp_path_factory.mktemp(f"demo-{request.param}")
-    schema = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{folder / 'demo.db'}"
-    else:
-        if not POSTGRES_URL:
-            pytest.skip("GATEWATCH_TEST_POSTGRES_URL is not set")
-        url, schema = _postgres_store_url()
-    res = gatewatch("--db", url, "demo", "--services", "4", "--days", "45", cwd=folder)
-    assert res.returncode == 0, res.stderr
-    yield url, folder
+def demo_store(request, demo_stores):
+    """(url, folder): the demo organisation built by the CLI once per session (conftest's demo_stores),
+    ending today; the pages only read it."""
+    yield demo_stores("--services", "4", "--days", "45", backend=request.param)
     dispose_engines()
-    if schema:
-        _drop_schema(schema)
 
 
 @pytest.fixture(autouse=True)
@@ -226,7 +213,7 @@ def test_executive_figures_equal_the_analysis_api_for_the_same_filters(monkeypat
         -1 if b["change_failure_rate"]["rate"] is None else b["change_failure_rate"]["rate"] for b in now["series"]]
 
 
-def test_the_dashboard_command_refuses_a_bad_store_without_a_traceback(tmp_path):
+def test_the_dashboard_command_refuses_a_bad_store_without_a_traceback(tmp_path, gatewatch):
     res = gatewatch("--db", "mysql+nonexistent://x", "dashboard", "--port", "1")
     assert res.returncode == 4 and "Traceback" not in res.stderr and res.stderr.strip()
     res = gatewatch("dashboard", "--port", "99999")
@@ -243,7 +230,7 @@ def test_a_refresh_recomputes_the_window_and_keeps_the_previous_period_for_15_mi
     from collector.config import config_from_mapping
     from collector.db import upgrade
     from dashboard import common, data
-    from tests.test_dora import dep
+    from tests.records import dep
 
     url = f"sqlite:///{tmp_path / 'store.db'}"
     engine = create_store_engine(url)

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from tests.processes import alive, cmdline, descendants, gone, running_dashboard, until
-from tests.test_cli_store import gatewatch
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 pytestmark = pytest.mark.skipif(not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
@@ -17,7 +16,7 @@ pytestmark = pytest.mark.skipif(not (Path(CHROMIUM).exists() and Path(CHROMEDRIV
 
 
 @pytest.fixture
-def server(tmp_path):
+def server(tmp_path, gatewatch):
     """`gatewatch dashboard` over a fresh demo store; yields its base URL and its process."""
     url = f"sqlite:///{tmp_path / 'demo.db'}"
     res = gatewatch("--db", url, "demo", "--services", "4", "--days", "30", cwd=tmp_path)

@@ -7,7 +7,6 @@ import sys
 import urllib.request
 
 from tests.processes import cmdline, descendants, running_dashboard
-from tests.test_cli_store import gatewatch
 
 WARM_UP = """
 import sys
@@ -42,7 +41,7 @@ def test_the_server_command_is_streamlits_command_line():
     assert "Usage: streamlit run" in res.stdout and "--server.port" in res.stdout
 
 
-def test_gatewatch_dashboard_serves_from_a_folder_that_holds_a_dashboard_folder(tmp_path):
+def test_gatewatch_dashboard_serves_from_a_folder_that_holds_a_dashboard_folder(tmp_path, gatewatch):
     """The server is this installation's dashboard, not a `dashboard/` of the user's working directory."""
     decoy = tmp_path / "dashboard"
     decoy.mkdir()

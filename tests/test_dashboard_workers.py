@@ -23,17 +23,14 @@ from collector.loaders import Scope, load_dora_frames
 from collector.timeutil import utcnow
 from dashboard import workers
 from tests.processes import alive, cmdline, descendants, gone
-from tests.test_cli_store import gatewatch
 
 LINK = timedelta(hours=24)
 
 
 @pytest.fixture(scope="module")
-def demo_url(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("demo-workers")
-    url = f"sqlite:///{folder / 'demo.db'}"
-    res = gatewatch("--db", url, "demo", "--services", "3", "--days", "30", cwd=folder)
-    assert res.returncode == 0, res.stderr
+def demo_url(demo_stores):
+    """A demo store built once per session (conftest's demo_stores); the workers only read it."""
+    url, _ = demo_stores("--services", "3", "--days", "30")
     return url
 
 

@@ -3,11 +3,8 @@ the one ingest path into coherent rows (SQLite and PostgreSQL), idempotent, and 
 from __future__ import annotations
 
 import json
-import os
 import re
 import statistics
-import subprocess
-import sys
 import time
 from collections import Counter, defaultdict
 from datetime import date, datetime, timedelta, timezone
@@ -54,10 +51,12 @@ def demo_config(services: int = SMALL["services"], seed: int = SMALL["seed"]):
 
 
 def by_kind(payloads) -> dict[tuple[str, str], list[dict]]:
+    """Payloads by (source, kind): a plain dict, so a kind the demo does not make is a KeyError, never an
+    empty list that a loop passes over."""
     out: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for source, hint, payload in payloads:
         out[(source, demo.payload_kind(source, hint, payload))].append(payload)
-    return out
+    return dict(out)
 
 
 # --- generation: deterministic and in the real formats ---------------------------------------------
@@ -116,7 +115,9 @@ GITHUB_SAMPLES = {"push": "push.branch.json", "pull_request": "pull_request.clos
 @pytest.mark.parametrize("event", sorted(GITHUB_SAMPLES))
 def test_github_payloads_have_every_field_of_the_published_samples(small, event):
     sample = json.loads(fixture_path(f"github/{GITHUB_SAMPLES[event]}").read_text())
-    for mine in by_kind(small)[("github", event)]:
+    kinds = by_kind(small)
+    assert all(kinds.get(("github", kind)) for kind in GITHUB_SAMPLES), sorted(k for k in kinds if k[0] == "github")
+    for mine in kinds[("github", event)]:
         assert _keys(sample) - {"installation", "enterprise"} <= _keys(mine)
         for nested in ("pull_request", "deployment", "deployment_status", "workflow_run", "workflow_job",
                        "repository", "sender"):
@@ -500,16 +501,9 @@ def test_with_fewer_services_the_demo_makes_the_gate_decisions_it_can(engine, tm
 
 # --- the command ----------------------------------------------------------------------------------
 
-def gatewatch(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    exe = Path(sys.executable).with_name("gatewatch")
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWATCH_")}
-    full_env.update(env or {})
-    return subprocess.run([str(exe), *args], capture_output=True, text=True, cwd=cwd, env=full_env, timeout=300)
-
-
-def test_the_command_writes_its_config_then_finds_nothing_new(store_url, tmp_path):
+def test_the_command_writes_its_config_then_finds_nothing_new(store_url, tmp_path, gatewatch):
     args = ("--db", store_url, "demo", "--services", "2", "--days", "7", "--end", "2025-06-02")
-    res = gatewatch(*args, "--json", cwd=tmp_path)
+    res = gatewatch(*args, "--json", cwd=tmp_path, timeout=300)
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     config_file = tmp_path / "gatewatch.yaml"
@@ -526,7 +520,7 @@ def test_the_command_writes_its_config_then_finds_nothing_new(store_url, tmp_pat
     shown = gatewatch("--db", store_url, "canary", "show", files["canary_runs"][0]["id"], "--json", cwd=tmp_path)
     assert json.loads(shown.stdout)["verdict"] == files["canary_runs"][0]["verdict"]
 
-    again = gatewatch(*args, cwd=tmp_path)
+    again = gatewatch(*args, cwd=tmp_path, timeout=300)
     assert again.returncode == 0, again.stderr
     assert "Nothing new" in again.stdout and f"all {out['payloads']:,} payloads were duplicates" in again.stdout
     assert f"Canary runs: 0 stored, {len(files['canary_runs'])} already there" in again.stdout
@@ -538,12 +532,12 @@ def test_the_command_writes_its_config_then_finds_nothing_new(store_url, tmp_pat
     assert replay.returncode == 0 and json.loads(replay.stdout)["newly_quarantined"] == 0
 
 
-def test_with_a_config_in_use_the_demo_maps_go_under_it_with_a_warning(tmp_path):
+def test_with_a_config_in_use_the_demo_maps_go_under_it_with_a_warning(tmp_path, gatewatch):
     own = tmp_path / "mine.yaml"
     own.write_text("teams: {checkout: storefront}\n")
     url = f"sqlite:///{tmp_path / 's.db'}"
     res = gatewatch("--db", url, "--config", str(own), "demo", "--services", "2", "--days", "5",
-                    "--end", "2025-06-02", cwd=tmp_path)
+                    "--end", "2025-06-02", cwd=tmp_path, timeout=300)
     assert res.returncode == 0, res.stderr
     assert "warning" in res.stderr and "replay" in res.stderr and "checkout-pipeline: checkout" in res.stderr
     assert not (tmp_path / "gatewatch.yaml").exists() and own.read_text() == "teams: {checkout: storefront}\n"
@@ -555,7 +549,7 @@ def test_with_a_config_in_use_the_demo_maps_go_under_it_with_a_warning(tmp_path)
     assert teams == {("checkout", "storefront"), ("search", "discovery")}
 
 
-def test_usage_errors_exit_2_without_a_traceback(tmp_path):
+def test_usage_errors_exit_2_without_a_traceback(tmp_path, gatewatch):
     for bad in (["--services", "0"], ["--end", "June"], ["--days", "9999"]):
         res = gatewatch("--db", f"sqlite:///{tmp_path / 's.db'}", "demo", *bad, cwd=tmp_path)
         assert res.returncode == 2 and "Traceback" not in res.stderr and "Error" in res.stderr, bad

@@ -15,22 +15,7 @@ from analysis.dora import report
 from analysis.windows import window_between
 from collector import ingest
 from collector.loaders import Scope, load_dora_frames
-from tests.test_cli_store import gatewatch
-
-
-def dep(id_, service, finished, status="success", commits=(), env="production", **extra):
-    return {"type": "deployment", "id": id_, "service": service, "environment": env, "status": status,
-            "finished_at": finished, "commits": list(commits), "team": {"api": "core", "web": "front"}[service],
-            **extra}
-
-
-def change(id_, service, committed):
-    return {"type": "change", "id": id_, "service": service, "committed_at": committed}
-
-
-def incident(id_, service, opened, resolved="", **extra):
-    return {"type": "incident", "id": id_, "service": service, "opened_at": opened, "resolved_at": resolved, **extra}
-
+from tests.records import change, dep, incident
 
 RECORDS = [
     change("c_old", "api", "2024-02-20T00:00:00Z"),
@@ -147,7 +132,7 @@ def test_link_window_is_configurable(store):
     assert wide["recovery_time"]["median_hours"] == 76.0  # A5: 03-11 08:00 -> 03-14 12:00
 
 
-def test_cli_json_is_identical_on_sqlite_and_postgres(tmp_path, store_url, engine, config):
+def test_cli_json_is_identical_on_sqlite_and_postgres(tmp_path, store_url, engine, config, gatewatch):
     ingest.ingest_payloads(engine, RECORDS, config)
     res = gatewatch("--db", store_url, "dora", "--start", "2024-03-04", "--end", "2024-03-18", "--by", "week",
                     "--json")
@@ -162,7 +147,7 @@ def test_cli_json_is_identical_on_sqlite_and_postgres(tmp_path, store_url, engin
     assert got["change_failure_rate"]["rate"] == 0.5 and len(got["series"]) == 2
 
 
-def test_cli_human_and_csv_output(tmp_path):
+def test_cli_human_and_csv_output(tmp_path, gatewatch):
     url = f"sqlite:///{tmp_path / 's.db'}"
     (tmp_path / "records.json").write_text(json.dumps(RECORDS))
     gatewatch("--db", url, "ingest", str(tmp_path / "records.json"))
@@ -193,7 +178,7 @@ def test_result_does_not_depend_on_ingest_order(engine, config, tmp_path):
     other.dispose()
 
 
-def test_demo_dataset_through_the_cli_matches_the_python_api(tmp_path, store_url):
+def test_demo_dataset_through_the_cli_matches_the_python_api(tmp_path, store_url, gatewatch):
     """The demo organisation, ingested like real events, reported by the CLI and by the API alike."""
     from collector.config import load_config
     from collector.db import create_store_engine
@@ -219,7 +204,7 @@ def test_demo_dataset_through_the_cli_matches_the_python_api(tmp_path, store_url
     assert 0 < by_team["deployment_frequency"]["deployments"] < cli["deployment_frequency"]["deployments"]
 
 
-def test_benchmark_tables_and_a_custom_one_from_config(store, tmp_path, store_url):
+def test_benchmark_tables_and_a_custom_one_from_config(store, tmp_path, store_url, gatewatch):
     from analysis.tiers import BENCHMARKS, benchmark_from_mapping, get_benchmark
 
     window = window_between(date(2024, 3, 4), date(2024, 3, 18))

@@ -23,7 +23,6 @@ from collector.timeutil import utcnow
 from collector.config import config_from_mapping
 from gates.policy import PolicyError, policy_from_mapping
 from gatewatch import api
-from tests.test_cli_store import gatewatch
 
 ALWAYS = {"timezone": "UTC", "allow": ["Mon-Sun 00:00-24:00"]}
 FROZEN = {"timezone": "UTC", "freeze": [{"from": "2000-01-01", "to": "2100-01-01", "reason": "test freeze"}]}
@@ -362,7 +361,8 @@ def test_promote_and_hold_run_no_rollback_actions_and_hold_actions_run_on_the_fi
     assert second.first and second.attempt == 2 and second.actions == []
 
 
-def test_cli_prints_each_action_and_action_failed_on_stderr_with_the_decisions_exit_code(tmp_path, store_url):
+def test_cli_prints_each_action_and_action_failed_on_stderr_with_the_decisions_exit_code(tmp_path, store_url,
+                                                                                         gatewatch):
     with Hook(default=503) as failing, Hook() as ok:
         policy = {"name": "checkout-prod", "checks": [{"deploy_window": FROZEN, "on_fail": "rollback"}],
                   "actions": [{"webhook": {"url": ok.url}},
@@ -377,7 +377,7 @@ def test_cli_prints_each_action_and_action_failed_on_stderr_with_the_decisions_e
     assert "ACTION FAILED (earlier, not retried)" in again.stderr and len(ok.requests) == 1
 
 
-def test_cli_param_gives_the_action_its_deployment_id_and_a_bad_param_is_a_usage_error(tmp_path, store_url):
+def test_cli_param_gives_the_action_its_deployment_id_and_a_bad_param_is_a_usage_error(tmp_path, store_url, gatewatch):
     """`--param` reaches the action: StopDeployment goes (as botocore sends it) to a local endpoint."""
     with Hook() as endpoint:
         policy = {"name": "checkout-prod", "checks": [{"deploy_window": FROZEN, "on_fail": "rollback"}],

@@ -28,8 +28,7 @@ from collector.models import canary_runs, gate_decisions
 from collector.webhooks import create_app
 from gates.service import load_policies
 from gates.views import build_router
-from tests.processes import free_port
-from tests.test_serve_process import wait_until_healthy
+from tests.processes import free_port, wait_until_healthy
 
 TOKEN = "gate-t0ken-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from tests.test_cli_store import gatewatch
 
 CANARY = {"metrics": [{"name": "latency", "direction": "increase", "tolerance": 0.1, "critical": True}]}
 
@@ -38,7 +37,7 @@ def setup(tmp_path, canary_shift: float, errors_per_minute: int = 0, window: str
     return str(tmp_path / "gate.yaml")
 
 
-def test_healthy_deployment_is_promoted_and_retries_return_the_stored_decision(tmp_path, store_url):
+def test_healthy_deployment_is_promoted_and_retries_return_the_stored_decision(tmp_path, store_url, gatewatch):
     policy = setup(tmp_path, 1.0)
     outputs, summary = tmp_path / "out.txt", tmp_path / "summary.md"
     env = {"GITHUB_OUTPUT": str(outputs), "GITHUB_STEP_SUMMARY": str(summary)}
@@ -54,14 +53,14 @@ def test_healthy_deployment_is_promoted_and_retries_return_the_stored_decision(t
     assert again["id"] == first["id"] and again["decision"] == "promote" and again["replayed"] is True
 
 
-def test_regressed_canary_rolls_back(tmp_path, store_url):
+def test_regressed_canary_rolls_back(tmp_path, store_url, gatewatch):
     res = gatewatch("--db", store_url, "gate", "check", "--policy", setup(tmp_path, 1.4), "--json")
     assert res.returncode == 1
     out = json.loads(res.stdout)
     assert out["decision"] == "rollback" and out["reasons"][0].startswith("canary: canary fail")
 
 
-def test_fast_burn_rolls_back_and_a_closed_window_holds(tmp_path, store_url):
+def test_fast_burn_rolls_back_and_a_closed_window_holds(tmp_path, store_url, gatewatch):
     burning = json.loads(gatewatch("--db", store_url, "gate", "check", "--policy",
                                    setup(tmp_path, 1.0, errors_per_minute=30), "--json").stdout)
     assert burning["decision"] == "rollback" and "burn_rate" in burning["reasons"][0]
@@ -72,7 +71,7 @@ def test_fast_burn_rolls_back_and_a_closed_window_holds(tmp_path, store_url):
         assert closed.returncode == 3 and json.loads(closed.stdout)["decision"] == "hold"
 
 
-def test_missing_telemetry_holds_never_promotes(tmp_path, store_url):
+def test_missing_telemetry_holds_never_promotes(tmp_path, store_url, gatewatch):
     res = gatewatch("--db", store_url, "gate", "check", "--policy", setup(tmp_path, 1.0, sli=False), "--json")
     out = json.loads(res.stdout)
     assert res.returncode == 3 and out["decision"] == "hold"
@@ -82,13 +81,13 @@ def test_missing_telemetry_holds_never_promotes(tmp_path, store_url):
     assert json.loads(ignoring.stdout)["decision"] == "promote"
 
 
-def test_bad_policy_exits_2_naming_the_field(tmp_path, store_url):
+def test_bad_policy_exits_2_naming_the_field(tmp_path, store_url, gatewatch):
     (tmp_path / "gate.yaml").write_text("name: g\nchecks:\n  - burn_rate: {slo: s.yaml}\n    on_fail: page\n")
     res = gatewatch("--db", store_url, "gate", "check", "--policy", str(tmp_path / "gate.yaml"))
     assert res.returncode == 2 and "checks[0].on_fail" in res.stderr and "Traceback" not in res.stderr
 
 
-def test_a_held_key_is_evaluated_again_and_a_final_decision_is_kept(tmp_path, store_url):
+def test_a_held_key_is_evaluated_again_and_a_final_decision_is_kept(tmp_path, store_url, gatewatch):
     args = ("--db", store_url, "gate", "check", "--key", "run-7", "--json", "--policy")
     held = json.loads(gatewatch(*args, setup(tmp_path, 1.0, sli=False)).stdout)
     assert held["decision"] == "hold" and held["attempt"] == 1

@@ -8,16 +8,14 @@ import pytest
 import yaml
 
 from tests import prometheus_server
-from tests.test_cli_store import gatewatch
-from tests.test_slo_files import MINUTES, checkout_bad, families, window_counts
-from tests.test_telemetry_prometheus import CONFIG
+from tests.prometheus_server import CANARY_CONFIG as CONFIG
+from tests.prometheus_server import MINUTES, checkout_bad, window_counts
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    srv = prometheus_server.start(tmp_path_factory.mktemp("prometheus"), extra=families)
-    yield srv
-    srv.stop()
+@pytest.fixture
+def server(prometheus_recent):
+    """This module's own Prometheus (conftest): `gate check` reads the history at now, so it must be recent."""
+    return prometheus_recent
 
 
 def slo(job: str, url: str) -> dict:
@@ -39,14 +37,14 @@ def policy(tmp_path, url: str, job: str = "checkout", slo_url: str | None = None
     return str(tmp_path / "gate.yaml")
 
 
-def check(store_url: str, gate: str, *extra: str):
+def check(gatewatch, store_url: str, gate: str, *extra: str):
     res = gatewatch("--db", store_url, "gate", "check", "--policy", gate, "--json", *extra)
     return res, (json.loads(res.stdout) if res.stdout else None)
 
 
-def test_regressed_canary_rolls_back_and_a_healthy_one_promotes(server, tmp_path, store_url):
+def test_regressed_canary_rolls_back_and_a_healthy_one_promotes(server, tmp_path, store_url, gatewatch):
     gate = policy(tmp_path, server.url)
-    res, out = check(store_url, gate)
+    res, out = check(gatewatch, store_url, gate)
     assert res.returncode == 1, res.stderr
     assert out["decision"] == "rollback" and out["reasons"][0].startswith("canary: canary fail")
     statuses = {c["name"]: c["status"] for c in out["checks"]}
@@ -57,22 +55,23 @@ def test_regressed_canary_rolls_back_and_a_healthy_one_promotes(server, tmp_path
     assert budget["slo"] == "checkout/availability" and out["evidence"]["canary_run_id"]
     human = gatewatch("--db", store_url, "gate", "check", "--policy", gate)
     assert human.returncode == 1 and "decision: ROLLBACK" in human.stdout
-    res, out = check(store_url, gate, "--canary", 'version="v2"')  # the caller's scope: the healthy version
+    # the caller's scope: the healthy version
+    res, out = check(gatewatch, store_url, gate, "--canary", 'version="v2"')
     assert res.returncode == 0, res.stderr
     assert out["decision"] == "promote" and [c["status"] for c in out["checks"]] == ["pass"] * 3
 
 
-def test_a_burning_slo_rolls_back_a_healthy_canary(server, tmp_path, store_url):
-    res, out = check(store_url, policy(tmp_path, server.url, job="api", canary='version="v2"'))
+def test_a_burning_slo_rolls_back_a_healthy_canary(server, tmp_path, store_url, gatewatch):
+    res, out = check(gatewatch, store_url, policy(tmp_path, server.url, job="api", canary='version="v2"'))
     assert res.returncode == 1, res.stderr
     statuses = {c["name"]: c["status"] for c in out["checks"]}
     assert statuses == {"canary": "pass", "error_budget": "pass", "burn_rate": "fail"}
     assert out["decision"] == "rollback" and "over 6h" in out["reasons"][0] and "exceed 6.0x" in out["reasons"][0]
 
 
-def test_telemetry_outage_holds_and_never_promotes(server, tmp_path, store_url):
+def test_telemetry_outage_holds_and_never_promotes(server, tmp_path, store_url, gatewatch):
     closed = f"http://127.0.0.1:{prometheus_server.free_port()}"
-    res, out = check(store_url, policy(tmp_path, server.url, slo_url=closed, canary='version="v2"'))
+    res, out = check(gatewatch, store_url, policy(tmp_path, server.url, slo_url=closed, canary='version="v2"'))
     assert res.returncode == 3, res.stderr
     checks = {c["name"]: c for c in out["checks"]}
     assert out["decision"] == "hold" and checks["canary"]["status"] == "pass"

@@ -18,7 +18,6 @@ from analysis.windows import window_between
 from collector.canary_runs import list_runs, load_run
 from collector.db import create_store_engine
 from collector.loaders import Scope, load_dora_frames
-from tests.test_cli_store import gatewatch
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 END = "2025-06-02"
@@ -26,11 +25,9 @@ PROBE = "__probe__ = "
 
 
 @pytest.fixture(scope="module")
-def demo_store(tmp_path_factory) -> str:
-    folder = tmp_path_factory.mktemp("notebooks")
-    url = f"sqlite:///{folder / 'gatewatch.db'}"
-    res = gatewatch("--db", url, "demo", "--services", "4", "--days", "60", "--end", END, cwd=folder)
-    assert res.returncode == 0, res.stderr
+def demo_store(demo_stores) -> str:
+    """A demo store built once per session (conftest's demo_stores); the notebooks only read it."""
+    url, _ = demo_stores("--services", "4", "--days", "60", "--end", END)
     return url
 
 

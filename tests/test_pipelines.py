@@ -103,13 +103,12 @@ def test_empty_frames_give_no_data_not_zero():
     assert r["flaky_stages"] == [] and r["per_stage"] == []
 
 
-def test_pipelines_cli_over_real_codepipeline_events(tmp_path, store_url):
+def test_pipelines_cli_over_real_codepipeline_events(tmp_path, store_url, gatewatch):
     """The published CodePipeline examples (one execution whose Prod deploy failed, then passed on a
     retry) through the store and `gatewatch pipelines --json`."""
     import json
 
     from tests.conftest import fixture_path
-    from tests.test_cli_store import gatewatch
 
     events = fixture_path("aws/codepipeline-execution.eventbridge.ndjson")
     assert gatewatch("--db", store_url, "ingest", str(events)).returncode == 0

@@ -6,28 +6,13 @@ import hmac
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 from sqlalchemy import create_engine, text
 
 from tests.conftest import fixture_path
-from tests.processes import free_port
-
-
-def wait_until_healthy(url: str, proc: subprocess.Popen, deadline: float = 30.0) -> None:
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise AssertionError(f"gatewatch serve exited: {proc.stderr.read()}")
-        try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)  # polling a server that is starting up: there is no event to wait on
-    raise AssertionError("gatewatch serve did not become healthy in time")
+from tests.processes import free_port, wait_until_healthy
 
 
 def test_signed_github_delivery_through_a_real_server(tmp_path):

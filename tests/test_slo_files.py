@@ -19,7 +19,7 @@ from analysis.slo import SloError, slo_from_mapping
 from gatewatch.errors import ConfigError, SourceUnavailable
 from collector.telemetry.sli import budget_history, load_slo, load_slos, slo_status
 from tests import prometheus_server
-from tests.test_cli_store import gatewatch
+from tests.prometheus_server import MINUTES, PER_MINUTE, api_bad, window_counts
 
 
 def run(*args: str) -> SimpleNamespace:
@@ -40,34 +40,7 @@ def run(*args: str) -> SimpleNamespace:
         sys.argv = saved
     return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
 
-# --- the history: minute i is the interval (end - (i+1) min, end - i min] ------------------------------
-# Every counter starts at 0 at the first sample, so Prometheus' increase() over a window ending on a
-# sample is exactly the sum of that window's minutes.
-
-MINUTES = 3 * 1440 + 60  # history length: the longest burn-rate window (3d) and an hour more
-PER_MINUTE = 1000  # requests per minute of each job
-
-
-def api_bad(i: int) -> int:
-    """job="api" errors in minute i: 30/min in the last 5 minutes, 8/min back to 6 hours, none before."""
-    return 30 if i < 5 else 8 if i < 360 else 0
-
-
-def checkout_bad(i: int) -> int:
-    """job="checkout" errors: one every ten minutes (a 0.1x burn of a 99.9% objective)."""
-    return 1 if i % 10 == 0 else 0
-
-
-def api_slow(i: int) -> int:
-    """job="api" requests slower than 0.3 s: 50/min in the last hour, 5/min before."""
-    return 50 if i < 60 else 5
-
-
-def window_counts(bad, minutes: int, offset: int = 0) -> tuple[int, int]:
-    """(good, total) of the minutes offset .. offset+minutes-1 before the end (clipped to the history)."""
-    span = range(offset, min(offset + minutes, MINUTES))
-    return sum(PER_MINUTE - bad(i) for i in span), PER_MINUTE * len(span)
-
+# --- the history: tests.prometheus_server's (`families`), served by conftest's `prometheus` ------------
 
 def minute_frame(bad, end: datetime) -> pd.DataFrame:
     """The same counts as a CSV SLI frame: one row per minute, stamped with the minute's end."""
@@ -75,45 +48,10 @@ def minute_frame(bad, end: datetime) -> pd.DataFrame:
                          "good": [PER_MINUTE - bad(i) for i in range(MINUTES)], "total": PER_MINUTE})
 
 
-def families(end: datetime) -> list[str]:
-    """OpenMetrics lines: http_requests_total per job and code, and the latency histogram of two jobs."""
-    stamps = [end - timedelta(minutes=j) for j in range(MINUTES, -1, -1)]  # oldest first
-
-    def cumulative(per_minute) -> list[int]:
-        """Counter values at each stamp: the value at end - j min counts minutes j .. MINUTES-1."""
-        values, running = [], 0
-        for j in range(MINUTES, -1, -1):
-            values.append(running)
-            if j > 0:
-                running += per_minute(j - 1)
-        return values
-
-    counters = {("api", "200"): cumulative(lambda i: PER_MINUTE - api_bad(i)),
-                ("api", "500"): cumulative(api_bad),
-                ("checkout", "200"): cumulative(lambda i: PER_MINUTE - checkout_bad(i)),
-                ("checkout", "503"): cumulative(checkout_bad)}
-    lines = ["# HELP http_requests Requests served.", "# TYPE http_requests counter"]
-    for k, t in enumerate(stamps):
-        for (job, code), values in counters.items():
-            lines.append(f'http_requests_total{{job="{job}",code="{code}"}} {values[k]} {t.timestamp():.3f}')
-    fast = {"api": cumulative(lambda i: PER_MINUTE - api_slow(i)), "batch": cumulative(lambda i: 0)}
-    count = cumulative(lambda i: PER_MINUTE)
-    lines += ["# HELP http_request_duration_seconds Request latency.",
-              "# TYPE http_request_duration_seconds histogram"]
-    for k, t in enumerate(stamps):
-        for job in ("api", "batch"):
-            ts = f"{t.timestamp():.3f}"
-            lines += [f'http_request_duration_seconds_bucket{{job="{job}",le="0.3"}} {fast[job][k]} {ts}',
-                      f'http_request_duration_seconds_bucket{{job="{job}",le="+Inf"}} {count[k]} {ts}',
-                      f'http_request_duration_seconds_count{{job="{job}"}} {count[k]} {ts}']
-    return lines
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    srv = prometheus_server.start(tmp_path_factory.mktemp("prometheus"), extra=families)
-    yield srv
-    srv.stop()
+@pytest.fixture
+def server(prometheus):
+    """This module's Prometheus: the session's server (conftest), read at server.end or other fixed times."""
+    return prometheus
 
 
 def write_slo(folder: Path, name: str, body: dict) -> Path:
@@ -294,7 +232,7 @@ def test_unreachable_server_and_query_errors_raise_source_unavailable(server, tm
 
 # --- gatewatch slo status ------------------------------------------------------------------------------
 
-def test_slo_status_cli_json_and_exit_codes(server, tmp_path):
+def test_slo_status_cli_json_and_exit_codes(server, tmp_path, gatewatch):
     path = write_slo(tmp_path, "availability", api_availability(server.url))
     res = gatewatch("slo", "status", "--slo", str(path), "--at", server.end.isoformat(), "--json")
     assert res.returncode == 1, res.stderr  # the 6x pair fires
@@ -317,7 +255,7 @@ def test_slo_status_cli_json_and_exit_codes(server, tmp_path):
     assert ok.returncode == 0 and "status: OK" in ok.stdout
 
 
-def test_slo_status_cli_exhausted_budget_outage_and_usage_errors(server, tmp_path):
+def test_slo_status_cli_exhausted_budget_outage_and_usage_errors(server, tmp_path, gatewatch):
     at = datetime.fromisoformat("2024-05-29T12:00:00+00:00")
     frame = pd.DataFrame({"timestamp": [(at - timedelta(days=5, minutes=i)).isoformat() for i in range(60)],
                           "good": 900, "total": 1000})  # a bad hour five days ago: 6,000 bad events

@@ -4,11 +4,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import boto3
-import httpx
 import numpy as np
 import pytest
 from botocore.config import Config as BotoConfig
-from moto.server import ThreadedMotoServer
 
 from analysis.canary import config_from_mapping, judge
 from collector.telemetry import cloudwatch
@@ -21,18 +19,9 @@ END = datetime.now(timezone.utc).replace(second=0, microsecond=0)
 START = END - timedelta(hours=3)
 
 
-@pytest.fixture(scope="module")
-def moto_url():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 @pytest.fixture
 def client(moto_url):
-    httpx.post(f"{moto_url}/moto-api/reset")
+    """CloudWatch on the session's moto server, reset for this test (conftest's moto_url)."""
     return boto3.client("cloudwatch", region_name="us-east-1", endpoint_url=moto_url,
                         config=BotoConfig(retries={"max_attempts": 1}))
 
@@ -117,10 +106,8 @@ def canary_config(tmp_path):
     return str(path)
 
 
-def test_canary_run_from_cloudwatch_through_the_cli(client, moto_url, tmp_path, store_url, monkeypatch):
+def test_canary_run_from_cloudwatch_through_the_cli(client, moto_url, tmp_path, store_url, monkeypatch, gatewatch):
     import json
-
-    from tests.test_cli_store import gatewatch
 
     rng = np.random.default_rng(9)
     put(client, "v1", rng.normal(100, 5, 120))
@@ -159,12 +146,10 @@ def test_canary_run_from_cloudwatch_through_the_cli(client, moto_url, tmp_path, 
     assert res.returncode == 2 and "--region" in res.stderr and "AWS_REGION" in res.stderr, res.stderr
 
 
-def test_gate_canary_check_reads_cloudwatch(client, moto_url, tmp_path, store_url):
+def test_gate_canary_check_reads_cloudwatch(client, moto_url, tmp_path, store_url, gatewatch):
     import json
 
     import yaml
-
-    from tests.test_cli_store import gatewatch
 
     rng = np.random.default_rng(10)
     put(client, "v1", rng.normal(100, 5, 60))

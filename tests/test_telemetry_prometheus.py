@@ -13,24 +13,15 @@ from gatewatch.errors import ConfigError
 from collector.telemetry import prometheus
 from collector.telemetry.scopes import parse_scope, render_query, render_scope
 from tests import prometheus_server
-from tests.test_cli_store import gatewatch
+from tests.prometheus_server import CANARY_CONFIG as CONFIG
 
 STEP = timedelta(seconds=15)
-CONFIG = {
-    "metrics": [
-        {"name": "latency", "query": 'canary_latency_seconds{job="api", {scope}}', "direction": "increase",
-         "tolerance": 0.10, "critical": True, "group": "latency"},
-        {"name": "errors", "test": "proportion", "direction": "increase", "tolerance": 0.5, "group": "errors",
-         "good_query": 'sum(rate(canary_requests_total{job="api", code="500", {scope}}[1m]))',
-         "total_query": 'sum(rate(canary_requests_total{job="api", {scope}}[1m]))'},
-    ]}
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    srv = prometheus_server.start(tmp_path_factory.mktemp("prometheus"))
-    yield srv
-    srv.stop()
+@pytest.fixture
+def server(prometheus):
+    """This module's Prometheus: the session's server (conftest), read between server.start and server.end."""
+    return prometheus
 
 
 def test_scope_rendering_and_injection():
@@ -80,7 +71,7 @@ def test_missing_series_and_stopped_server_give_nodata_never_pass(server):
     assert judge(config, closed.samples, closed.errors).verdict == "nodata"
 
 
-def test_canary_run_cli_against_prometheus(server, tmp_path):
+def test_canary_run_cli_against_prometheus(server, tmp_path, gatewatch):
     import yaml
 
     (tmp_path / "canary.yaml").write_text(yaml.safe_dump(CONFIG))
