@@ -211,3 +211,25 @@ def demo_stores(tmp_path_factory, gatewatch):
         dispose_engines()
         for schema in schemas:
             _drop_schema(schema)
+
+
+# --- the dashboard under AppTest -----------------------------------------------------------------------
+
+@pytest.fixture
+def fresh_dashboard(monkeypatch):
+    """No cached query or configuration survives a dashboard test, and no Gatewatch setting of the
+    environment leaks in. AppTest runs the app as `__main__` and leaves it there, so a later
+    multiprocessing spawn would run the dashboard in its children: the real `__main__` is put back."""
+    import sys
+
+    import streamlit as st
+
+    for name in ("GATEWATCH_DB", "GATEWATCH_CONFIG", "GATEWATCH_SLOS", "GATEWATCH_GATE_POLICIES"):
+        monkeypatch.delenv(name, raising=False)
+    main = sys.modules["__main__"]
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    sys.modules["__main__"] = main

@@ -38,19 +38,8 @@ def demo_store(request, demo_stores):
 
 
 @pytest.fixture(autouse=True)
-def fresh_caches(monkeypatch):
-    """Each test sees its own store: no cached query or configuration survives it. AppTest runs the app
-    as `__main__` and leaves it there, so a later multiprocessing spawn would run the dashboard in its
-    children: the real `__main__` is put back."""
-    for name in ("GATEWATCH_DB", "GATEWATCH_CONFIG", "GATEWATCH_SLOS", "GATEWATCH_GATE_POLICIES"):
-        monkeypatch.delenv(name, raising=False)
-    main = sys.modules["__main__"]
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    sys.modules["__main__"] = main
+def _fresh(fresh_dashboard):
+    """Every test here starts with empty dashboard caches and no Gatewatch environment."""
 
 
 def app(monkeypatch, url: str, folder: Path | None = None, tmp_path: Path | None = None) -> AppTest:

@@ -2,12 +2,10 @@
 that may only SELECT, and it leaves a new store as it found it."""
 from __future__ import annotations
 
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from sqlalchemy import create_engine, inspect, text
 from streamlit.testing.v1 import AppTest
 
@@ -19,16 +17,8 @@ PAGES = ["views/executive.py", "views/oncall.py", "views/pipelines.py", "views/c
 
 
 @pytest.fixture(autouse=True)
-def fresh_caches(monkeypatch):
-    for name in ("GATEWATCH_DB", "GATEWATCH_CONFIG", "GATEWATCH_SLOS", "GATEWATCH_GATE_POLICIES"):
-        monkeypatch.delenv(name, raising=False)
-    main = sys.modules["__main__"]
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    sys.modules["__main__"] = main
+def _fresh(fresh_dashboard):
+    """Every test here starts with empty dashboard caches and no Gatewatch environment."""
 
 
 def _admin():
