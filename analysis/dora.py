@@ -5,6 +5,7 @@ recovery time, rework rate) over a window, from DataFrames; definitions in the R
 not depend on the window (which deployments failed, when each recovered, each change's lead time)
 is done once in `annotate`, so a series of buckets costs a few masks per bucket.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -72,8 +73,9 @@ class Annotated:
     changes: pd.DataFrame  # + lead_hours
 
 
-def _link_incidents(deps: pd.DataFrame, incidents: pd.DataFrame, commit_links: pd.DataFrame,
-                    link_window: timedelta) -> pd.Series:
+def _link_incidents(
+    deps: pd.DataFrame, incidents: pd.DataFrame, commit_links: pd.DataFrame, link_window: timedelta
+) -> pd.Series:
     """The deployment each incident is linked to (index of `incidents`), or NaN."""
     if incidents.empty:
         return pd.Series(index=incidents.index, dtype="object")
@@ -82,10 +84,14 @@ def _link_incidents(deps: pd.DataFrame, incidents: pd.DataFrame, commit_links: p
 
     by_commit = named.notna() & linked.isna()
     if by_commit.any() and not commit_links.empty:
-        candidates = (incidents.loc[by_commit, ["opened_at", "deployment_id"]].reset_index()
-                      .merge(commit_links.rename(columns={"deployment_id": "dep", "change_id": "deployment_id"}),
-                             on="deployment_id")
-                      .merge(deps[["id", "finished_at"]].rename(columns={"id": "dep"}), on="dep"))
+        candidates = (
+            incidents.loc[by_commit, ["opened_at", "deployment_id"]]
+            .reset_index()
+            .merge(
+                commit_links.rename(columns={"deployment_id": "dep", "change_id": "deployment_id"}), on="deployment_id"
+            )
+            .merge(deps[["id", "finished_at"]].rename(columns={"id": "dep"}), on="dep")
+        )
         # The deployment that shipped the commit: the latest one containing it that finished before
         # the incident opened, else the first one containing it.
         before = candidates[candidates["finished_at"] <= candidates["opened_at"]]
@@ -95,12 +101,23 @@ def _link_incidents(deps: pd.DataFrame, incidents: pd.DataFrame, commit_links: p
 
     unlinked = named.isna()
     if unlinked.any() and not deps.empty:
-        left = (incidents.loc[unlinked, ["service", "opened_at"]].reset_index()
-                .dropna(subset=["opened_at", "service"]).sort_values("opened_at"))
+        left = (
+            incidents.loc[unlinked, ["service", "opened_at"]]
+            .reset_index()
+            .dropna(subset=["opened_at", "service"])
+            .sort_values("opened_at")
+        )
         right = deps[["service", "finished_at", "id"]].dropna(subset=["finished_at"]).sort_values("finished_at")
-        matched = pd.merge_asof(left, right, left_on="opened_at", right_on="finished_at", by="service",
-                                direction="backward", allow_exact_matches=False,
-                                tolerance=pd.Timedelta(link_window))
+        matched = pd.merge_asof(
+            left,
+            right,
+            left_on="opened_at",
+            right_on="finished_at",
+            by="service",
+            direction="backward",
+            allow_exact_matches=False,
+            tolerance=pd.Timedelta(link_window),
+        )
         linked = linked.fillna(matched.set_index("index")["id"].reindex(linked.index))
     return linked
 
@@ -177,15 +194,21 @@ def summarise(ann: Annotated, window: Window, benchmark: Benchmark) -> dict[str,
     deps = ann.deployments
     in_window = _in(deps["finished_at"], window)
     d = deps.loc[in_window, list(_SUMMARISED)]  # not the text columns: taking those costs most
-    n = int(len(d))
+    n = len(d)
     days = window.calendar_days
     out: dict[str, Any] = {"window": window.as_dict()}
 
     if n == 0:
         reason = "no production deployments (success or rolled_back) finished in the window"
-        out["deployment_frequency"] = {"deployments": 0, "per_day": None, "per_week": None,
-                                       "deploy_day_share": None, "weekly_median": None, "tier": None,
-                                       "reason": reason}
+        out["deployment_frequency"] = {
+            "deployments": 0,
+            "per_day": None,
+            "per_week": None,
+            "deploy_day_share": None,
+            "weekly_median": None,
+            "tier": None,
+            "reason": reason,
+        }
     else:
         local = d["finished_at"].dt.tz_convert(window.tz).dt.tz_localize(None).dt.normalize()
         local_days = local.nunique()
@@ -199,13 +222,16 @@ def summarise(ann: Annotated, window: Window, benchmark: Benchmark) -> dict[str,
             weekly_median = None
         per_day = n / days
         out["deployment_frequency"] = {
-            "deployments": n, "per_day": round(per_day, 4), "per_week": round(per_day * 7, 4),
-            "deploy_day_share": round(local_days / window.calendar_days, 4), "weekly_median": weekly_median,
-            "tier": benchmark.tier("deployment_frequency", per_day)}
+            "deployments": n,
+            "per_day": round(per_day, 4),
+            "per_week": round(per_day * 7, 4),
+            "deploy_day_share": round(local_days / window.calendar_days, 4),
+            "weekly_median": weekly_median,
+            "tier": benchmark.tier("deployment_frequency", per_day),
+        }
         if weekly_median is None:
             out["deployment_frequency"]["reason"] = "window shorter than a week: no weekly median"
 
-    changes = ann.changes
     lead = window_lead_hours(ann, window)
     out["lead_time"] = {"changes": int(lead.size), **_stats(lead, (50, 75, 90))}
     out["lead_time"]["tier"] = benchmark.tier("lead_time", out["lead_time"]["median_hours"])
@@ -215,20 +241,30 @@ def summarise(ann: Annotated, window: Window, benchmark: Benchmark) -> dict[str,
     failed = d["failed"]
     n_failed = int(failed.sum())
     rate = n_failed / n if n else None
-    out["change_failure_rate"] = {"failed": n_failed, "deployments": n,
-                                  "rate": None if rate is None else round(rate, 4),
-                                  "tier": benchmark.tier("change_failure_rate", rate)}
+    out["change_failure_rate"] = {
+        "failed": n_failed,
+        "deployments": n,
+        "rate": None if rate is None else round(rate, 4),
+        "tier": benchmark.tier("change_failure_rate", rate),
+    }
     if n == 0:
         out["change_failure_rate"]["reason"] = "no deployments in the window"
 
     failures = d.loc[failed]
     recovered = failures["recovery_hours"].dropna().to_numpy(dtype=float)
-    out["recovery_time"] = {"failures": n_failed, "recovered": int(recovered.size),
-                            "open": int(failures["open_failure"].sum()), **_stats(recovered, (50, 90))}
+    out["recovery_time"] = {
+        "failures": n_failed,
+        "recovered": int(recovered.size),
+        "open": int(failures["open_failure"].sum()),
+        **_stats(recovered, (50, 90)),
+    }
     out["recovery_time"]["tier"] = benchmark.tier("recovery_time", out["recovery_time"]["median_hours"])
     if recovered.size == 0:
-        out["recovery_time"]["reason"] = ("no failed deployments in the window" if n_failed == 0
-                                          else "no failed deployment of the window has recovered yet")
+        out["recovery_time"]["reason"] = (
+            "no failed deployments in the window"
+            if n_failed == 0
+            else "no failed deployment of the window has recovered yet"
+        )
 
     rework = int(d["rework"].sum())
     out["rework_rate"] = {"rework": rework, "deployments": n, "rate": round(rework / n, 4) if n else None}
@@ -237,17 +273,26 @@ def summarise(ann: Annotated, window: Window, benchmark: Benchmark) -> dict[str,
     return out
 
 
-def report(frames: DoraFrames, window: Window, *, by: str | None = None,
-           benchmark: Benchmark | str | None = None,
-           link_window: timedelta = DEFAULT_LINK_WINDOW) -> dict[str, Any]:
+def report(
+    frames: DoraFrames,
+    window: Window,
+    *,
+    by: str | None = None,
+    benchmark: Benchmark | str | None = None,
+    link_window: timedelta = DEFAULT_LINK_WINDOW,
+) -> dict[str, Any]:
     """The DORA report for `window` (and, with `by` = day|week|month, a series of buckets)."""
-    return report_annotated(annotate(frames, link_window), window, by=by, benchmark=benchmark,
-                            link_window=link_window)
+    return report_annotated(annotate(frames, link_window), window, by=by, benchmark=benchmark, link_window=link_window)
 
 
-def report_annotated(ann: Annotated, window: Window, *, by: str | None = None,
-                     benchmark: Benchmark | str | None = None,
-                     link_window: timedelta = DEFAULT_LINK_WINDOW) -> dict[str, Any]:
+def report_annotated(
+    ann: Annotated,
+    window: Window,
+    *,
+    by: str | None = None,
+    benchmark: Benchmark | str | None = None,
+    link_window: timedelta = DEFAULT_LINK_WINDOW,
+) -> dict[str, Any]:
     """`report` from frames already annotated with `link_window` (drill-downs reuse them)."""
     bench = benchmark if isinstance(benchmark, Benchmark) else get_benchmark(benchmark)
     out = summarise(ann, window, bench)
@@ -271,6 +316,15 @@ def window_lead_hours(ann: Annotated, window: Window) -> np.ndarray:
     return ann.changes.loc[_in(ann.changes["first_deployed_at"], window), "lead_hours"].to_numpy(dtype=float)
 
 
-__all__ = ["DoraFrames", "Annotated", "annotate", "summarise", "report", "report_annotated", "window_deployments",
-           "window_lead_hours",
-           "empty_frame", "DEFAULT_LINK_WINDOW"]
+__all__ = [
+    "DEFAULT_LINK_WINDOW",
+    "Annotated",
+    "DoraFrames",
+    "annotate",
+    "empty_frame",
+    "report",
+    "report_annotated",
+    "summarise",
+    "window_deployments",
+    "window_lead_hours",
+]

@@ -2,6 +2,7 @@
 rate, time to deploy, time to rollback, build duration, queue time, approval latency, flaky stages,
 per pipeline and per stage. Definitions in the README.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -45,8 +46,13 @@ def duration_stats(hours: pd.Series) -> dict[str, Any]:
     if values.size == 0:
         return {"count": 0, "median_hours": None, "p90_hours": None, "mean_hours": None, "max_hours": None}
     median, p90 = np.percentile(values, [50, 90])
-    return {"count": int(values.size), "median_hours": round(float(median), 4), "p90_hours": round(float(p90), 4),
-            "mean_hours": round(float(values.mean()), 4), "max_hours": round(float(values.max()), 4)}
+    return {
+        "count": int(values.size),
+        "median_hours": round(float(median), 4),
+        "p90_hours": round(float(p90), 4),
+        "mean_hours": round(float(values.mean()), 4),
+        "max_hours": round(float(values.max()), 4),
+    }
 
 
 def _hours(frame: pd.DataFrame, end: str = "finished_at", start: str = "started_at") -> pd.Series:
@@ -66,20 +72,23 @@ def flaky_stages(stages: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     columns = ["service", "pipeline", "stage", "revision", "failures", "retried_within_run"]
     if stages.empty:
         return pd.DataFrame(columns=columns)
-    joined = stages.merge(runs[["id", "service", "pipeline", "revision"]], left_on="pipeline_run_id", right_on="id",
-                          suffixes=("", "_run"))
+    joined = stages.merge(
+        runs[["id", "service", "pipeline", "revision"]], left_on="pipeline_run_id", right_on="id", suffixes=("", "_run")
+    )
     within = joined[joined["failed_once"].fillna(False).astype(bool) & joined["status"].eq("succeeded")]
-    within = within.assign(failures=1, retried_within_run=True)[["service", "pipeline", "name", "revision",
-                                                                 "failures", "retried_within_run"]]
+    within = within.assign(failures=1, retried_within_run=True)[
+        ["service", "pipeline", "name", "revision", "failures", "retried_within_run"]
+    ]
     across = joined.dropna(subset=["revision"]).sort_values("started_at")
     groups = across.groupby(["service", "pipeline", "name", "revision"], sort=True, dropna=False)
     rows = []
     for (service, pipeline, name, revision), group in groups:
         statuses = group["status"].tolist()
-        if "failed" in statuses and "succeeded" in statuses[statuses.index("failed"):]:
+        if "failed" in statuses and "succeeded" in statuses[statuses.index("failed") :]:
             rows.append((service, pipeline, name, revision, statuses.count("failed"), False))
-    frame = pd.concat([within.rename(columns={"name": "stage"}),
-                       pd.DataFrame(rows, columns=columns)], ignore_index=True)
+    frame = pd.concat(
+        [within.rename(columns={"name": "stage"}), pd.DataFrame(rows, columns=columns)], ignore_index=True
+    )
     keys = ["service", "pipeline", "stage", "revision"]
     return frame.drop_duplicates(keys).sort_values(keys)
 
@@ -92,15 +101,21 @@ def report(frames: PipelineFrames, window: Window) -> dict[str, Any]:
     d = deps[_in(deps["finished_at"], window)]
     attempted = d[d["status"].isin(ATTEMPTED_DEPLOYMENT)]
     completed = int(attempted["status"].isin(COMPLETED_DEPLOYMENT).sum())
-    out["deployments"] = {"attempted": int(len(attempted)), "successful": completed,
-                          "failed": int(attempted["status"].eq("failure").sum()),
-                          "canceled": int(attempted["status"].eq("canceled").sum()),
-                          "success_rate": _rate(completed, len(attempted))}
+    out["deployments"] = {
+        "attempted": len(attempted),
+        "successful": completed,
+        "failed": int(attempted["status"].eq("failure").sum()),
+        "canceled": int(attempted["status"].eq("canceled").sum()),
+        "success_rate": _rate(completed, len(attempted)),
+    }
 
     finished = runs[_in(runs["finished_at"], window) & runs["status"].isin(FINISHED_RUN)]
     failed_runs = int(finished["status"].eq("failed").sum())
-    out["pipeline_runs"] = {"finished": int(len(finished)), "failed": failed_runs,
-                            "failed_rate": _rate(failed_runs, len(finished))}
+    out["pipeline_runs"] = {
+        "finished": len(finished),
+        "failed": failed_runs,
+        "failed_rate": _rate(failed_runs, len(finished)),
+    }
 
     prod = d[d["production"].fillna(False).astype(bool) & d["status"].isin(COMPLETED_DEPLOYMENT)]
     out["time_to_deploy"] = duration_stats(_hours(prod, "finished_at", "first_committed_at"))
@@ -110,8 +125,12 @@ def report(frames: PipelineFrames, window: Window) -> dict[str, Any]:
     run_ids = set(runs.loc[_in(runs["started_at"], window) | _in(runs["finished_at"], window), "id"])
     s = stages[stages["pipeline_run_id"].isin(run_ids)]
     a = actions[actions["pipeline_run_id"].isin(run_ids)]
-    builds = pd.concat([s[s["category"].eq("build")], a[a["category"].eq("build") & ~a["stage_run_id"].isin(
-        s.loc[s["category"].eq("build"), "id"])]])
+    builds = pd.concat(
+        [
+            s[s["category"].eq("build")],
+            a[a["category"].eq("build") & ~a["stage_run_id"].isin(s.loc[s["category"].eq("build"), "id"])],
+        ]
+    )
     out["build_duration"] = duration_stats(_hours(builds))
     first_action = a.groupby("pipeline_run_id")["started_at"].min()
     scoped = runs[runs["id"].isin(run_ids)].set_index("id")
@@ -132,30 +151,48 @@ def _per_pipeline(runs: pd.DataFrame) -> list[dict[str, Any]]:
     for (service, pipeline), group in runs.groupby(["service", "pipeline"], sort=True, dropna=False):
         finished = group[group["status"].isin(FINISHED_RUN)]
         failed = int(finished["status"].eq("failed").sum())
-        rows.append({"service": service, "pipeline": pipeline, "runs": int(len(group)), "finished": int(len(finished)),
-                     "failed": failed, "failed_rate": _rate(failed, len(finished)),
-                     "success_rate": _rate(int(finished["status"].eq("succeeded").sum()), len(finished)),
-                     "duration": duration_stats(_hours(finished))})
+        rows.append(
+            {
+                "service": service,
+                "pipeline": pipeline,
+                "runs": len(group),
+                "finished": len(finished),
+                "failed": failed,
+                "failed_rate": _rate(failed, len(finished)),
+                "success_rate": _rate(int(finished["status"].eq("succeeded").sum()), len(finished)),
+                "duration": duration_stats(_hours(finished)),
+            }
+        )
     return rows
 
 
 def _per_stage(stages: pd.DataFrame, runs: pd.DataFrame, flaky: pd.DataFrame) -> list[dict[str, Any]]:
     if stages.empty:
         return []
-    joined = stages.merge(runs[["id", "pipeline", "service"]], left_on="pipeline_run_id", right_on="id",
-                          suffixes=("", "_run"))
-    flaky_counts = (flaky.groupby(["service", "pipeline", "stage"], dropna=False).size() if not flaky.empty
-                    else pd.Series(dtype=int))
+    joined = stages.merge(
+        runs[["id", "pipeline", "service"]], left_on="pipeline_run_id", right_on="id", suffixes=("", "_run")
+    )
+    flaky_counts = (
+        flaky.groupby(["service", "pipeline", "stage"], dropna=False).size()
+        if not flaky.empty
+        else pd.Series(dtype=int)
+    )
     rows = []
     for (service, pipeline, name), group in joined.groupby(["service", "pipeline", "name"], sort=True, dropna=False):
         finished = group[group["status"].isin(FINISHED_RUN)]
-        rows.append({"service": service, "pipeline": pipeline, "stage": name,
-                     "category": group["category"].dropna().iloc[0] if group["category"].notna().any() else None,
-                     "runs": int(len(group)),
-                     "success_rate": _rate(int(finished["status"].eq("succeeded").sum()), len(finished)),
-                     "failed_once": int(group["failed_once"].fillna(False).astype(bool).sum()),
-                     "flaky": int(flaky_counts.get((service, pipeline, name), 0)),
-                     "duration": duration_stats(_hours(finished))})
+        rows.append(
+            {
+                "service": service,
+                "pipeline": pipeline,
+                "stage": name,
+                "category": group["category"].dropna().iloc[0] if group["category"].notna().any() else None,
+                "runs": len(group),
+                "success_rate": _rate(int(finished["status"].eq("succeeded").sum()), len(finished)),
+                "failed_once": int(group["failed_once"].fillna(False).astype(bool).sum()),
+                "flaky": int(flaky_counts.get((service, pipeline, name), 0)),
+                "duration": duration_stats(_hours(finished)),
+            }
+        )
     return rows
 
 
@@ -193,9 +230,13 @@ def stage_breakdown(frames: PipelineFrames, window: Window) -> pd.DataFrame:
     if done.empty:
         return pd.DataFrame(columns=["service", "pipeline", "category", "median_hours"])
     per_run = category_hours(frames.stages, frames.actions, done)
-    return (per_run.groupby(["service", "pipeline"])[list(CATEGORIES)].median().reset_index()
-            .melt(id_vars=["service", "pipeline"], var_name="category", value_name="median_hours")
-            .dropna(subset=["median_hours"]))
+    return (
+        per_run.groupby(["service", "pipeline"])[list(CATEGORIES)]
+        .median()
+        .reset_index()
+        .melt(id_vars=["service", "pipeline"], var_name="category", value_name="median_hours")
+        .dropna(subset=["median_hours"])
+    )
 
 
 def approval_latency_by_pipeline(frames: PipelineFrames, window: Window) -> pd.DataFrame:
@@ -205,17 +246,22 @@ def approval_latency_by_pipeline(frames: PipelineFrames, window: Window) -> pd.D
     a = frames.actions
     approvals = a[a["category"].eq("approval") & a["pipeline_run_id"].isin(done["id"])]
     approvals = approvals.merge(frames.runs[["id", "service", "pipeline"]], left_on="pipeline_run_id", right_on="id")
-    rows = [{"service": key[0], "pipeline": key[1], **duration_stats(_hours(group))}
-            for key, group in approvals.groupby(["service", "pipeline"])]
-    return pd.DataFrame(rows, columns=["service", "pipeline", "count", "median_hours", "p90_hours", "mean_hours",
-                                       "max_hours"])
+    rows = [
+        {"service": key[0], "pipeline": key[1], **duration_stats(_hours(group))}
+        for key, group in approvals.groupby(["service", "pipeline"])
+    ]
+    return pd.DataFrame(
+        rows, columns=["service", "pipeline", "count", "median_hours", "p90_hours", "mean_hours", "max_hours"]
+    )
 
 
 def slowest_runs(runs: pd.DataFrame, window: Window, n: int = 25) -> pd.DataFrame:
     """The `n` longest executions finished in the window, longest first."""
-    return (finished_runs(runs, window).nlargest(n, "hours")
-            [["id", "service", "pipeline", "status", "revision", "started_at", "finished_at", "hours"]]
-            .reset_index(drop=True))
+    return (
+        finished_runs(runs, window)
+        .nlargest(n, "hours")[["id", "service", "pipeline", "status", "revision", "started_at", "finished_at", "hours"]]
+        .reset_index(drop=True)
+    )
 
 
 def running_runs(active: pd.DataFrame, finished: pd.DataFrame, now: pd.Timestamp) -> pd.DataFrame:
@@ -236,6 +282,7 @@ def failing_pipelines(failed: pd.DataFrame, finished: pd.DataFrame) -> pd.DataFr
     if failed.empty or finished.empty:
         return failed
     latest = finished.groupby(["service", "pipeline"])["finished_at"].max()
-    is_latest = [latest.get(key) == at for key, at in zip(zip(failed["service"], failed["pipeline"]),
-                                                          failed["finished_at"])]
+    is_latest = [
+        latest.get(key) == at for key, at in zip(zip(failed["service"], failed["pipeline"]), failed["finished_at"])
+    ]
     return failed[is_latest]

@@ -3,6 +3,7 @@ alerts (Google SRE workbook, "Alerting on SLOs": a pair fires only when both its
 window burn faster than the threshold). Pure: good/total counts in, figures out; the counts come
 from a CSV frame or from a server's window sums (collector.telemetry.sli), through one computation.
 """
+
 from __future__ import annotations
 
 import math
@@ -44,9 +45,15 @@ class BurnRateAlert:
     firing: bool
 
     def to_dict(self) -> dict[str, Any]:
-        return {"long_window": duration_label(self.long_window), "short_window": duration_label(self.short_window),
-                "threshold": self.threshold, "severity": self.severity, "long_burn_rate": self.long_burn_rate,
-                "short_burn_rate": self.short_burn_rate, "firing": self.firing}
+        return {
+            "long_window": duration_label(self.long_window),
+            "short_window": duration_label(self.short_window),
+            "threshold": self.threshold,
+            "severity": self.severity,
+            "long_burn_rate": self.long_burn_rate,
+            "short_burn_rate": self.short_burn_rate,
+            "firing": self.firing,
+        }
 
 
 @dataclass(frozen=True)
@@ -75,12 +82,18 @@ class SloStatus:
         return self.budget_remaining is not None and self.budget_remaining <= 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"objective": self.objective, "window": duration_label(self.window), "at": self.at.isoformat(),
-                "good": self.good, "total": self.total, "sli": self.sli,
-                "error_budget": {"total": self.budget_total, "used": self.budget_used,
-                                 "remaining": self.budget_remaining},
-                "burn_rates": [a.to_dict() for a in self.alerts], "firing": [a.to_dict() for a in self.firing],
-                "reason": self.reason}
+        return {
+            "objective": self.objective,
+            "window": duration_label(self.window),
+            "at": self.at.isoformat(),
+            "good": self.good,
+            "total": self.total,
+            "sli": self.sli,
+            "error_budget": {"total": self.budget_total, "used": self.budget_used, "remaining": self.budget_remaining},
+            "burn_rates": [a.to_dict() for a in self.alerts],
+            "firing": [a.to_dict() for a in self.firing],
+            "reason": self.reason,
+        }
 
 
 label = duration_label
@@ -100,8 +113,10 @@ def fraction(objective: float) -> float:
 
 _METRIC = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 # a plain series selector: name{matchers} or {matchers}, quoted values may hold any character
-_SELECTOR = re.compile(r'\s*(?:[a-zA-Z_:][a-zA-Z0-9_:]*\s*(?:\{(?:[^{}"]|"(?:[^"\\]|\\.)*")*\})?'
-                       r'|\{(?:[^{}"]|"(?:[^"\\]|\\.)*")*\})\s*')
+_SELECTOR = re.compile(
+    r'\s*(?:[a-zA-Z_:][a-zA-Z0-9_:]*\s*(?:\{(?:[^{}"]|"(?:[^"\\]|\\.)*")*\})?'
+    r'|\{(?:[^{}"]|"(?:[^"\\]|\\.)*")*\})\s*'
+)
 Text = Annotated[str, Field(min_length=1)]
 
 
@@ -141,8 +156,10 @@ class RatioSli(Model):
     def _counter(cls, query: str) -> str:
         query = _stripped(query)
         if "{window}" not in query and not _SELECTOR.fullmatch(query):
-            raise ValueError(f"expected a counter selector such as http_requests_total{{job=\"api\",code!~\"5..\"}}, "
-                             f"or an expression with a [{{window}}] range placeholder, got {query!r}")
+            raise ValueError(
+                f'expected a counter selector such as http_requests_total{{job="api",code!~"5.."}}, '
+                f"or an expression with a [{{window}}] range placeholder, got {query!r}"
+            )
         return query
 
 
@@ -168,11 +185,11 @@ class ThresholdSli(Model):
     @classmethod
     def _bound(cls, le: Any) -> Any:
         if isinstance(le, bool) or not isinstance(le, (str, int, float)):
-            raise ValueError(f"expected a bucket bound such as \"0.3\", got {le!r}")
+            raise ValueError(f'expected a bucket bound such as "0.3", got {le!r}')
         try:
             float(str(le))
         except ValueError:
-            raise ValueError(f"expected a bucket bound such as \"0.3\", got {le!r}") from None
+            raise ValueError(f'expected a bucket bound such as "0.3", got {le!r}') from None
         return str(le)
 
     @field_validator("selector")
@@ -192,8 +209,10 @@ class Sli(Model):
     @classmethod
     def _one(cls, raw: Any) -> Any:
         if not isinstance(raw, Mapping):
-            raise ValueError("required; expected one of {data: sli.csv}, {ratio: {good, total}} or "
-                             "{threshold: {metric, le, selector}}")
+            raise ValueError(
+                "required; expected one of {data: sli.csv}, {ratio: {good, total}} or "
+                "{threshold: {metric, le, selector}}"
+            )
         given = [k for k in ("data", "ratio", "threshold") if raw.get(k) is not None]
         if len(given) != 1 or set(raw) - {"data", "ratio", "threshold"}:
             raise ValueError(f"expected exactly one of data, ratio, threshold; got {sorted(map(str, raw))}")
@@ -269,8 +288,9 @@ class SloSpec(Model):
             try:
                 return parse_duration(raw["duration"])
             except ValueError:
-                raise ValueError(f"duration: expected a duration such as 28d, 30d or 4w, got {raw['duration']!r}") \
-                    from None
+                raise ValueError(
+                    f"duration: expected a duration such as 28d, 30d or 4w, got {raw['duration']!r}"
+                ) from None
         if not isinstance(raw, str):
             raise ValueError(f"expected a duration such as 28d, 30d or 4w, got {raw!r}")
         return raw
@@ -278,15 +298,21 @@ class SloSpec(Model):
     @model_validator(mode="after")
     def _server(self) -> SloSpec:
         if self.sli.kind != "data" and self.prometheus is None:
-            raise ValueError(f"prometheus.url: required for a {self.sli.kind} SLI, e.g. prometheus: "
-                             "{url: http://prometheus:9090}")
+            raise ValueError(
+                f"prometheus.url: required for a {self.sli.kind} SLI, e.g. prometheus: {{url: http://prometheus:9090}}"
+            )
         if self.sli.kind == "data" and self.prometheus is not None:
             raise ValueError("prometheus: only used by ratio and threshold SLIs; remove it or replace sli.data")
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        return {"service": self.service, "name": self.name, "objective": self.objective,
-                "window": duration_label(self.window), "sli": self.sli.kind}
+        return {
+            "service": self.service,
+            "name": self.name,
+            "objective": self.objective,
+            "window": duration_label(self.window),
+            "sli": self.sli.kind,
+        }
 
 
 def slo_from_mapping(raw: Any, base_dir: Path = Path("."), default_name: str | None = None) -> SloSpec:
@@ -298,8 +324,10 @@ def slo_from_mapping(raw: Any, base_dir: Path = Path("."), default_name: str | N
 
 # --- figures from window sums: the one computation ---------------------------------------------------
 
-def spans(window: timedelta, pairs: Iterable[tuple[timedelta, timedelta, float, str]] = BURN_RATE_PAIRS
-          ) -> list[timedelta]:
+
+def spans(
+    window: timedelta, pairs: Iterable[tuple[timedelta, timedelta, float, str]] = BURN_RATE_PAIRS
+) -> list[timedelta]:
     """The windows whose good/total sums the figures need: the SLO window and every pair's two windows."""
     out = [window]
     for long_w, short_w, _, _ in pairs:
@@ -314,8 +342,13 @@ def burn_rate_of(good: float, total: float, objective: float) -> float | None:
     return (max(total - good, 0.0) / total) / (1.0 - objective)
 
 
-def from_sums(objective: float, window: timedelta, at: datetime, sums: Sums,
-              pairs: tuple[tuple[timedelta, timedelta, float, str], ...] = BURN_RATE_PAIRS) -> SloStatus:
+def from_sums(
+    objective: float,
+    window: timedelta,
+    at: datetime,
+    sums: Sums,
+    pairs: tuple[tuple[timedelta, timedelta, float, str], ...] = BURN_RATE_PAIRS,
+) -> SloStatus:
     """The SLO's figures at `at` from the good/total sums over each of `spans(window, pairs)`."""
     objective = fraction(objective)
     missing = [s for s in spans(window, pairs) if s not in sums]
@@ -329,16 +362,17 @@ def from_sums(objective: float, window: timedelta, at: datetime, sums: Sums,
         alerts.append(BurnRateAlert(long_w, short_w, threshold, severity, long_rate, short_rate, firing))
     good, total = (float(v) for v in sums[window])
     if total <= 0:
-        return SloStatus(objective, window, at, good, total, None, None, None, None, alerts,
-                         reason="no events in the SLO window")
+        return SloStatus(
+            objective, window, at, good, total, None, None, None, None, alerts, reason="no events in the SLO window"
+        )
     bad = max(total - good, 0.0)
     budget = (1.0 - objective) * total
-    return SloStatus(objective, window, at, good, total, (total - bad) / total, budget, bad, 1.0 - bad / budget,
-                     alerts)
+    return SloStatus(objective, window, at, good, total, (total - bad) / total, budget, bad, 1.0 - bad / budget, alerts)
 
 
-def budget_curve(objective: float, at: Sequence[datetime], good: Sequence[float], total: Sequence[float]
-                 ) -> pd.DataFrame:
+def budget_curve(
+    objective: float, at: Sequence[datetime], good: Sequence[float], total: Sequence[float]
+) -> pd.DataFrame:
     """The burn-down: SLI and budget remaining at each time from the SLO-window sums ending there
     (NaN where the window holds no events)."""
     objective = fraction(objective)
@@ -354,12 +388,18 @@ def budget_curve(objective: float, at: Sequence[datetime], good: Sequence[float]
 
 # --- CSV frames of counts per interval ---------------------------------------------------------------
 
+
 def _frame(frame: pd.DataFrame) -> pd.DataFrame:
     missing = {"timestamp", "good", "total"} - set(frame.columns)
     if missing:
         raise ValueError(f"SLI data: missing column(s) {sorted(missing)}; expected timestamp, good, total")
-    out = pd.DataFrame({"timestamp": pd.to_datetime(frame["timestamp"], utc=True),
-                        "good": pd.to_numeric(frame["good"]), "total": pd.to_numeric(frame["total"])})
+    out = pd.DataFrame(
+        {
+            "timestamp": pd.to_datetime(frame["timestamp"], utc=True),
+            "good": pd.to_numeric(frame["good"]),
+            "total": pd.to_numeric(frame["total"]),
+        }
+    )
     return out.sort_values("timestamp", kind="stable").reset_index(drop=True)
 
 
@@ -370,7 +410,9 @@ def _sums(frame: pd.DataFrame, start: datetime, end: datetime) -> tuple[float, f
     return float(part["good"].sum()), float(part["total"].sum())
 
 
-def window_sums(frame: pd.DataFrame, at: datetime, windows: Iterable[timedelta]) -> dict[timedelta, tuple[float, float]]:
+def window_sums(
+    frame: pd.DataFrame, at: datetime, windows: Iterable[timedelta]
+) -> dict[timedelta, tuple[float, float]]:
     """span -> (good, total) of the frame's intervals ending in (at - span, at]."""
     frame = _frame(frame)
     return {span: _sums(frame, at - span, at) for span in windows}
@@ -382,8 +424,13 @@ def burn_rate(frame: pd.DataFrame, objective: float, end: datetime, span: timede
     return burn_rate_of(good, total, fraction(objective))
 
 
-def status(frame: pd.DataFrame, objective: float, window: timedelta, at: datetime,
-           pairs: tuple[tuple[timedelta, timedelta, float, str], ...] = BURN_RATE_PAIRS) -> SloStatus:
+def status(
+    frame: pd.DataFrame,
+    objective: float,
+    window: timedelta,
+    at: datetime,
+    pairs: tuple[tuple[timedelta, timedelta, float, str], ...] = BURN_RATE_PAIRS,
+) -> SloStatus:
     """The SLO's figures at `at` from counts per interval: columns timestamp (interval end), good, total.
 
     `objective` is a fraction (0.999) or a percentage (99.9)."""
@@ -391,8 +438,7 @@ def status(frame: pd.DataFrame, objective: float, window: timedelta, at: datetim
     return from_sums(objective, window, at, window_sums(frame, at, spans(window, pairs)), pairs)
 
 
-def frame_history(frame: pd.DataFrame, objective: float, window: timedelta, times: Sequence[datetime]
-                  ) -> pd.DataFrame:
+def frame_history(frame: pd.DataFrame, objective: float, window: timedelta, times: Sequence[datetime]) -> pd.DataFrame:
     """budget_curve at each of `times` from counts per interval (cumulative sums, one pass)."""
     frame = _frame(frame)
     stamps = frame["timestamp"].to_numpy(dtype="datetime64[ns]")

@@ -7,10 +7,12 @@ Where a report's clusters are not monotone (2024: high's change failure rate 20%
 10%, and high and medium share "less than one day" of recovery), reading in order means the later
 tier is unreachable for that metric; the report's own numbers are kept rather than re-ordered.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from gatewatch.errors import ConfigError
 

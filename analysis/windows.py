@@ -3,10 +3,11 @@
 Windows are whole local days: `--since 90d` is today and the 89 days before it (ending at the next
 local midnight); `--start`/`--end` are local midnights, `end` excluded. Weeks start on Monday.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
@@ -58,7 +59,7 @@ def zone_info(name: str) -> ZoneInfo:
 
 
 def _midnight(day: date, zone: ZoneInfo) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(timezone.utc)
+    return datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)
 
 
 def window_between(start: date, end: date, tz: str = "UTC") -> Window:

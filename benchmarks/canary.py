@@ -12,6 +12,7 @@
 
     python benchmarks/canary.py [--samples 1000000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,8 @@ from scipy import optimize, stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from analysis.canary import config_from_mapping, hodges_lehmann, judge  # noqa: E402
-from analysis.canary.stats import u_statistic  # noqa: E402
+from analysis.canary import config_from_mapping, hodges_lehmann, judge
+from analysis.canary.stats import u_statistic
 
 
 def asymptotic_wilcox(x: np.ndarray, y: np.ndarray, confidence: float) -> tuple[float, float, float]:
@@ -76,32 +77,48 @@ def main() -> None:
     args = parser.parse_args()
     rng = np.random.default_rng(42)
 
-    config = config_from_mapping({"metrics": [{"name": f"m{i}", "group": f"g{i % 5}", "critical": i == 0}
-                                              for i in range(args.metrics)]})
-    samples = {f"m{i}": (rng.lognormal(4.6, 0.5, args.per_group), rng.lognormal(4.6 + (0.2 if i == 7 else 0.0),
-                                                                                 0.5, args.per_group))
-               for i in range(args.metrics)}
+    config = config_from_mapping(
+        {"metrics": [{"name": f"m{i}", "group": f"g{i % 5}", "critical": i == 0} for i in range(args.metrics)]}
+    )
+    samples = {
+        f"m{i}": (
+            rng.lognormal(4.6, 0.5, args.per_group),
+            rng.lognormal(4.6 + (0.2 if i == 7 else 0.0), 0.5, args.per_group),
+        )
+        for i in range(args.metrics)
+    }
     seconds, verdict = timed(lambda: judge(config, samples), repeat=2)
-    print(f"verdict: {args.metrics} metrics x 2 groups x {args.per_group:,} samples in {seconds:.2f} s "
-          f"(target < 2 s): {verdict.verdict}, score {verdict.score}")
+    print(
+        f"verdict: {args.metrics} metrics x 2 groups x {args.per_group:,} samples in {seconds:.2f} s "
+        f"(target < 2 s): {verdict.verdict}, score {verdict.score}"
+    )
 
     x, y = rng.lognormal(4.6, 0.5, args.samples), rng.lognormal(4.65, 0.5, args.samples)
     exact_s, shift = timed(lambda: hodges_lehmann(x, y, 0.98), repeat=2)
     asym_s, (est, lower, upper) = timed(lambda: asymptotic_wilcox(x, y, 0.98))
-    print(f"{args.samples:,} vs {args.samples:,}: exact order statistics in {exact_s:.2f} s; asymptotic "
-          f"root-finding (R's method) in {asym_s:.2f} s: ratio {asym_s / exact_s:.1f}x")
-    print(f"   exact estimate {shift.estimate:.6f} [{shift.lower:.6f}, {shift.upper:.6f}] (k = {shift.rank:,}); "
-          f"asymptotic {est:.6f} [{lower:.6f}, {upper:.6f}]")
+    print(
+        f"{args.samples:,} vs {args.samples:,}: exact order statistics in {exact_s:.2f} s; asymptotic "
+        f"root-finding (R's method) in {asym_s:.2f} s: ratio {asym_s / exact_s:.1f}x"
+    )
+    print(
+        f"   exact estimate {shift.estimate:.6f} [{shift.lower:.6f}, {shift.upper:.6f}] (k = {shift.rank:,}); "
+        f"asymptotic {est:.6f} [{lower:.6f}, {upper:.6f}]"
+    )
 
     small = 3000
     xs, ys = rng.lognormal(4.6, 0.5, small), rng.lognormal(4.65, 0.5, small)
     brute_s, diffs = timed(lambda: np.sort((ys[None, :] - xs[:, None]).ravel()))
     ours_s, small_shift = timed(lambda: hodges_lehmann(xs, ys, 0.98), repeat=3)
     k = small_shift.rank
-    same = (small_shift.lower == diffs[k - 1] and small_shift.upper == diffs[-k]
-            and small_shift.estimate == float(np.median(diffs)))
-    print(f"{small:,} vs {small:,} ({small * small:,} pairs): brute force {brute_s:.2f} s, exact selection "
-          f"{ours_s:.3f} s ({brute_s / ours_s:.0f}x faster); identical order statistics: {same}")
+    same = (
+        small_shift.lower == diffs[k - 1]
+        and small_shift.upper == diffs[-k]
+        and small_shift.estimate == float(np.median(diffs))
+    )
+    print(
+        f"{small:,} vs {small:,} ({small * small:,} pairs): brute force {brute_s:.2f} s, exact selection "
+        f"{ours_s:.3f} s ({brute_s / ours_s:.0f}x faster); identical order statistics: {same}"
+    )
     if not same:
         raise SystemExit("exact selection disagrees with brute force")
 

@@ -19,6 +19,7 @@ The store is built once by benchmarks/dora.py's builder and reused; a SQLite sto
 once before timing (into the OS page cache). Its data ends on 2025-01-01, so the
 page's "last N days" is measured with the clock set to that day (Gatewatch's `utcnow`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,12 +43,20 @@ def main() -> None:
     parser.add_argument("--deployments", type=int, default=1_000_000)
     parser.add_argument("--store", default=str(ROOT / "benchmarks" / "out" / "dora-{n}.db"))
     parser.add_argument("--days", type=int, default=90, choices=(7, 14, 30, 90, 180, 365))
-    parser.add_argument("--db", metavar="URL", help="measure on this store instead (e.g. a PostgreSQL database; "
-                        "built with the same data when it has no deployments)")
-    parser.add_argument("--start", choices=("server", "app"), default="server",
-                        help="server: the process warmed up as `gatewatch dashboard` does before it listens "
-                        "(worker started, page modules imported); app: the app starts the worker on its first "
-                        "run, as under `streamlit run` (then only the first render is measured)")
+    parser.add_argument(
+        "--db",
+        metavar="URL",
+        help="measure on this store instead (e.g. a PostgreSQL database; "
+        "built with the same data when it has no deployments)",
+    )
+    parser.add_argument(
+        "--start",
+        choices=("server", "app"),
+        default="server",
+        help="server: the process warmed up as `gatewatch dashboard` does before it listens "
+        "(worker started, page modules imported); app: the app starts the worker on its first "
+        "run, as under `streamlit run` (then only the first render is measured)",
+    )
     args = parser.parse_args()
     if args.start == "server":  # the other start first, in its own process, while this one holds nothing
         subprocess.run([sys.executable, __file__, *sys.argv[1:], "--start", "app"], check=True)
@@ -99,8 +108,10 @@ def main() -> None:
 
         warm_up(wait=True)
     now = dora_bench.END - timedelta(hours=1)
-    with mock.patch("collector.timeutil.utcnow", return_value=now), \
-            mock.patch("dashboard.common.utcnow", return_value=now):
+    with (
+        mock.patch("collector.timeutil.utcnow", return_value=now),
+        mock.patch("dashboard.common.utcnow", return_value=now),
+    ):
         st.cache_data.clear()
         at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=600)
         if args.days != 90:
@@ -114,8 +125,10 @@ def main() -> None:
         if at.exception:
             raise SystemExit(f"the page raised: {at.exception[0].value}")
         if args.start == "app":
-            print(f"  first render in a new process whose app starts the worker (streamlit run): {first:.2f} s "
-                  f"(CPU of this process {first_cpu:.2f} s)")
+            print(
+                f"  first render in a new process whose app starts the worker (streamlit run): {first:.2f} s "
+                f"(CPU of this process {first_cpu:.2f} s)"
+            )
             return
         warm = []
         for _ in range(5):
@@ -134,11 +147,16 @@ def main() -> None:
             at.run()
             expired.append(time.perf_counter() - t0)
     shown = {m.label: m.value for m in at.metric}
-    print(f"executive page ({url.split(':')[0]}), last {args.days} days over {args.deployments:,} deployments: "
-          f"first render on a new server (gatewatch dashboard) {first:.2f} s (target < 3 s; CPU of this process {first_cpu:.2f} s), warm-cache render {min(warm):.3f} s best / "
-          f"{sorted(warm)[len(warm) // 2]:.3f} s median of 5 (target < 0.5 s)")
-    print(f"  after the 60 s entries expire (warm process; the previous period's report still cached): "
-          f"{min(expired):.2f} s best / {sorted(expired)[1]:.2f} s median of 3")
+    print(
+        f"executive page ({url.split(':')[0]}), last {args.days} days over {args.deployments:,} deployments: "
+        f"first render on a new server (gatewatch dashboard) {first:.2f} s (target < 3 s; "
+        f"CPU of this process {first_cpu:.2f} s), warm-cache render {min(warm):.3f} s best / "
+        f"{sorted(warm)[len(warm) // 2]:.3f} s median of 5 (target < 0.5 s)"
+    )
+    print(
+        f"  after the 60 s entries expire (warm process; the previous period's report still cached): "
+        f"{min(expired):.2f} s best / {sorted(expired)[1]:.2f} s median of 3"
+    )
     print(f"  shown: {shown}")
 
 

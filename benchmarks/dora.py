@@ -12,6 +12,7 @@ The store is built once with bulk inserts (not through the ingest path, which `b
 measures) and reused while its parameters match. DuckDB is a benchmark-only dependency
 (`pip install -e '.[bench]'`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,7 +22,7 @@ import resource
 import subprocess
 import sys
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,7 @@ from collector.db import bulk_insert, create_store_engine, upgrade, write_transa
 from collector.loaders import Scope, load_dora_frames  # noqa: E402
 from collector.models import changes, deployment_changes, deployments, incidents  # noqa: E402
 
-END = datetime(2025, 1, 1, tzinfo=timezone.utc)
+END = datetime(2025, 1, 1, tzinfo=UTC)
 SPAN_DAYS = 730
 WINDOW = (date(2024, 10, 3), date(2025, 1, 1))  # the last 90 days of the data
 CHUNK = 100_000
@@ -48,8 +49,9 @@ def _times(seconds: np.ndarray) -> list[datetime]:
     return [base + timedelta(seconds=float(s)) for s in seconds]
 
 
-def build(url: str, n_deployments: int, services: int = 500, changes_per: int = 5, n_incidents: int = 50_000,
-          seed: int = 11) -> None:
+def build(
+    url: str, n_deployments: int, services: int = 500, changes_per: int = 5, n_incidents: int = 50_000, seed: int = 11
+) -> None:
     """Fill an empty store with a synthetic organisation (vectorised; no ingest path)."""
     rng = np.random.default_rng(seed)
     engine = create_store_engine(url)
@@ -72,21 +74,47 @@ def build(url: str, n_deployments: int, services: int = 500, changes_per: int = 
     for lo in range(0, n_deployments, CHUNK):
         hi = min(lo + CHUNK, n_deployments)
         fin = _times(finished[lo:hi])
-        rows = [{"id": f"d{i}", "source": "bench", "service": f"svc-{service[i]:03d}",
-                 "team": f"team-{service[i] % 25:02d}", "environment": "production", "production": True,
-                 "status": status[i], "status_at": fin[k], "started_at": fin[k] - timedelta(minutes=10),
-                 "finished_at": fin[k], "version": None, "revision": None, "pipeline_run_id": None,
-                 "rollback_of": f"d{prev[i]}" if is_rb[i] else None, "is_rollback": bool(is_rb[i]),
-                 "hotfix": bool(hotfix[i]), "url": None} for k, i in enumerate(range(lo, hi))]
+        rows = [
+            {
+                "id": f"d{i}",
+                "source": "bench",
+                "service": f"svc-{service[i]:03d}",
+                "team": f"team-{service[i] % 25:02d}",
+                "environment": "production",
+                "production": True,
+                "status": status[i],
+                "status_at": fin[k],
+                "started_at": fin[k] - timedelta(minutes=10),
+                "finished_at": fin[k],
+                "version": None,
+                "revision": None,
+                "pipeline_run_id": None,
+                "rollback_of": f"d{prev[i]}" if is_rb[i] else None,
+                "is_rollback": bool(is_rb[i]),
+                "hotfix": bool(hotfix[i]),
+                "url": None,
+            }
+            for k, i in enumerate(range(lo, hi))
+        ]
         lead = rng.lognormal(mean=np.log(20 * 3600), sigma=1.2, size=(hi - lo) * changes_per)
         commit_rows, link_rows = [], []
         for k, i in enumerate(range(lo, hi)):
             for j in range(changes_per):
                 sha = f"c{i}x{j}"
                 committed = fin[k] - timedelta(seconds=float(lead[k * changes_per + j]))
-                commit_rows.append({"id": sha, "service": rows[k]["service"], "repository": None,
-                                    "committed_at": committed, "merged_at": None, "pr": None, "author": None,
-                                    "title": None, "pushed_head": None})
+                commit_rows.append(
+                    {
+                        "id": sha,
+                        "service": rows[k]["service"],
+                        "repository": None,
+                        "committed_at": committed,
+                        "merged_at": None,
+                        "pr": None,
+                        "author": None,
+                        "title": None,
+                        "pushed_head": None,
+                    }
+                )
                 link_rows.append({"id": f"d{i}|{sha}", "deployment_id": f"d{i}", "change_id": sha})
         with write_transaction(engine) as conn:
             bulk_insert(conn, deployments, rows)
@@ -106,12 +134,24 @@ def build(url: str, n_deployments: int, services: int = 500, changes_per: int = 
         if explicit[i]:
             dep_id = f"d{target[i]}"
             svc = service[target[i]]
-            at = _times(finished[target[i]:target[i] + 1])[0] + timedelta(minutes=30)
+            at = _times(finished[target[i] : target[i] + 1])[0] + timedelta(minutes=30)
         resolved = None if open_now[i] else at + timedelta(seconds=float(duration[i]))
-        rows.append({"id": f"i{i}", "source": "bench", "service": f"svc-{svc:03d}", "title": None,
-                     "severity": None, "status": "triggered" if resolved is None else "resolved",
-                     "status_at": resolved or at, "opened_at": at, "acknowledged_at": None, "resolved_at": resolved,
-                     "deployment_id": dep_id, "url": None})
+        rows.append(
+            {
+                "id": f"i{i}",
+                "source": "bench",
+                "service": f"svc-{svc:03d}",
+                "title": None,
+                "severity": None,
+                "status": "triggered" if resolved is None else "resolved",
+                "status_at": resolved or at,
+                "opened_at": at,
+                "acknowledged_at": None,
+                "resolved_at": resolved,
+                "deployment_id": dep_id,
+                "url": None,
+            }
+        )
     with write_transaction(engine) as conn:
         bulk_insert(conn, incidents, rows)
     if engine.dialect.name == "postgresql":  # planner statistics, as autovacuum would gather them
@@ -131,20 +171,33 @@ def measure(url: str, with_duckdb: bool) -> dict:
     result = dora.report(frames, window, by="week")
     t2 = time.perf_counter()
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    out = {"load_s": round(t1 - t0, 3), "compute_s": round(t2 - t1, 3), "end_to_end_s": round(t2 - t0, 3),
-           "peak_mib": round(peak_mib), "deployments_in_window": result["deployment_frequency"]["deployments"],
-           "frame_rows": {"deployments": len(frames.deployments), "changes": len(frames.changes),
-                          "incidents": len(frames.incidents)}}
+    out = {
+        "load_s": round(t1 - t0, 3),
+        "compute_s": round(t2 - t1, 3),
+        "end_to_end_s": round(t2 - t0, 3),
+        "peak_mib": round(peak_mib),
+        "deployments_in_window": result["deployment_frequency"]["deployments"],
+        "frame_rows": {
+            "deployments": len(frames.deployments),
+            "changes": len(frames.changes),
+            "incidents": len(frames.incidents),
+        },
+    }
     if with_duckdb:
         from duckdb_reference import compare, duckdb_report
 
         best_ours = min(_timed(lambda: dora.report(frames, window, by="week")) for _ in range(3))
-        best_duck, reference = min((_timed_value(lambda: duckdb_report(frames, window)) for _ in range(3)),
-                                   key=lambda pair: pair[0])
+        best_duck, reference = min(
+            (_timed_value(lambda: duckdb_report(frames, window)) for _ in range(3)), key=lambda pair: pair[0]
+        )
         mismatches = compare(result, reference)
-        out.update(compute_best_s=round(best_ours, 3), duckdb_s=round(best_duck, 3),
-                   ratio_to_duckdb=round(best_ours / best_duck, 2), figures_agree=not mismatches,
-                   mismatches=mismatches[:10])
+        out.update(
+            compute_best_s=round(best_ours, 3),
+            duckdb_s=round(best_duck, 3),
+            ratio_to_duckdb=round(best_ours / best_duck, 2),
+            figures_agree=not mismatches,
+            mismatches=mismatches[:10],
+        )
     engine.dispose()
     return out
 
@@ -176,24 +229,35 @@ def main() -> None:
     marker = path.with_suffix(".ok")
     if not marker.exists():
         path.unlink(missing_ok=True)
-        print(f"building {path} ({args.deployments:,} deployments, {args.deployments * 5:,} changes, "
-              "50,000 incidents, 500 services) ...", file=sys.stderr)
+        print(
+            f"building {path} ({args.deployments:,} deployments, {args.deployments * 5:,} changes, "
+            "50,000 incidents, 500 services) ...",
+            file=sys.stderr,
+        )
         build(f"sqlite:///{path}", args.deployments)
         marker.write_text("ok")
     targets = [("sqlite", f"sqlite:///{path}")]
     for label, url in targets:
         env = dict(os.environ, PYTHONPATH=str(Path(__file__).parent))
-        proc = subprocess.run([sys.executable, __file__, "--measure", url] + (["--no-duckdb"] if args.no_duckdb else []),
-                              capture_output=True, text=True, env=env)
+        proc = subprocess.run(
+            [sys.executable, __file__, "--measure", url] + (["--no-duckdb"] if args.no_duckdb else []),
+            capture_output=True,
+            text=True,
+            env=env,
+        )
         if proc.returncode:
             raise SystemExit(proc.stderr)
         res = json.loads(proc.stdout)
-        print(f"{label}: store -> `--by week` report in {res['end_to_end_s']:.2f} s "
-              f"(SQL load {res['load_s']:.2f} s, compute {res['compute_s']:.2f} s), peak {res['peak_mib']:,} MiB, "
-              f"{res['deployments_in_window']:,} deployments in the 90-day window")
+        print(
+            f"{label}: store -> `--by week` report in {res['end_to_end_s']:.2f} s "
+            f"(SQL load {res['load_s']:.2f} s, compute {res['compute_s']:.2f} s), peak {res['peak_mib']:,} MiB, "
+            f"{res['deployments_in_window']:,} deployments in the 90-day window"
+        )
         if "duckdb_s" in res:
-            print(f"{label}: computation {res['compute_best_s']:.3f} s vs DuckDB {res['duckdb_s']:.3f} s on the same "
-                  f"frames: ratio {res['ratio_to_duckdb']:.2f}; figures agree: {res['figures_agree']}")
+            print(
+                f"{label}: computation {res['compute_best_s']:.3f} s vs DuckDB {res['duckdb_s']:.3f} s on the same "
+                f"frames: ratio {res['ratio_to_duckdb']:.2f}; figures agree: {res['figures_agree']}"
+            )
             for m in res["mismatches"]:
                 print(f"   mismatch {m}")
         print(json.dumps({label: res}))

@@ -1,5 +1,6 @@
 """An independent DuckDB implementation of the DORA figures over the same frames, used by
 benchmarks/dora.py as a speed baseline and as a cross-check of the pandas implementation."""
+
 from __future__ import annotations
 
 import math
@@ -88,18 +89,24 @@ def duckdb_report(frames: DoraFrames, window: Window, link_hours: float = 24.0) 
     con.register("inc_df", frames.incidents)
     con.register("cl_df", frames.commit_links.astype({"deployment_id": "object", "change_id": "object"}))
     con.execute(ANNOTATE.replace("$link_seconds", str(link_hours * 3600)))
-    parts = [window] + buckets(window, "week")
-    con.register("bk", pd.DataFrame({"k": range(len(parts)), "s": [p.start for p in parts],
-                                     "e": [p.end for p in parts]}))
+    parts = [window, *buckets(window, "week")]
+    con.register(
+        "bk", pd.DataFrame({"k": range(len(parts)), "s": [p.start for p in parts], "e": [p.end for p in parts]})
+    )
     rows = con.execute(SUMMARY.replace("$tz", f"'{window.tz}'")).fetchall()
     cols = [c[0] for c in con.description]
     out = []
     for part, row in zip(parts, rows):
         r = dict(zip(cols, row))
         n = r["n"] or 0
-        item: dict[str, Any] = {"deployments": n, "failed": r["failed"] or 0, "rework": r["rework"] or 0,
-                                "open": r["open"] or 0, "recovered": r["recovered"] or 0,
-                                "changes": r["changes"] or 0}
+        item: dict[str, Any] = {
+            "deployments": n,
+            "failed": r["failed"] or 0,
+            "rework": r["rework"] or 0,
+            "open": r["open"] or 0,
+            "recovered": r["recovered"] or 0,
+            "changes": r["changes"] or 0,
+        }
         item["per_day"] = n / part.calendar_days if n else None
         item["deploy_day_share"] = (r["days"] / part.calendar_days) if n else None
         item["rate"] = (r["failed"] / n) if n else None
@@ -111,8 +118,11 @@ def duckdb_report(frames: DoraFrames, window: Window, link_hours: float = 24.0) 
         weeks = part.calendar_days // 7
         if weeks and n:
             first = pd.Timestamp(part.start).tz_convert(window.tz).date()
-            counts = dict(con.execute(WEEKS.replace("$tz", f"'{window.tz}'"),
-                                      {"first": first, "s": part.start, "e": part.end}).fetchall())
+            counts = dict(
+                con.execute(
+                    WEEKS.replace("$tz", f"'{window.tz}'"), {"first": first, "s": part.start, "e": part.end}
+                ).fetchall()
+            )
             values = sorted(counts.get(w, 0) for w in range(weeks))
             mid = len(values) // 2
             item["weekly_median"] = float(values[mid]) if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
@@ -124,22 +134,39 @@ def duckdb_report(frames: DoraFrames, window: Window, link_hours: float = 24.0) 
 
 
 def _ours(report: dict[str, Any]) -> dict[str, Any]:
-    df, lt, cfr, rt, rw = (report[k] for k in ("deployment_frequency", "lead_time", "change_failure_rate",
-                                               "recovery_time", "rework_rate"))
-    return {"deployments": df["deployments"], "per_day": df["per_day"], "deploy_day_share": df["deploy_day_share"],
-            "weekly_median": df["weekly_median"], "changes": lt["changes"], "lead_median": lt["median_hours"],
-            "lead_p75": lt["p75_hours"], "lead_p90": lt["p90_hours"], "lead_mean": lt["mean_hours"],
-            "failed": cfr["failed"], "rate": cfr["rate"], "recovered": rt["recovered"], "open": rt["open"],
-            "recovery_median": rt["median_hours"], "recovery_p90": rt["p90_hours"],
-            "recovery_mean": rt["mean_hours"], "rework": rw["rework"], "rework_rate": rw["rate"]}
+    df, lt, cfr, rt, rw = (
+        report[k] for k in ("deployment_frequency", "lead_time", "change_failure_rate", "recovery_time", "rework_rate")
+    )
+    return {
+        "deployments": df["deployments"],
+        "per_day": df["per_day"],
+        "deploy_day_share": df["deploy_day_share"],
+        "weekly_median": df["weekly_median"],
+        "changes": lt["changes"],
+        "lead_median": lt["median_hours"],
+        "lead_p75": lt["p75_hours"],
+        "lead_p90": lt["p90_hours"],
+        "lead_mean": lt["mean_hours"],
+        "failed": cfr["failed"],
+        "rate": cfr["rate"],
+        "recovered": rt["recovered"],
+        "open": rt["open"],
+        "recovery_median": rt["median_hours"],
+        "recovery_p90": rt["p90_hours"],
+        "recovery_mean": rt["mean_hours"],
+        "rework": rw["rework"],
+        "rework_rate": rw["rate"],
+    }
 
 
 def compare(report: dict[str, Any], reference: dict[str, Any]) -> list[str]:
     """Figures that differ (beyond the report's 4-decimal rounding)."""
     mismatches = []
     pairs = [("overall", _ours(report), reference["overall"])]
-    pairs += [(f"week {i}", _ours(item), ref) for i, (item, ref) in
-              enumerate(zip(report.get("series", []), reference["series"]))]
+    pairs += [
+        (f"week {i}", _ours(item), ref)
+        for i, (item, ref) in enumerate(zip(report.get("series", []), reference["series"]))
+    ]
     if len(report.get("series", [])) != len(reference["series"]):
         mismatches.append("series lengths differ")
     for label, ours, theirs in pairs:

@@ -16,6 +16,7 @@ too: on a shared machine other work shows up in the tail. Loopback only; count a
 
     python benchmarks/gate.py [--rate 200] [--duration 10] [--fresh-rate 20] [--samples 100]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,14 +51,33 @@ def write_policy(root: Path, samples: int) -> Path:
     data.mkdir()
     gates.mkdir()
     rng = np.random.default_rng(1)
-    rows = [{"metric": m, "group": g, "value": v} for m in ("latency_p99", "cpu")
-            for g in ("baseline", "canary") for v in rng.normal(100, 5, samples)]
+    rows = [
+        {"metric": m, "group": g, "value": v}
+        for m in ("latency_p99", "cpu")
+        for g in ("baseline", "canary")
+        for v in rng.normal(100, 5, samples)
+    ]
     pd.DataFrame(rows).to_csv(data / "samples.csv", index=False)
-    (data / "canary.yaml").write_text(yaml.safe_dump({"metrics": [
-        {"name": "latency_p99", "direction": "increase", "tolerance": 0.1, "critical": True},
-        {"name": "cpu", "direction": "increase", "tolerance": 0.2}]}))
-    (gates / "gate.yaml").write_text(yaml.safe_dump({"name": GATE, "checks": [
-        {"canary": {"config": "../data/canary.yaml", "data": "../data/samples.csv"}, "on_fail": "rollback"}]}))
+    (data / "canary.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "metrics": [
+                    {"name": "latency_p99", "direction": "increase", "tolerance": 0.1, "critical": True},
+                    {"name": "cpu", "direction": "increase", "tolerance": 0.2},
+                ]
+            }
+        )
+    )
+    (gates / "gate.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": GATE,
+                "checks": [
+                    {"canary": {"config": "../data/canary.yaml", "data": "../data/samples.csv"}, "on_fail": "rollback"}
+                ],
+            }
+        )
+    )
     return gates
 
 
@@ -67,9 +87,23 @@ def start_server(root: Path, policies: Path, port: int) -> tuple[subprocess.Pope
     log = root / "serve.log"
     exe = Path(sys.executable).with_name("gatewatch")
     command = [str(exe)] if exe.exists() else [sys.executable, "-m", "gatewatch"]
-    proc = subprocess.Popen([*command, "--db", f"sqlite:///{root / 'bench.db'}", "serve", "--host", "127.0.0.1",
-                             "--port", str(port), "--policies", str(policies)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=log.open("w"))
+    proc = subprocess.Popen(
+        [
+            *command,
+            "--db",
+            f"sqlite:///{root / 'bench.db'}",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--policies",
+            str(policies),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("w"),
+    )
     import httpx
 
     deadline = time.monotonic() + 60
@@ -94,12 +128,16 @@ class Connection:
         self.reader, self.writer = reader, writer
 
     async def post(self, host: str, path: str, body: bytes) -> tuple[int, bytes]:
-        self.writer.write(f"POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {TOKEN}\r\n"
-                          f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+        self.writer.write(
+            f"POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {TOKEN}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
         head = await self.reader.readuntil(b"\r\n\r\n")
         status = int(head.split(b" ", 2)[1])
-        length = next(int(line.split(b":", 1)[1]) for line in head.lower().split(b"\r\n")
-                      if line.startswith(b"content-length:"))
+        length = next(
+            int(line.split(b":", 1)[1]) for line in head.lower().split(b"\r\n") if line.startswith(b"content-length:")
+        )
         return status, await self.reader.readexactly(length)
 
 
@@ -122,7 +160,7 @@ async def open_loop(url: str, rate: float, duration: float, fresh: bool, connect
         conn = await idle.get()  # more requests in flight than connections: they wait, and that counts
         try:
             status, answer = await asyncio.wait_for(conn.post(hostport, path, body), timeout=30)
-        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
             failures[type(exc).__name__] = failures.get(type(exc).__name__, 0) + 1
             conn = Connection(*await asyncio.open_connection(host, int(port)))
         else:
@@ -148,30 +186,60 @@ async def open_loop(url: str, rate: float, duration: float, fresh: bool, connect
         tasks.append(asyncio.create_task(one(i, scheduled)))
     await asyncio.wait_for(asyncio.gather(*tasks), timeout=duration + 120)
     elapsed = time.perf_counter() - start
-    return {"sent": count, "ok": len(latencies), "elapsed_s": elapsed, "latencies_ms": [x * 1000 for x in latencies],
-            "failures": failures, "decisions": decisions}
+    return {
+        "sent": count,
+        "ok": len(latencies),
+        "elapsed_s": elapsed,
+        "latencies_ms": [x * 1000 for x in latencies],
+        "failures": failures,
+        "decisions": decisions,
+    }
 
 
 def summarise(name: str, result: dict, rate: float) -> dict:
     import numpy as np
 
     lat = np.array(result["latencies_ms"]) if result["latencies_ms"] else np.array([np.nan])
-    out = {"case": name, "target_rate": rate, "achieved_rate": result["ok"] / result["elapsed_s"],
-           "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99)),
-           "max_ms": float(np.max(lat)), "ok": result["ok"], "sent": result["sent"],
-           "failures": result["failures"], "decisions": result["decisions"]}
-    print(f"  {name:<7} {rate:>6.0f} req/s target, {out['achieved_rate']:>6.1f} achieved  "
-          f"p50 {out['p50_ms']:7.2f} ms  p99 {out['p99_ms']:7.2f} ms  max {out['max_ms']:7.2f} ms  "
-          f"({result['ok']}/{result['sent']} ok{', failures ' + str(result['failures']) if result['failures'] else ''}; "
-          f"{result['decisions']})", flush=True)
+    out = {
+        "case": name,
+        "target_rate": rate,
+        "achieved_rate": result["ok"] / result["elapsed_s"],
+        "p50_ms": float(np.percentile(lat, 50)),
+        "p99_ms": float(np.percentile(lat, 99)),
+        "max_ms": float(np.max(lat)),
+        "ok": result["ok"],
+        "sent": result["sent"],
+        "failures": result["failures"],
+        "decisions": result["decisions"],
+    }
+    print(
+        f"  {name:<7} {rate:>6.0f} req/s target, {out['achieved_rate']:>6.1f} achieved  "
+        f"p50 {out['p50_ms']:7.2f} ms  p99 {out['p99_ms']:7.2f} ms  max {out['max_ms']:7.2f} ms  "
+        f"({result['ok']}/{result['sent']} ok{', failures ' + str(result['failures']) if result['failures'] else ''}; "
+        f"{result['decisions']})",
+        flush=True,
+    )
     return out
 
 
 def run_load(url: str, rate: float, duration: float, fresh: bool) -> dict:
     """Run the load generator in a separate process (not sharing the server's interpreter or GIL)."""
-    proc = subprocess.run([sys.executable, __file__, "--load", url, "--rate", str(rate), "--duration", str(duration),
-                           *(["--fresh"] if fresh else [])], capture_output=True, text=True,
-                          timeout=duration + 180)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--load",
+            url,
+            "--rate",
+            str(rate),
+            "--duration",
+            str(duration),
+            *(["--fresh"] if fresh else []),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=duration + 180,
+    )
     if proc.returncode != 0:
         raise SystemExit(f"load generator failed: {proc.stderr[-2000:]}")
     return json.loads(proc.stdout)
@@ -197,12 +265,14 @@ def main() -> None:
         root = Path(tmp)
         policies = write_policy(root, args.samples)
         port = free_port()
-        proc, log = start_server(root, policies, port)
+        proc, _log = start_server(root, policies, port)
         url = f"http://127.0.0.1:{port}/v1/gates/{GATE}/evaluate"
         try:
-            print(f"gatewatch serve on 127.0.0.1:{port}, SQLite store, canary on CSV "
-                  f"(2 metrics x {args.samples} samples per side); {args.duration:g} s of open-loop load per case; "
-                  f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
+            print(
+                f"gatewatch serve on 127.0.0.1:{port}, SQLite store, canary on CSV "
+                f"(2 metrics x {args.samples} samples per side); {args.duration:g} s of open-loop load per case; "
+                f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}"
+            )
             stored = summarise("stored", run_load(url, args.rate, args.duration, fresh=False), args.rate)
             summarise("fresh", run_load(url, args.fresh_rate, args.duration, fresh=True), args.fresh_rate)
         finally:
@@ -213,8 +283,10 @@ def main() -> None:
                 proc.kill()
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     met = stored["p99_ms"] < TARGET_P99_MS and stored["achieved_rate"] >= 0.95 * args.rate and not stored["failures"]
-    print(f"target: p99 under {TARGET_P99_MS:g} ms for stored decisions at {args.rate:g} req/s: "
-          f"{'met' if met else 'NOT met'} (p99 {stored['p99_ms']:.2f} ms at {stored['achieved_rate']:.1f} req/s)")
+    print(
+        f"target: p99 under {TARGET_P99_MS:g} ms for stored decisions at {args.rate:g} req/s: "
+        f"{'met' if met else 'NOT met'} (p99 {stored['p99_ms']:.2f} ms at {stored['achieved_rate']:.1f} req/s)"
+    )
 
 
 if __name__ == "__main__":

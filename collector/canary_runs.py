@@ -1,12 +1,14 @@
 """Canary runs in the store: every verdict with its config, window, scopes and the samples it judged,
 so any verdict can be audited and re-judged later."""
+
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -58,31 +60,65 @@ def _unpack(shape: str, data: bytes) -> np.ndarray:
 
 
 @translates_store_errors
-def save_run(engine: Engine, config: CanaryConfig, verdict: Verdict,
-             samples: Mapping[str, tuple[np.ndarray, np.ndarray]], source: str, *,
-             deployment_id: str | None = None, window: tuple[datetime, datetime] | None = None,
-             baseline_scope: str | None = None, canary_scope: str | None = None,
-             extra: Mapping[str, Any] | None = None) -> str:
+def save_run(
+    engine: Engine,
+    config: CanaryConfig,
+    verdict: Verdict,
+    samples: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    source: str,
+    *,
+    deployment_id: str | None = None,
+    window: tuple[datetime, datetime] | None = None,
+    baseline_scope: str | None = None,
+    canary_scope: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> str:
     """Store a verdict with what it was judged from; returns the run id."""
     run_id = str(uuid.uuid4())
     result = verdict.to_dict() | dict(extra or {})
     with write_transaction(engine) as conn:
-        conn.execute(canary_runs.insert(), {
-            "id": run_id, "created_at": utcnow(), "verdict": verdict.verdict, "score": verdict.score,
-            "source": source, "deployment_id": deployment_id,
-            "window_start": window[0] if window else None, "window_end": window[1] if window else None,
-            "baseline_scope": baseline_scope, "canary_scope": canary_scope,
-            "config": json.dumps(config.to_dict()), "result": json.dumps(result, default=str)})
+        conn.execute(
+            canary_runs.insert(),
+            {
+                "id": run_id,
+                "created_at": utcnow(),
+                "verdict": verdict.verdict,
+                "score": verdict.score,
+                "source": source,
+                "deployment_id": deployment_id,
+                "window_start": window[0] if window else None,
+                "window_end": window[1] if window else None,
+                "baseline_scope": baseline_scope,
+                "canary_scope": canary_scope,
+                "config": json.dumps(config.to_dict()),
+                "result": json.dumps(result, default=str),
+            },
+        )
         rows = []
         for m in verdict.metrics:
-            rows.append({"run_id": run_id, "metric": m.name, "classification": m.classification,
-                         "passed": m.passed, "critical": m.critical, "metric_group": m.group, "weight": m.weight,
-                         "baseline_n": m.baseline["n"], "baseline_median": m.baseline["median"],
-                         "canary_n": m.canary["n"], "canary_median": m.canary["median"], "shift": m.shift,
-                         "ci_low": m.ci[0] if m.ci else None, "ci_high": m.ci[1] if m.ci else None,
-                         "relative_shift": m.relative_shift if m.relative_shift is None
-                         or np.isfinite(m.relative_shift) else None,
-                         "p_value": m.p_value, "reason": m.reason})
+            rows.append(
+                {
+                    "run_id": run_id,
+                    "metric": m.name,
+                    "classification": m.classification,
+                    "passed": m.passed,
+                    "critical": m.critical,
+                    "metric_group": m.group,
+                    "weight": m.weight,
+                    "baseline_n": m.baseline["n"],
+                    "baseline_median": m.baseline["median"],
+                    "canary_n": m.canary["n"],
+                    "canary_median": m.canary["median"],
+                    "shift": m.shift,
+                    "ci_low": m.ci[0] if m.ci else None,
+                    "ci_high": m.ci[1] if m.ci else None,
+                    "relative_shift": m.relative_shift
+                    if m.relative_shift is None or np.isfinite(m.relative_shift)
+                    else None,
+                    "p_value": m.p_value,
+                    "reason": m.reason,
+                }
+            )
         if rows:
             conn.execute(canary_metric_results.insert(), rows)
         packed = []
@@ -106,20 +142,44 @@ def load_run(engine: Engine, run_id: str) -> CanaryRun | None:
         for s in conn.execute(select(canary_samples).where(canary_samples.c.run_id == run_id)).mappings():
             found.setdefault(s["metric"], {})[s["side"]] = _unpack(s["shape"], s["data"])
     samples = {m: (sides.get("baseline", np.empty(0)), sides.get("canary", np.empty(0))) for m, sides in found.items()}
-    return CanaryRun(row["id"], row["created_at"], row["verdict"], row["score"], row["source"], row["deployment_id"],
-                     row["window_start"], row["window_end"], row["baseline_scope"], row["canary_scope"],
-                     config_from_mapping(json.loads(row["config"])), json.loads(row["result"]), samples)
+    return CanaryRun(
+        row["id"],
+        row["created_at"],
+        row["verdict"],
+        row["score"],
+        row["source"],
+        row["deployment_id"],
+        row["window_start"],
+        row["window_end"],
+        row["baseline_scope"],
+        row["canary_scope"],
+        config_from_mapping(json.loads(row["config"])),
+        json.loads(row["result"]),
+        samples,
+    )
 
 
 @translates_store_errors
 def list_runs(engine: Engine, limit: int = 50, deployment_id: str | None = None) -> pd.DataFrame:
     """The latest runs (id, created_at, verdict, score, source, deployment, window), newest first."""
-    query = select(canary_runs.c.id, canary_runs.c.created_at, canary_runs.c.verdict, canary_runs.c.score,
-                   canary_runs.c.source, canary_runs.c.deployment_id, canary_runs.c.window_start,
-                   canary_runs.c.window_end).order_by(canary_runs.c.created_at.desc()).limit(limit)
+    query = (
+        select(
+            canary_runs.c.id,
+            canary_runs.c.created_at,
+            canary_runs.c.verdict,
+            canary_runs.c.score,
+            canary_runs.c.source,
+            canary_runs.c.deployment_id,
+            canary_runs.c.window_start,
+            canary_runs.c.window_end,
+        )
+        .order_by(canary_runs.c.created_at.desc())
+        .limit(limit)
+    )
     if deployment_id:
         query = query.where(canary_runs.c.deployment_id == deployment_id)
     with engine.connect() as conn:
-        return pd.DataFrame([dict(r) for r in conn.execute(query).mappings()],
-                            columns=["id", "created_at", "verdict", "score", "source", "deployment_id",
-                                     "window_start", "window_end"])
+        return pd.DataFrame(
+            [dict(r) for r in conn.execute(query).mappings()],
+            columns=["id", "created_at", "verdict", "score", "source", "deployment_id", "window_start", "window_end"],
+        )

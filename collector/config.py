@@ -8,6 +8,7 @@ folders (GATEWATCH_GATE_POLICIES, GATEWATCH_SLOS); it alone gives the store (`--
 GATEWATCH_DB), Prometheus's URL and credentials (GATEWATCH_PROMETHEUS_URL, _TOKEN, _USER, _PASSWORD)
 and, inside GitHub Actions, where step outputs go (GITHUB_OUTPUT, GITHUB_STEP_SUMMARY).
 """
+
 from __future__ import annotations
 
 import os
@@ -25,8 +26,18 @@ from analysis.tiers import Benchmark, benchmark_from_mapping, get_benchmark
 from gatewatch.errors import ConfigError
 from gatewatch.schema import Duration, Model, validate
 
-__all__ = ["Config", "load_config", "config_from_mapping", "read_yaml", "store_url", "environment_variable",
-           "DEFAULT_URL", "DEFAULT_PRODUCTION_ENVIRONMENTS", "DEFAULT_PRODUCTION_STAGE", "DEFAULT_MAX_BODY_BYTES"]
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_PRODUCTION_ENVIRONMENTS",
+    "DEFAULT_PRODUCTION_STAGE",
+    "DEFAULT_URL",
+    "Config",
+    "config_from_mapping",
+    "environment_variable",
+    "load_config",
+    "read_yaml",
+    "store_url",
+]
 
 DEFAULT_URL = "sqlite:///gatewatch.db"
 DEFAULT_PRODUCTION_ENVIRONMENTS = ("production", "prod", "prd", "live")
@@ -229,7 +240,7 @@ def store_url(explicit: str | None = None, environ: Mapping[str, str] | None = N
     chosen = explicit or environ.get("GATEWATCH_DB") or DEFAULT_URL
     for prefix in ("postgresql://", "postgres://"):
         if chosen.startswith(prefix):
-            chosen = "postgresql+psycopg://" + chosen[len(prefix):]
+            chosen = "postgresql+psycopg://" + chosen[len(prefix) :]
     return chosen
 
 
@@ -238,15 +249,18 @@ def environment_variable(name: str) -> str | None:
     return os.environ.get(name)
 
 
-def config_from_mapping(raw: Any, source_path: str | None = None, environ: Mapping[str, str] | None = None,
-                        db: str | None = None) -> Config:
+def config_from_mapping(
+    raw: Any, source_path: str | None = None, environ: Mapping[str, str] | None = None, db: str | None = None
+) -> Config:
     """The configuration from a parsed `gatewatch.yaml` mapping and the environment (default os.environ)."""
     environ = os.environ if environ is None else environ
     label = f"config {source_path}" if source_path else "config"
     raw = {} if raw is None else raw
     file = validate(ConfigFile, raw, label=label)
-    sections = {name: getattr(file, name).model_dump() if isinstance(getattr(file, name), Model)
-                else getattr(file, name) for name in ConfigFile.model_fields}
+    sections = {
+        name: getattr(file, name).model_dump() if isinstance(getattr(file, name), Model) else getattr(file, name)
+        for name in ConfigFile.model_fields
+    }
     if source_path:  # folders named in the file are relative to it
         base = Path(source_path).resolve().parent
         sections["gates"]["policies"] = _relative(sections["gates"]["policies"], base)
@@ -255,10 +269,19 @@ def config_from_mapping(raw: Any, source_path: str | None = None, environ: Mappi
         value = environ.get(variable)
         if value:
             (sections[section] if section else sections)[key] = value
-    return validate(Config, {**sections, "store_url": store_url(db, environ), "source_path": source_path,
-                             "github_actions": {"output": environ.get("GITHUB_OUTPUT") or None,
-                                                "step_summary": environ.get("GITHUB_STEP_SUMMARY") or None}},
-                    label=label)
+    return validate(
+        Config,
+        {
+            **sections,
+            "store_url": store_url(db, environ),
+            "source_path": source_path,
+            "github_actions": {
+                "output": environ.get("GITHUB_OUTPUT") or None,
+                "step_summary": environ.get("GITHUB_STEP_SUMMARY") or None,
+            },
+        },
+        label=label,
+    )
 
 
 def _relative(folder: str | None, base: Path) -> str | None:

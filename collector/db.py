@@ -1,5 +1,6 @@
 """Where the store is and how to reach it: URL resolution, engines, and Alembic migrations
 applied on first use of a database."""
+
 from __future__ import annotations
 
 import functools
@@ -18,7 +19,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from gatewatch.errors import StoreError
 
-from .config import DEFAULT_URL, store_url
+from .config import store_url
 from .timeutil import UTC
 
 P = ParamSpec("P")
@@ -53,10 +54,12 @@ def store_errors() -> Iterator[None]:
 
 def translates_store_errors(fn: Callable[P, R]) -> Callable[P, R]:
     """Decorate a public collector function: SQLAlchemy's errors leave it as StoreError."""
+
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         with store_errors():
             return fn(*args, **kwargs)
+
     return wrapper
 
 
@@ -81,8 +84,10 @@ def _check_sqlite_library() -> None:
         with closing(sqlite3.connect(":memory:")) as probe:
             probe.execute("WITH RECURSIVE r(n) AS (SELECT 1) SELECT json_group_array(n) FROM r").fetchall()
     except sqlite3.OperationalError as exc:
-        raise StoreError(f"this Python's SQLite library ({sqlite3.sqlite_version}) cannot run the store's "
-                         f"queries ({exc}): use a Python built with SQLite 3.38 or newer, or PostgreSQL") from None
+        raise StoreError(
+            f"this Python's SQLite library ({sqlite3.sqlite_version}) cannot run the store's "
+            f"queries ({exc}): use a Python built with SQLite 3.38 or newer, or PostgreSQL"
+        ) from None
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -107,8 +112,9 @@ def create_store_engine(url: str | None = None) -> Engine:
     try:
         parsed = make_url(resolved)
     except ArgumentError:
-        raise StoreError(f"invalid database URL {resolved!r}: expected e.g. sqlite:///gatewatch.db "
-                         "or postgresql://user@host:5432/db") from None
+        raise StoreError(
+            f"invalid database URL {resolved!r}: expected e.g. sqlite:///gatewatch.db or postgresql://user@host:5432/db"
+        ) from None
     kwargs: dict = {}
     if parsed.get_backend_name() == "sqlite":
         if not in_memory(parsed):
@@ -180,8 +186,10 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
                     conn.commit()
         return before, head
     except SQLAlchemyError as exc:
-        raise StoreError(f"cannot migrate the store at {describe_url(str(engine.url))}: "
-                         f"{exc.__class__.__name__}: {str(exc).splitlines()[0]}") from None
+        raise StoreError(
+            f"cannot migrate the store at {describe_url(str(engine.url))}: "
+            f"{exc.__class__.__name__}: {str(exc).splitlines()[0]}"
+        ) from None
 
 
 def get_engine(url: str | None = None, migrate: bool = True) -> Engine:
@@ -222,8 +230,7 @@ def ping(engine: Engine) -> None:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
     except SQLAlchemyError as exc:
-        raise StoreError(f"store unreachable at {describe_url(str(engine.url))}: "
-                         f"{str(exc).splitlines()[0]}") from None
+        raise StoreError(f"store unreachable at {describe_url(str(engine.url))}: {str(exc).splitlines()[0]}") from None
 
 
 def key_filter(column, dialect_name: str, name: str = "keys"):
@@ -261,12 +268,17 @@ def bulk_insert(conn: Connection, table: Table, rows: list[dict]) -> None:
     columns = [c.name for c in table.columns if not (c.primary_key and c.autoincrement is True)]
     dialect = conn.dialect
     marker = "?" if dialect.paramstyle == "qmark" else "%s"
-    sql = (f"INSERT INTO {dialect.identifier_preparer.format_table(table)} "
-           f"({', '.join(dialect.identifier_preparer.quote(c) for c in columns)}) "
-           f"VALUES ({', '.join([marker] * len(columns))})")
+    sql = (
+        f"INSERT INTO {dialect.identifier_preparer.format_table(table)} "
+        f"({', '.join(dialect.identifier_preparer.quote(c) for c in columns)}) "
+        f"VALUES ({', '.join([marker] * len(columns))})"
+    )
     params: list[list[Any]] = [list(map(row.get, columns)) for row in rows]
-    stamps = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, DateTime)
-              or isinstance(getattr(table.c[c].type, "impl", None), DateTime)]
+    stamps = [
+        i
+        for i, c in enumerate(columns)
+        if isinstance(table.c[c].type, DateTime) or isinstance(getattr(table.c[c].type, "impl", None), DateTime)
+    ]
     if dialect.name != "sqlite":
         if any(values[i] is not None and values[i].tzinfo is None for values in params for i in stamps):
             raise ValueError("naive datetime given to the store; pass a timezone-aware value")

@@ -3,6 +3,7 @@ later call gets the stored decision (so a retried pipeline step never acts twice
 
 `promote` and `rollback` are final for a key. `hold` means "ask again": the next call with the key
 evaluates anew as attempt 2, 3, ... (how a polling controller or a CodePipeline continuation waits)."""
+
 from __future__ import annotations
 
 import json
@@ -39,16 +40,39 @@ class StoredDecision:
     first: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "key": self.key, "attempt": self.attempt, "gate": self.gate, "decision": self.decision,
-                "created_at": self.created_at.isoformat(), "deployment_id": self.deployment_id,
-                "service": self.service, "checks": self.checks, "reasons": self.reasons, "actions": self.actions,
-                "evidence": self.evidence, "replayed": not self.first}
+        return {
+            "id": self.id,
+            "key": self.key,
+            "attempt": self.attempt,
+            "gate": self.gate,
+            "decision": self.decision,
+            "created_at": self.created_at.isoformat(),
+            "deployment_id": self.deployment_id,
+            "service": self.service,
+            "checks": self.checks,
+            "reasons": self.reasons,
+            "actions": self.actions,
+            "evidence": self.evidence,
+            "replayed": not self.first,
+        }
 
 
 def _from_row(row, first: bool = False) -> StoredDecision:
-    return StoredDecision(row["id"], row["key"], row["attempt"], row["gate"], row["decision"], row["created_at"], row["deployment_id"],
-                          row["service"], json.loads(row["checks"]), json.loads(row["reasons"]),
-                          json.loads(row["actions"]), json.loads(row["evidence"] or "{}"), first)
+    return StoredDecision(
+        row["id"],
+        row["key"],
+        row["attempt"],
+        row["gate"],
+        row["decision"],
+        row["created_at"],
+        row["deployment_id"],
+        row["service"],
+        json.loads(row["checks"]),
+        json.loads(row["reasons"]),
+        json.loads(row["actions"]),
+        json.loads(row["evidence"] or "{}"),
+        first,
+    )
 
 
 @translates_store_errors
@@ -62,23 +86,49 @@ def get_decision(engine: Engine, *, decision_id: str | None = None, key: str | N
 
 
 @translates_store_errors
-def record_decision(engine: Engine, key: str, gate: str, decision: str, checks: list[dict], reasons: list[str],
-                    *, attempt: int = 1, deployment_id: str | None = None, service: str | None = None,
-                    evidence: dict | None = None) -> StoredDecision:
+def record_decision(
+    engine: Engine,
+    key: str,
+    gate: str,
+    decision: str,
+    checks: list[dict],
+    reasons: list[str],
+    *,
+    attempt: int = 1,
+    deployment_id: str | None = None,
+    service: str | None = None,
+    evidence: dict | None = None,
+) -> StoredDecision:
     """Store a decision under (`key`, `attempt`) unless one is there already; returns what is stored.
 
     The unique (key, attempt) makes this safe across processes: of two racing writers one inserts
     (`first`), the other gets the winner's decision."""
-    row = {"id": str(uuid.uuid4()), "key": key, "attempt": attempt, "gate": gate, "decision": decision, "created_at": utcnow(),
-           "deployment_id": deployment_id, "service": service, "checks": json.dumps(checks, default=str),
-           "reasons": json.dumps(reasons), "actions": "[]", "evidence": json.dumps(evidence or {}, default=str)}
+    row = {
+        "id": str(uuid.uuid4()),
+        "key": key,
+        "attempt": attempt,
+        "gate": gate,
+        "decision": decision,
+        "created_at": utcnow(),
+        "deployment_id": deployment_id,
+        "service": service,
+        "checks": json.dumps(checks, default=str),
+        "reasons": json.dumps(reasons),
+        "actions": "[]",
+        "evidence": json.dumps(evidence or {}, default=str),
+    }
     try:
         with write_transaction(engine) as conn:
             conn.execute(gate_decisions.insert(), row)
     except IntegrityError:
         with engine.connect() as conn:
-            found = conn.execute(select(gate_decisions).where(gate_decisions.c.key == key,
-                                                              gate_decisions.c.attempt == attempt)).mappings().first()
+            found = (
+                conn.execute(
+                    select(gate_decisions).where(gate_decisions.c.key == key, gate_decisions.c.attempt == attempt)
+                )
+                .mappings()
+                .first()
+            )
         if found is None:  # pragma: no cover - a unique violation on another column
             raise
         return _from_row(found)
@@ -89,8 +139,11 @@ def record_decision(engine: Engine, key: str, gate: str, decision: str, checks: 
 def record_actions(engine: Engine, decision_id: str, actions: list[dict[str, Any]]) -> None:
     """Store the actions a decision took and their outcomes."""
     with write_transaction(engine) as conn:
-        conn.execute(update(gate_decisions).where(gate_decisions.c.id == decision_id)
-                     .values(actions=json.dumps(actions, default=str)))
+        conn.execute(
+            update(gate_decisions)
+            .where(gate_decisions.c.id == decision_id)
+            .values(actions=json.dumps(actions, default=str))
+        )
 
 
 @translates_store_errors

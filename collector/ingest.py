@@ -1,6 +1,7 @@
 """The one ingest path every event takes (files, stdin, webhooks, API backfills, the demo):
 archive the raw payload and merge its projection in the same transaction, quarantining what
 cannot be parsed with the reason, never dropping it."""
+
 from __future__ import annotations
 
 import csv
@@ -11,18 +12,20 @@ import json
 import logging
 import sys
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, TextIO
+from typing import Any, TextIO
 
 from sqlalchemy import Engine, bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from gatewatch.errors import ConfigError, PayloadError
+
 from . import projections, sources
 from .config import Config
 from .db import DEFAULT_KEY_CHUNK, KEY_CHUNK, bulk_insert, key_filter, translates_store_errors, write_transaction
-from gatewatch.errors import ConfigError, PayloadError
 from .models import PROJECTION_TABLES, raw_events
 from .timeutil import utcnow
 
@@ -82,7 +85,7 @@ class IngestSummary:
         """0 when nothing was quarantined, 1 when something was (it is still archived)."""
         return 1 if self.quarantined else 0
 
-    def add(self, other: "IngestSummary") -> None:
+    def add(self, other: IngestSummary) -> None:
         self.stored += other.stored
         self.duplicates += other.duplicates
         self.ignored += other.ignored
@@ -90,9 +93,14 @@ class IngestSummary:
         self.by_source.update(other.by_source)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"stored": self.stored, "duplicates": self.duplicates, "ignored": self.ignored,
-                "quarantined": len(self.quarantined), "by_source": dict(sorted(self.by_source.items())),
-                "quarantine": [q.__dict__ for q in self.quarantined]}
+        return {
+            "stored": self.stored,
+            "duplicates": self.duplicates,
+            "ignored": self.ignored,
+            "quarantined": len(self.quarantined),
+            "by_source": dict(sorted(self.by_source.items())),
+            "quarantine": [q.__dict__ for q in self.quarantined],
+        }
 
 
 def canonical_hash(payload: Any) -> str:
@@ -108,8 +116,9 @@ def _describe(exc: Exception, source: str) -> str:
     return f"internal error in the {source} normaliser ({exc.__class__.__name__}: {exc}); please report it"
 
 
-def normalise_payload(payload: Any, source: str | None, hint: str | None, config: Config,
-                      kind: str | None = None) -> tuple[str, str, list, str | None]:
+def normalise_payload(
+    payload: Any, source: str | None, hint: str | None, config: Config, kind: str | None = None
+) -> tuple[str, str, list, str | None]:
     """(source, kind, updates, error) for a parsed payload; `error` set means quarantine.
 
     `hint` is what the transport said (e.g. the X-GitHub-Event header) and helps detection; a known
@@ -120,22 +129,35 @@ def normalise_payload(payload: Any, source: str | None, hint: str | None, config
         module = sources.SOURCES[source]
         kind = module.detect(payload, hint)
         if kind is None:
-            return source, "unknown", [], (f"not recognised as a {source} payload; check --source "
-                                           "or let Gatewatch detect the source (--source auto)")
+            return (
+                source,
+                "unknown",
+                [],
+                (
+                    f"not recognised as a {source} payload; check --source "
+                    "or let Gatewatch detect the source (--source auto)"
+                ),
+            )
     else:
         found = sources.detect(payload, hint)
         if found is None:
-            return "unknown", "unknown", [], (
-                "unrecognised payload: expected a CodePipeline EventBridge event, a GitHub, GitLab "
-                "or PagerDuty webhook, or a generic record with a 'type' field "
-                "(deployment, change or incident)")
+            return (
+                "unknown",
+                "unknown",
+                [],
+                (
+                    "unrecognised payload: expected a CodePipeline EventBridge event, a GitHub, GitLab "
+                    "or PagerDuty webhook, or a generic record with a 'type' field "
+                    "(deployment, change or incident)"
+                ),
+            )
         source, kind = found
         module = sources.SOURCES[source]
     try:
         updates = module.normalise(kind, payload, config)
         for upd in updates:
             projections.validate(upd)
-    except Exception as exc:  # noqa: BLE001 - any failure quarantines; nothing is dropped
+    except Exception as exc:
         return source, kind, [], _describe(exc, source)
     return source, kind, updates, None
 
@@ -148,24 +170,39 @@ def process(envelope: Envelope, config: Config) -> Processed:
             payload = json.loads(envelope.text)
         except ValueError as exc:
             digest = hashlib.sha256(envelope.text.encode("utf-8", "surrogateescape")).hexdigest()
-            return Processed(envelope.origin, envelope.source or "unknown", "unparsed",
-                             f"unparsed:{digest}", envelope.text, QUARANTINED,
-                             f"body: expected JSON ({exc})", [])
+            return Processed(
+                envelope.origin,
+                envelope.source or "unknown",
+                "unparsed",
+                f"unparsed:{digest}",
+                envelope.text,
+                QUARANTINED,
+                f"body: expected JSON ({exc})",
+                [],
+            )
     if not isinstance(payload, Mapping):
         digest = canonical_hash(payload)
-        return Processed(envelope.origin, envelope.source or "unknown", "unparsed", f"unparsed:{digest}",
-                         envelope.text, QUARANTINED,
-                         f"body: expected a JSON object, got {type(payload).__name__}", [])
+        return Processed(
+            envelope.origin,
+            envelope.source or "unknown",
+            "unparsed",
+            f"unparsed:{digest}",
+            envelope.text,
+            QUARANTINED,
+            f"body: expected a JSON object, got {type(payload).__name__}",
+            [],
+        )
     source, kind, updates, error = normalise_payload(payload, envelope.source, envelope.hint, config)
     natural = None
     if source in sources.SOURCES and kind not in UNKNOWN_KINDS:
         try:
             natural = sources.SOURCES[source].event_id(kind, payload)
-        except Exception:  # noqa: BLE001 - a missing id falls back to the content hash
+        except Exception:
             natural = None
     dedupe = f"{source}:{natural}" if natural else f"{source}:{canonical_hash(payload)}"
-    return Processed(envelope.origin, source, kind, dedupe[:255], envelope.text,
-                     QUARANTINED if error else OK, error, updates)
+    return Processed(
+        envelope.origin, source, kind, dedupe[:255], envelope.text, QUARANTINED if error else OK, error, updates
+    )
 
 
 def _store_batch(engine: Engine, batch: list[Processed]) -> IngestSummary:
@@ -177,16 +214,24 @@ def _store_batch(engine: Engine, batch: list[Processed]) -> IngestSummary:
         known = select(raw_events.c.dedupe_key).where(key_filter(raw_events.c.dedupe_key, conn.dialect.name))
         chunk = KEY_CHUNK.get(conn.dialect.name, DEFAULT_KEY_CHUNK)
         for start in range(0, len(keys), chunk):
-            existing.update(conn.execute(known, {"keys": keys[start:start + chunk]}).scalars())
+            existing.update(conn.execute(known, {"keys": keys[start : start + chunk]}).scalars())
         rows, updates = [], []
         for item in batch:
             if item.dedupe_key in existing:
                 summary.duplicates += 1
                 continue
             existing.add(item.dedupe_key)
-            rows.append({"source": item.source, "kind": item.kind, "dedupe_key": item.dedupe_key,
-                         "received_at": received, "payload": item.text, "status": item.status,
-                         "error": item.error})
+            rows.append(
+                {
+                    "source": item.source,
+                    "kind": item.kind,
+                    "dedupe_key": item.dedupe_key,
+                    "received_at": received,
+                    "payload": item.text,
+                    "status": item.status,
+                    "error": item.error,
+                }
+            )
             summary.stored += 1
             summary.by_source[item.source] += 1
             if item.status == QUARANTINED:
@@ -241,8 +286,13 @@ def _bulk_allocation() -> Iterator[None]:
 
 
 @translates_store_errors
-def ingest(engine: Engine, envelopes: Iterable[Envelope], config: Config, batch_size: int = 10_000,
-           progress: Callable[[int], None] | None = None) -> IngestSummary:
+def ingest(
+    engine: Engine,
+    envelopes: Iterable[Envelope],
+    config: Config,
+    batch_size: int = 10_000,
+    progress: Callable[[int], None] | None = None,
+) -> IngestSummary:
     """Archive and project every envelope; one transaction per batch."""
     summary = IngestSummary()
     with _bulk_allocation():
@@ -253,23 +303,33 @@ def ingest(engine: Engine, envelopes: Iterable[Envelope], config: Config, batch_
     return summary
 
 
-def ingest_payloads(engine: Engine, payloads: Iterable[Any], config: Config, source: str | None = None,
-                    hint: str | None = None, origin: str = "api") -> IngestSummary:
+def ingest_payloads(
+    engine: Engine,
+    payloads: Iterable[Any],
+    config: Config,
+    source: str | None = None,
+    hint: str | None = None,
+    origin: str = "api",
+) -> IngestSummary:
     """Ingest already-parsed payloads (API backfills, the demo); each is archived as compact JSON."""
+
     def envelopes() -> Iterator[Envelope]:
         for i, payload in enumerate(payloads, 1):
             text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, default=str)
             yield Envelope(text, payload, source, hint, f"{origin}#{i}")
+
     return ingest(engine, envelopes(), config)
 
 
 # --- reading files ---------------------------------------------------------------------------
 
+
 def _csv_envelopes(lines: Iterable[str], name: str, source: str | None) -> Iterator[Envelope]:
     reader = csv.DictReader(lines)
     if not reader.fieldnames or "type" not in reader.fieldnames:
-        raise ConfigError(f"{name}: a CSV file needs a header row with a 'type' column "
-                          "(see the README's generic format)")
+        raise ConfigError(
+            f"{name}: a CSV file needs a header row with a 'type' column (see the README's generic format)"
+        )
     for row in reader:
         record = {k: v for k, v in row.items() if k is not None and v not in (None, "")}
         if None in row:
@@ -278,8 +338,7 @@ def _csv_envelopes(lines: Iterable[str], name: str, source: str | None) -> Itera
         yield Envelope(text, record, source, None, f"{name}:{reader.line_num}")
 
 
-def read_stream(stream: TextIO, name: str, source: str | None = None,
-                hint: str | None = None) -> Iterator[Envelope]:
+def read_stream(stream: TextIO, name: str, source: str | None = None, hint: str | None = None) -> Iterator[Envelope]:
     """Envelopes from a text stream: a JSON object, a JSON list, NDJSON, or CSV with a header."""
     first = stream.readline()
     skipped = 0
@@ -298,8 +357,9 @@ def read_stream(stream: TextIO, name: str, source: str | None = None,
             log.debug("%s: not a JSON list (%s)", name, exc)
             return
         for i, item in enumerate(items, 1):
-            yield Envelope(json.dumps(item, separators=(",", ":"), ensure_ascii=False), item, source,
-                           hint, f"{name}[{i}]")
+            yield Envelope(
+                json.dumps(item, separators=(",", ":"), ensure_ascii=False), item, source, hint, f"{name}[{i}]"
+            )
         return
     if stripped.startswith("{"):
         try:
@@ -336,6 +396,7 @@ def read_files(paths: Iterable[str], source: str | None = None) -> Iterator[Enve
 
 # --- replay ------------------------------------------------------------------------------------
 
+
 @dataclass
 class ReplaySummary:
     """What a replay did: events re-projected, quarantined ones that now parse, ones still failing."""
@@ -351,8 +412,9 @@ class ReplaySummary:
 
 
 @translates_store_errors
-def replay(engine: Engine, config: Config, batch_size: int = 5000,
-           progress: Callable[[int], None] | None = None) -> ReplaySummary:
+def replay(
+    engine: Engine, config: Config, batch_size: int = 5000, progress: Callable[[int], None] | None = None
+) -> ReplaySummary:
     """Rebuild every projection from `raw_events`, retrying quarantined payloads; one transaction."""
     summary = ReplaySummary()
     with write_transaction(engine) as conn:
@@ -361,9 +423,18 @@ def replay(engine: Engine, config: Config, batch_size: int = 5000,
         last_id = 0
         while True:
             rows = conn.execute(
-                select(raw_events.c.id, raw_events.c.source, raw_events.c.kind, raw_events.c.payload,
-                       raw_events.c.status, raw_events.c.error)
-                .where(raw_events.c.id > last_id).order_by(raw_events.c.id).limit(batch_size)).all()
+                select(
+                    raw_events.c.id,
+                    raw_events.c.source,
+                    raw_events.c.kind,
+                    raw_events.c.payload,
+                    raw_events.c.status,
+                    raw_events.c.error,
+                )
+                .where(raw_events.c.id > last_id)
+                .order_by(raw_events.c.id)
+                .limit(batch_size)
+            ).all()
             if not rows:
                 break
             last_id = rows[-1].id
@@ -383,8 +454,7 @@ def replay(engine: Engine, config: Config, batch_size: int = 5000,
                         error = f"body: expected a JSON object, got {type(payload).__name__}"
                     else:
                         known = row.source if row.source in sources.SOURCES else None
-                        source, kind, found, error = normalise_payload(payload, known, None, config,
-                                                                       kind=row.kind)
+                        source, kind, found, error = normalise_payload(payload, known, None, config, kind=row.kind)
                     new_status = QUARANTINED if error else OK
                 updates.extend(found)
                 if row.status == QUARANTINED and new_status == OK:
@@ -394,8 +464,9 @@ def replay(engine: Engine, config: Config, batch_size: int = 5000,
                 elif new_status == QUARANTINED:
                     summary.still_quarantined += 1
                 if new_status != row.status or error != row.error or kind != row.kind or source != row.source:
-                    changed.append({"_id": row.id, "status": new_status, "error": error,
-                                    "kind": kind, "source": source})
+                    changed.append(
+                        {"_id": row.id, "status": new_status, "error": error, "kind": kind, "source": source}
+                    )
             if changed:
                 conn.execute(update(raw_events).where(raw_events.c.id == bindparam("_id")), changed)
             projections.apply(conn, updates)

@@ -1,19 +1,39 @@
 """Listings: what the dashboard lists and filters by (store counts, filter choices, open work, a run's
 stages and actions, canary runs, gate decisions), filtered in SQL and read as DataFrames."""
+
 from __future__ import annotations
 
 from datetime import datetime
 
 import pandas as pd
 from sqlalchemy import Connection, Engine, func, inspect, or_, select, true
-from sqlalchemy.sql import ColumnElement, Select
+from sqlalchemy.sql import ColumnElement
 
 from .db import translates_store_errors
 from .loaders import Scope, distinct_values, raw_time, read_frame, reading, team_services
-from .models import action_runs, canary_runs, deployments, gate_decisions, incidents, pipeline_runs, raw_events, stage_runs
+from .models import (
+    action_runs,
+    canary_runs,
+    deployments,
+    gate_decisions,
+    incidents,
+    pipeline_runs,
+    raw_events,
+    stage_runs,
+)
 
-__all__ = ["count_raw_events", "list_quarantined", "load_store_counts", "load_filter_options", "load_open_work", "load_run_detail", "load_canary_runs",
-           "load_gate_decisions", "ACTIVE_RUN", "ACTIVE_DEPLOYMENT"]
+__all__ = [
+    "ACTIVE_DEPLOYMENT",
+    "ACTIVE_RUN",
+    "count_raw_events",
+    "list_quarantined",
+    "load_canary_runs",
+    "load_filter_options",
+    "load_gate_decisions",
+    "load_open_work",
+    "load_run_detail",
+    "load_store_counts",
+]
 
 ACTIVE_RUN = ("queued", "in_progress")
 ACTIVE_DEPLOYMENT = ("pending", "in_progress")
@@ -41,8 +61,14 @@ def _has_schema(conn: Connection) -> bool:
 def load_store_counts(engine: Engine) -> dict[str, int]:
     """Rows per table a dashboard page reads (to tell an empty store from an empty filter); all 0 for a
     store that has no schema yet (nothing was ever written to it)."""
-    tables = {"raw_events": raw_events, "deployments": deployments, "pipeline_runs": pipeline_runs,
-              "incidents": incidents, "canary_runs": canary_runs, "gate_decisions": gate_decisions}
+    tables = {
+        "raw_events": raw_events,
+        "deployments": deployments,
+        "pipeline_runs": pipeline_runs,
+        "incidents": incidents,
+        "canary_runs": canary_runs,
+        "gate_decisions": gate_decisions,
+    }
     with reading(engine) as conn:
         if not _has_schema(conn):
             return dict.fromkeys(tables, 0)
@@ -73,70 +99,175 @@ def load_open_work(engine: Engine, since: datetime, scope: Scope = Scope()) -> d
     pipelines since `since`, for a typical-duration baseline), deployments in progress, recent
     rollbacks and open incidents with their linked deployment."""
     r, d, i = pipeline_runs, deployments, incidents
-    run_cols = [r.c.id, r.c.pipeline, r.c.service, r.c.revision, r.c.status, r.c.url, raw_time(r.c.queued_at),
-                raw_time(r.c.started_at), raw_time(r.c.finished_at)]
+    run_cols = [
+        r.c.id,
+        r.c.pipeline,
+        r.c.service,
+        r.c.revision,
+        r.c.status,
+        r.c.url,
+        raw_time(r.c.queued_at),
+        raw_time(r.c.started_at),
+        raw_time(r.c.finished_at),
+    ]
     active_runs = select(*run_cols).where(r.c.status.in_(ACTIVE_RUN), *_run_scope(scope))
-    failed_runs = (select(*run_cols).where(r.c.status == "failed", r.c.finished_at >= since, *_run_scope(scope))
-                   .order_by(r.c.finished_at.desc()))
+    failed_runs = (
+        select(*run_cols)
+        .where(r.c.status == "failed", r.c.finished_at >= since, *_run_scope(scope))
+        .order_by(r.c.finished_at.desc())
+    )
     finished_runs = select(r.c.pipeline, r.c.service, raw_time(r.c.started_at), raw_time(r.c.finished_at)).where(
-        r.c.status.in_(("succeeded", "failed")), r.c.finished_at >= since, r.c.started_at.is_not(None),
-        *_run_scope(scope))
-    dep_cols = [d.c.id, d.c.service, d.c.team, d.c.environment, d.c.status, d.c.version, d.c.url,
-                raw_time(d.c.started_at), raw_time(d.c.finished_at), d.c.rollback_of, d.c.is_rollback]
+        r.c.status.in_(("succeeded", "failed")),
+        r.c.finished_at >= since,
+        r.c.started_at.is_not(None),
+        *_run_scope(scope),
+    )
+    dep_cols = [
+        d.c.id,
+        d.c.service,
+        d.c.team,
+        d.c.environment,
+        d.c.status,
+        d.c.version,
+        d.c.url,
+        raw_time(d.c.started_at),
+        raw_time(d.c.finished_at),
+        d.c.rollback_of,
+        d.c.is_rollback,
+    ]
     active_deps = select(*dep_cols).where(d.c.status.in_(ACTIVE_DEPLOYMENT), *scope.conditions())
-    rollbacks = (select(*dep_cols).where(
-        or_(d.c.is_rollback == true(), d.c.rollback_of.is_not(None), d.c.status == "rolled_back"),
-        d.c.finished_at >= since, *scope.conditions()).order_by(d.c.finished_at.desc()))
+    rollbacks = (
+        select(*dep_cols)
+        .where(
+            or_(d.c.is_rollback == true(), d.c.rollback_of.is_not(None), d.c.status == "rolled_back"),
+            d.c.finished_at >= since,
+            *scope.conditions(),
+        )
+        .order_by(d.c.finished_at.desc())
+    )
     linked = d.alias("linked")
-    open_incidents = (select(i.c.id, i.c.service, i.c.title, i.c.severity, i.c.status, i.c.url, raw_time(i.c.opened_at),
-                             raw_time(i.c.acknowledged_at), i.c.deployment_id, linked.c.status.label("deployment_status"),
-                             raw_time(linked.c.finished_at, "deployment_finished_at"))
-                      .outerjoin(linked, linked.c.id == i.c.deployment_id)
-                      .where(i.c.resolved_at.is_(None), *_named_scope(i, scope)).order_by(i.c.opened_at.desc()))
+    open_incidents = (
+        select(
+            i.c.id,
+            i.c.service,
+            i.c.title,
+            i.c.severity,
+            i.c.status,
+            i.c.url,
+            raw_time(i.c.opened_at),
+            raw_time(i.c.acknowledged_at),
+            i.c.deployment_id,
+            linked.c.status.label("deployment_status"),
+            raw_time(linked.c.finished_at, "deployment_finished_at"),
+        )
+        .outerjoin(linked, linked.c.id == i.c.deployment_id)
+        .where(i.c.resolved_at.is_(None), *_named_scope(i, scope))
+        .order_by(i.c.opened_at.desc())
+    )
     with reading(engine) as conn:
-        return {"active_runs": read_frame(conn, active_runs), "failed_runs": read_frame(conn, failed_runs),
-                "finished_runs": read_frame(conn, finished_runs), "active_deployments": read_frame(conn, active_deps),
-                "rollbacks": read_frame(conn, rollbacks), "open_incidents": read_frame(conn, open_incidents)}
+        return {
+            "active_runs": read_frame(conn, active_runs),
+            "failed_runs": read_frame(conn, failed_runs),
+            "finished_runs": read_frame(conn, finished_runs),
+            "active_deployments": read_frame(conn, active_deps),
+            "rollbacks": read_frame(conn, rollbacks),
+            "open_incidents": read_frame(conn, open_incidents),
+        }
 
 
 @translates_store_errors
 def load_run_detail(engine: Engine, run_id: str) -> dict[str, pd.DataFrame]:
     """One pipeline run's stages and actions, in start order (a drill-down)."""
     s, a = stage_runs, action_runs
-    stages = (select(s.c.id, s.c.name, s.c.category, s.c.status, s.c.attempt, s.c.failed_once, raw_time(s.c.started_at),
-                     raw_time(s.c.finished_at)).where(s.c.pipeline_run_id == run_id).order_by(s.c.started_at, s.c.name))
-    actions = (select(a.c.id, a.c.stage_run_id, a.c.name, a.c.category, a.c.provider, a.c.status, a.c.url,
-                      raw_time(a.c.started_at), raw_time(a.c.finished_at))
-               .where(a.c.pipeline_run_id == run_id).order_by(a.c.started_at, a.c.name))
+    stages = (
+        select(
+            s.c.id,
+            s.c.name,
+            s.c.category,
+            s.c.status,
+            s.c.attempt,
+            s.c.failed_once,
+            raw_time(s.c.started_at),
+            raw_time(s.c.finished_at),
+        )
+        .where(s.c.pipeline_run_id == run_id)
+        .order_by(s.c.started_at, s.c.name)
+    )
+    actions = (
+        select(
+            a.c.id,
+            a.c.stage_run_id,
+            a.c.name,
+            a.c.category,
+            a.c.provider,
+            a.c.status,
+            a.c.url,
+            raw_time(a.c.started_at),
+            raw_time(a.c.finished_at),
+        )
+        .where(a.c.pipeline_run_id == run_id)
+        .order_by(a.c.started_at, a.c.name)
+    )
     with reading(engine) as conn:
         return {"stages": read_frame(conn, stages), "actions": read_frame(conn, actions)}
 
 
 @translates_store_errors
-def load_canary_runs(engine: Engine, start: datetime, end: datetime, scope: Scope = Scope(),
-                     limit: int = 200) -> pd.DataFrame:
+def load_canary_runs(
+    engine: Engine, start: datetime, end: datetime, scope: Scope = Scope(), limit: int = 200
+) -> pd.DataFrame:
     """Canary runs created in [start, end), newest first, with their deployment's service. With a
     service or team in `scope`, only runs of that service's deployments."""
     c, d = canary_runs, deployments
-    query = (select(c.c.id, raw_time(c.c.created_at), c.c.verdict, c.c.score, c.c.source, c.c.deployment_id,
-                    d.c.service, raw_time(c.c.window_start), raw_time(c.c.window_end), c.c.baseline_scope, c.c.canary_scope)
-             .outerjoin(d, d.c.id == c.c.deployment_id)
-             .where(c.c.created_at >= start, c.c.created_at < end, *_named_scope(d, scope))
-             .order_by(c.c.created_at.desc()).limit(limit))
+    query = (
+        select(
+            c.c.id,
+            raw_time(c.c.created_at),
+            c.c.verdict,
+            c.c.score,
+            c.c.source,
+            c.c.deployment_id,
+            d.c.service,
+            raw_time(c.c.window_start),
+            raw_time(c.c.window_end),
+            c.c.baseline_scope,
+            c.c.canary_scope,
+        )
+        .outerjoin(d, d.c.id == c.c.deployment_id)
+        .where(c.c.created_at >= start, c.c.created_at < end, *_named_scope(d, scope))
+        .order_by(c.c.created_at.desc())
+        .limit(limit)
+    )
     with reading(engine) as conn:
         return read_frame(conn, query)
 
 
 @translates_store_errors
-def load_gate_decisions(engine: Engine, start: datetime, end: datetime, scope: Scope = Scope(),
-                        limit: int = 500) -> pd.DataFrame:
+def load_gate_decisions(
+    engine: Engine, start: datetime, end: datetime, scope: Scope = Scope(), limit: int = 500
+) -> pd.DataFrame:
     """Gate decisions made in [start, end) for the scope's services, newest first (checks, reasons,
     actions and evidence as stored JSON text)."""
     g = gate_decisions
-    query = (select(g.c.id, g.c.key, g.c.attempt, g.c.gate, g.c.decision, raw_time(g.c.created_at), g.c.deployment_id,
-                    g.c.service, g.c.checks, g.c.reasons, g.c.actions, g.c.evidence)
-             .where(g.c.created_at >= start, g.c.created_at < end, *_named_scope(g, scope))
-             .order_by(g.c.created_at.desc(), g.c.attempt.desc()).limit(limit))
+    query = (
+        select(
+            g.c.id,
+            g.c.key,
+            g.c.attempt,
+            g.c.gate,
+            g.c.decision,
+            raw_time(g.c.created_at),
+            g.c.deployment_id,
+            g.c.service,
+            g.c.checks,
+            g.c.reasons,
+            g.c.actions,
+            g.c.evidence,
+        )
+        .where(g.c.created_at >= start, g.c.created_at < end, *_named_scope(g, scope))
+        .order_by(g.c.created_at.desc(), g.c.attempt.desc())
+        .limit(limit)
+    )
     with reading(engine) as conn:
         return read_frame(conn, query)
 
@@ -153,6 +284,10 @@ def list_quarantined(engine: Engine, limit: int = 50) -> list[dict]:
     """The newest quarantined payloads: id, source, kind, received_at and the reason (error)."""
     r = raw_events
     with reading(engine) as conn:
-        rows = conn.execute(select(r.c.id, r.c.source, r.c.kind, r.c.received_at, r.c.error)
-                            .where(r.c.status == "quarantined").order_by(r.c.id.desc()).limit(limit)).mappings()
+        rows = conn.execute(
+            select(r.c.id, r.c.source, r.c.kind, r.c.received_at, r.c.error)
+            .where(r.c.status == "quarantined")
+            .order_by(r.c.id.desc())
+            .limit(limit)
+        ).mappings()
         return [dict(row) for row in rows]

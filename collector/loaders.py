@@ -5,6 +5,7 @@ keeps large reads fast on SQLite (text) and PostgreSQL (timestamptz) alike. The 
 window deployment's changes, comes packed as one JSON value per deployment and is unpacked by Arrow:
 a driver's cost is per row, and a deployment holds several changes.
 """
+
 from __future__ import annotations
 
 import io
@@ -20,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
-from sqlalchemy import (Connection, Engine, String, and_, case, func, or_, select, true)
+from sqlalchemy import Connection, Engine, String, and_, case, func, or_, select, true
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ColumnElement, Select
 from sqlalchemy.sql.functions import FunctionElement
@@ -29,8 +30,15 @@ from analysis.dora import DEFAULT_LINK_WINDOW, DoraFrames
 from analysis.pipelines import PipelineFrames
 
 from .db import translates_store_errors
-from .models import (action_runs, deployment_changes, deployment_contents, deployments, incidents,
-                     pipeline_runs, stage_runs)
+from .models import (
+    action_runs,
+    deployment_changes,
+    deployment_contents,
+    deployments,
+    incidents,
+    pipeline_runs,
+    stage_runs,
+)
 
 DORA_STATUSES = ("success", "rolled_back")
 
@@ -138,22 +146,29 @@ def _utc_timestamps(values: pd.Series) -> pd.Series:
         stamps = values.where(~missing, 0).to_numpy().astype(np.int64).astype("datetime64[us]")
         stamps[missing] = np.datetime64("NaT")
         return pd.Series(stamps, index=values.index, name=values.name).dt.tz_localize("UTC")
-    if values.dtype == object or pd.api.types.is_string_dtype(values.dtype):
-        if isinstance(first, str):
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("error")  # numpy warns about (and shifts) offsets: leave those to pandas
-                    parsed = np.array(values.to_numpy(dtype=object, na_value=None), dtype="datetime64[us]")
-                return pd.Series(parsed, index=values.index, name=values.name).dt.tz_localize("UTC")
-            except (ValueError, TypeError, Warning):
-                pass
+    if (values.dtype == object or pd.api.types.is_string_dtype(values.dtype)) and isinstance(first, str):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # numpy warns about (and shifts) offsets: leave those to pandas
+                parsed = np.array(values.to_numpy(dtype=object, na_value=None), dtype="datetime64[us]")
+            return pd.Series(parsed, index=values.index, name=values.name).dt.tz_localize("UTC")
+        except (ValueError, TypeError, Warning):
+            pass
     return pd.to_datetime(values, utc=True, format="ISO8601")
 
 
 def _deployment_columns():
     d = deployments
-    return [d.c.id, d.c.service, d.c.team, raw_time(d.c.finished_at), d.c.status, d.c.rollback_of,
-            d.c.is_rollback, d.c.hotfix]
+    return [
+        d.c.id,
+        d.c.service,
+        d.c.team,
+        raw_time(d.c.finished_at),
+        d.c.status,
+        d.c.rollback_of,
+        d.c.is_rollback,
+        d.c.hotfix,
+    ]
 
 
 def _earlier_deployment(base_on, start: datetime, change_id):
@@ -162,8 +177,12 @@ def _earlier_deployment(base_on, start: datetime, change_id):
     statistics drove it from a team's deployments, probing each for the change: 85 s for a team's
     90 days on the 1M-deployment benchmark store instead of a second.)"""
     d, x = deployments.alias("d_before"), deployment_contents.alias("x_before")
-    finished = (select(d.c.finished_at).where(d.c.id == x.c.deployment_id, *base_on(d), d.c.finished_at < start)
-                .correlate(x).scalar_subquery())
+    finished = (
+        select(d.c.finished_at)
+        .where(d.c.id == x.c.deployment_id, *base_on(d), d.c.finished_at < start)
+        .correlate(x)
+        .scalar_subquery()
+    )
     return select(func.min(finished)).where(x.c.change_id == change_id).scalar_subquery()
 
 
@@ -209,16 +228,21 @@ def _unpack_changes(packed: pd.Series, finished_at: pd.Series, dialect: str) -> 
     lines = [text if text is not None else "{}" for text in packed.to_numpy(dtype=object)]
     table = schema.empty_table()
     if lines:
-        table = pa_json.read_json(io.BytesIO("\n".join(lines).encode()),
-                                  parse_options=pa_json.ParseOptions(explicit_schema=schema))
+        table = pa_json.read_json(
+            io.BytesIO("\n".join(lines).encode()), parse_options=pa_json.ParseOptions(explicit_schema=schema)
+        )
     counts = pc.fill_null(pc.list_value_length(table["i"]), 0).to_numpy()
     # A deployment's own finish repeated over its changes, where no earlier deployment holds one.
     own = pd.Series(np.repeat(finished_at.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(), counts))
     own = own.dt.tz_localize("UTC")
     earlier = _arrow_utc(pc.list_flatten(table["e"]))
-    return pd.DataFrame({"change_id": pd.Series(pc.list_flatten(table["i"]).to_pandas(), dtype="str"),
-                         "committed_at": _arrow_utc(pc.list_flatten(table["t"])),
-                         "first_deployed_at": earlier.where(earlier.notna(), own)})
+    return pd.DataFrame(
+        {
+            "change_id": pd.Series(pc.list_flatten(table["i"]).to_pandas(), dtype="str"),
+            "committed_at": _arrow_utc(pc.list_flatten(table["t"])),
+            "first_deployed_at": earlier.where(earlier.notna(), own),
+        }
+    )
 
 
 def _arrow_utc(values: pa.ChunkedArray) -> pd.Series:
@@ -240,8 +264,9 @@ def distinct_values(column) -> Select:
 
 
 @translates_store_errors
-def load_dora_frames(engine: Engine, start: datetime, end: datetime, scope: Scope = Scope(),
-                     link_window: timedelta = DEFAULT_LINK_WINDOW) -> DoraFrames:
+def load_dora_frames(
+    engine: Engine, start: datetime, end: datetime, scope: Scope = Scope(), link_window: timedelta = DEFAULT_LINK_WINDOW
+) -> DoraFrames:
     """The frames `analysis.dora.report` needs for [start, end) in `scope` (see DoraFrames)."""
     d = deployments
 
@@ -252,21 +277,31 @@ def load_dora_frames(engine: Engine, start: datetime, end: datetime, scope: Scop
     in_window = and_(base, d.c.finished_at >= start, d.c.finished_at < end)
     window_ids = select(d.c.id).where(in_window)
 
-    context = select(*_deployment_columns()).where(base, d.c.finished_at >= start - link_window,
-                                                   d.c.finished_at < start)
-    later_rollbacks = select(*_deployment_columns()).where(base, d.c.finished_at >= end,
-                                                           d.c.rollback_of.in_(window_ids))
+    context = select(*_deployment_columns()).where(
+        base, d.c.finished_at >= start - link_window, d.c.finished_at < start
+    )
+    later_rollbacks = select(*_deployment_columns()).where(
+        base, d.c.finished_at >= end, d.c.rollback_of.in_(window_ids)
+    )
     # Each service's first deployment after the window: one index seek per service.
     after, listed = d.alias("after"), d.alias("listed")
     services = distinct_values(listed.c.service).subquery("services")
-    first_after = (select(services.c.value.label("service"), select(func.min(after.c.finished_at))
-                          .where(after.c.service == services.c.value, *base_on(after), after.c.finished_at >= end)
-                          .scalar_subquery().label("first_at"))
-                   .where(services.c.value.is_not(None)).subquery("first_after"))
-    next_deployments = (select(*_deployment_columns())
-                        .join(first_after, and_(d.c.service == first_after.c.service,
-                                                d.c.finished_at == first_after.c.first_at))
-                        .where(base))
+    first_after = (
+        select(
+            services.c.value.label("service"),
+            select(func.min(after.c.finished_at))
+            .where(after.c.service == services.c.value, *base_on(after), after.c.finished_at >= end)
+            .scalar_subquery()
+            .label("first_at"),
+        )
+        .where(services.c.value.is_not(None))
+        .subquery("first_after")
+    )
+    next_deployments = (
+        select(*_deployment_columns())
+        .join(first_after, and_(d.c.service == first_after.c.service, d.c.finished_at == first_after.c.first_at))
+        .where(base)
+    )
 
     x, dc = deployment_contents, deployment_changes
     # Each window deployment with its changes packed in one value (from `deployment_contents`: the
@@ -275,9 +310,12 @@ def load_dora_frames(engine: Engine, start: datetime, end: datetime, scope: Scop
     # deployment before the window that holds it. A change in several of the window's deployments is
     # reduced to its first below. (A NULL commit time is not >= start: it is looked up like an early one.)
     earlier = case((x.c.committed_at >= start, None), else_=_earlier_deployment(base_on, start, x.c.change_id))
-    links = (select(x.c.change_id.label("i"), _stored_time(x.c.committed_at).label("t"),
-                    _stored_time(earlier).label("e"))
-             .where(x.c.deployment_id == d.c.id).correlate(d).subquery("links"))
+    links = (
+        select(x.c.change_id.label("i"), _stored_time(x.c.committed_at).label("t"), _stored_time(earlier).label("e"))
+        .where(x.c.deployment_id == d.c.id)
+        .correlate(d)
+        .subquery("links")
+    )
     packed = select(_json_lists(links.c.i, links.c.t, links.c.e)).scalar_subquery().label("packed_changes")
     window_deployments = select(*_deployment_columns(), packed).where(in_window)
 
@@ -286,24 +324,39 @@ def load_dora_frames(engine: Engine, start: datetime, end: datetime, scope: Scop
     incident_scope = [i.c.service == scope.service] if scope.service else []
     if scope.team:
         incident_scope.append(i.c.service.in_(team_services(scope.team)))
-    incident_rows = select(i.c.id, i.c.service, raw_time(i.c.opened_at), raw_time(i.c.resolved_at), i.c.deployment_id).where(
-        or_(and_(i.c.opened_at >= start - link_window, i.c.opened_at < end + link_window, *incident_scope),
-            i.c.deployment_id.in_(context_ids)))
+    incident_rows = select(
+        i.c.id, i.c.service, raw_time(i.c.opened_at), raw_time(i.c.resolved_at), i.c.deployment_id
+    ).where(
+        or_(
+            and_(i.c.opened_at >= start - link_window, i.c.opened_at < end + link_window, *incident_scope),
+            i.c.deployment_id.in_(context_ids),
+        )
+    )
     commit_links = select(dc.c.deployment_id, dc.c.change_id).where(
-        dc.c.change_id.in_(select(i.c.deployment_id).where(
-            i.c.deployment_id.is_not(None), i.c.opened_at >= start - link_window,
-            i.c.opened_at < end + link_window, *incident_scope)))
+        dc.c.change_id.in_(
+            select(i.c.deployment_id).where(
+                i.c.deployment_id.is_not(None),
+                i.c.opened_at >= start - link_window,
+                i.c.opened_at < end + link_window,
+                *incident_scope,
+            )
+        )
+    )
 
     with reading(engine) as conn:
         in_window_rows = read_frame(conn, window_deployments, raw=True, objects=("packed_changes",))
-        window_changes = _first_per_change(_unpack_changes(in_window_rows.pop("packed_changes"),
-                                                           in_window_rows["finished_at"], conn.dialect.name))
+        window_changes = _first_per_change(
+            _unpack_changes(in_window_rows.pop("packed_changes"), in_window_rows["finished_at"], conn.dialect.name)
+        )
         parts = [in_window_rows] + [read_frame(conn, q, raw=True) for q in (context, later_rollbacks, next_deployments)]
         deps = pd.concat([p for p in parts if not p.empty] or parts[:1], ignore_index=True)
         deps = deps.drop_duplicates("id").reset_index(drop=True)
-        return DoraFrames(deployments=deps, changes=window_changes,
-                          incidents=read_frame(conn, incident_rows, raw=True),
-                          commit_links=read_frame(conn, commit_links, raw=True))
+        return DoraFrames(
+            deployments=deps,
+            changes=window_changes,
+            incidents=read_frame(conn, incident_rows, raw=True),
+            commit_links=read_frame(conn, commit_links, raw=True),
+        )
 
 
 def team_services(team: str) -> Select:
@@ -315,19 +368,44 @@ def load_pipeline_frames(engine: Engine, start: datetime, end: datetime, scope: 
     """The frames `analysis.pipelines.report` needs for [start, end): every environment unless
     `scope.environment` names one."""
     r, s, a, d = pipeline_runs, stage_runs, action_runs, deployments
-    run_filter = [or_(and_(r.c.started_at >= start, r.c.started_at < end),
-                      and_(r.c.finished_at >= start, r.c.finished_at < end))]
+    run_filter = [
+        or_(and_(r.c.started_at >= start, r.c.started_at < end), and_(r.c.finished_at >= start, r.c.finished_at < end))
+    ]
     if scope.service:
         run_filter.append(r.c.service == scope.service)
     if scope.team:
         run_filter.append(r.c.service.in_(team_services(scope.team)))
     run_ids = select(r.c.id).where(*run_filter)
-    runs = select(r.c.id, r.c.pipeline, r.c.service, r.c.revision, r.c.status, raw_time(r.c.queued_at),
-                  raw_time(r.c.started_at), raw_time(r.c.finished_at)).where(*run_filter)
-    stages = select(s.c.id, s.c.pipeline_run_id, s.c.name, s.c.category, s.c.status, raw_time(s.c.started_at),
-                    raw_time(s.c.finished_at), s.c.failed_once).where(s.c.pipeline_run_id.in_(run_ids))
-    actions = select(a.c.id, a.c.pipeline_run_id, a.c.stage_run_id, a.c.name, a.c.category, a.c.status,
-                     raw_time(a.c.started_at), raw_time(a.c.finished_at)).where(a.c.pipeline_run_id.in_(run_ids))
+    runs = select(
+        r.c.id,
+        r.c.pipeline,
+        r.c.service,
+        r.c.revision,
+        r.c.status,
+        raw_time(r.c.queued_at),
+        raw_time(r.c.started_at),
+        raw_time(r.c.finished_at),
+    ).where(*run_filter)
+    stages = select(
+        s.c.id,
+        s.c.pipeline_run_id,
+        s.c.name,
+        s.c.category,
+        s.c.status,
+        raw_time(s.c.started_at),
+        raw_time(s.c.finished_at),
+        s.c.failed_once,
+    ).where(s.c.pipeline_run_id.in_(run_ids))
+    actions = select(
+        a.c.id,
+        a.c.pipeline_run_id,
+        a.c.stage_run_id,
+        a.c.name,
+        a.c.category,
+        a.c.status,
+        raw_time(a.c.started_at),
+        raw_time(a.c.finished_at),
+    ).where(a.c.pipeline_run_id.in_(run_ids))
 
     dep_filter = [d.c.finished_at >= start, d.c.finished_at < end]
     if scope.environment:
@@ -337,19 +415,40 @@ def load_pipeline_frames(engine: Engine, start: datetime, end: datetime, scope: 
     if scope.team:
         dep_filter.append(d.c.team == scope.team)
     x = deployment_contents
-    first_commit = (select(func.min(x.c.committed_at)).where(x.c.deployment_id == d.c.id).correlate(d)
-                    .scalar_subquery())
+    first_commit = select(func.min(x.c.committed_at)).where(x.c.deployment_id == d.c.id).correlate(d).scalar_subquery()
     target = d.alias("target")
-    deps = (select(d.c.id, d.c.service, d.c.environment, d.c.production, d.c.status, raw_time(d.c.finished_at),
-                   d.c.rollback_of, _stored_time(first_commit).label("first_committed_at"),
-                   raw_time(target.c.finished_at, "rollback_target_finished_at"))
-            .outerjoin(target, target.c.id == d.c.rollback_of)
-            .where(*dep_filter))
+    deps = (
+        select(
+            d.c.id,
+            d.c.service,
+            d.c.environment,
+            d.c.production,
+            d.c.status,
+            raw_time(d.c.finished_at),
+            d.c.rollback_of,
+            _stored_time(first_commit).label("first_committed_at"),
+            raw_time(target.c.finished_at, "rollback_target_finished_at"),
+        )
+        .outerjoin(target, target.c.id == d.c.rollback_of)
+        .where(*dep_filter)
+    )
     with reading(engine) as conn:
-        return PipelineFrames(runs=read_frame(conn, runs), stages=read_frame(conn, stages),
-                              actions=read_frame(conn, actions), deployments=read_frame(conn, deps))
+        return PipelineFrames(
+            runs=read_frame(conn, runs),
+            stages=read_frame(conn, stages),
+            actions=read_frame(conn, actions),
+            deployments=read_frame(conn, deps),
+        )
 
 
-__all__ = ["Scope", "load_dora_frames", "load_pipeline_frames", "read_frame", "reading", "raw_time", "team_services",
-           "distinct_values",
-           "DORA_STATUSES"]
+__all__ = [
+    "DORA_STATUSES",
+    "Scope",
+    "distinct_values",
+    "load_dora_frames",
+    "load_pipeline_frames",
+    "raw_time",
+    "read_frame",
+    "reading",
+    "team_services",
+]

@@ -3,12 +3,26 @@
 Projection rows are keyed by natural string ids (e.g. `codepipeline:<execution-id>`), so a replay
 from `raw_events` rebuilds exactly the same rows.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import (Boolean, Column, DateTime, Float, Index, Integer, LargeBinary, MetaData, String, Table,
-                        Text, TypeDecorator, UniqueConstraint)
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 
 from .timeutil import UTC
 
@@ -33,16 +47,19 @@ class UTCDateTime(TypeDecorator):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-metadata = MetaData(naming_convention={
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "pk": "pk_%(table_name)s",
-})
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
 
 Key = lambda: String(255)  # noqa: E731 - natural ids: source-prefixed, bounded
 
 raw_events = Table(
-    "raw_events", metadata,
+    "raw_events",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("source", String(32), nullable=False),
     Column("kind", String(64), nullable=False),
@@ -55,7 +72,8 @@ raw_events = Table(
 )
 
 pipeline_runs = Table(
-    "pipeline_runs", metadata,
+    "pipeline_runs",
+    metadata,
     Column("id", Key(), primary_key=True),
     Column("source", String(32), nullable=False),
     Column("pipeline", String(255)),
@@ -75,7 +93,8 @@ pipeline_runs = Table(
 )
 
 stage_runs = Table(
-    "stage_runs", metadata,
+    "stage_runs",
+    metadata,
     Column("id", Key(), primary_key=True),
     Column("pipeline_run_id", Key(), nullable=False),
     Column("name", String(255), nullable=False),
@@ -91,7 +110,8 @@ stage_runs = Table(
 )
 
 action_runs = Table(
-    "action_runs", metadata,
+    "action_runs",
+    metadata,
     Column("id", Key(), primary_key=True),
     Column("pipeline_run_id", Key(), nullable=False),
     Column("stage_run_id", Key()),
@@ -109,7 +129,8 @@ action_runs = Table(
 )
 
 deployments = Table(
-    "deployments", metadata,
+    "deployments",
+    metadata,
     Column("id", Key(), primary_key=True),
     Column("source", String(32), nullable=False),
     Column("service", String(255)),
@@ -134,7 +155,8 @@ deployments = Table(
 )
 
 changes = Table(
-    "changes", metadata,
+    "changes",
+    metadata,
     Column("id", Key(), primary_key=True),
     Column("service", String(255)),
     Column("repository", String(255)),
@@ -148,7 +170,8 @@ changes = Table(
 )
 
 deployment_changes = Table(
-    "deployment_changes", metadata,
+    "deployment_changes",
+    metadata,
     Column("id", Key(), primary_key=True),
     Column("deployment_id", Key(), nullable=False),
     Column("change_id", Key(), nullable=False),
@@ -162,7 +185,8 @@ deployment_changes = Table(
 # deployment instead of several index seeks per change. Not a projection: a replay rebuilds it by
 # rebuilding those two.
 deployment_contents = Table(
-    "deployment_contents", metadata,
+    "deployment_contents",
+    metadata,
     Column("deployment_id", Key(), primary_key=True),
     Column("change_id", Key(), primary_key=True),
     Column("committed_at", UTCDateTime),
@@ -171,7 +195,8 @@ deployment_contents = Table(
 )
 
 incidents = Table(
-    "incidents", metadata,
+    "incidents",
+    metadata,
     Column("id", Key(), primary_key=True),
     Column("source", String(32), nullable=False),
     Column("service", String(255)),
@@ -187,13 +212,13 @@ incidents = Table(
     Index("ix_incidents_service_opened", "service", "opened_at"),
 )
 
-PROJECTION_TABLES = (pipeline_runs, stage_runs, action_runs, deployments, changes,
-                     deployment_changes, incidents)
+PROJECTION_TABLES = (pipeline_runs, stage_runs, action_runs, deployments, changes, deployment_changes, incidents)
 
 # Canary runs: each verdict with its config, window, scopes and the samples it judged (for audit
 # and re-judging). Samples are stored as little-endian float64 bytes with their shape.
 canary_runs = Table(
-    "canary_runs", metadata,
+    "canary_runs",
+    metadata,
     Column("id", String(36), primary_key=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("verdict", String(16), nullable=False),
@@ -211,7 +236,8 @@ canary_runs = Table(
 )
 
 canary_metric_results = Table(
-    "canary_metric_results", metadata,
+    "canary_metric_results",
+    metadata,
     Column("run_id", String(36), primary_key=True),
     Column("metric", String(255), primary_key=True),
     Column("classification", String(16), nullable=False),
@@ -232,7 +258,8 @@ canary_metric_results = Table(
 )
 
 canary_samples = Table(
-    "canary_samples", metadata,
+    "canary_samples",
+    metadata,
     Column("run_id", String(36), primary_key=True),
     Column("metric", String(255), primary_key=True),
     Column("side", String(8), primary_key=True),  # baseline | canary
@@ -243,7 +270,8 @@ canary_samples = Table(
 # Gate decisions: one per idempotency key (CodePipeline job id, --key, or execution id + stage); a
 # retried call returns the stored decision and never acts twice.
 gate_decisions = Table(
-    "gate_decisions", metadata,
+    "gate_decisions",
+    metadata,
     Column("id", String(36), primary_key=True),
     Column("key", String(255), nullable=False),
     Column("attempt", Integer, nullable=False, server_default="1"),  # a hold may be asked again

@@ -11,10 +11,12 @@ Every column merges by a rule that is commutative, associative and idempotent:
   `opened_at`, `committed_at`) that is the earliest, and descriptive columns are the same in every
   event of an entity, so the rule only makes a disagreement deterministic.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from sqlalchemy import Connection, Table, bindparam, select, update
 
@@ -23,16 +25,17 @@ from .db import DEFAULT_KEY_CHUNK, KEY_CHUNK, bulk_insert, key_filter
 from .sources.base import Update
 from .timeutil import UTC
 
-RUN_STATUSES = {"queued": 0, "in_progress": 1, "succeeded": 2, "failed": 2, "canceled": 2,
-                "superseded": 2}
-DEPLOYMENT_STATUSES = {"pending": 0, "in_progress": 1, "success": 2, "failure": 2, "canceled": 2,
-                       "rolled_back": 3}
+RUN_STATUSES = {"queued": 0, "in_progress": 1, "succeeded": 2, "failed": 2, "canceled": 2, "superseded": 2}
+DEPLOYMENT_STATUSES = {"pending": 0, "in_progress": 1, "success": 2, "failure": 2, "canceled": 2, "rolled_back": 3}
 INCIDENT_STATUSES = {"triggered": 1, "acknowledged": 2, "resolved": 3}
 
 TABLES: dict[str, Table] = {t.name: t for t in models.PROJECTION_TABLES}
 STATUS_RANKS: dict[str, dict[str, int]] = {
-    "pipeline_runs": RUN_STATUSES, "stage_runs": RUN_STATUSES, "action_runs": RUN_STATUSES,
-    "deployments": DEPLOYMENT_STATUSES, "incidents": INCIDENT_STATUSES,
+    "pipeline_runs": RUN_STATUSES,
+    "stage_runs": RUN_STATUSES,
+    "action_runs": RUN_STATUSES,
+    "deployments": DEPLOYMENT_STATUSES,
+    "incidents": INCIDENT_STATUSES,
 }
 STATE_COLUMNS: dict[str, tuple[str, ...]] = {
     "pipeline_runs": ("status", "status_at", "finished_at", "attempt"),
@@ -40,7 +43,8 @@ STATE_COLUMNS: dict[str, tuple[str, ...]] = {
     "action_runs": ("status", "status_at", "finished_at", "external_id", "url"),  # the attempt that set the status
     "deployments": ("status", "status_at", "finished_at"),
     "incidents": ("status", "status_at", "resolved_at", "severity", "title"),
-    "changes": (), "deployment_changes": (),
+    "changes": (),
+    "deployment_changes": (),
 }
 # Writes to these tables fire migration 0006's triggers, which on PostgreSQL take this lock.
 CONTENTS_SOURCES = frozenset({"changes", "deployment_changes"})
@@ -64,8 +68,9 @@ def validate(upd: Update) -> None:
     status = values.get("status")
     if status is None:
         if not _STATE_WITHOUT_STATUS[upd.table].isdisjoint(values):
-            raise ValueError(f"{upd.table}: {sorted(_STATE_WITHOUT_STATUS[upd.table] & set(values))} "
-                             "given without a status")
+            raise ValueError(
+                f"{upd.table}: {sorted(_STATE_WITHOUT_STATUS[upd.table] & set(values))} given without a status"
+            )
     elif status not in STATUS_RANKS.get(upd.table, ()):
         raise ValueError(f"{upd.table}: status {status!r} is not one of {sorted(STATUS_RANKS.get(upd.table, ()))}")
     # Naive datetimes are refused where every timestamp is written (db.bulk_insert, UTCDateTime).
@@ -79,8 +84,9 @@ def _newer(table: str, new: Mapping[str, Any], old: Mapping[str, Any]) -> bool:
     if a != b:
         return a > b
     cols = STATE_COLUMNS[table]  # a full tie: any deterministic order will do
-    return (tuple("" if new.get(c) is None else str(new.get(c)) for c in cols)
-            > tuple("" if old.get(c) is None else str(old.get(c)) for c in cols))
+    return tuple("" if new.get(c) is None else str(new.get(c)) for c in cols) > tuple(
+        "" if old.get(c) is None else str(old.get(c)) for c in cols
+    )
 
 
 def merge(table: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
@@ -120,7 +126,7 @@ def fold(updates: Iterable[Update]) -> dict[str, dict[str, dict[str, Any]]]:
 
 def _chunks(items: list, size: int) -> Iterable[list]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 def apply(conn: Connection, updates: Iterable[Update]) -> int:

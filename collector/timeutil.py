@@ -1,10 +1,11 @@
 """Parsing of timestamps; everything is returned timezone-aware in UTC (durations: gatewatch.schema)."""
+
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def utcnow() -> datetime:

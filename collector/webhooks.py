@@ -6,6 +6,7 @@ the raw payload is committed; a malformed body is archived as quarantined and an
 reason; a store failure is 503 so the sender retries. Secrets are compared in constant time and never
 logged.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -23,16 +24,21 @@ from gatewatch.api import Config, IngestSummary
 from gatewatch.errors import GatewatchError, StoreError
 
 log = logging.getLogger(__name__)
-SECRET_VARIABLES = {"github_secret": "GATEWATCH_GITHUB_SECRET", "gitlab_token": "GATEWATCH_GITLAB_TOKEN",
-                    "pagerduty_secret": "GATEWATCH_PAGERDUTY_SECRET", "events_token": "GATEWATCH_EVENTS_TOKEN"}
+SECRET_VARIABLES = {
+    "github_secret": "GATEWATCH_GITHUB_SECRET",
+    "gitlab_token": "GATEWATCH_GITLAB_TOKEN",
+    "pagerduty_secret": "GATEWATCH_PAGERDUTY_SECRET",
+    "events_token": "GATEWATCH_EVENTS_TOKEN",
+}
 
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refused with 413 as soon as it exceeds `limit` (never held whole)."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, f"body of {declared} bytes is over the limit of {limit} bytes "
-                                 "(webhooks.max_body_bytes)")
+        raise HTTPException(
+            413, f"body of {declared} bytes is over the limit of {limit} bytes (webhooks.max_body_bytes)"
+        )
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
@@ -44,8 +50,9 @@ async def read_body(request: Request, limit: int) -> bytes:
 def _secret(config: Config, name: str) -> str:
     value = getattr(config.webhooks, name)
     if not value:
-        raise HTTPException(503, f"this endpoint is not configured: set {SECRET_VARIABLES[name]} "
-                                 f"(or webhooks.{name} in gatewatch.yaml)")
+        raise HTTPException(
+            503, f"this endpoint is not configured: set {SECRET_VARIABLES[name]} (or webhooks.{name} in gatewatch.yaml)"
+        )
     return value
 
 
@@ -101,8 +108,9 @@ def build_router(engine: Engine, config: Config) -> APIRouter:
     """The collector's HTTP routes, bound to a store and configuration."""
     router = APIRouter()
 
-    async def receive(request: Request, verify: Callable, source: str | None, event_header: str | None = None,
-                      single: bool = True) -> JSONResponse:
+    async def receive(
+        request: Request, verify: Callable, source: str | None, event_header: str | None = None, single: bool = True
+    ) -> JSONResponse:
         body = await read_body(request, config.webhooks.max_body_bytes)
         verify(config, request.headers, body)
         text = body.decode("utf-8", errors="surrogateescape")

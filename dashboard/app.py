@@ -2,6 +2,7 @@
 
 A multipage app (st.navigation); the sidebar's filters (time range, service, team, environment)
 apply to every page."""
+
 from __future__ import annotations
 
 import sys
@@ -13,12 +14,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `streamlit run` from a checkout without an installed package
     sys.path.insert(0, str(ROOT))
 
-from dashboard import workers  # noqa: E402
+from dashboard import workers
 
 workers.start()  # first: it starts while this process imports the rest
 
-from dashboard.common import sidebar  # noqa: E402
-from gatewatch.process import use_system_allocator  # noqa: E402
+from dashboard.common import sidebar
+from gatewatch.process import use_system_allocator
 
 use_system_allocator()
 

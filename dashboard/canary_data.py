@@ -1,5 +1,6 @@
 """The canary page's cached queries: the runs list and one stored run's report (kept apart from
 `dashboard.data` so the other pages do not import the statistics stack)."""
+
 from __future__ import annotations
 
 from datetime import datetime

@@ -1,5 +1,6 @@
 """What every dashboard page shares: the store and configuration, the global sidebar filters, the
 empty-store notice and display formatting. Pages only read and present."""
+
 from __future__ import annotations
 
 import os
@@ -14,8 +15,15 @@ from gatewatch import api
 
 TTL = 60  # seconds a cached query stays fresh: new events show within a minute
 PAST_TTL = 900  # a past period's figures (the executive page's comparison): late events show within 15 min
-RANGES = {"Last 7 days": 7, "Last 14 days": 14, "Last 30 days": 30, "Last 90 days": 90,
-          "Last 180 days": 180, "Last 365 days": 365, "Custom dates": None}
+RANGES = {
+    "Last 7 days": 7,
+    "Last 14 days": 14,
+    "Last 30 days": 30,
+    "Last 90 days": 90,
+    "Last 180 days": 180,
+    "Last 365 days": 365,
+    "Custom dates": None,
+}
 DEFAULT_RANGE = "Last 90 days"
 ALL = "All"
 PRODUCTION = "Production (configured)"
@@ -29,8 +37,10 @@ GET_DATA_IN = """\
 - `gatewatch serve`: receive webhooks, or `gatewatch collect codepipeline` to backfill AWS history.
 
 Then reload this page (the store is `{url}`)."""
-OLD_SCHEMA = ("The store's schema is at revision `{current}`; this version of Gatewatch reads `{head}`. Run "
-              "`gatewatch db upgrade` (the dashboard only reads, so it never changes the store).")
+OLD_SCHEMA = (
+    "The store's schema is at revision `{current}`; this version of Gatewatch reads `{head}`. Run "
+    "`gatewatch db upgrade` (the dashboard only reads, so it never changes the store)."
+)
 
 
 @dataclass(frozen=True)
@@ -54,8 +64,11 @@ class Filters:
 
     def caption(self) -> str:
         last = (self.window.end - timedelta(days=1)).date()
-        scope = [f"service {self.service}" if self.service else None, f"team {self.team}" if self.team else None,
-                 f"environment {self.environment}" if self.environment else "production"]
+        scope = [
+            f"service {self.service}" if self.service else None,
+            f"team {self.team}" if self.team else None,
+            f"environment {self.environment}" if self.environment else "production",
+        ]
         return f"{self.window.start:%Y-%m-%d} to {last:%Y-%m-%d} ({TZ}), " + ", ".join(s for s in scope if s)
 
 
@@ -96,7 +109,7 @@ def filter_options(url: str) -> dict[str, list[str]]:
 
 
 def _choice(label: str, options: list[str], key: str, first: str = ALL) -> str | None:
-    values = [first] + options
+    values = [first, *options]
     if st.session_state.get(key) not in values:
         st.session_state.pop(key, None)
     value = st.sidebar.selectbox(label, values, key=key)

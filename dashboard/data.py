@@ -1,5 +1,6 @@
 """The dashboard's cached queries: each calls the service API (`gatewatch.api`: filtered in SQL, computed
 by `analysis`) and keeps only what a page draws, so a warm render unpickles little."""
+
 from __future__ import annotations
 
 import threading
@@ -52,8 +53,9 @@ class _Beside(threading.Thread):
         return self._value
 
 
-def dora_reports(url: str, window: api.Window, previous: api.Window, scope: api.Scope
-                 ) -> tuple[dict, dict, api.DoraDetails]:
+def dora_reports(
+    url: str, window: api.Window, previous: api.Window, scope: api.Scope
+) -> tuple[dict, dict, api.DoraDetails]:
     """`gatewatch dora --by week` for the window with its annotated frames (for drill-downs), and the
     plain report for the previous period: the service API's calls, as the CLI's. Unless it is cached,
     the previous period is computed in the worker process meanwhile."""
@@ -68,8 +70,9 @@ def _local_day(series: pd.Series, tz: str) -> pd.Series:
 
 
 @st.cache_data(ttl=TTL, show_spinner="Computing the DORA keys ...")
-def executive(url: str, start: datetime, end: datetime, tz: str, service: str | None, team: str | None,
-              environment: str | None) -> dict[str, Any]:
+def executive(
+    url: str, start: datetime, end: datetime, tz: str, service: str | None, team: str | None, environment: str | None
+) -> dict[str, Any]:
     """Everything the executive page draws: both reports, daily cadence, CFR by service and week,
     the lead-time histogram."""
     window = api.Window(start, end, tz)
@@ -77,14 +80,28 @@ def executive(url: str, start: datetime, end: datetime, tz: str, service: str | 
     report, before, details = dora_reports(url, window, previous, api.Scope(service, team, environment))
     deps = details.window_deployments(window)
     day = _local_day(deps["finished_at"], tz)
-    daily = (pd.DataFrame({"day": day, "failed": deps["failed"].to_numpy(dtype=bool)})
-             .groupby(["day", "failed"]).size().rename("deployments").reset_index())
+    daily = (
+        pd.DataFrame({"day": day, "failed": deps["failed"].to_numpy(dtype=bool)})
+        .groupby(["day", "failed"])
+        .size()
+        .rename("deployments")
+        .reset_index()
+    )
     daily["outcome"] = np.where(daily["failed"], "failed", "ok")
     week = day - pd.to_timedelta(day.dt.day_of_week, unit="D")
-    per_week = (pd.DataFrame({"service": deps["service"].to_numpy(), "week": week.to_numpy(),
-                              "failed": deps["failed"].to_numpy(dtype=int)})
-                .groupby(["service", "week"])["failed"].agg(["size", "sum"]).reset_index()
-                .rename(columns={"size": "deployments", "sum": "failed"}))
+    per_week = (
+        pd.DataFrame(
+            {
+                "service": deps["service"].to_numpy(),
+                "week": week.to_numpy(),
+                "failed": deps["failed"].to_numpy(dtype=int),
+            }
+        )
+        .groupby(["service", "week"])["failed"]
+        .agg(["size", "sum"])
+        .reset_index()
+        .rename(columns={"size": "deployments", "sum": "failed"})
+    )
     busiest = per_week.groupby("service")["deployments"].sum().nlargest(HEATMAP_SERVICES).index
     services_total = int(per_week["service"].nunique())
     heat = per_week[per_week["service"].isin(busiest)].copy()
@@ -93,16 +110,31 @@ def executive(url: str, start: datetime, end: datetime, tz: str, service: str | 
     lead = details.lead_hours(window)
     counts, _ = np.histogram(lead, bins=LEAD_BINS)
     histogram = pd.DataFrame({"lead_time": LEAD_LABELS, "changes": counts, "order": range(len(LEAD_LABELS))})
-    return {"report": report, "previous": before, "daily": daily, "heatmap": heat,
-            "services_total": services_total, "lead_histogram": histogram}
+    return {
+        "report": report,
+        "previous": before,
+        "daily": daily,
+        "heatmap": heat,
+        "services_total": services_total,
+        "lead_histogram": histogram,
+    }
 
 
 @st.cache_data(ttl=TTL, show_spinner="Computing pipeline metrics ...")
-def pipelines(url: str, start: datetime, end: datetime, tz: str, service: str | None, team: str | None,
-              environment: str | None, slowest: int = 25) -> dict[str, Any]:
+def pipelines(
+    url: str,
+    start: datetime,
+    end: datetime,
+    tz: str,
+    service: str | None,
+    team: str | None,
+    environment: str | None,
+    slowest: int = 25,
+) -> dict[str, Any]:
     """`gatewatch pipelines` for the window, the per-pipeline duration breakdown and the slowest runs."""
-    return api.pipeline_overview(engine(url), api.Window(start, end, tz), api.Scope(service, team, environment),
-                                 slowest)
+    return api.pipeline_overview(
+        engine(url), api.Window(start, end, tz), api.Scope(service, team, environment), slowest
+    )
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
@@ -111,8 +143,9 @@ def run_detail(url: str, run_id: str) -> dict[str, pd.DataFrame]:
 
 
 @st.cache_data(ttl=TTL, show_spinner="Looking for what needs a person ...")
-def open_work(url: str, since: datetime, service: str | None, team: str | None, environment: str | None,
-              now: datetime) -> dict[str, pd.DataFrame]:
+def open_work(
+    url: str, since: datetime, service: str | None, team: str | None, environment: str | None, now: datetime
+) -> dict[str, pd.DataFrame]:
     """On-call lists: stuck runs (running longer than their pipeline's p90 since `since`), pipelines
     whose latest finished run failed, deployments in progress, rollbacks, open incidents."""
     return api.open_work(engine(url), since, api.Scope(service, team, environment), now)

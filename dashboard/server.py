@@ -6,6 +6,7 @@ so the first page view of a new server pays neither (the imports alone take 1.3-
 interpreter; the worker's start about 0.9 s, which held back the previous period's report).
 `streamlit run dashboard/app.py` works without it: the app starts the worker on its first run.
 """
+
 from __future__ import annotations
 
 import importlib

@@ -1,5 +1,6 @@
 """SLO figures for the dashboard from the SLO files in `slos` (GATEWATCH_SLOS): status, burn rates per
 window pair, and budget history, through the service API."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -12,13 +13,16 @@ from gatewatch import api
 
 from .common import TTL, config
 
-NO_SLOS = ("No SLOs configured: point `slos:` in gatewatch.yaml (or GATEWATCH_SLOS) at a folder of SLO files "
-           "(`{service, objective: 99.9, window: 28d, sli: ...}`).")
+NO_SLOS = (
+    "No SLOs configured: point `slos:` in gatewatch.yaml (or GATEWATCH_SLOS) at a folder of SLO files "
+    "(`{service, objective: 99.9, window: 28d, sli: ...}`)."
+)
 
 
 @st.cache_data(ttl=TTL, show_spinner="Reading SLIs ...")
-def statuses(folder: str, service: str | None, at: datetime, history_start: datetime | None = None,
-             points: int = 48) -> dict[str, Any]:
+def statuses(
+    folder: str, service: str | None, at: datetime, history_start: datetime | None = None, points: int = 48
+) -> dict[str, Any]:
     """{"slos": per SLO of `folder` (of `service` when given) its name, service, status dict, firing alerts
     and budget history, or the `error` reading it; "error": why the folder could not be read}."""
     return api.slo_overview(config(), folder, service, at, history_start, points)
@@ -34,7 +38,21 @@ def firing_alerts(service: str | None, at: datetime) -> tuple[pd.DataFrame | Non
     if not where:
         return None, []
     found = statuses(where, service, at)
-    rows = [{"service": s["service"], "slo": s["name"], **alert} for s in found["slos"] for alert in s.get("firing", [])]
+    rows = [
+        {"service": s["service"], "slo": s["name"], **alert} for s in found["slos"] for alert in s.get("firing", [])
+    ]
     errors = [found["error"]] if found["error"] else [f"{s['name']}: {s['error']}" for s in found["slos"] if s["error"]]
-    return pd.DataFrame(rows, columns=["service", "slo", "severity", "long_window", "short_window", "long_burn_rate",
-                                       "short_burn_rate", "threshold", "firing"]), errors
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "service",
+            "slo",
+            "severity",
+            "long_window",
+            "short_window",
+            "long_burn_rate",
+            "short_burn_rate",
+            "threshold",
+            "firing",
+        ],
+    ), errors

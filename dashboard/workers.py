@@ -7,6 +7,7 @@ core. The worker comes from a fork server that imported the loaders and the anal
 SQLAlchemy, Arrow) once; it never forks the server's threads. This module imports only the standard
 library, so a page can start the worker before it imports anything heavy itself.
 """
+
 from __future__ import annotations
 
 import multiprocessing

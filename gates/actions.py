@@ -2,6 +2,7 @@
 RollbackStage, or a webhook. They run once, for the call that made the decision; every outcome is
 returned for the decision's record, and a failure is loud (status `failed`, an ERROR log line), never
 swallowed and never raised past the decision that is already stored."""
+
 from __future__ import annotations
 
 import http.client
@@ -21,7 +22,7 @@ from collector.timeutil import utcnow
 from gatewatch.errors import ActionFailed
 
 from .checks import Context
-from .policy import Action, CodeDeployStop, CodePipelineRollback, Policy, Webhook
+from .policy import Action, CodeDeployStop, CodePipelineRollback, Policy
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,13 @@ def triggered(policy: Policy, stored: StoredDecision) -> list[Action]:
     return [a for a in policy.actions if stored.decision in a.on]
 
 
-def run_actions(actions: list[Action], stored: StoredDecision, ctx: Context, clients: Clients | None = None,
-                progress: Callable[[list[dict]], None] | None = None) -> list[dict[str, Any]]:
+def run_actions(
+    actions: list[Action],
+    stored: StoredDecision,
+    ctx: Context,
+    clients: Clients | None = None,
+    progress: Callable[[list[dict]], None] | None = None,
+) -> list[dict[str, Any]]:
     """Run `actions` in order (one failing does not stop the next); their outcomes, also passed to
     `progress` after each so a caller can record them as they happen."""
     outcomes: list[dict[str, Any]] = []
@@ -77,22 +83,43 @@ def run_action(action: Action, stored: StoredDecision, ctx: Context, clients: Cl
     except ClientError as exc:
         error = exc.response.get("Error", {})
         operation = getattr(exc, "operation_name", "")
-        result = {"status": "failed", "error": f"{operation}: {error.get('Code', 'Error')}: "
-                                               f"{error.get('Message') or exc}"}
+        result = {
+            "status": "failed",
+            "error": f"{operation}: {error.get('Code', 'Error')}: {error.get('Message') or exc}",
+        }
         attempts = exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0) + 1
     except BotoCoreError as exc:
         result, attempts = {"status": "failed", "error": f"AWS: {exc}"}, 1
     except Exception as exc:  # an action must never undo the decision already stored: record it, loudly
         log.exception("action %s for decision %s raised", action.type, stored.id)
         result, attempts = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}, 1
-    outcome = {"type": action.type, "target": target, **result, "attempts": attempts,
-               "started_at": started.isoformat(), "seconds": round(time.monotonic() - clock, 3)}
+    outcome = {
+        "type": action.type,
+        "target": target,
+        **result,
+        "attempts": attempts,
+        "started_at": started.isoformat(),
+        "seconds": round(time.monotonic() - clock, 3),
+    }
     if outcome["status"] == "ok":
-        log.info("action %s %s for %s decision %s: ok (%s)", action.type, target, stored.decision, stored.id,
-                 outcome["detail"])
+        log.info(
+            "action %s %s for %s decision %s: ok (%s)",
+            action.type,
+            target,
+            stored.decision,
+            stored.id,
+            outcome["detail"],
+        )
     else:
-        log.error("action %s %s failed for %s decision %s (key %s): %s", action.type, target or "-", stored.decision,
-                  stored.id, stored.key, outcome["error"])
+        log.error(
+            "action %s %s failed for %s decision %s (key %s): %s",
+            action.type,
+            target or "-",
+            stored.decision,
+            stored.id,
+            stored.key,
+            outcome["error"],
+        )
     return outcome
 
 
@@ -116,17 +143,19 @@ def codedeploy_stop(action: Action, stored: StoredDecision, ctx: Context, client
     assert s is not None
     deployment = s.deployment_id or _param(ctx, "codedeploy_deployment_id")
     if not deployment:
-        raise ActionFailed("no CodeDeploy deployment id: set codedeploy_stop.deployment_id in the policy or pass "
-                           "the codedeploy_deployment_id parameter")
-    response = clients("codedeploy", s.region).stop_deployment(
-        deploymentId=deployment, autoRollbackEnabled=True)
+        raise ActionFailed(
+            "no CodeDeploy deployment id: set codedeploy_stop.deployment_id in the policy or pass "
+            "the codedeploy_deployment_id parameter"
+        )
+    response = clients("codedeploy", s.region).stop_deployment(deploymentId=deployment, autoRollbackEnabled=True)
     message = response.get("statusMessage")
-    return (f"StopDeployment {deployment}: {response.get('status')}" + (f" ({message})" if message else ""),
-            _attempts(response))
+    return (
+        f"StopDeployment {deployment}: {response.get('status')}" + (f" ({message})" if message else ""),
+        _attempts(response),
+    )
 
 
-def codepipeline_rollback(action: Action, stored: StoredDecision, ctx: Context,
-                          clients: Clients) -> tuple[str, int]:
+def codepipeline_rollback(action: Action, stored: StoredDecision, ctx: Context, clients: Clients) -> tuple[str, int]:
     """RollbackStage to the given execution, else to the latest Succeeded execution other than the current."""
     s = action.codepipeline_rollback
     assert s is not None
@@ -136,18 +165,24 @@ def codepipeline_rollback(action: Action, stored: StoredDecision, ctx: Context,
         current = _param(ctx, "pipeline_execution_id")
         target = _latest_succeeded(client, s.pipeline, current)
         if target is None:
-            raise ActionFailed(f"no Succeeded execution of {s.pipeline} to roll back to"
-                               + (f" other than the current {current}" if current else ""))
+            raise ActionFailed(
+                f"no Succeeded execution of {s.pipeline} to roll back to"
+                + (f" other than the current {current}" if current else "")
+            )
         how = "latest Succeeded" + (f", current {current}" if current else ", no current execution given")
     response = client.rollback_stage(pipelineName=s.pipeline, stageName=s.stage, targetPipelineExecutionId=target)
-    return (f"RollbackStage {s.pipeline}/{s.stage} to {target} ({how}): rollback execution "
-            f"{response.get('pipelineExecutionId')}", _attempts(response))
+    return (
+        f"RollbackStage {s.pipeline}/{s.stage} to {target} ({how}): rollback execution "
+        f"{response.get('pipelineExecutionId')}",
+        _attempts(response),
+    )
 
 
 def _latest_succeeded(client: Any, pipeline: str, current: str | None) -> str | None:
     """The newest Succeeded execution that is not `current` (ListPipelineExecutions lists newest first)."""
     for page in client.get_paginator("list_pipeline_executions").paginate(
-            pipelineName=pipeline, PaginationConfig={"PageSize": 100}):
+        pipelineName=pipeline, PaginationConfig={"PageSize": 100}
+    ):
         for summary in page.get("pipelineExecutionSummaries", []):
             if summary.get("status") == "Succeeded" and summary.get("pipelineExecutionId") != current:
                 return summary["pipelineExecutionId"]
@@ -172,9 +207,11 @@ def _expand(value: str, where: str) -> str:
     def one(match: re.Match) -> str:
         found = environment_variable(match.group(1))
         if found is None:
-            raise ActionFailed(f"webhook {where}: environment variable {match.group(1)} is not set; nothing was sent",
-                               attempts=0)
+            raise ActionFailed(
+                f"webhook {where}: environment variable {match.group(1)} is not set; nothing was sent", attempts=0
+            )
         return found
+
     return _VAR.sub(one, value)
 
 
@@ -201,13 +238,13 @@ def webhook(action: Action, stored: StoredDecision, ctx: Context, clients: Clien
         except _Retry as exc:
             problem, wait = _scrub(str(exc), secrets), max(delay, exc.retry_after or 0)
         except _Fatal as exc:
-            raise ActionFailed(_scrub(str(exc), secrets) + f" (attempt {attempts}; not retried)",
-                               attempts) from None
+            raise ActionFailed(_scrub(str(exc), secrets) + f" (attempt {attempts}; not retried)", attempts) from None
         if attempts > s.retries:
             raise ActionFailed(f"{problem}; gave up after {attempts} attempts (retries: {s.retries})", attempts)
         if time.monotonic() + wait >= deadline:
-            raise ActionFailed(f"{problem}; gave up after {attempts} attempts: max_time {max_time:g}s "
-                               "would be exceeded", attempts)
+            raise ActionFailed(
+                f"{problem}; gave up after {attempts} attempts: max_time {max_time:g}s would be exceeded", attempts
+            )
         log.warning("webhook %s attempt %d: %s; retrying in %.2fs", s.url, attempts, problem, wait)
         time.sleep(wait)
         delay *= 2
@@ -255,4 +292,7 @@ def _scrub(text: str, secrets: list[tuple[str, str]]) -> str:
 
 
 RUNNERS: dict[str, Callable[[Action, StoredDecision, Context, Clients], tuple[str, int]]] = {
-    "codedeploy_stop": codedeploy_stop, "codepipeline_rollback": codepipeline_rollback, "webhook": webhook}
+    "codedeploy_stop": codedeploy_stop,
+    "codepipeline_rollback": codepipeline_rollback,
+    "webhook": webhook,
+}

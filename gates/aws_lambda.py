@@ -6,6 +6,7 @@ CodePipeline invokes the function once per job; a continuation is a new job (new
 waiting. Lambda may retry an invocation of the same job: the stored decision is reported again and
 CodePipeline's InvalidJobStateException tells us the job was already reported.
 """
+
 from __future__ import annotations
 
 import json
@@ -66,8 +67,9 @@ class UserParameters(Model):
     @model_validator(mode="after")
     def _one_gate(self) -> UserParameters:
         if bool(self.gate) == bool(self.policy):
-            raise ValueError("give exactly one of 'gate' (a gate name from GATEWATCH_GATE_POLICIES) or 'policy' "
-                             "(a policy file path)")
+            raise ValueError(
+                "give exactly one of 'gate' (a gate name from GATEWATCH_GATE_POLICIES) or 'policy' (a policy file path)"
+            )
         return self
 
 
@@ -92,7 +94,7 @@ def handler(event: Mapping[str, Any], context: Any = None, *, client: Any = None
     client = client or client_factory()
     try:
         request, summary = _decide(job_id, job.get("data") or {})
-    except Exception as exc:  # noqa: BLE001 - whatever happens, the job gets a result
+    except Exception as exc:
         kind, message = _failure_for(exc)
         request, summary = _failure(job_id, kind, message), {"reported": "failure", "failure_type": kind}
     return _report(client, request, {"job_id": job_id} | summary)
@@ -118,29 +120,45 @@ def _decide(job_id: str, data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[
     started = datetime.fromisoformat(token["started"]) if token else now
     request = api.GateRequest(params.deployment, params.service, key, params.baseline, params.canary, params.params)
     stored = evaluate_gate(api.open_store(config), config, policy, request, now=now)
-    log.info("gate %s, job %s, key %s: %s (decision %s, attempt %d)", policy.name, job_id, key, stored.decision,
-             stored.id, stored.attempt)
+    log.info(
+        "gate %s, job %s, key %s: %s (decision %s, attempt %d)",
+        policy.name,
+        job_id,
+        key,
+        stored.decision,
+        stored.id,
+        stored.attempt,
+    )
     summary = {"key": key, "decision": stored.decision, "decision_id": stored.id, "attempt": stored.attempt}
     if stored.decision == "promote":
-        return {"jobId": job_id, "outputVariables": output_variables(stored),
-                "executionDetails": {"summary": _clip(f"promote: {'; '.join(stored.reasons)} (gate {stored.gate}, "
-                                                      f"attempt {stored.attempt})", SUMMARY_MAX),
-                                     "externalExecutionId": stored.id}}, summary | {"reported": "success"}
+        return {
+            "jobId": job_id,
+            "outputVariables": output_variables(stored),
+            "executionDetails": {
+                "summary": _clip(
+                    f"promote: {'; '.join(stored.reasons)} (gate {stored.gate}, attempt {stored.attempt})", SUMMARY_MAX
+                ),
+                "externalExecutionId": stored.id,
+            },
+        }, summary | {"reported": "success"}
     if stored.decision == "rollback":
         message = f"rollback: {'; '.join(stored.reasons)} (gate {stored.gate}, decision {stored.id})"
-        return _failure(job_id, "JobFailed", message, stored.id), summary | {"reported": "failure",
-                                                                          "failure_type": "JobFailed"}
+        return _failure(job_id, "JobFailed", message, stored.id), summary | {
+            "reported": "failure",
+            "failure_type": "JobFailed",
+        }
     waited = now - started
     if waited < max_wait:
         token_text = _write_token(key, started, policy.name)
         return {"jobId": job_id, "continuationToken": token_text}, summary | {"reported": "continuation"}
     unreadable = api.unreadable_checks(stored)
     kind = "SystemUnavailable" if unreadable else "JobFailed"
-    reasons = ([f"{name}: {'; '.join(why)}" for name, why in unreadable.items()] if unreadable
-               else stored.reasons)
-    message = (f"held: still holding after {_human(waited)} (max_wait {_human(max_wait)}, attempt {stored.attempt}"
-               f"{', telemetry could not be read' if unreadable else ''}): {'; '.join(reasons)} "
-               f"(gate {stored.gate}, decision {stored.id})")
+    reasons = [f"{name}: {'; '.join(why)}" for name, why in unreadable.items()] if unreadable else stored.reasons
+    message = (
+        f"held: still holding after {_human(waited)} (max_wait {_human(max_wait)}, attempt {stored.attempt}"
+        f"{', telemetry could not be read' if unreadable else ''}): {'; '.join(reasons)} "
+        f"(gate {stored.gate}, decision {stored.id})"
+    )
     return _failure(job_id, kind, message, stored.id), summary | {"reported": "failure", "failure_type": kind}
 
 
@@ -178,8 +196,9 @@ def _user_parameters(data: Mapping[str, Any]) -> UserParameters:
     try:
         params = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ParameterError(f"UserParameters: not valid JSON ({exc.msg} at character {exc.pos}); "
-                             f"expected a JSON object, {example}") from None
+        raise ParameterError(
+            f"UserParameters: not valid JSON ({exc.msg} at character {exc.pos}); expected a JSON object, {example}"
+        ) from None
     if not isinstance(params, dict):
         raise ParameterError(f"UserParameters: expected a JSON object, {example}")
     return validate(UserParameters, params, error=ParameterError, prefix="UserParameters")
@@ -191,14 +210,17 @@ def _policy(params: UserParameters, config: api.Config) -> Policy:
     policies = api.load_policies(config.gates.policies)
     if params.gate not in policies:
         known = ", ".join(sorted(policies)) or "none"
-        raise ParameterError(f"UserParameters.gate {params.gate!r}: no such gate in the gate policies folder "
-                             f"(GATEWATCH_GATE_POLICIES); known gates: {known}")
+        raise ParameterError(
+            f"UserParameters.gate {params.gate!r}: no such gate in the gate policies folder "
+            f"(GATEWATCH_GATE_POLICIES); known gates: {known}"
+        )
     return policies[params.gate]
 
 
 def _write_token(key: str, started: datetime, gate: str) -> str:
-    text = json.dumps({"v": TOKEN_VERSION, "key": key, "started": started.isoformat(), "gate": gate},
-                      separators=(",", ":"))
+    text = json.dumps(
+        {"v": TOKEN_VERSION, "key": key, "started": started.isoformat(), "gate": gate}, separators=(",", ":")
+    )
     if len(text) > TOKEN_MAX:  # pragma: no cover - keys are at most 255 characters, gate names short
         raise ParameterError(f"continuation token would exceed {TOKEN_MAX} characters: use a shorter key or gate name")
     return text
@@ -210,13 +232,19 @@ def _read_token(text: Any) -> dict[str, Any] | None:
         return None
     try:
         token = json.loads(text)
-        if (isinstance(token, dict) and token.get("v") == TOKEN_VERSION and isinstance(token.get("key"), str)
-                and datetime.fromisoformat(token["started"]).tzinfo is not None):
+        if (
+            isinstance(token, dict)
+            and token.get("v") == TOKEN_VERSION
+            and isinstance(token.get("key"), str)
+            and datetime.fromisoformat(token["started"]).tzinfo is not None
+        ):
             return token
     except (TypeError, ValueError, KeyError):
         pass
-    raise ParameterError("continuationToken: not one this handler issued (it carries a JSON object with the "
-                         "idempotency key and start time); is another function configured on this action?")
+    raise ParameterError(
+        "continuationToken: not one this handler issued (it carries a JSON object with the "
+        "idempotency key and start time); is another function configured on this action?"
+    )
 
 
 def _failure_for(exc: Exception) -> tuple[str, str]:
@@ -233,8 +261,9 @@ def _failure_for(exc: Exception) -> tuple[str, str]:
         log.error("outside system unavailable: %s: %s", exc.__class__.__name__, exc)
         return "SystemUnavailable", f"telemetry could not be read: {exc.__class__.__name__}: {exc}"
     log.exception("gate evaluation failed")
-    return "JobFailed", (f"the gate could not be evaluated ({exc.__class__.__name__}: {exc}); "
-                         "see the function's CloudWatch logs")
+    return "JobFailed", (
+        f"the gate could not be evaluated ({exc.__class__.__name__}: {exc}); see the function's CloudWatch logs"
+    )
 
 
 def _report(client: Any, request: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
@@ -243,8 +272,9 @@ def _report(client: Any, request: dict[str, Any], summary: dict[str, Any]) -> di
     try:
         getattr(client, operation)(**request)
     except client.exceptions.InvalidJobStateException:
-        log.warning("job %s was already reported (a retried invocation): %s not sent again",
-                    request["jobId"], operation)
+        log.warning(
+            "job %s was already reported (a retried invocation): %s not sent again", request["jobId"], operation
+        )
         return summary | {"reported": "already_reported"}
     if "failureDetails" in request:
         summary["message"] = request["failureDetails"]["message"]
@@ -255,7 +285,7 @@ def _report(client: Any, request: dict[str, Any], summary: dict[str, Any]) -> di
 
 
 def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _human(span: timedelta) -> str:

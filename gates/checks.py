@@ -5,6 +5,7 @@ the service layer's one implementation of each figure, with the store and the co
 (`gatewatch.services.gates` wires it). A check that cannot read its data answers `nodata` (the policy
 decides what that means), never pass.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -25,14 +26,19 @@ from gatewatch.errors import CanaryConfigError, ConfigError, PolicyError, Source
 
 from .policy import CanaryCheck, Check, DoraCheck, ErrorBudgetCheck, Policy
 
-__all__ = ["Context", "Evidence", "run_check", "UNAVAILABLE"]
+__all__ = ["UNAVAILABLE", "Context", "Evidence", "run_check"]
 
 
 class Evidence(Protocol):
     """Where a gate's checks get their figures (one implementation each, in the service layer)."""
 
-    def canary(self, config: CanaryConfig, source: SampleSource, window: tuple[datetime, datetime] | None,
-               deployment_id: str | None) -> CanaryOutcome:
+    def canary(
+        self,
+        config: CanaryConfig,
+        source: SampleSource,
+        window: tuple[datetime, datetime] | None,
+        deployment_id: str | None,
+    ) -> CanaryOutcome:
         """Read, judge and store a canary run."""
 
     def slo(self, spec: SloSpec, at: datetime) -> SloStatus:
@@ -89,14 +95,18 @@ def _sample_source(policy: Policy, settings: CanaryCheck, ctx: Context) -> tuple
     baseline, canary_scope = ctx.baseline or server.baseline, ctx.canary or server.canary
     kind = "prometheus" if settings.prometheus else "cloudwatch"
     if not (baseline and canary_scope):
-        raise PolicyError(f"canary.{kind}: expected {'url, ' if kind == 'prometheus' else ''}baseline and "
-                          "canary (or scopes in the request)")
+        raise PolicyError(
+            f"canary.{kind}: expected {'url, ' if kind == 'prometheus' else ''}baseline and "
+            "canary (or scopes in the request)"
+        )
     if settings.prometheus is not None:
-        return PrometheusSamples(settings.prometheus.url, baseline, canary_scope, settings.prometheus.step), \
-            settings.prometheus.window
+        return PrometheusSamples(
+            settings.prometheus.url, baseline, canary_scope, settings.prometheus.step
+        ), settings.prometheus.window
     assert settings.cloudwatch is not None
-    return CloudWatchSamples(baseline, canary_scope, settings.cloudwatch.step, settings.cloudwatch.region,
-                             where="canary.cloudwatch."), settings.cloudwatch.window
+    return CloudWatchSamples(
+        baseline, canary_scope, settings.cloudwatch.step, settings.cloudwatch.region, where="canary.cloudwatch."
+    ), settings.cloudwatch.window
 
 
 def canary(policy: Policy, check: Check, ctx: Context) -> Outcome:
@@ -113,8 +123,11 @@ def canary(policy: Policy, check: Check, ctx: Context) -> Outcome:
     status = {"pass": "pass", "fail": "fail", "marginal": "fail", "nodata": "nodata"}[verdict.verdict]
     score = "n/a" if verdict.score is None else f"{verdict.score:.1f}"
     reason = f"canary {verdict.verdict} (score {score})" + (f": {verdict.reasons[0]}" if verdict.reasons else "")
-    evidence: dict[str, Any] = {"canary_run_id": outcome.run_id, "canary_score": verdict.score,
-                                "canary_verdict": verdict.verdict}
+    evidence: dict[str, Any] = {
+        "canary_run_id": outcome.run_id,
+        "canary_score": verdict.score,
+        "canary_verdict": verdict.verdict,
+    }
     if telemetry.unavailable:
         evidence[UNAVAILABLE] = [telemetry.errors[name] for name in sorted(telemetry.unavailable)]
     return status, reason, evidence
@@ -151,8 +164,10 @@ def error_budget(policy: Policy, check: Check, ctx: Context) -> Outcome:
     if state is None or state.budget_remaining is None:
         return _slo_nodata(spec, state, problem)
     minimum = settings.min_remaining
-    reason = (f"error budget {state.budget_remaining:.1%} remaining of SLO {spec.service}/{spec.name} "
-              f"(at least {minimum:.0%} required)")
+    reason = (
+        f"error budget {state.budget_remaining:.1%} remaining of SLO {spec.service}/{spec.name} "
+        f"(at least {minimum:.0%} required)"
+    )
     return ("pass" if state.budget_remaining >= minimum else "fail"), reason, _slo_evidence(spec, state)
 
 
@@ -165,15 +180,24 @@ def burn_rate(policy: Policy, check: Check, ctx: Context) -> Outcome:
     firing = state.firing
     if firing:
         a = firing[0].to_dict()
-        return "fail", (f"burn rate {a['long_burn_rate']:.1f}x over {a['long_window']} and "
-                        f"{a['short_burn_rate']:.1f}x over {a['short_window']} exceed {a['threshold']}x "
-                        f"({a['severity']}) for SLO {spec.service}/{spec.name}"), evidence
+        return (
+            "fail",
+            (
+                f"burn rate {a['long_burn_rate']:.1f}x over {a['long_window']} and "
+                f"{a['short_burn_rate']:.1f}x over {a['short_window']} exceed {a['threshold']}x "
+                f"({a['severity']}) for SLO {spec.service}/{spec.name}"
+            ),
+            evidence,
+        )
     return "pass", f"no burn-rate alert firing for SLO {spec.service}/{spec.name}", evidence
 
 
 # The report's part and field for each metric a dora check can guard.
-DORA_FIELDS = {"change_failure_rate": ("change_failure_rate", "rate"), "lead_time": ("lead_time", "median_hours"),
-               "recovery_time": ("recovery_time", "median_hours")}
+DORA_FIELDS = {
+    "change_failure_rate": ("change_failure_rate", "rate"),
+    "lead_time": ("lead_time", "median_hours"),
+    "recovery_time": ("recovery_time", "median_hours"),
+}
 
 
 def dora_guard(policy: Policy, check: Check, ctx: Context) -> Outcome:
@@ -188,16 +212,27 @@ def dora_guard(policy: Policy, check: Check, ctx: Context) -> Outcome:
     if value is None:
         return "nodata", f"{settings.metric}: {report[part].get('reason')}", {}
     tier = report[part].get("tier")
-    reason = (f"{settings.metric} {value:g} over {days} days for {service or 'all services'} (at most "
-              f"{settings.max:g}; tier {tier or 'n/a'} by {report['benchmark']}, incidents linked within "
-              f"{report['link_window_hours']:g} h)")
-    evidence = {settings.metric: value, "tier": tier, "benchmark": report["benchmark"],
-                "link_window_hours": report["link_window_hours"]}
+    reason = (
+        f"{settings.metric} {value:g} over {days} days for {service or 'all services'} (at most "
+        f"{settings.max:g}; tier {tier or 'n/a'} by {report['benchmark']}, incidents linked within "
+        f"{report['link_window_hours']:g} h)"
+    )
+    evidence = {
+        settings.metric: value,
+        "tier": tier,
+        "benchmark": report["benchmark"],
+        "link_window_hours": report["link_window_hours"],
+    }
     return ("pass" if value <= settings.max else "fail"), reason, evidence
 
 
-EVALUATORS = {"deploy_window": deploy_window, "canary": canary, "error_budget": error_budget, "burn_rate": burn_rate,
-              "dora": dora_guard}
+EVALUATORS = {
+    "deploy_window": deploy_window,
+    "canary": canary,
+    "error_budget": error_budget,
+    "burn_rate": burn_rate,
+    "dora": dora_guard,
+}
 
 
 def run_check(policy: Policy, check: Check, ctx: Context) -> Outcome:
@@ -206,6 +241,6 @@ def run_check(policy: Policy, check: Check, ctx: Context) -> Outcome:
         return EVALUATORS[check.type](policy, check, ctx)
     except ConfigError:
         raise
-    except Exception as exc:  # noqa: BLE001 - a check that cannot run has no data: the policy decides
+    except Exception as exc:
         reason = f"could not evaluate: {exc.__class__.__name__}: {exc}"[:400]
         return "nodata", reason, {UNAVAILABLE: [reason]}

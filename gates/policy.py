@@ -3,6 +3,7 @@ actions a decision triggers, and how the checks' results combine into promote, h
 
 A policy file is validated once, when it is read: every field a check or an action uses is typed
 here, so an evaluation never meets a setting it cannot use."""
+
 from __future__ import annotations
 
 import re
@@ -19,8 +20,19 @@ from gatewatch.schema import LIST, HttpUrl, Model, NonEmpty, PositiveDuration, v
 
 from .windows import DeployWindow
 
-__all__ = ["Policy", "Check", "Action", "CheckResult", "PolicyError", "policy_from_mapping", "decide", "effect_of",
-           "CHECK_TYPES", "ACTION_TYPES", "DECISIONS"]
+__all__ = [
+    "ACTION_TYPES",
+    "CHECK_TYPES",
+    "DECISIONS",
+    "Action",
+    "Check",
+    "CheckResult",
+    "Policy",
+    "PolicyError",
+    "decide",
+    "effect_of",
+    "policy_from_mapping",
+]
 
 CHECK_TYPES = ("canary", "error_budget", "burn_rate", "deploy_window", "dora")
 DECISIONS = ("promote", "hold", "rollback")
@@ -34,6 +46,7 @@ Missing = Literal["hold", "ignore", "rollback"]
 
 
 # --- checks -----------------------------------------------------------------------------------------
+
 
 class CanaryPrometheus(Model):
     """A canary's samples from a Prometheus-compatible server over the last `window`."""
@@ -69,9 +82,10 @@ class CanaryCheck(Model):
         if isinstance(raw, Mapping):
             sources = sorted({"data", "prometheus", "cloudwatch"} & set(raw))
             if len(sources) != 1:
-                raise ValueError("expected one of 'data' (a CSV file), 'prometheus' {url, baseline, canary} or "
-                                 "'cloudwatch' {baseline, canary, region}"
-                                 + (f"; got {' and '.join(sources)}" if sources else ""))
+                raise ValueError(
+                    "expected one of 'data' (a CSV file), 'prometheus' {url, baseline, canary} or "
+                    "'cloudwatch' {baseline, canary, region}" + (f"; got {' and '.join(sources)}" if sources else "")
+                )
         return raw
 
 
@@ -126,8 +140,10 @@ class Check(Model):
             raise ValueError("expected a mapping such as {canary: {...}, on_fail: rollback}")
         kinds = [k for k in raw if k in CHECK_TYPES]
         if len(kinds) != 1 or set(raw) - set(CHECK_TYPES) - {"on_fail", "on_missing_data", "name"}:
-            raise ValueError(f"expected exactly one of {', '.join(CHECK_TYPES)} with on_fail (and optional "
-                             f"on_missing_data, name); got {sorted(map(str, raw))}")
+            raise ValueError(
+                f"expected exactly one of {', '.join(CHECK_TYPES)} with on_fail (and optional "
+                f"on_missing_data, name); got {sorted(map(str, raw))}"
+            )
         if raw[kinds[0]] is None:
             return {**raw, kinds[0]: {}}
         return raw
@@ -147,6 +163,7 @@ class Check(Model):
 
 
 # --- actions ----------------------------------------------------------------------------------------
+
 
 def _aws_name(value: str) -> str:
     if not _AWS_NAME.fullmatch(value):
@@ -238,8 +255,9 @@ class Action(Model):
         raw = {("on" if k is True else k): v for k, v in raw.items()}  # YAML 1.1 reads a bare `on` as true
         kinds = [k for k in raw if k in ACTION_TYPES]
         if len(kinds) != 1 or set(raw) - set(ACTION_TYPES) - {"on"}:
-            raise ValueError(f"expected exactly one of {', '.join(ACTION_TYPES)} (and optional on); "
-                             f"got {sorted(map(str, raw))}")
+            raise ValueError(
+                f"expected exactly one of {', '.join(ACTION_TYPES)} (and optional on); got {sorted(map(str, raw))}"
+            )
         if raw[kinds[0]] is None:
             raw[kinds[0]] = {}
         return raw
@@ -263,6 +281,7 @@ class Action(Model):
 
 
 # --- the policy -------------------------------------------------------------------------------------
+
 
 class Policy(Model):
     """A gate: its name, its checks, what missing data means by default, and the actions it triggers.
@@ -324,6 +343,7 @@ def policy_from_mapping(raw: Any, base_dir: Path = Path(".")) -> Policy:
 
 # --- decisions --------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class CheckResult:
     """A check's outcome: `status` pass|fail|nodata, the `effect` it has on the decision, and why."""
@@ -335,8 +355,13 @@ class CheckResult:
     evidence: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "status": self.status, "effect": self.effect, "reason": self.reason,
-                "evidence": dict(self.evidence)}
+        return {
+            "name": self.name,
+            "status": self.status,
+            "effect": self.effect,
+            "reason": self.reason,
+            "evidence": dict(self.evidence),
+        }
 
 
 def decide(results: list[CheckResult]) -> tuple[str, list[str]]:
@@ -350,8 +375,10 @@ def decide(results: list[CheckResult]) -> tuple[str, list[str]]:
         return "rollback", [f"{r.name}: {r.reason}" for r in rollback]
     if hold:
         return "hold", [f"{r.name}: {r.reason}" for r in hold]
-    return "promote", ["every check passed" + (" (missing data ignored where the policy says so)"
-                                               if any(r.status == "nodata" for r in results) else "")]
+    return "promote", [
+        "every check passed"
+        + (" (missing data ignored where the policy says so)" if any(r.status == "nodata" for r in results) else "")
+    ]
 
 
 def effect_of(check: Check, status: str) -> str:
@@ -361,4 +388,3 @@ def effect_of(check: Check, status: str) -> str:
     if status == "fail":
         return check.on_fail
     return "none" if check.on_missing_data == "ignore" else check.on_missing_data
-

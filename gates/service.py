@@ -1,5 +1,6 @@
 """Evaluate a gate policy into a stored decision: run every check, combine their effects, record the
 decision under its idempotency key (a retry returns the stored decision and never acts twice)."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -32,8 +33,10 @@ def load_policies(directory: str | Path | None) -> dict[str, Policy]:
     A file that does not validate raises PolicyError naming the file, so a service never starts
     with a gate silently missing."""
     if not directory:
-        raise PolicyError("gate policies: set GATEWATCH_GATE_POLICIES (or gates.policies in gatewatch.yaml) "
-                          "to the folder of gate policy files")
+        raise PolicyError(
+            "gate policies: set GATEWATCH_GATE_POLICIES (or gates.policies in gatewatch.yaml) "
+            "to the folder of gate policy files"
+        )
     folder = Path(directory)
     if not folder.is_dir():
         raise PolicyError(f"gate policies {str(directory)!r}: no such folder")
@@ -49,8 +52,9 @@ def load_policies(directory: str | Path | None) -> dict[str, Policy]:
     return policies
 
 
-def evaluate(policy: Policy, ctx: Context, key: str, *,
-             clients: Callable[[str, str | None], Any] | None = None) -> StoredDecision:
+def evaluate(
+    policy: Policy, ctx: Context, key: str, *, clients: Callable[[str, str | None], Any] | None = None
+) -> StoredDecision:
     """The decision for `key`: the stored one when final (promote, rollback), else made now and stored.
 
     A stored `hold` is asked again: the new evaluation is the key's next attempt. The call that makes
@@ -67,11 +71,21 @@ def evaluate(policy: Policy, ctx: Context, key: str, *,
         results.append(CheckResult(check.name, status, effect_of(check, status), reason, found))
         evidence.update(found)
     decision, reasons = decide(results)
-    stored = record_decision(ctx.engine, key, policy.name, decision, [r.to_dict() for r in results], reasons,
-                             attempt=attempt, deployment_id=ctx.deployment_id, service=ctx.service,
-                             evidence=evidence)
+    stored = record_decision(
+        ctx.engine,
+        key,
+        policy.name,
+        decision,
+        [r.to_dict() for r in results],
+        reasons,
+        attempt=attempt,
+        deployment_id=ctx.deployment_id,
+        service=ctx.service,
+        evidence=evidence,
+    )
     to_run = triggered(policy, stored)
     if to_run:  # recorded after each action, so an interrupted run still shows what was done
-        stored.actions = run_actions(to_run, stored, ctx, clients,
-                                     progress=lambda done: record_actions(ctx.engine, stored.id, done))
+        stored.actions = run_actions(
+            to_run, stored, ctx, clients, progress=lambda done: record_actions(ctx.engine, stored.id, done)
+        )
     return stored

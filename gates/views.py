@@ -13,7 +13,7 @@ import hmac
 import logging
 import uuid
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
@@ -33,10 +33,16 @@ KEY_LENGTH = 255  # gate_decisions.key
 # No control characters: a NUL cannot be stored in PostgreSQL text, and ids end up in logs.
 _PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
 Id = Annotated[str, Field(min_length=1, max_length=KEY_LENGTH, pattern=_PRINTABLE)]
-Scope = Annotated[str, Field(min_length=1, max_length=2000, pattern=_PRINTABLE,
-                             description='Prometheus label matchers, e.g. version="v2"')]
-NOT_CONFIGURED = ("gate policies are not configured: set GATEWATCH_GATE_POLICIES (or gates.policies in "
-                  "gatewatch.yaml) to the folder of gate policy files, or start `gatewatch serve --policies DIR`")
+Scope = Annotated[
+    str,
+    Field(
+        min_length=1, max_length=2000, pattern=_PRINTABLE, description='Prometheus label matchers, e.g. version="v2"'
+    ),
+]
+NOT_CONFIGURED = (
+    "gate policies are not configured: set GATEWATCH_GATE_POLICIES (or gates.policies in "
+    "gatewatch.yaml) to the folder of gate policy files, or start `gatewatch serve --policies DIR`"
+)
 
 
 class Problem(BaseModel):
@@ -52,8 +58,9 @@ class EvaluateRequest(BaseModel):
 
     deployment_id: Id | None = Field(None, description="The deployment being gated")
     service: Id | None = Field(None, description="The service (for DORA guards)")
-    key: Id | None = Field(None, description="Idempotency key; default `{gate}:{deployment_id}`. "
-                                              "One of key and deployment_id is required")
+    key: Id | None = Field(
+        None, description="Idempotency key; default `{gate}:{deployment_id}`. One of key and deployment_id is required"
+    )
     baseline: Scope | None = None
     canary: Scope | None = None
     params: dict[str, Any] = Field(default_factory=dict, description="Caller parameters for the policy's actions")
@@ -131,7 +138,7 @@ class ArgoVerdict(BaseModel):
     reasons: list[str]
 
 
-class FlaggerHook(str, Enum):
+class FlaggerHook(StrEnum):
     confirm_rollout = "confirm-rollout"
     pre_rollout = "pre-rollout"
     rollout = "rollout"
@@ -148,10 +155,18 @@ class FlaggerPayload(BaseModel):
     name: Annotated[str, Field(min_length=1, max_length=253, pattern=_PRINTABLE)]
     namespace: Annotated[str, Field(min_length=1, max_length=253, pattern=_PRINTABLE)]
     phase: str | None = None
-    checksum: Annotated[str, Field(min_length=1, max_length=128, pattern=_PRINTABLE,
-                                   description="The canary revision's hash (Flagger 1.x): one decision per revision")]
-    metadata: dict[str, str] = Field(default_factory=dict, description="token, service, deployment_id, "
-                                                                        "baseline, canary; the rest are params")
+    checksum: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=128,
+            pattern=_PRINTABLE,
+            description="The canary revision's hash (Flagger 1.x): one decision per revision",
+        ),
+    ]
+    metadata: dict[str, str] = Field(
+        default_factory=dict, description="token, service, deployment_id, baseline, canary; the rest are params"
+    )
 
 
 class FlaggerAnswer(BaseModel):
@@ -172,19 +187,24 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     503: {"model": Problem, "description": "Gate token or policies not configured, or the store is down"},
 }
 BODY_ERRORS = ERRORS | {400: {"model": Problem, "description": "The body cannot be read (not UTF-8 JSON)"}}
-FLAGGER_GATING = {"rollback": (403, "the gate decided rollback: this revision must not proceed"),
-                  "hold": (409, "the gate holds: not enough evidence yet, Flagger will ask again"),
-                  "promote": (200, "the gate decided promote: proceed")}
-FLAGGER_ROLLBACK = {"rollback": (200, "the gate decided rollback: Flagger rolls the canary back"),
-                    "hold": (409, "the gate holds: no rollback"),
-                    "promote": (409, "the gate decided promote: no rollback")}
+FLAGGER_GATING = {
+    "rollback": (403, "the gate decided rollback: this revision must not proceed"),
+    "hold": (409, "the gate holds: not enough evidence yet, Flagger will ask again"),
+    "promote": (200, "the gate decided promote: proceed"),
+}
+FLAGGER_ROLLBACK = {
+    "rollback": (200, "the gate decided rollback: Flagger rolls the canary back"),
+    "hold": (409, "the gate holds: no rollback"),
+    "promote": (409, "the gate decided promote: no rollback"),
+}
 
 
 def _token_matches(config: Config, given: str | None) -> None:
     token = config.gates.token
     if not token:
-        raise HTTPException(503, "the gate API is not configured: set GATEWATCH_GATE_TOKEN "
-                                 "(or gates.token in gatewatch.yaml)")
+        raise HTTPException(
+            503, "the gate API is not configured: set GATEWATCH_GATE_TOKEN (or gates.token in gatewatch.yaml)"
+        )
     if given is None or not hmac.compare_digest(given.encode("utf-8"), token.encode("utf-8")):
         raise HTTPException(401, "missing or invalid gate token", headers={"WWW-Authenticate": "Bearer"})
 
@@ -219,14 +239,17 @@ def build_router(engine: Engine, config: Config, policies: dict[str, Policy] | N
         return find_gate(name)
 
     def decide(policy: Policy, req: EvaluateRequest | ArgoQuery, where: str) -> StoredDecision:
-        request = api.GateRequest(req.deployment_id, req.service, req.key, req.baseline, req.canary,
-                                  dict(getattr(req, "params", {})))
+        request = api.GateRequest(
+            req.deployment_id, req.service, req.key, req.baseline, req.canary, dict(getattr(req, "params", {}))
+        )
         key = request.key_for(policy.name)
         if key is None:
             raise _invalid((where, "key"), "key or deployment_id is required, so that a retry is recognised")
         if len(key) > KEY_LENGTH:
-            raise _invalid((where, "key"), f"the key '{{gate}}:{{deployment_id}}' is over {KEY_LENGTH} "
-                                           "characters; give a shorter key")
+            raise _invalid(
+                (where, "key"),
+                f"the key '{{gate}}:{{deployment_id}}' is over {KEY_LENGTH} characters; give a shorter key",
+            )
         try:
             return api.evaluate_gate(engine, config, policy, request)
         except ConfigError as exc:
@@ -237,19 +260,33 @@ def build_router(engine: Engine, config: Config, policies: dict[str, Policy] | N
 
     authenticated = [Depends(require_token)]
 
-    @router.get("/gates", response_model=GatesOut, dependencies=authenticated,
-                responses={k: v for k, v in ERRORS.items() if k != 404}, summary="The gates and their checks")
+    @router.get(
+        "/gates",
+        response_model=GatesOut,
+        dependencies=authenticated,
+        responses={k: v for k, v in ERRORS.items() if k != 404},
+        summary="The gates and their checks",
+    )
     def list_gates() -> dict:
         return {"gates": api.describe_gates(policies_or_503())}
 
-    @router.post("/gates/{name}/evaluate", response_model=DecisionOut, dependencies=authenticated,
-                 responses=BODY_ERRORS, summary="Evaluate a gate: promote, hold or rollback (200 for every decision)")
+    @router.post(
+        "/gates/{name}/evaluate",
+        response_model=DecisionOut,
+        dependencies=authenticated,
+        responses=BODY_ERRORS,
+        summary="Evaluate a gate: promote, hold or rollback (200 for every decision)",
+    )
     def evaluate_gate(policy: Annotated[Policy, Depends(gate)], body: EvaluateRequest) -> dict:
         return decide(policy, body, "body").to_dict()
 
-    @router.get("/decisions/{decision_id}", response_model=DecisionOut, dependencies=authenticated,
-                responses=ERRORS | {404: {"model": Problem, "description": "No such decision"}},
-                summary="A stored decision")
+    @router.get(
+        "/decisions/{decision_id}",
+        response_model=DecisionOut,
+        dependencies=authenticated,
+        responses=ERRORS | {404: {"model": Problem, "description": "No such decision"}},
+        summary="A stored decision",
+    )
     def read_decision(decision_id: uuid.UUID) -> dict:
         try:
             stored = api.get_gate_decision(engine, str(decision_id))
@@ -262,28 +299,53 @@ def build_router(engine: Engine, config: Config, policies: dict[str, Policy] | N
     def argo(policy: Policy, req: EvaluateRequest | ArgoQuery, where: str) -> dict:
         stored = decide(policy, req, where)
         score = stored.evidence.get("canary_score")
-        return {"decision": stored.decision, "score": score, "promote": stored.decision == "promote",
-                "rollback": stored.decision == "rollback", "id": stored.id, "key": stored.key,
-                "reasons": stored.reasons}
+        return {
+            "decision": stored.decision,
+            "score": score,
+            "promote": stored.decision == "promote",
+            "rollback": stored.decision == "rollback",
+            "id": stored.id,
+            "key": stored.key,
+            "reasons": stored.reasons,
+        }
 
-    @router.get("/argo/{name}", response_model=ArgoVerdict, dependencies=authenticated, responses=ERRORS,
-                summary="Argo Rollouts web metric (query parameters)")
+    @router.get(
+        "/argo/{name}",
+        response_model=ArgoVerdict,
+        dependencies=authenticated,
+        responses=ERRORS,
+        summary="Argo Rollouts web metric (query parameters)",
+    )
     def argo_get(policy: Annotated[Policy, Depends(gate)], query: Annotated[ArgoQuery, Query()]) -> dict:
         return argo(policy, query, "query")
 
-    @router.post("/argo/{name}", response_model=ArgoVerdict, dependencies=authenticated, responses=BODY_ERRORS,
-                 summary="Argo Rollouts web metric (JSON body)")
+    @router.post(
+        "/argo/{name}",
+        response_model=ArgoVerdict,
+        dependencies=authenticated,
+        responses=BODY_ERRORS,
+        summary="Argo Rollouts web metric (JSON body)",
+    )
     def argo_post(policy: Annotated[Policy, Depends(gate)], body: EvaluateRequest) -> dict:
         return argo(policy, body, "body")
 
     flagger_responses = BODY_ERRORS | {
         403: {"model": FlaggerAnswer, "description": "Gating hook: the gate decided rollback"},
-        409: {"model": FlaggerAnswer, "description": "Gating hook: hold; rollback hook: promote or hold"}}
+        409: {"model": FlaggerAnswer, "description": "Gating hook: hold; rollback hook: promote or hold"},
+    }
 
-    @router.post("/flagger/{name}/{hook}", response_model=FlaggerAnswer, responses=flagger_responses,
-                 summary="Flagger webhook: 200 only when Flagger should go on (or, for `rollback`, roll back)")
-    def flagger(name: str, hook: FlaggerHook, payload: FlaggerPayload,
-                credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]):
+    @router.post(
+        "/flagger/{name}/{hook}",
+        response_model=FlaggerAnswer,
+        responses=flagger_responses,
+        summary="Flagger webhook: 200 only when Flagger should go on (or, for `rollback`, roll back)",
+    )
+    def flagger(
+        name: str,
+        hook: FlaggerHook,
+        payload: FlaggerPayload,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ):
         metadata = dict(payload.metadata)
         token = metadata.pop("token", None)
         _token_matches(config, credentials.credentials if credentials else token)
@@ -296,12 +358,25 @@ def build_router(engine: Engine, config: Config, policies: dict[str, Policy] | N
         try:
             req = EvaluateRequest(key=key, params=metadata, **fields)
         except ValidationError as exc:
-            raise RequestValidationError([e | {"loc": ("body", "metadata", *e["loc"])}
-                                          for e in exc.errors(include_url=False, include_context=False)]) from None
+            raise RequestValidationError(
+                [
+                    e | {"loc": ("body", "metadata", *e["loc"])}
+                    for e in exc.errors(include_url=False, include_context=False)
+                ]
+            ) from None
         stored = decide(policy, req, "body")
         status, detail = (FLAGGER_ROLLBACK if hook is FlaggerHook.rollback else FLAGGER_GATING)[stored.decision]
-        return JSONResponse({"hook": hook.value, "decision": stored.decision, "detail": detail, "id": stored.id,
-                             "key": stored.key, "reasons": stored.reasons}, status_code=status)
+        return JSONResponse(
+            {
+                "hook": hook.value,
+                "decision": stored.decision,
+                "detail": detail,
+                "id": stored.id,
+                "key": stored.key,
+                "reasons": stored.reasons,
+            },
+            status_code=status,
+        )
 
     return router
 

@@ -1,4 +1,5 @@
 """Deployment windows and freeze calendars, time zone aware: "Mon-Thu 09:00-17:00", freezes by date."""
+
 from __future__ import annotations
 
 import re
@@ -13,8 +14,10 @@ from pydantic import Field, PrivateAttr, ValidationError, field_validator, model
 from gatewatch.schema import LIST, Model, describe
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_SPEC = re.compile(r"^\s*(?P<days>[A-Za-z]{3}(?:\s*-\s*[A-Za-z]{3})?(?:\s*,\s*[A-Za-z]{3}(?:\s*-\s*[A-Za-z]{3})?)*)"
-                   r"\s+(?P<start>\d{1,2}:\d{2})\s*-\s*(?P<end>\d{1,2}:\d{2})\s*$")
+_SPEC = re.compile(
+    r"^\s*(?P<days>[A-Za-z]{3}(?:\s*-\s*[A-Za-z]{3})?(?:\s*,\s*[A-Za-z]{3}(?:\s*-\s*[A-Za-z]{3})?)*)"
+    r"\s+(?P<start>\d{1,2}:\d{2})\s*-\s*(?P<end>\d{1,2}:\d{2})\s*$"
+)
 
 
 @dataclass(frozen=True)

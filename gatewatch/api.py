@@ -14,6 +14,7 @@ report = api.dora_report(engine, config, window, api.Scope(team="payments"), by=
 Names load on first use, so a surface imports only what it calls (the dashboard's executive page never
 imports the statistics stack). Errors are `gatewatch.errors.GatewatchError` subclasses.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -23,53 +24,93 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS = {
     # configuration and the store
     "Engine": "sqlalchemy",
-    "Config": "collector.config", "load_config": "collector.config", "store_url": "collector.config",
-    "utcnow": "collector.timeutil", "parse_time": "collector.timeutil", "parse_span": "collector.timeutil",
-    "open_store": "gatewatch.services.store", "upgrade_store": "gatewatch.services.store",
-    "store_revision": "gatewatch.services.store", "check_store": "gatewatch.services.store",
-    "store_counts": "gatewatch.services.store", "filter_options": "gatewatch.services.store",
-    "count_raw_events": "gatewatch.services.store", "describe_store": "gatewatch.services.store",
-    "close_stores": "gatewatch.services.store", "schema_revision": "gatewatch.services.store",
+    "Config": "collector.config",
+    "load_config": "collector.config",
+    "store_url": "collector.config",
+    "utcnow": "collector.timeutil",
+    "parse_time": "collector.timeutil",
+    "parse_span": "collector.timeutil",
+    "open_store": "gatewatch.services.store",
+    "upgrade_store": "gatewatch.services.store",
+    "store_revision": "gatewatch.services.store",
+    "check_store": "gatewatch.services.store",
+    "store_counts": "gatewatch.services.store",
+    "filter_options": "gatewatch.services.store",
+    "count_raw_events": "gatewatch.services.store",
+    "describe_store": "gatewatch.services.store",
+    "close_stores": "gatewatch.services.store",
+    "schema_revision": "gatewatch.services.store",
     "in_memory_store": "gatewatch.services.store",
     # ingest
-    "IngestSummary": "collector.ingest", "ReplaySummary": "collector.ingest", "SOURCE_CHOICES": "collector.ingest",
-    "ingest_files": "gatewatch.services.store", "ingest_text": "gatewatch.services.store",
-    "replay": "gatewatch.services.store", "list_quarantined": "gatewatch.services.store",
-    "backfill_codepipeline": "gatewatch.services.store", "codepipeline_client": "gatewatch.services.store",
+    "IngestSummary": "collector.ingest",
+    "ReplaySummary": "collector.ingest",
+    "SOURCE_CHOICES": "collector.ingest",
+    "ingest_files": "gatewatch.services.store",
+    "ingest_text": "gatewatch.services.store",
+    "replay": "gatewatch.services.store",
+    "list_quarantined": "gatewatch.services.store",
+    "backfill_codepipeline": "gatewatch.services.store",
+    "codepipeline_client": "gatewatch.services.store",
     # delivery analytics
-    "Scope": "collector.loaders", "Window": "analysis.windows", "window_between": "analysis.windows",
-    "window_since": "analysis.windows", "BUCKETS": "analysis.windows", "report_window": "gatewatch.services.delivery",
-    "dora_settings": "gatewatch.services.delivery", "dora_frames": "gatewatch.services.delivery",
-    "dora_report": "gatewatch.services.delivery", "dora_details": "gatewatch.services.delivery",
-    "DoraDetails": "gatewatch.services.delivery", "pipeline_report": "gatewatch.services.delivery",
-    "pipeline_overview": "gatewatch.services.delivery", "open_work": "gatewatch.services.delivery",
+    "Scope": "collector.loaders",
+    "Window": "analysis.windows",
+    "window_between": "analysis.windows",
+    "window_since": "analysis.windows",
+    "BUCKETS": "analysis.windows",
+    "report_window": "gatewatch.services.delivery",
+    "dora_settings": "gatewatch.services.delivery",
+    "dora_frames": "gatewatch.services.delivery",
+    "dora_report": "gatewatch.services.delivery",
+    "dora_details": "gatewatch.services.delivery",
+    "DoraDetails": "gatewatch.services.delivery",
+    "pipeline_report": "gatewatch.services.delivery",
+    "pipeline_overview": "gatewatch.services.delivery",
+    "open_work": "gatewatch.services.delivery",
     "run_detail": "gatewatch.services.delivery",
     # canary analysis
-    "CsvSamples": "collector.telemetry", "PrometheusSamples": "collector.telemetry",
-    "CloudWatchSamples": "collector.telemetry", "CanaryOutcome": "collector.canary_runs",
-    "CanaryRun": "collector.canary_runs", "Verdict": "analysis.canary", "load_canary_config": "gatewatch.services.canary",
-    "run_canary": "gatewatch.services.canary", "get_canary_run": "gatewatch.services.canary",
-    "list_canary_runs": "gatewatch.services.canary", "canary_runs_between": "gatewatch.services.canary",
+    "CsvSamples": "collector.telemetry",
+    "PrometheusSamples": "collector.telemetry",
+    "CloudWatchSamples": "collector.telemetry",
+    "CanaryOutcome": "collector.canary_runs",
+    "CanaryRun": "collector.canary_runs",
+    "Verdict": "analysis.canary",
+    "load_canary_config": "gatewatch.services.canary",
+    "run_canary": "gatewatch.services.canary",
+    "get_canary_run": "gatewatch.services.canary",
+    "list_canary_runs": "gatewatch.services.canary",
+    "canary_runs_between": "gatewatch.services.canary",
     "canary_report": "gatewatch.services.canary",
     # SLOs
-    "load_slo": "gatewatch.services.slos", "load_slos": "gatewatch.services.slos",
-    "slo_status": "gatewatch.services.slos", "budget_history": "gatewatch.services.slos",
+    "load_slo": "gatewatch.services.slos",
+    "load_slos": "gatewatch.services.slos",
+    "slo_status": "gatewatch.services.slos",
+    "budget_history": "gatewatch.services.slos",
     "slo_overview": "gatewatch.services.slos",
     # gates
-    "GateRequest": "gatewatch.services.gates", "StoredDecision": "collector.gate_decisions",
-    "load_policy": "gatewatch.services.gates", "load_policies": "gatewatch.services.gates",
-    "evaluate_gate": "gatewatch.services.gates", "get_gate_decision": "gatewatch.services.gates",
-    "describe_gates": "gatewatch.services.gates", "gate_decisions_between": "gatewatch.services.gates",
-    "write_step_outputs": "gates.github_actions", "Policy": "gates.policy",
+    "GateRequest": "gatewatch.services.gates",
+    "StoredDecision": "collector.gate_decisions",
+    "load_policy": "gatewatch.services.gates",
+    "load_policies": "gatewatch.services.gates",
+    "evaluate_gate": "gatewatch.services.gates",
+    "get_gate_decision": "gatewatch.services.gates",
+    "describe_gates": "gatewatch.services.gates",
+    "gate_decisions_between": "gatewatch.services.gates",
+    "write_step_outputs": "gates.github_actions",
+    "Policy": "gates.policy",
     "unreadable_checks": "gatewatch.services.gates",
     # the demo organisation
-    "build_demo": "gatewatch.demo", "DemoRun": "gatewatch.demo", "DemoResult": "gatewatch.demo",
-    "DemoExtras": "gatewatch.demo", "DEMO_DEFAULT_SERVICES": "gatewatch.demo:DEFAULT_SERVICES",
-    "DEMO_DEFAULT_DAYS": "gatewatch.demo:DEFAULT_DAYS", "DEMO_DEFAULT_SEED": "gatewatch.demo:DEFAULT_SEED",
-    "DEMO_MAX_SERVICES": "gatewatch.demo:MAX_SERVICES", "DEMO_MAX_DAYS": "gatewatch.demo:MAX_DAYS",
+    "build_demo": "gatewatch.demo",
+    "DemoRun": "gatewatch.demo",
+    "DemoResult": "gatewatch.demo",
+    "DemoExtras": "gatewatch.demo",
+    "DEMO_DEFAULT_SERVICES": "gatewatch.demo:DEFAULT_SERVICES",
+    "DEMO_DEFAULT_DAYS": "gatewatch.demo:DEFAULT_DAYS",
+    "DEMO_DEFAULT_SEED": "gatewatch.demo:DEFAULT_SEED",
+    "DEMO_MAX_SERVICES": "gatewatch.demo:MAX_SERVICES",
+    "DEMO_MAX_DAYS": "gatewatch.demo:MAX_DAYS",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted(_EXPORTS)  # noqa: PLE0605 - a list, built from the table above
 
 
 def __getattr__(name: str) -> Any:
@@ -87,33 +128,4 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eagerly
-    from sqlalchemy import Engine
-
-    from analysis.canary import Verdict
-    from analysis.windows import BUCKETS, Window, window_between, window_since
-    from collector.canary_runs import CanaryOutcome, CanaryRun
-    from collector.config import Config, load_config, store_url
-    from collector.gate_decisions import StoredDecision
-    from collector.ingest import SOURCE_CHOICES, IngestSummary, ReplaySummary
-    from collector.loaders import Scope
-    from collector.telemetry import CloudWatchSamples, CsvSamples, PrometheusSamples
-    from collector.timeutil import parse_span, parse_time, utcnow
-    from gatewatch.services.canary import (canary_report, canary_runs_between, get_canary_run, list_canary_runs,
-                                           load_canary_config, run_canary)
-    from gatewatch.services.delivery import (DoraDetails, dora_details, dora_frames, dora_report, dora_settings,
-                                             open_work, pipeline_overview, pipeline_report, report_window,
-                                             run_detail)
-    from gatewatch.services.gates import (GateRequest, describe_gates, evaluate_gate, gate_decisions_between,
-                                          get_gate_decision, load_policies, load_policy, unreadable_checks)
-    from gates.github_actions import write_step_outputs
-    from gatewatch.demo import DEFAULT_DAYS as DEMO_DEFAULT_DAYS
-    from gatewatch.demo import DEFAULT_SEED as DEMO_DEFAULT_SEED
-    from gatewatch.demo import DEFAULT_SERVICES as DEMO_DEFAULT_SERVICES
-    from gatewatch.demo import MAX_DAYS as DEMO_MAX_DAYS
-    from gatewatch.demo import MAX_SERVICES as DEMO_MAX_SERVICES
-    from gatewatch.demo import DemoExtras, DemoResult, DemoRun, build_demo
-    from gates.policy import Policy
-    from gatewatch.services.slos import budget_history, load_slo, load_slos, slo_overview, slo_status
-    from gatewatch.services.store import (backfill_codepipeline, check_store, codepipeline_client, count_raw_events,
-                                          close_stores, describe_store, filter_options, in_memory_store, ingest_files, ingest_text, list_quarantined, open_store,
-                                          replay, schema_revision, store_counts, store_revision, upgrade_store)
+    pass

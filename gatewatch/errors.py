@@ -19,10 +19,22 @@ answers 422 for a `ConfigError`, 503 for `StoreError`; the Lambda handler report
     └── ActionFailed                a gate action that did not do its job: recorded with
                                     the decision, never raised past it
 """
+
 from __future__ import annotations
 
-__all__ = ["GatewatchError", "ConfigError", "PolicyError", "CanaryConfigError", "SloError", "ParameterError",
-           "PayloadError", "StoreError", "SourceUnavailable", "ActionFailed", "EXIT_CODES"]
+__all__ = [
+    "EXIT_CODES",
+    "ActionFailed",
+    "CanaryConfigError",
+    "ConfigError",
+    "GatewatchError",
+    "ParameterError",
+    "PayloadError",
+    "PolicyError",
+    "SloError",
+    "SourceUnavailable",
+    "StoreError",
+]
 
 
 class GatewatchError(Exception):
@@ -90,6 +102,11 @@ class ActionFailed(GatewatchError):
         self.attempts = attempts
 
 
-EXIT_CODES = {0: "success", 1: "the command's negative outcome (quarantined, canary fail, rollback, an alert "
-                               "firing)", 2: "usage or configuration error", 3: "hold, marginal or no data",
-              4: "the store cannot be reached or migrated", 5: "an outside system could not be read"}
+EXIT_CODES = {
+    0: "success",
+    1: "the command's negative outcome (quarantined, canary fail, rollback, an alert firing)",
+    2: "usage or configuration error",
+    3: "hold, marginal or no data",
+    4: "the store cannot be reached or migrated",
+    5: "an outside system could not be read",
+}

@@ -1,5 +1,6 @@
 """Process-wide settings that only Gatewatch's own entry points apply (the `gatewatch` command, the
 dashboard's server, app and worker), never a library user's process."""
+
 from __future__ import annotations
 
 __all__ = ["use_system_allocator"]

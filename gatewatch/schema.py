@@ -3,6 +3,7 @@ field path, what was expected and what was given; durations ("30m", "24h") parse
 
 `gatewatch.yaml`, canary configs, SLO files, gate policies and the Lambda's UserParameters are models
 of this base, each beside the package that uses it."""
+
 from __future__ import annotations
 
 import math
@@ -15,7 +16,18 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from .errors import ConfigError
 
-__all__ = ["Model", "Duration", "PositiveDuration", "NonEmpty", "HttpUrl", "LIST", "parse_duration", "duration_label", "validate", "describe"]
+__all__ = [
+    "LIST",
+    "Duration",
+    "HttpUrl",
+    "Model",
+    "NonEmpty",
+    "PositiveDuration",
+    "describe",
+    "duration_label",
+    "parse_duration",
+    "validate",
+]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -89,8 +101,7 @@ class Model(BaseModel):
     """A file's schema: unknown keys are refused by name, values are not coerced across types
     (a string is not a number, 1 is not true), and a parsed value is immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True,
-                              validate_default=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True, validate_default=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -105,16 +116,31 @@ class Model(BaseModel):
         return data
 
 
-_TYPES = {"string_type": "a string", "bool_type": "true or false", "int_type": "an integer",
-          "int_from_float": "an integer", "float_type": "a number", "list_type": "a list", "tuple_type": "a list",
-          "dict_type": "a mapping", "model_type": "a mapping", "model_attributes_type": "a mapping",
-          "timedelta_type": "a duration such as 30s or 24h", "url_type": "a URL",
-          "date_type": "a date such as 2024-12-23", "date_parsing": "a date such as 2024-12-23",
-          "date_from_datetime_parsing": "a date such as 2024-12-23",
-          "date_from_datetime_inexact": "a date such as 2024-12-23"}
+_TYPES = {
+    "string_type": "a string",
+    "bool_type": "true or false",
+    "int_type": "an integer",
+    "int_from_float": "an integer",
+    "float_type": "a number",
+    "list_type": "a list",
+    "tuple_type": "a list",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "timedelta_type": "a duration such as 30s or 24h",
+    "url_type": "a URL",
+    "date_type": "a date such as 2024-12-23",
+    "date_parsing": "a date such as 2024-12-23",
+    "date_from_datetime_parsing": "a date such as 2024-12-23",
+    "date_from_datetime_inexact": "a date such as 2024-12-23",
+}
 _SUBFIELD = re.compile(r"^[A-Za-z_][\w-]*(\[\d+\])?(\.[A-Za-z_][\w-]*(\[\d+\])?)*: ")
-_BOUNDS = {"greater_than": "above", "greater_than_equal": "at least", "less_than": "below",
-           "less_than_equal": "at most"}
+_BOUNDS = {
+    "greater_than": "above",
+    "greater_than_equal": "at least",
+    "less_than": "below",
+    "less_than_equal": "at most",
+}
 
 
 def _path(loc: tuple[Any, ...]) -> str:
@@ -151,8 +177,11 @@ def _message(error: Mapping[str, Any]) -> str:
     if kind == "string_too_long":
         return f"at most {ctx.get('max_length')} characters"
     if kind == "string_too_short":
-        return "expected a non-empty string" if ctx.get("min_length") == 1 else \
-            f"at least {ctx.get('min_length')} characters"
+        return (
+            "expected a non-empty string"
+            if ctx.get("min_length") == 1
+            else f"at least {ctx.get('min_length')} characters"
+        )
     if kind in ("too_short", "too_long"):
         return f"{error['msg'][0].lower()}{error['msg'][1:]}"
     return f"{error['msg'][0].lower()}{error['msg'][1:]}, got {_shown(given)}"
@@ -167,13 +196,22 @@ def describe(exc: ValidationError, prefix: str = "", label: str = "") -> str:
     message = _message(error)
     if where and _SUBFIELD.match(message):  # a validator naming a key inside its field: window.rolling
         text = f"{where}.{message}"
+    elif where:
+        text = f"{where}: {message}"
     else:
-        text = f"{where}: {message}" if where else message
+        text = message
     return f"{label}: {text}" if label else text
 
 
-def validate(model: type[M], raw: Any, *, error: type[ConfigError] = ConfigError, prefix: str = "",
-             label: str = "", context: Mapping[str, Any] | None = None) -> M:
+def validate(
+    model: type[M],
+    raw: Any,
+    *,
+    error: type[ConfigError] = ConfigError,
+    prefix: str = "",
+    label: str = "",
+    context: Mapping[str, Any] | None = None,
+) -> M:
     """`raw` (parsed YAML or JSON) as a `model`; `error` naming the field and the fix when it does not fit."""
     try:
         return model.model_validate(raw, context=dict(context) if context else None)

@@ -1,6 +1,7 @@
 """Shared fixtures: a fresh store on SQLite and (when GATEWATCH_TEST_POSTGRES_URL is set) PostgreSQL;
 the `gatewatch` command; servers and demo stores built once per session (Prometheus, moto, `gatewatch
 demo`)."""
+
 from __future__ import annotations
 
 import os
@@ -30,10 +31,23 @@ def fixture_path(relative: str) -> Path:
 @pytest.fixture(autouse=True, scope="session")
 def _offline_aws():
     """AWS clients in tests never look for real credentials or the instance metadata service."""
-    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-                                            "AWS_EC2_METADATA_DISABLED", "AWS_DEFAULT_REGION")}
-    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_SESSION_TOKEN="testing",
-                      AWS_EC2_METADATA_DISABLED="true", AWS_DEFAULT_REGION="us-east-1")
+    saved = {
+        k: os.environ.get(k)
+        for k in (
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_EC2_METADATA_DISABLED",
+            "AWS_DEFAULT_REGION",
+        )
+    }
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_SESSION_TOKEN="testing",
+        AWS_EC2_METADATA_DISABLED="true",
+        AWS_DEFAULT_REGION="us-east-1",
+    )
     yield
     for key, value in saved.items():
         if value is None:
@@ -50,8 +64,11 @@ def config() -> Config:
 
 def _postgres_store_url() -> tuple[str, str]:
     schema = f"gw_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://", 1)
-                          if POSTGRES_URL.startswith("postgresql://") else POSTGRES_URL)
+    admin = create_engine(
+        POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://", 1)
+        if POSTGRES_URL.startswith("postgresql://")
+        else POSTGRES_URL
+    )
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     admin.dispose()
@@ -60,8 +77,11 @@ def _postgres_store_url() -> tuple[str, str]:
 
 
 def _drop_schema(schema: str) -> None:
-    admin = create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://", 1)
-                          if POSTGRES_URL.startswith("postgresql://") else POSTGRES_URL)
+    admin = create_engine(
+        POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://", 1)
+        if POSTGRES_URL.startswith("postgresql://")
+        else POSTGRES_URL
+    )
     with admin.begin() as conn:
         conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
     admin.dispose()
@@ -101,21 +121,25 @@ def dump_projections(engine) -> dict[str, list[dict]]:
     from collector.models import PROJECTION_TABLES
 
     with engine.connect() as conn:
-        return {t.name: [dict(r) for r in conn.execute(select(t).order_by(t.c.id)).mappings()]
-                for t in PROJECTION_TABLES}
+        return {
+            t.name: [dict(r) for r in conn.execute(select(t).order_by(t.c.id)).mappings()] for t in PROJECTION_TABLES
+        }
 
 
 # --- the command ---------------------------------------------------------------------------------------
 
-def run_gatewatch(*args: str, stdin: str | None = None, cwd: Path | None = None, env: dict | None = None,
-                  timeout: float = 120) -> subprocess.CompletedProcess:
+
+def run_gatewatch(
+    *args: str, stdin: str | None = None, cwd: Path | None = None, env: dict | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
     """Run the installed console script as a user would: no GATEWATCH_* variable of this process
     reaches it, only those of `env`."""
     exe = Path(sys.executable).with_name("gatewatch")
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWATCH_")}
     full_env.update(env or {})
-    return subprocess.run([str(exe), *args], input=stdin, capture_output=True, text=True, cwd=cwd,
-                          env=full_env, timeout=timeout)
+    return subprocess.run(
+        [str(exe), *args], input=stdin, capture_output=True, text=True, cwd=cwd, env=full_env, timeout=timeout
+    )
 
 
 @pytest.fixture(scope="session")
@@ -125,6 +149,7 @@ def gatewatch():
 
 
 # --- Prometheus ------------------------------------------------------------------------------------------
+
 
 def _prometheus(tmp_path_factory, name: str, extra=None):
     from tests import prometheus_server
@@ -155,6 +180,7 @@ def prometheus_recent(tmp_path_factory):
 
 # --- moto --------------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="session")
 def moto_server():
     """Base URL of one moto server (ThreadedMotoServer on 127.0.0.1) for the session; tests take `moto_url`."""
@@ -179,6 +205,7 @@ def moto_url(moto_server) -> str:
 
 
 # --- demo stores ---------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="session")
 def demo_stores(tmp_path_factory, gatewatch):
@@ -214,6 +241,7 @@ def demo_stores(tmp_path_factory, gatewatch):
 
 
 # --- the dashboard under AppTest -----------------------------------------------------------------------
+
 
 @pytest.fixture
 def fresh_dashboard(monkeypatch):

@@ -1,6 +1,7 @@
 """Helpers for the tests of server and worker processes: a free port to serve on, a server's health
 check answering, `gatewatch dashboard` running, a process's descendants, whether processes have exited
 (they need not be the test's children), a process's command line."""
+
 from __future__ import annotations
 
 import os
@@ -57,8 +58,13 @@ def running_dashboard(url: str, cwd: Path) -> Iterator[tuple[str, subprocess.Pop
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWATCH_")}
     log_path = cwd / "dashboard.log"
     with log_path.open("w") as log:
-        proc = subprocess.Popen([str(Path(sys.executable).with_name("gatewatch")), "--db", url, "dashboard",
-                                 "--port", str(port)], cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).with_name("gatewatch")), "--db", url, "dashboard", "--port", str(port)],
+            cwd=cwd,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         up = until(lambda: proc.poll() is not None or _healthy(base), 60)

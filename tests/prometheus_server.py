@@ -2,14 +2,15 @@
 127.0.0.1. Binaries come from /usr/bin, or from Debian's package unpacked under .cache/prometheus
 (`.ci/run` fetches it; this helper fetches it too when it can). The canary and SLO histories here are what
 conftest's servers serve (`prometheus` for the session, `prometheus_recent` per module)."""
+
 from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Callable, Iterable
 
 import httpx
 import numpy as np
@@ -22,12 +23,25 @@ CACHE = ROOT / ".cache" / "prometheus"
 # A canary configuration for the canary history below: latency per version, errors as a proportion.
 CANARY_CONFIG = {
     "metrics": [
-        {"name": "latency", "query": 'canary_latency_seconds{job="api", {scope}}', "direction": "increase",
-         "tolerance": 0.10, "critical": True, "group": "latency"},
-        {"name": "errors", "test": "proportion", "direction": "increase", "tolerance": 0.5, "group": "errors",
-         "good_query": 'sum(rate(canary_requests_total{job="api", code="500", {scope}}[1m]))',
-         "total_query": 'sum(rate(canary_requests_total{job="api", {scope}}[1m]))'},
-    ]}
+        {
+            "name": "latency",
+            "query": 'canary_latency_seconds{job="api", {scope}}',
+            "direction": "increase",
+            "tolerance": 0.10,
+            "critical": True,
+            "group": "latency",
+        },
+        {
+            "name": "errors",
+            "test": "proportion",
+            "direction": "increase",
+            "tolerance": 0.5,
+            "group": "errors",
+            "good_query": 'sum(rate(canary_requests_total{job="api", code="500", {scope}}[1m]))',
+            "total_query": 'sum(rate(canary_requests_total{job="api", {scope}}[1m]))',
+        },
+    ]
+}
 
 
 def binaries() -> tuple[Path, Path]:
@@ -65,8 +79,11 @@ def write_history(path: Path, end: datetime, seed: int = 17, extra: Iterable[str
     counters (v1 1% errors, v2 1%, v3 4%), as OpenMetrics; `extra` lines (whole metric families) follow."""
     rng = np.random.default_rng(seed)
     stamps = [end - timedelta(seconds=15 * i) for i in range(480)][::-1]
-    latency = {"v1": rng.normal(0.100, 0.01, len(stamps)), "v2": rng.normal(0.100, 0.01, len(stamps)),
-               "v3": rng.normal(0.130, 0.01, len(stamps))}
+    latency = {
+        "v1": rng.normal(0.100, 0.01, len(stamps)),
+        "v2": rng.normal(0.100, 0.01, len(stamps)),
+        "v3": rng.normal(0.130, 0.01, len(stamps)),
+    }
     errors = {"v1": 0.01, "v2": 0.01, "v3": 0.04}
     lines = ["# HELP canary_latency_seconds Request latency.", "# TYPE canary_latency_seconds gauge"]
     for version, values in latency.items():
@@ -76,10 +93,12 @@ def write_history(path: Path, end: datetime, seed: int = 17, extra: Iterable[str
     for version, rate in errors.items():
         good = bad = 0
         for t in stamps:
-            bad += int(round(100 * rate))
-            good += 100 - int(round(100 * rate))
+            bad += round(100 * rate)
+            good += 100 - round(100 * rate)
             lines.append(f'canary_requests_total{{job="api",version="{version}",code="500"}} {bad} {t.timestamp():.3f}')
-            lines.append(f'canary_requests_total{{job="api",version="{version}",code="200"}} {good} {t.timestamp():.3f}')
+            lines.append(
+                f'canary_requests_total{{job="api",version="{version}",code="200"}} {good} {t.timestamp():.3f}'
+            )
     lines += list(extra)
     lines.append("# EOF")
     path.write_text("\n".join(lines) + "\n")
@@ -91,18 +110,37 @@ def start(tmp: Path, extra: Callable[[datetime], Iterable[str]] | None = None) -
 
     `extra(end)` may add OpenMetrics families (lines) of its own to the history ending at `end`."""
     prometheus, promtool = binaries()
-    end = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=1)
+    end = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
     data = tmp / "data"
     written = write_history(tmp / "history.om", end, extra=extra(end) if extra else ())
     # a few large blocks rather than one per 2 h: days of backfill load in a fraction of the time
-    subprocess.run([str(promtool), "tsdb", "create-blocks-from", "openmetrics", "--max-block-duration=96h",
-                    str(tmp / "history.om"), str(data)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            str(promtool),
+            "tsdb",
+            "create-blocks-from",
+            "openmetrics",
+            "--max-block-duration=96h",
+            str(tmp / "history.om"),
+            str(data),
+        ],
+        check=True,
+        capture_output=True,
+    )
     (tmp / "prometheus.yml").write_text("global:\n  scrape_interval: 1h\nscrape_configs: []\n")
     port = free_port()
-    process = subprocess.Popen([str(prometheus), f"--config.file={tmp / 'prometheus.yml'}",
-                                f"--storage.tsdb.path={data}", f"--web.listen-address=127.0.0.1:{port}",
-                                "--storage.tsdb.retention.time=30d"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [
+            str(prometheus),
+            f"--config.file={tmp / 'prometheus.yml'}",
+            f"--storage.tsdb.path={data}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--storage.tsdb.retention.time=30d",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -160,22 +198,25 @@ def families(end: datetime) -> list[str]:
                 running += per_minute(j - 1)
         return values
 
-    counters = {("api", "200"): cumulative(lambda i: PER_MINUTE - api_bad(i)),
-                ("api", "500"): cumulative(api_bad),
-                ("checkout", "200"): cumulative(lambda i: PER_MINUTE - checkout_bad(i)),
-                ("checkout", "503"): cumulative(checkout_bad)}
+    counters = {
+        ("api", "200"): cumulative(lambda i: PER_MINUTE - api_bad(i)),
+        ("api", "500"): cumulative(api_bad),
+        ("checkout", "200"): cumulative(lambda i: PER_MINUTE - checkout_bad(i)),
+        ("checkout", "503"): cumulative(checkout_bad),
+    }
     lines = ["# HELP http_requests Requests served.", "# TYPE http_requests counter"]
     for k, t in enumerate(stamps):
         for (job, code), values in counters.items():
             lines.append(f'http_requests_total{{job="{job}",code="{code}"}} {values[k]} {t.timestamp():.3f}')
     fast = {"api": cumulative(lambda i: PER_MINUTE - api_slow(i)), "batch": cumulative(lambda i: 0)}
     count = cumulative(lambda i: PER_MINUTE)
-    lines += ["# HELP http_request_duration_seconds Request latency.",
-              "# TYPE http_request_duration_seconds histogram"]
+    lines += ["# HELP http_request_duration_seconds Request latency.", "# TYPE http_request_duration_seconds histogram"]
     for k, t in enumerate(stamps):
         for job in ("api", "batch"):
             ts = f"{t.timestamp():.3f}"
-            lines += [f'http_request_duration_seconds_bucket{{job="{job}",le="0.3"}} {fast[job][k]} {ts}',
-                      f'http_request_duration_seconds_bucket{{job="{job}",le="+Inf"}} {count[k]} {ts}',
-                      f'http_request_duration_seconds_count{{job="{job}"}} {count[k]} {ts}']
+            lines += [
+                f'http_request_duration_seconds_bucket{{job="{job}",le="0.3"}} {fast[job][k]} {ts}',
+                f'http_request_duration_seconds_bucket{{job="{job}",le="+Inf"}} {count[k]} {ts}',
+                f'http_request_duration_seconds_count{{job="{job}"}} {count[k]} {ts}',
+            ]
     return lines

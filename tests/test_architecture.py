@@ -1,12 +1,13 @@
 """The architecture, checked on the source: each module's role, what it may import, no import cycles,
 no SQL or business rules in the command line, the environment read in one place, one exception tree."""
+
 from __future__ import annotations
 
 import ast
-import re
 import importlib
 import inspect
 import pkgutil
+import re
 from pathlib import Path
 
 import pytest
@@ -20,8 +21,10 @@ SURFACE_PACKAGES = ("gatewatch.cli", "dashboard")
 SERVICE_PACKAGES = ("gatewatch.api", "gatewatch.services", "gatewatch.demo")
 # Which other surfaces a surface may start: `gatewatch serve` runs the HTTP service, `gatewatch
 # dashboard` the dashboard's server.
-SURFACE_ENTRY_POINTS = {"gatewatch.cli": {"collector.webhooks", "gates.views", "dashboard"},
-                        "gatewatch.__main__": {"gatewatch.cli"}}
+SURFACE_ENTRY_POINTS = {
+    "gatewatch.cli": {"collector.webhooks", "gates.views", "dashboard"},
+    "gatewatch.__main__": {"gatewatch.cli"},
+}
 
 
 def modules() -> dict[str, Path]:
@@ -86,8 +89,7 @@ def surface_may_import(module: str, target: str) -> bool:
     home = next((p for p in SURFACE_PACKAGES if module.startswith(p)), module)
     if target.startswith(home):
         return True
-    return any(target == entry or target.startswith(entry + ".")
-               for entry in SURFACE_ENTRY_POINTS.get(home, ()))
+    return any(target == entry or target.startswith(entry + ".") for entry in SURFACE_ENTRY_POINTS.get(home, ()))
 
 
 def test_every_module_imports_only_what_its_role_may():
@@ -119,9 +121,9 @@ def test_no_import_cycles():
         state[node] = 1
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                cycles.append(" -> ".join(path[path.index(nxt):] + [nxt]))
+                cycles.append(" -> ".join([*path[path.index(nxt) :], nxt]))
             elif nxt not in state:
-                visit(nxt, path + [nxt])
+                visit(nxt, [*path, nxt])
         state[node] = 2
 
     for module in sorted(graph):
@@ -159,8 +161,12 @@ def test_the_environment_is_read_by_the_configuration_loader_only():
     readers = set()
     for module in MODULES:
         for node in ast.walk(_tree(module)):
-            if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv") and \
-                    isinstance(node.value, ast.Name) and node.value.id == "os":
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr in ("environ", "getenv")
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "os"
+            ):
                 readers.add(module)
     assert readers <= set(ENVIRONMENT_READERS), sorted(readers - set(ENVIRONMENT_READERS))
 
@@ -170,19 +176,39 @@ def test_every_error_is_part_of_the_one_tree():
 
     outside = []
     for module in MODULES:
-        if module.startswith("collector.migrations") or module in ("dashboard.app", "gatewatch.__main__") or \
-                module.startswith("dashboard.views"):
+        if (
+            module.startswith("collector.migrations")
+            or module in ("dashboard.app", "gatewatch.__main__")
+            or module.startswith("dashboard.views")
+        ):
             continue  # alembic scripts; scripts that run when imported (Streamlit's, `python -m gatewatch`)
         loaded = importlib.import_module(module)
         for name, value in vars(loaded).items():
-            if inspect.isclass(value) and issubclass(value, BaseException) and value.__module__ == module \
-                    and not name.startswith("_") and not issubclass(value, GatewatchError):
+            if (
+                inspect.isclass(value)
+                and issubclass(value, BaseException)
+                and value.__module__ == module
+                and not name.startswith("_")
+                and not issubclass(value, GatewatchError)
+            ):
                 outside.append(f"{module}.{name}")
     assert outside == []
 
 
-@pytest.mark.parametrize("name", ["ConfigError", "PolicyError", "CanaryConfigError", "SloError", "ParameterError",
-                                  "PayloadError", "StoreError", "SourceUnavailable", "ActionFailed"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "ConfigError",
+        "PolicyError",
+        "CanaryConfigError",
+        "SloError",
+        "ParameterError",
+        "PayloadError",
+        "StoreError",
+        "SourceUnavailable",
+        "ActionFailed",
+    ],
+)
 def test_the_tree_maps_each_error_to_its_exit_status(name):
     from gatewatch import errors
 

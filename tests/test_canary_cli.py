@@ -1,4 +1,5 @@
 """`gatewatch canary judge` end to end, and stored runs that can be audited and re-judged."""
+
 from __future__ import annotations
 
 import json
@@ -36,16 +37,35 @@ def test_judge_from_csv_exit_codes_json_and_record(tmp_path, store_url, gatewatc
     (tmp_path / "canary.yaml").write_text(CONFIG)
     write_samples(tmp_path / "bad.csv", 1.3)
     write_samples(tmp_path / "good.csv", 1.0)
-    bad = gatewatch("--db", store_url, "canary", "judge", "--config", str(tmp_path / "canary.yaml"),
-                    "--data", str(tmp_path / "bad.csv"), "--deployment", "dep-7", "--json")
+    bad = gatewatch(
+        "--db",
+        store_url,
+        "canary",
+        "judge",
+        "--config",
+        str(tmp_path / "canary.yaml"),
+        "--data",
+        str(tmp_path / "bad.csv"),
+        "--deployment",
+        "dep-7",
+        "--json",
+    )
     assert bad.returncode == 1, bad.stderr
     out = json.loads(bad.stdout)
     assert out["verdict"] == "fail" and out["reasons"][0] == "critical metric failed: latency_p99"
     latency = next(m for m in out["metrics"] if m["name"] == "latency_p99")
     assert latency["classification"] == "high" and latency["passed"] is False and latency["baseline"]["n"] == 120
     assert 0.25 < latency["relative_shift"] < 0.35 and latency["ci"][0] < latency["shift"] < latency["ci"][1]
-    good = gatewatch("--db", store_url, "canary", "judge", "--config", str(tmp_path / "canary.yaml"),
-                     "--data", str(tmp_path / "good.csv"))
+    good = gatewatch(
+        "--db",
+        store_url,
+        "canary",
+        "judge",
+        "--config",
+        str(tmp_path / "canary.yaml"),
+        "--data",
+        str(tmp_path / "good.csv"),
+    )
     assert good.returncode == 0 and good.stdout.strip().splitlines()[-2].startswith("verdict: PASS")
     shown = gatewatch("--db", store_url, "canary", "show", out["id"], "--json")
     assert json.loads(shown.stdout)["verdict"] == "fail"
@@ -55,8 +75,9 @@ def test_judge_usage_errors_exit_2(tmp_path, gatewatch):
     url = f"sqlite:///{tmp_path / 's.db'}"
     (tmp_path / "bad.yaml").write_text("metrics:\n  - name: x\n    direction: sideways\n")
     write_samples(tmp_path / "s.csv", 1.0)
-    res = gatewatch("--db", url, "canary", "judge", "--config", str(tmp_path / "bad.yaml"), "--data",
-                    str(tmp_path / "s.csv"))
+    res = gatewatch(
+        "--db", url, "canary", "judge", "--config", str(tmp_path / "bad.yaml"), "--data", str(tmp_path / "s.csv")
+    )
     assert res.returncode == 2 and "metrics[0].direction" in res.stderr and "Traceback" not in res.stderr
     res = gatewatch("--db", url, "canary", "judge", "--config", str(tmp_path / "missing.yaml"), "--data", "x.csv")
     assert res.returncode == 2

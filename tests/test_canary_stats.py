@@ -1,4 +1,5 @@
 """The canary statistics against independent computations: scipy, brute force, enumeration, simulation."""
+
 from __future__ import annotations
 
 import itertools
@@ -9,8 +10,14 @@ import pytest
 from scipy import stats
 
 from analysis.canary import config_from_mapping, judge
-from analysis.canary.stats import (_u_distribution, hodges_lehmann, interval_rank, kth_difference, mann_whitney,
-                                   proportion_difference)
+from analysis.canary.stats import (
+    _u_distribution,
+    hodges_lehmann,
+    interval_rank,
+    kth_difference,
+    mann_whitney,
+    proportion_difference,
+)
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -56,7 +63,7 @@ def test_estimate_and_interval_equal_brute_force_order_statistics(seed):
     assert shift.estimate == np.median(diffs)
     k = shift.rank
     assert (shift.lower, shift.upper) == (diffs[k - 1], diffs[len(diffs) - k])
-    u, p, _, ties = mann_whitney(np.sort(x), np.sort(y))
+    _u, _p, _, ties = mann_whitney(np.sort(x), np.sort(y))
     assert interval_rank(n, m, 0.98, ties)[0] == k
 
 
@@ -72,7 +79,7 @@ def test_exact_interval_rank_is_rs_qwilcox():
     cdf = np.cumsum(counts) / counts.sum()
     q = int(np.argmax(cdf >= (1 - confidence) / 2))
     assert interval_rank(n, m, confidence, np.array([]))[0] == q
-    assert interval_rank(n, m, confidence, np.array([])) [1] == "exact"
+    assert interval_rank(n, m, confidence, np.array([]))[1] == "exact"
 
 
 def test_large_samples_select_exactly_without_the_matrix():
@@ -116,6 +123,10 @@ def test_a_20_percent_shift_with_100_samples_is_detected():
     """Latency with a 10% coefficient of variation, canary 20% slower, tolerance 10%: >= 95% caught."""
     rng = np.random.default_rng(99)
     config = config_from_mapping({"metrics": [{"name": "latency", "tolerance": 0.10}]})
-    caught = np.mean([judge(config, {"latency": (rng.normal(100, 10, 100), rng.normal(120, 12, 100))}).verdict
-                      == "fail" for _ in range(1000)])
+    caught = np.mean(
+        [
+            judge(config, {"latency": (rng.normal(100, 10, 100), rng.normal(120, 12, 100))}).verdict == "fail"
+            for _ in range(1000)
+        ]
+    )
     assert caught >= 0.95, caught

@@ -1,12 +1,20 @@
 """The CLI shell over the store: exit codes, --json, stdin, help, and no tracebacks."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
 
-DEPLOY = {"type": "deployment", "id": "d1", "service": "api", "environment": "production",
-          "status": "success", "finished_at": "2024-05-01T10:10:00Z", "commits": ["abc1234"]}
+DEPLOY = {
+    "type": "deployment",
+    "id": "d1",
+    "service": "api",
+    "environment": "production",
+    "status": "success",
+    "finished_at": "2024-05-01T10:10:00Z",
+    "commits": ["abc1234"],
+}
 
 
 def test_ingest_exit_codes_and_json_summary(store_url, tmp_path, gatewatch):
@@ -48,8 +56,14 @@ def test_db_resolution_honours_option_then_env_then_default(tmp_path, gatewatch)
     env_db = tmp_path / "env.db"
     res = gatewatch("db", "upgrade", "--json", cwd=tmp_path, env={"GATEWATCH_DB": f"sqlite:///{env_db}"})
     assert json.loads(res.stdout)["to"] and env_db.exists()
-    res = gatewatch("--db", f"sqlite:///{tmp_path / 'opt.db'}", "db", "current", cwd=tmp_path,
-                    env={"GATEWATCH_DB": f"sqlite:///{env_db}"})
+    res = gatewatch(
+        "--db",
+        f"sqlite:///{tmp_path / 'opt.db'}",
+        "db",
+        "current",
+        cwd=tmp_path,
+        env={"GATEWATCH_DB": f"sqlite:///{env_db}"},
+    )
     assert "opt.db" in res.stdout
 
 

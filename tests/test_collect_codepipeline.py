@@ -1,13 +1,14 @@
 """CodePipeline API backfill with botocore's Stubber, which checks every request and response
 against the real service model (enum values checked here, since Stubber does not); the history
 projects into the rows EventBridge events give. The CLI against moto's server for what it answers."""
+
 from __future__ import annotations
 
 import json
 import os
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import boto3
@@ -18,22 +19,21 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from collector import ingest
-from gatewatch.errors import ConfigError, SourceUnavailable
 from collector.history import codepipeline as history
 from collector.models import raw_events
 from collector.sources import codepipeline as source
+from gatewatch.errors import ConfigError, SourceUnavailable
 from tests.conftest import dump_projections
 from tests.processes import free_port
 
-T0 = datetime(2024, 5, 1, 10, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 SHA = "3f1c2e9b7a6d5c4b3a2918273645546372819aab"
 RUN = "codepipeline:myPipeline:exec-new"
 PAGE = {"pipelineName": "myPipeline", "maxResults": 100}
 
 
 def client():
-    return boto3.client("codepipeline", region_name="us-east-1",
-                        config=BotoConfig(retries={"max_attempts": 1}))
+    return boto3.client("codepipeline", region_name="us-east-1", config=BotoConfig(retries={"max_attempts": 1}))
 
 
 def check_enums(shape, value, path: str) -> None:
@@ -51,8 +51,9 @@ def check_enums(shape, value, path: str) -> None:
 def respond(stubber: Stubber, operation: str, response: dict, params: dict) -> None:
     """Stubber.add_response after checking the enum values Stubber lets through."""
     meta = stubber.client.meta
-    check_enums(meta.service_model.operation_model(meta.method_to_api_mapping[operation]).output_shape,
-                response, operation)
+    check_enums(
+        meta.service_model.operation_model(meta.method_to_api_mapping[operation]).output_shape, response, operation
+    )
     stubber.add_response(operation, response, params)
 
 
@@ -62,17 +63,41 @@ def actions_of(execution_id: str, token: str | None = None) -> dict:
 
 
 def summary(execution_id: str, start: datetime, end: datetime, status: str = "Succeeded", **extra) -> dict:
-    return {"pipelineExecutionId": execution_id, "status": status, "startTime": start, "lastUpdateTime": end,
-            "sourceRevisions": [{"actionName": "Source", "revisionId": SHA, "revisionSummary": "Fix totals"}],
-            "trigger": {"triggerType": "Webhook", "triggerDetail": "arn:aws:codestar-connections:x"}, **extra}
+    return {
+        "pipelineExecutionId": execution_id,
+        "status": status,
+        "startTime": start,
+        "lastUpdateTime": end,
+        "sourceRevisions": [{"actionName": "Source", "revisionId": SHA, "revisionSummary": "Fix totals"}],
+        "trigger": {"triggerType": "Webhook", "triggerDetail": "arn:aws:codestar-connections:x"},
+        **extra,
+    }
 
 
-def action(stage: str, name: str, category: str, provider: str, start: datetime, end: datetime, status: str,
-           external: str, execution_id: str = "exec-new", n: int = 0) -> dict:
-    return {"pipelineExecutionId": execution_id, "actionExecutionId": f"{stage}-{name}-{n}", "pipelineVersion": 3,
-            "stageName": stage, "actionName": name, "startTime": start, "lastUpdateTime": end, "status": status,
-            "input": {"actionTypeId": {"category": category, "owner": "AWS", "provider": provider, "version": "1"}},
-            "output": {"executionResult": {"externalExecutionId": external, "externalExecutionSummary": "done"}}}
+def action(
+    stage: str,
+    name: str,
+    category: str,
+    provider: str,
+    start: datetime,
+    end: datetime,
+    status: str,
+    external: str,
+    execution_id: str = "exec-new",
+    n: int = 0,
+) -> dict:
+    return {
+        "pipelineExecutionId": execution_id,
+        "actionExecutionId": f"{stage}-{name}-{n}",
+        "pipelineVersion": 3,
+        "stageName": stage,
+        "actionName": name,
+        "startTime": start,
+        "lastUpdateTime": end,
+        "status": status,
+        "input": {"actionTypeId": {"category": category, "owner": "AWS", "provider": provider, "version": "1"}},
+        "output": {"executionResult": {"externalExecutionId": external, "externalExecutionSummary": "done"}},
+    }
 
 
 def at(seconds: int) -> datetime:
@@ -91,23 +116,52 @@ ANCIENT = summary("exec-ancient", T0 - timedelta(days=40), T0 - timedelta(days=4
 
 def stub_first_page(stubber: Stubber) -> None:
     """Page 1 of executions: the newest, whose actions come in two pages."""
-    respond(stubber, "list_pipeline_executions",
-            {"pipelineExecutionSummaries": [summary("exec-new", T0, at(1425))], "nextToken": "page-2"}, PAGE)
-    respond(stubber, "list_action_executions", {"actionExecutionDetails": NEW_ACTIONS[:2], "nextToken": "more"},
-            actions_of("exec-new"))
-    respond(stubber, "list_action_executions", {"actionExecutionDetails": NEW_ACTIONS[2:]},
-            actions_of("exec-new", "more"))
+    respond(
+        stubber,
+        "list_pipeline_executions",
+        {"pipelineExecutionSummaries": [summary("exec-new", T0, at(1425))], "nextToken": "page-2"},
+        PAGE,
+    )
+    respond(
+        stubber,
+        "list_action_executions",
+        {"actionExecutionDetails": NEW_ACTIONS[:2], "nextToken": "more"},
+        actions_of("exec-new"),
+    )
+    respond(
+        stubber, "list_action_executions", {"actionExecutionDetails": NEW_ACTIONS[2:]}, actions_of("exec-new", "more")
+    )
 
 
 def stub_history(stubber: Stubber) -> None:
     """Two pages of executions (newest first); the third execution is older than `since` (30 days)."""
     stub_first_page(stubber)
-    respond(stubber, "list_pipeline_executions", {"pipelineExecutionSummaries": [OLDER, ANCIENT]},
-            {**PAGE, "nextToken": "page-2"})
-    respond(stubber, "list_action_executions",
-            {"actionExecutionDetails": [action("Build", "Build", "Build", "CodeBuild", OLDER["startTime"],
-                                               OLDER["lastUpdateTime"], "Failed", "build:0", "exec-old")]},
-            actions_of("exec-old"))
+    respond(
+        stubber,
+        "list_pipeline_executions",
+        {"pipelineExecutionSummaries": [OLDER, ANCIENT]},
+        {**PAGE, "nextToken": "page-2"},
+    )
+    respond(
+        stubber,
+        "list_action_executions",
+        {
+            "actionExecutionDetails": [
+                action(
+                    "Build",
+                    "Build",
+                    "Build",
+                    "CodeBuild",
+                    OLDER["startTime"],
+                    OLDER["lastUpdateTime"],
+                    "Failed",
+                    "build:0",
+                    "exec-old",
+                )
+            ]
+        },
+        actions_of("exec-old"),
+    )
 
 
 def raw_payloads(engine) -> list[str]:
@@ -122,10 +176,14 @@ def test_the_service_model_enums_are_all_mapped():
     assert set(source.API_STATES) == enum("PipelineExecutionStatus") | enum("ActionExecutionStatus")
     assert {c.lower() for c in enum("ActionCategory")} <= set(source.CATEGORIES)
     assert set(source.CATEGORIES.values()) <= {"source", "build", "test", "deploy", "approval", "invoke"}
-    assert source.ROLLBACK_TRIGGERS <= enum("TriggerType")
+    assert enum("TriggerType") >= source.ROLLBACK_TRIGGERS
     with pytest.raises(AssertionError, match="'Oops' is not one of"):  # the enum check above is live
-        respond(Stubber(client()), "list_pipeline_executions",
-                {"pipelineExecutionSummaries": [summary("x", T0, T0, status="Oops")]}, PAGE)
+        respond(
+            Stubber(client()),
+            "list_pipeline_executions",
+            {"pipelineExecutionSummaries": [summary("x", T0, T0, status="Oops")]},
+            PAGE,
+        )
 
 
 def test_backfill_pages_through_history_and_stops_at_since(engine, config):
@@ -140,25 +198,48 @@ def test_backfill_pages_through_history_and_stops_at_since(engine, config):
     runs = {r["id"]: r for r in rows["pipeline_runs"]}
     assert set(runs) == {RUN, "codepipeline:myPipeline:exec-old"}  # exec-ancient is older than `since`
     new = runs[RUN]
-    assert (new["status"], new["status_at"], new["started_at"], new["finished_at"], new["revision"],
-            new["trigger"], new["is_rollback"]) == ("succeeded", at(1425), T0, at(1425), SHA, "Webhook", False)
+    assert (
+        new["status"],
+        new["status_at"],
+        new["started_at"],
+        new["finished_at"],
+        new["revision"],
+        new["trigger"],
+        new["is_rollback"],
+    ) == ("succeeded", at(1425), T0, at(1425), SHA, "Webhook", False)
     old = runs["codepipeline:myPipeline:exec-old"]
     assert (old["status"], old["finished_at"]) == ("failed", OLDER["lastUpdateTime"])
     stages = {r["id"]: r for r in rows["stage_runs"]}
     prod = stages[f"{RUN}:stage:Prod"]
     assert (prod["status"], prod["failed_once"], prod["started_at"], prod["finished_at"]) == (
-        "succeeded", True, at(401), at(1425))
-    assert (stages[f"{RUN}:stage:Build"]["status"], stages[f"{RUN}:stage:Build"]["failed_once"]) == (
-        "succeeded", False)
+        "succeeded",
+        True,
+        at(401),
+        at(1425),
+    )
+    assert (stages[f"{RUN}:stage:Build"]["status"], stages[f"{RUN}:stage:Build"]["failed_once"]) == ("succeeded", False)
     actions = {r["id"]: r for r in rows["action_runs"]}
     deploy = actions[f"{RUN}:stage:Prod:action:Deploy"]
-    assert (deploy["status"], deploy["external_id"], deploy["failed_once"], deploy["category"],
-            deploy["provider"]) == ("succeeded", "d-456", True, "deploy", "CodeDeploy")
-    assert (actions[f"{RUN}:stage:Source:action:Source"]["category"],
-            actions[f"{RUN}:stage:Source:action:Source"]["external_id"]) == ("source", SHA)
+    assert (deploy["status"], deploy["external_id"], deploy["failed_once"], deploy["category"], deploy["provider"]) == (
+        "succeeded",
+        "d-456",
+        True,
+        "deploy",
+        "CodeDeploy",
+    )
+    assert (
+        actions[f"{RUN}:stage:Source:action:Source"]["category"],
+        actions[f"{RUN}:stage:Source:action:Source"]["external_id"],
+    ) == ("source", SHA)
     (dep,) = rows["deployments"]  # exec-old never reached Prod
-    assert (dep["id"], dep["status"], dep["started_at"], dep["finished_at"], dep["environment"],
-            dep["pipeline_run_id"]) == (RUN, "success", at(401), at(1425), "production", RUN)
+    assert (
+        dep["id"],
+        dep["status"],
+        dep["started_at"],
+        dep["finished_at"],
+        dep["environment"],
+        dep["pipeline_run_id"],
+    ) == (RUN, "success", at(401), at(1425), "production", RUN)
     assert (RUN, SHA) in {(d["deployment_id"], d["change_id"]) for d in rows["deployment_changes"]}
     payloads = [json.loads(p) for p in raw_payloads(engine)]
     assert [p["pipelineExecutionSummary"]["pipelineExecutionId"] for p in payloads] == ["exec-new", "exec-old"]
@@ -179,12 +260,18 @@ def test_running_the_backfill_again_stores_nothing_new(engine, config):
 def test_an_execution_still_running_is_updated_by_the_next_backfill(engine, config):
     """First read in progress (Prod running), then finished: the new content is archived and wins."""
     running = [a for a in NEW_ACTIONS if a["actionExecutionId"] != "Prod-Deploy-1"]
-    for status, end, actions, expected in (("InProgress", at(600), running, ("in_progress", "failure")),
-                                           ("Succeeded", at(1425), NEW_ACTIONS, ("succeeded", "success"))):
+    for status, end, actions, expected in (
+        ("InProgress", at(600), running, ("in_progress", "failure")),
+        ("Succeeded", at(1425), NEW_ACTIONS, ("succeeded", "success")),
+    ):
         cp = client()
         with Stubber(cp) as stubber:
-            respond(stubber, "list_pipeline_executions",
-                    {"pipelineExecutionSummaries": [summary("exec-new", T0, end, status=status)]}, PAGE)
+            respond(
+                stubber,
+                "list_pipeline_executions",
+                {"pipelineExecutionSummaries": [summary("exec-new", T0, end, status=status)]},
+                PAGE,
+            )
             respond(stubber, "list_action_executions", {"actionExecutionDetails": actions}, actions_of("exec-new"))
             assert history.backfill(engine, config, cp, ["myPipeline"], T0).stored == 1
         rows = dump_projections(engine)
@@ -198,8 +285,13 @@ def test_an_interrupted_backfill_keeps_the_batches_it_stored(engine, config):
     cp = client()
     with Stubber(cp) as stubber:
         stub_first_page(stubber)
-        stubber.add_client_error("list_pipeline_executions", "ThrottlingException", "Rate exceeded", 400,
-                                 expected_params={**PAGE, "nextToken": "page-2"})
+        stubber.add_client_error(
+            "list_pipeline_executions",
+            "ThrottlingException",
+            "Rate exceeded",
+            400,
+            expected_params={**PAGE, "nextToken": "page-2"},
+        )
         with pytest.raises(SourceUnavailable) as err:
             history.backfill(engine, config, cp, ["myPipeline"], T0 - timedelta(days=30), batch_size=1)
     message = str(err.value)
@@ -213,13 +305,23 @@ def test_archived_times_are_utc_whatever_the_local_zone(engine, config):
     """botocore hands out local-time datetimes; archiving them as UTC keeps the content hash, and so the
     dedupe, the same on every machine."""
     plus2 = timezone(timedelta(hours=2))
-    for zone, expected_stored in ((timezone.utc, 1), (plus2, 0)):
+    for zone, expected_stored in ((UTC, 1), (plus2, 0)):
         cp = client()
         with Stubber(cp) as stubber:
-            respond(stubber, "list_pipeline_executions", {"pipelineExecutionSummaries": [
-                summary("exec-new", T0.astimezone(zone), at(1425).astimezone(zone))]}, PAGE)
-            local = [{**a, "startTime": a["startTime"].astimezone(zone),
-                      "lastUpdateTime": a["lastUpdateTime"].astimezone(zone)} for a in NEW_ACTIONS]
+            respond(
+                stubber,
+                "list_pipeline_executions",
+                {"pipelineExecutionSummaries": [summary("exec-new", T0.astimezone(zone), at(1425).astimezone(zone))]},
+                PAGE,
+            )
+            local = [
+                {
+                    **a,
+                    "startTime": a["startTime"].astimezone(zone),
+                    "lastUpdateTime": a["lastUpdateTime"].astimezone(zone),
+                }
+                for a in NEW_ACTIONS
+            ]
             respond(stubber, "list_action_executions", {"actionExecutionDetails": local}, actions_of("exec-new"))
             assert history.backfill(engine, config, cp, ["myPipeline"], T0).stored == expected_stored
     (payload,) = [json.loads(p) for p in raw_payloads(engine)]
@@ -229,14 +331,23 @@ def test_archived_times_are_utc_whatever_the_local_zone(engine, config):
 def test_the_git_source_gives_the_revision_and_rollbacks_are_marked(engine, config):
     """An S3 source's revision is an object version: the CodeCommit source's commit is the revision.
     A rollback execution (executionType ROLLBACK, trigger ManualRollback) marks its run and deployment."""
-    two_sources = [action("Source", "Artifacts", "Source", "S3", at(1), at(5), "Succeeded", "v3XyZ.version"),
-                   action("Source", "Code", "Source", "CodeCommit", at(1), at(6), "Succeeded", SHA),
-                   action("Prod", "Deploy", "Deploy", "CodeDeploy", at(10), at(90), "Succeeded", "d-9")]
-    rollback = summary("exec-new", T0, at(90), executionType="ROLLBACK",
-                       rollbackMetadata={"rollbackTargetPipelineExecutionId": "exec-old"},
-                       trigger={"triggerType": "ManualRollback", "triggerDetail": "arn:aws:iam::1:user/ops"},
-                       sourceRevisions=[{"actionName": "Artifacts", "revisionId": "v3XyZ.version"},
-                                        {"actionName": "Code", "revisionId": SHA}])
+    two_sources = [
+        action("Source", "Artifacts", "Source", "S3", at(1), at(5), "Succeeded", "v3XyZ.version"),
+        action("Source", "Code", "Source", "CodeCommit", at(1), at(6), "Succeeded", SHA),
+        action("Prod", "Deploy", "Deploy", "CodeDeploy", at(10), at(90), "Succeeded", "d-9"),
+    ]
+    rollback = summary(
+        "exec-new",
+        T0,
+        at(90),
+        executionType="ROLLBACK",
+        rollbackMetadata={"rollbackTargetPipelineExecutionId": "exec-old"},
+        trigger={"triggerType": "ManualRollback", "triggerDetail": "arn:aws:iam::1:user/ops"},
+        sourceRevisions=[
+            {"actionName": "Artifacts", "revisionId": "v3XyZ.version"},
+            {"actionName": "Code", "revisionId": SHA},
+        ],
+    )
     cp = client()
     with Stubber(cp) as stubber:
         respond(stubber, "list_pipeline_executions", {"pipelineExecutionSummaries": [rollback]}, PAGE)
@@ -246,15 +357,20 @@ def test_the_git_source_gives_the_revision_and_rollbacks_are_marked(engine, conf
     (run,) = rows["pipeline_runs"]
     (dep,) = rows["deployments"]
     assert (run["revision"], run["trigger"], run["is_rollback"], dep["is_rollback"]) == (
-        SHA, "ManualRollback", True, True)
+        SHA,
+        "ManualRollback",
+        True,
+        True,
+    )
     assert [(d["deployment_id"], d["change_id"]) for d in rows["deployment_changes"]] == [(RUN, SHA)]
 
 
 def test_a_bad_history_payload_is_quarantined_with_the_field_named(engine, config):
     cp = client()
     with Stubber(cp) as stubber:
-        respond(stubber, "list_pipeline_executions", {"pipelineExecutionSummaries": [summary("exec-new", T0, T0)]},
-                PAGE)
+        respond(
+            stubber, "list_pipeline_executions", {"pipelineExecutionSummaries": [summary("exec-new", T0, T0)]}, PAGE
+        )
         respond(stubber, "list_action_executions", {"actionExecutionDetails": []}, actions_of("exec-new"))
         summary_ = history.backfill(engine, config, cp, ["myPipeline"], T0, region="us-east-1")
     assert summary_.quarantined == []
@@ -262,7 +378,8 @@ def test_a_bad_history_payload_is_quarantined_with_the_field_named(engine, confi
     payload["pipelineExecutionSummary"]["status"] = "Paused"  # what a future API might answer
     (q,) = ingest.ingest_payloads(engine, [payload], config, source="codepipeline").quarantined
     assert q.kind == "execution-history" and q.error.startswith(
-        "field 'pipelineExecutionSummary.status': expected one of InProgress")
+        "field 'pipelineExecutionSummary.status': expected one of InProgress"
+    )
 
 
 def test_history_gives_the_rows_eventbridge_events_give(engine, config, tmp_path):
@@ -270,41 +387,73 @@ def test_history_gives_the_rows_eventbridge_events_give(engine, config, tmp_path
     here carry no `pipeline-execution-attempt`, which the API does not report)."""
     cp = client()
     with Stubber(cp) as stubber:
-        respond(stubber, "list_pipeline_executions",
-                {"pipelineExecutionSummaries": [summary("exec-new", T0, at(1425))]}, PAGE)
+        respond(
+            stubber,
+            "list_pipeline_executions",
+            {"pipelineExecutionSummaries": [summary("exec-new", T0, at(1425))]},
+            PAGE,
+        )
         respond(stubber, "list_action_executions", {"actionExecutionDetails": NEW_ACTIONS}, actions_of("exec-new"))
         history.backfill(engine, config, cp, ["myPipeline"], T0 - timedelta(days=1))
     from_api = dump_projections(engine)
 
     def event(kind, time, **detail):
-        return {"version": "0", "id": f"{kind}-{time}-{detail}",
-                "detail-type": f"CodePipeline {kind} Execution State Change",
-                "source": "aws.codepipeline", "account": "1", "time": time.isoformat(), "region": "us-east-1",
-                "resources": [], "detail": {"pipeline": "myPipeline", "version": 3, "execution-id": "exec-new",
-                                            "start-time": T0.isoformat(),
-                                            "execution-trigger": {"trigger-type": "Webhook"}, **detail}}
+        return {
+            "version": "0",
+            "id": f"{kind}-{time}-{detail}",
+            "detail-type": f"CodePipeline {kind} Execution State Change",
+            "source": "aws.codepipeline",
+            "account": "1",
+            "time": time.isoformat(),
+            "region": "us-east-1",
+            "resources": [],
+            "detail": {
+                "pipeline": "myPipeline",
+                "version": 3,
+                "execution-id": "exec-new",
+                "start-time": T0.isoformat(),
+                "execution-trigger": {"trigger-type": "Webhook"},
+                **detail,
+            },
+        }
 
     def act(stage, name, category, provider, start, end, state, external):
         kind = {"owner": "AWS", "category": category, "provider": provider, "version": "1"}
-        return [event("Action", start, stage=stage, action=name, state="STARTED", type=kind),
-                event("Action", end, stage=stage, action=name, state=state, type=kind,
-                      **{"execution-result": {"external-execution-id": external}})]
+        return [
+            event("Action", start, stage=stage, action=name, state="STARTED", type=kind),
+            event(
+                "Action",
+                end,
+                stage=stage,
+                action=name,
+                state=state,
+                type=kind,
+                **{"execution-result": {"external-execution-id": external}},
+            ),
+        ]
 
     stream = [event("Pipeline", T0, state="STARTED")]
-    stream += [event("Stage", at(1), stage="Source", state="STARTED"), event("Stage", at(20), stage="Source",
-                                                                              state="SUCCEEDED")]
+    stream += [
+        event("Stage", at(1), stage="Source", state="STARTED"),
+        event("Stage", at(20), stage="Source", state="SUCCEEDED"),
+    ]
     stream += act("Source", "Source", "Source", "CodeStarSourceConnection", at(1), at(20), "SUCCEEDED", SHA)
-    stream += [event("Stage", at(21), stage="Build", state="STARTED"), event("Stage", at(400), stage="Build",
-                                                                              state="SUCCEEDED")]
+    stream += [
+        event("Stage", at(21), stage="Build", state="STARTED"),
+        event("Stage", at(400), stage="Build", state="SUCCEEDED"),
+    ]
     stream += act("Build", "Build", "Build", "CodeBuild", at(21), at(400), "SUCCEEDED", "build:1")
-    stream += [event("Stage", at(401), stage="Prod", state="STARTED"),
-               event("Stage", at(570), stage="Prod", state="FAILED"),
-               event("Stage", at(1201), stage="Prod", state="RESUMED"),
-               event("Stage", at(1425), stage="Prod", state="SUCCEEDED")]
+    stream += [
+        event("Stage", at(401), stage="Prod", state="STARTED"),
+        event("Stage", at(570), stage="Prod", state="FAILED"),
+        event("Stage", at(1201), stage="Prod", state="RESUMED"),
+        event("Stage", at(1425), stage="Prod", state="SUCCEEDED"),
+    ]
     stream += act("Prod", "Deploy", "Deploy", "CodeDeploy", at(401), at(570), "FAILED", "d-123")
     stream += act("Prod", "Deploy", "Deploy", "CodeDeploy", at(1201), at(1425), "SUCCEEDED", "d-456")
     stream += [event("Pipeline", at(1425), state="SUCCEEDED")]
     from collector.db import create_store_engine, upgrade
+
     other = create_store_engine(f"sqlite:///{tmp_path / 'events.db'}")
     upgrade(other)
     assert ingest.ingest_payloads(other, stream, config).quarantined == []
@@ -346,13 +495,27 @@ def test_cli_collect_codepipeline(store_url, monkeypatch):
     monkeypatch.setattr(history, "make_client", fake_client)
     now = T0 + timedelta(days=1)
     monkeypatch.setattr("gatewatch.api.utcnow", lambda: now)
-    result = CliRunner().invoke(cli, ["--db", store_url, "collect", "codepipeline", "--pipeline", "myPipeline",
-                                      "--since", "30d", "--region", "eu-west-1",
-                                      "--endpoint-url", "http://127.0.0.1:1", "--json"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "--db",
+            store_url,
+            "collect",
+            "codepipeline",
+            "--pipeline",
+            "myPipeline",
+            "--since",
+            "30d",
+            "--region",
+            "eu-west-1",
+            "--endpoint-url",
+            "http://127.0.0.1:1",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
-    assert (out["stored"], out["duplicates"], out["quarantined"], out["by_source"]) == (
-        2, 0, 0, {"codepipeline": 2})
+    assert (out["stored"], out["duplicates"], out["quarantined"], out["by_source"]) == (2, 0, 0, {"codepipeline": 2})
     assert seen == {"region": "eu-west-1", "endpoint_url": "http://127.0.0.1:1"}
     stubber.assert_no_pending_responses()
     bad = CliRunner().invoke(cli, ["--db", store_url, "collect", "codepipeline", "--pipeline", "p", "--since", "x"])
@@ -361,6 +524,7 @@ def test_cli_collect_codepipeline(store_url, monkeypatch):
 
 # --- the command against a real endpoint: moto's server (its ListActionExecutions answers HTTP 500) ---
 
+
 @pytest.fixture
 def moto_url(moto_url):
     """The session's moto server, reset (conftest's moto_url), with the pipelines "quiet" (no executions)
@@ -368,28 +532,74 @@ def moto_url(moto_url):
     url = moto_url
     keys = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "region_name": "eu-west-1"}
     role = boto3.client("iam", endpoint_url=url, **keys).create_role(
-        RoleName="pipeline", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "Principal": {"Service": "codepipeline.amazonaws.com"},
-             "Action": "sts:AssumeRole"}]}))["Role"]["Arn"]
+        RoleName="pipeline",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "codepipeline.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+        ),
+    )["Role"]["Arn"]
     cp = boto3.client("codepipeline", endpoint_url=url, **keys)
     for name in ("quiet", "busy"):
-        cp.create_pipeline(pipeline={"name": name, "roleArn": role,
-                                     "artifactStore": {"type": "S3", "location": "artifacts"}, "stages": [
-            {"name": "Source", "actions": [{"name": "Source", "actionTypeId": {
-                "category": "Source", "owner": "AWS", "provider": "CodeCommit", "version": "1"},
-                "configuration": {"RepositoryName": "app", "BranchName": "main"},
-                "outputArtifacts": [{"name": "src"}]}]},
-            {"name": "Prod", "actions": [{"name": "Deploy", "actionTypeId": {
-                "category": "Deploy", "owner": "AWS", "provider": "CodeDeploy", "version": "1"},
-                "inputArtifacts": [{"name": "src"}]}]}]})
+        cp.create_pipeline(
+            pipeline={
+                "name": name,
+                "roleArn": role,
+                "artifactStore": {"type": "S3", "location": "artifacts"},
+                "stages": [
+                    {
+                        "name": "Source",
+                        "actions": [
+                            {
+                                "name": "Source",
+                                "actionTypeId": {
+                                    "category": "Source",
+                                    "owner": "AWS",
+                                    "provider": "CodeCommit",
+                                    "version": "1",
+                                },
+                                "configuration": {"RepositoryName": "app", "BranchName": "main"},
+                                "outputArtifacts": [{"name": "src"}],
+                            }
+                        ],
+                    },
+                    {
+                        "name": "Prod",
+                        "actions": [
+                            {
+                                "name": "Deploy",
+                                "actionTypeId": {
+                                    "category": "Deploy",
+                                    "owner": "AWS",
+                                    "provider": "CodeDeploy",
+                                    "version": "1",
+                                },
+                                "inputArtifacts": [{"name": "src"}],
+                            }
+                        ],
+                    },
+                ],
+            }
+        )
     cp.start_pipeline_execution(name="busy")
     return url
 
 
 def aws_env(monkeypatch, tmp_path, credentials: bool = True) -> dict:
     """An AWS environment of the test's own: no user files, no retries of moto's 500s."""
-    env = {"AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
-           "AWS_MAX_ATTEMPTS": "1", "AWS_EC2_METADATA_DISABLED": "true"}
+    env = {
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "AWS_MAX_ATTEMPTS": "1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
     for key in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(key, raising=False)
     if credentials:
@@ -413,24 +623,45 @@ def test_cli_against_a_real_endpoint(store_url, moto_url, monkeypatch, tmp_path)
     """A pipeline with no executions, read over HTTP by the installed command: an empty summary."""
     env = {**os.environ, **aws_env(monkeypatch, tmp_path)}
     exe = Path(sys.executable).with_name("gatewatch")
-    res = subprocess.run([str(exe), "--db", store_url, "collect", "codepipeline", "--pipeline", "quiet",
-                          "--region", "eu-west-1", "--endpoint-url", moto_url, "--json"],
-                         capture_output=True, text=True, env=env, timeout=120)
+    res = subprocess.run(
+        [
+            str(exe),
+            "--db",
+            store_url,
+            "collect",
+            "codepipeline",
+            "--pipeline",
+            "quiet",
+            "--region",
+            "eu-west-1",
+            "--endpoint-url",
+            moto_url,
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["stored"] == 0 and "Traceback" not in res.stderr
 
 
-@pytest.mark.parametrize("case, status, message", [
-    ("ghost", 2, "error: pipeline 'ghost' not found in region eu-west-1; check --pipeline and --region"),
-    ("busy", 5, "error: CodePipeline answered 500 for 'busy': HTTP 500"),
-    ("no-credentials", 2, "error: no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID"),
-    ("unknown-profile", 2, "error: The config profile (nope) could not be found: check AWS_PROFILE"),
-    ("no-region", 2, "error: no AWS region: pass --region or set AWS_REGION"),
-    ("unreachable", 5, "error: CodePipeline could not be reached: Could not connect to the endpoint URL"),
-    ("bad-url", 2, "error: --endpoint-url: Invalid endpoint: localhost:5000"),
-])
-def test_cli_aws_errors_are_messages_with_an_exit_status(moto_url, monkeypatch, capsys, tmp_path, case, status,
-                                                         message):
+@pytest.mark.parametrize(
+    "case, status, message",
+    [
+        ("ghost", 2, "error: pipeline 'ghost' not found in region eu-west-1; check --pipeline and --region"),
+        ("busy", 5, "error: CodePipeline answered 500 for 'busy': HTTP 500"),
+        ("no-credentials", 2, "error: no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID"),
+        ("unknown-profile", 2, "error: The config profile (nope) could not be found: check AWS_PROFILE"),
+        ("no-region", 2, "error: no AWS region: pass --region or set AWS_REGION"),
+        ("unreachable", 5, "error: CodePipeline could not be reached: Could not connect to the endpoint URL"),
+        ("bad-url", 2, "error: --endpoint-url: Invalid endpoint: localhost:5000"),
+    ],
+)
+def test_cli_aws_errors_are_messages_with_an_exit_status(
+    moto_url, monkeypatch, capsys, tmp_path, case, status, message
+):
     aws_env(monkeypatch, tmp_path, credentials=case != "no-credentials")
     if case == "unknown-profile":
         monkeypatch.setenv("AWS_PROFILE", "nope")
@@ -440,6 +671,17 @@ def test_cli_aws_errors_are_messages_with_an_exit_status(moto_url, monkeypatch, 
         monkeypatch.delenv("AWS_REGION", raising=False)
     pipeline = {"ghost": "ghost", "busy": "busy"}.get(case, "quiet")
     url = {"unreachable": f"http://127.0.0.1:{free_port()}", "bad-url": "localhost:5000"}.get(case, moto_url)
-    code, err = run_main(monkeypatch, capsys, "--db", f"sqlite:///{tmp_path / 'store.db'}", "collect",
-                         "codepipeline", "--pipeline", pipeline, *region, "--endpoint-url", url)
+    code, err = run_main(
+        monkeypatch,
+        capsys,
+        "--db",
+        f"sqlite:///{tmp_path / 'store.db'}",
+        "collect",
+        "codepipeline",
+        "--pipeline",
+        pipeline,
+        *region,
+        "--endpoint-url",
+        url,
+    )
     assert (code, err.startswith(message), "Traceback" in err) == (status, True, False), err

@@ -1,13 +1,11 @@
 """The dashboard under Streamlit's AppTest: every page on an empty store and on the demo store runs
 without an exception, and the executive page shows exactly the figures of `analysis.dora.report`."""
-from __future__ import annotations
 
-import sys
+from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
@@ -24,8 +22,14 @@ from collector.telemetry.sli import load_slos
 from collector.timeutil import utcnow
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
-PAGES = ["views/executive.py", "views/oncall.py", "views/pipelines.py", "views/canary.py", "views/slos.py",
-         "views/gates.py"]
+PAGES = [
+    "views/executive.py",
+    "views/oncall.py",
+    "views/pipelines.py",
+    "views/canary.py",
+    "views/slos.py",
+    "views/gates.py",
+]
 KEYS = ("deployment_frequency", "lead_time", "change_failure_rate", "recovery_time", "rework_rate")
 
 
@@ -99,8 +103,9 @@ def test_every_page_on_the_demo_store_renders_its_data(monkeypatch, demo_store):
 
         run_page(at, "views/oncall.py")
         with engine.connect() as conn:
-            open_count = conn.execute(select(func.count()).select_from(incidents)
-                                      .where(incidents.c.resolved_at.is_(None))).scalar_one()
+            open_count = conn.execute(
+                select(func.count()).select_from(incidents).where(incidents.c.resolved_at.is_(None))
+            ).scalar_one()
         assert metrics(at)["Open incidents"].value == str(open_count)
 
         run_page(at, "views/gates.py")
@@ -175,8 +180,9 @@ def test_executive_figures_equal_the_analysis_api_for_the_same_filters(monkeypat
     shown = metrics(at)
     df, lt, cfr, rt, rw = (now[k] for k in KEYS)
     assert shown["Deployment frequency"].value == f"{df['per_day']:.2f}/day"
-    assert shown["Deployment frequency"].help.startswith(f"{df['deployments']} deployments; previous period "
-                                                          f"{before['deployment_frequency']['deployments']}")
+    assert shown["Deployment frequency"].help.startswith(
+        f"{df['deployments']} deployments; previous period {before['deployment_frequency']['deployments']}"
+    )
     assert shown["Change lead time (median)"].value == _hours(lt["median_hours"])
     assert shown["Change lead time (median)"].help.startswith(f"{lt['changes']} changes")
     assert shown["Change failure rate"].value == _pct(cfr["rate"])
@@ -199,7 +205,8 @@ def test_executive_figures_equal_the_analysis_api_for_the_same_filters(monkeypat
     table = at.dataframe[-1].value
     assert list(table["deployments"]) == [b["deployment_frequency"]["deployments"] for b in now["series"]]
     assert list(table["change failure rate"].fillna(-1)) == [
-        -1 if b["change_failure_rate"]["rate"] is None else b["change_failure_rate"]["rate"] for b in now["series"]]
+        -1 if b["change_failure_rate"]["rate"] is None else b["change_failure_rate"]["rate"] for b in now["series"]
+    ]
 
 
 def test_the_dashboard_command_refuses_a_bad_store_without_a_traceback(tmp_path, gatewatch):

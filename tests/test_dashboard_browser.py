@@ -1,5 +1,6 @@
 """`gatewatch dashboard` for real: the server on 127.0.0.1 over the demo store, the executive page
 loaded in headless Chromium (Selenium), a screenshot, and the DORA section rendered (no error page)."""
+
 from __future__ import annotations
 
 import os
@@ -11,8 +12,10 @@ import pytest
 from tests.processes import alive, cmdline, descendants, gone, running_dashboard, until
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-pytestmark = pytest.mark.skipif(not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
-                                reason="Debian chromium and chromium-driver are not installed")
+pytestmark = pytest.mark.skipif(
+    not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
+    reason="Debian chromium and chromium-driver are not installed",
+)
 
 
 @pytest.fixture
@@ -32,9 +35,16 @@ def browser(tmp_path):
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--window-size=1600,2200",
-                 f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1600,2200",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:
@@ -57,18 +67,27 @@ def test_the_executive_page_renders_the_dora_section_in_chromium(server, browser
 
     base, proc = server
     # `gatewatch dashboard` starts the worker process as the server starts, before any page view.
-    assert until(lambda: any(b"forkserver" in cmdline(pid) for pid in descendants(proc.pid)), 30), \
+    assert until(lambda: any(b"forkserver" in cmdline(pid) for pid in descendants(proc.pid)), 30), (
         "no worker process 30 s after the server came up, before any page view"
+    )
     browser.get(base)
     WebDriverWait(browser, 60, poll_frequency=0.25).until(lambda d: d.execute_script(SCRIPT_DONE))
-    drawn = ("return document.querySelectorAll('[data-testid=\"stVegaLiteChart\"] canvas, "
-             "[data-testid=\"stVegaLiteChart\"] svg.marks').length")
+    drawn = (
+        'return document.querySelectorAll(\'[data-testid="stVegaLiteChart"] canvas, '
+        '[data-testid="stVegaLiteChart"] svg.marks\').length'
+    )
     WebDriverWait(browser, 30, poll_frequency=0.25).until(lambda d: d.execute_script(drawn) >= 3)  # Vega drew
     shot = tmp_path / "executive.png"
     assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
     text = browser.find_element(By.TAG_NAME, "body").text
-    for label in ("DORA keys", "Deployment frequency", "Change lead time", "Change failure rate",
-                  "Recovery time", "Deployment cadence"):
+    for label in (
+        "DORA keys",
+        "Deployment frequency",
+        "Change lead time",
+        "Change failure rate",
+        "Recovery time",
+        "Deployment cadence",
+    ):
         assert label in text, label
     assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
     assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="stAlertContentError"]')
@@ -84,4 +103,3 @@ def test_the_executive_page_renders_the_dora_section_in_chromium(server, browser
     proc.terminate()
     proc.wait(timeout=30)
     assert gone(workers), [cmdline(pid) for pid in workers if alive(pid)]
-

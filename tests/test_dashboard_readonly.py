@@ -1,5 +1,6 @@
 """The dashboard only reads: it never migrates or writes the store, so it works for a PostgreSQL role
 that may only SELECT, and it leaves a new store as it found it."""
+
 from __future__ import annotations
 
 import uuid
@@ -12,8 +13,14 @@ from streamlit.testing.v1 import AppTest
 from tests.conftest import POSTGRES_URL, _drop_schema, _postgres_store_url
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
-PAGES = ["views/executive.py", "views/oncall.py", "views/pipelines.py", "views/canary.py", "views/slos.py",
-         "views/gates.py"]
+PAGES = [
+    "views/executive.py",
+    "views/oncall.py",
+    "views/pipelines.py",
+    "views/canary.py",
+    "views/slos.py",
+    "views/gates.py",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -22,8 +29,11 @@ def _fresh(fresh_dashboard):
 
 
 def _admin():
-    return create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://", 1)
-                         if POSTGRES_URL.startswith("postgresql://") else POSTGRES_URL)
+    return create_engine(
+        POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://", 1)
+        if POSTGRES_URL.startswith("postgresql://")
+        else POSTGRES_URL
+    )
 
 
 def _run_every_page(monkeypatch, url: str, cwd: Path) -> AppTest:
@@ -61,9 +71,10 @@ def test_every_page_works_for_a_role_that_may_only_select(monkeypatch, tmp_path,
             conn.execute(text(f'GRANT SELECT ON ALL TABLES IN SCHEMA "{schema}" TO "{role}"'))
         reader = url.replace("postgres@", f"{role}@", 1)
         assert reader != url
-        with create_engine(reader.replace("postgresql://", "postgresql+psycopg://", 1)).connect() as conn:
-            with pytest.raises(Exception, match="permission denied"):  # the role really cannot write
-                conn.execute(text("DELETE FROM raw_events"))
+        writer = create_engine(reader.replace("postgresql://", "postgresql+psycopg://", 1))
+        with writer.connect() as conn, pytest.raises(Exception, match="permission denied"):  # it cannot write
+            conn.execute(text("DELETE FROM raw_events"))
+        writer.dispose()
         at = _run_every_page(monkeypatch, reader, tmp_path)
         at.switch_page("views/executive.py").run()
         frequency = next(m for m in at.metric if m.label == "Deployment frequency")
@@ -74,8 +85,9 @@ def test_every_page_works_for_a_role_that_may_only_select(monkeypatch, tmp_path,
         dispose_engines()
         _drop_schema(schema)
         with admin.begin() as conn:  # the dashboard's worker process may still hold a connection
-            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = :role"),
-                         {"role": role})
+            conn.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = :role"), {"role": role}
+            )
             conn.execute(text(f'DROP OWNED BY "{role}"'))
             conn.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
         admin.dispose()

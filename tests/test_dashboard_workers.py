@@ -2,6 +2,7 @@
 in this process by the analysis API; a dead worker, an in-memory store and a Streamlit `__main__`
 (the app script, which a new process would re-run) each still give the report; a killed server
 leaves no worker behind."""
+
 from __future__ import annotations
 
 import os
@@ -102,11 +103,13 @@ def test_the_worker_and_its_fork_server_end_when_the_server_is_killed(tmp_path):
     """A SIGKILLed (or OOM-killed) server cannot stop its worker; the worker sees its parent end and
     exits, and the fork server with it, so nothing is left holding memory or the store's files."""
     script = tmp_path / "server.py"
-    script.write_text("import os, sys, time\n"
-                      f"sys.path.insert(0, {str(Path(workers.__file__).parent.parent)!r})\n"
-                      "from dashboard import workers\n"
-                      "print(workers._worker_pool().submit(os.getpid).result(timeout=60), flush=True)\n"
-                      "time.sleep(120)\n")
+    script.write_text(
+        "import os, sys, time\n"
+        f"sys.path.insert(0, {str(Path(workers.__file__).parent.parent)!r})\n"
+        "from dashboard import workers\n"
+        "print(workers._worker_pool().submit(os.getpid).result(timeout=60), flush=True)\n"
+        "time.sleep(120)\n"
+    )
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     try:
         worker = int(proc.stdout.readline())

@@ -1,5 +1,6 @@
 """`gatewatch demo`: a deterministic, realistic history in the real payload formats, ingested through
 the one ingest path into coherent rows (SQLite and PostgreSQL), idempotent, and the CLI around it."""
+
 from __future__ import annotations
 
 import json
@@ -7,15 +8,14 @@ import re
 import statistics
 import time
 from collections import Counter, defaultdict
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-
-import pytest
-import yaml
-from sqlalchemy import select
 
 import numpy as np
 import pandas as pd
+import pytest
+import yaml
+from sqlalchemy import select
 
 from collector import ingest, sources
 from collector.canary_runs import list_runs, load_run
@@ -61,6 +61,7 @@ def by_kind(payloads) -> dict[tuple[str, str], list[dict]]:
 
 # --- generation: deterministic and in the real formats ---------------------------------------------
 
+
 def test_the_same_seed_and_end_give_the_same_payloads_and_others_differ(small):
     again = demo.generate(**SMALL)
     assert again == small and len(small) > 1000
@@ -73,7 +74,7 @@ def test_the_same_seed_and_end_give_the_same_payloads_and_others_differ(small):
 
 
 def test_payloads_come_in_time_order_and_end_before_the_end_date(small):
-    end = datetime(END.year, END.month, END.day, tzinfo=timezone.utc)
+    end = datetime(END.year, END.month, END.day, tzinfo=UTC)
     start = end - timedelta(days=SMALL["days"])
     times = []
     for source, hint, payload in small:
@@ -106,10 +107,14 @@ def _keys(obj: dict) -> set[str]:
     return {k for k in obj if not k.endswith("_url") or k == "html_url"}
 
 
-GITHUB_SAMPLES = {"push": "push.branch.json", "pull_request": "pull_request.closed.json",
-                  "deployment": "deployment.json", "deployment_status": "deployment_status.json",
-                  "workflow_run": "workflow_run.completed.json",
-                  "workflow_job": "workflow_job.completed.success.with-organization.json"}
+GITHUB_SAMPLES = {
+    "push": "push.branch.json",
+    "pull_request": "pull_request.closed.json",
+    "deployment": "deployment.json",
+    "deployment_status": "deployment_status.json",
+    "workflow_run": "workflow_run.completed.json",
+    "workflow_job": "workflow_job.completed.success.with-organization.json",
+}
 
 
 @pytest.mark.parametrize("event", sorted(GITHUB_SAMPLES))
@@ -119,8 +124,15 @@ def test_github_payloads_have_every_field_of_the_published_samples(small, event)
     assert all(kinds.get(("github", kind)) for kind in GITHUB_SAMPLES), sorted(k for k in kinds if k[0] == "github")
     for mine in kinds[("github", event)]:
         assert _keys(sample) - {"installation", "enterprise"} <= _keys(mine)
-        for nested in ("pull_request", "deployment", "deployment_status", "workflow_run", "workflow_job",
-                       "repository", "sender"):
+        for nested in (
+            "pull_request",
+            "deployment",
+            "deployment_status",
+            "workflow_run",
+            "workflow_job",
+            "repository",
+            "sender",
+        ):
             if isinstance(sample.get(nested), dict):
                 assert _keys(sample[nested]) <= _keys(mine[nested]), (event, nested)
         if event == "push":
@@ -133,22 +145,29 @@ def test_github_payloads_have_every_field_of_the_published_samples(small, event)
         if event == "pull_request":
             assert mine["action"] == "closed" and mine["pull_request"]["merged"] is True
             assert mine["pull_request"]["merged_at"] and re.fullmatch(
-                r"[0-9a-f]{40}", mine["pull_request"]["merge_commit_sha"])
+                r"[0-9a-f]{40}", mine["pull_request"]["merge_commit_sha"]
+            )
         if event == "deployment":
             assert mine["deployment"]["environment"] == "production"
             assert re.fullmatch(r"v\d+\.\d+\.\d+", mine["deployment"]["payload"]["version"])
 
 
 def test_a_failed_job_fails_in_its_working_step_and_skips_the_rest(small):
-    failed = [p["workflow_job"] for p in by_kind(small)[("github", "workflow_job")]
-              if p["workflow_job"]["conclusion"] == "failure"]
+    failed = [
+        p["workflow_job"]
+        for p in by_kind(small)[("github", "workflow_job")]
+        if p["workflow_job"]["conclusion"] == "failure"
+    ]
     assert {job["name"] for job in failed} >= {"test", "deploy"}
     for job in failed:
         steps = {s["name"]: s["conclusion"] for s in job["steps"]}
         failing = [name for name, conclusion in steps.items() if conclusion == "failure"]
-        assert failing == [{"build": "Build and push image", "test": "Run integration tests",
-                            "deploy": "Deploy to production"}[job["name"]]]
-        after = list(steps)[list(steps).index(failing[0]) + 1:]
+        assert failing == [
+            {"build": "Build and push image", "test": "Run integration tests", "deploy": "Deploy to production"}[
+                job["name"]
+            ]
+        ]
+        after = list(steps)[list(steps).index(failing[0]) + 1 :]
         assert [steps[name] for name in after[:-1]] == ["skipped"] * (len(after) - 1)
         assert after[-1] == "Complete job"
 
@@ -206,8 +225,11 @@ def test_the_history_looks_like_a_real_organisation(default_history):
     weekend = sum(parse_timestamp(p["head_commit"]["timestamp"]).weekday() >= 5 for p in pushes)
     assert 0 < weekend < 0.05 * len(pushes)
     # lead time: commits reach main hours to days after they were written (log-normal)
-    lags = [(parse_timestamp(p["head_commit"]["timestamp"]) - parse_timestamp(c["timestamp"])).total_seconds()
-            / 3600 for p in pushes for c in p["commits"][:1]]
+    lags = [
+        (parse_timestamp(p["head_commit"]["timestamp"]) - parse_timestamp(c["timestamp"])).total_seconds() / 3600
+        for p in pushes
+        for c in p["commits"][:1]
+    ]
     assert 2 < statistics.median(lags) < 24 and max(lags) > 72 and min(lags) < 1
     # manual approvals take minutes to hours
     approvals = defaultdict(list)
@@ -222,8 +244,11 @@ def test_the_history_looks_like_a_real_organisation(default_history):
         if event[0] == "pagerduty":
             e = event[2]["event"]
             pd[e["data"]["id"]][e["event_type"]] = parse_timestamp(e["occurred_at"])
-    recoveries = [(i["incident.resolved"] - i["incident.triggered"]).total_seconds() / 60
-                  for i in pd.values() if "incident.resolved" in i]
+    recoveries = [
+        (i["incident.resolved"] - i["incident.triggered"]).total_seconds() / 60
+        for i in pd.values()
+        if "incident.resolved" in i
+    ]
     assert min(recoveries) < 30 and max(recoveries) > 120
     assert 1 <= sum("incident.resolved" not in i for i in pd.values()) <= 2
     # a few percent of deployments fail; some are rolled back
@@ -253,6 +278,7 @@ def test_the_config_mapping_names_every_pipeline_repository_and_pagerduty_servic
 
 
 # --- ingest: coherent rows on both stores ------------------------------------------------------------
+
 
 def rows(engine, table, *where):
     with engine.connect() as conn:
@@ -345,7 +371,12 @@ def test_a_small_demo_ingests_into_a_coherent_history(engine, small):
     flaky = [s for s in state["stage_runs"] if s["failed_once"] and s["status"] == "succeeded"]
     assert flaky and all(s["name"] == "Test" for s in flaky)
     assert {s["name"] for s in state["stage_runs"] if s["pipeline_run_id"].startswith("codepipeline:")} == {
-        "Source", "Build", "Test", "Approval", "Prod"}
+        "Source",
+        "Build",
+        "Test",
+        "Approval",
+        "Prod",
+    }
 
 
 def test_running_the_demo_twice_stores_only_duplicates_and_replay_rebuilds_the_rows(engine):
@@ -363,12 +394,20 @@ def test_running_the_demo_twice_stores_only_duplicates_and_replay_rebuilds_the_r
 
 # --- canary runs, SLOs and gate decisions ---------------------------------------------------------
 
+
 def _extras(engine, folder: Path, **options):
     opts = {**SMALL, **options}
     end = demo.end_of(opts["end"])
     services = demo.organisation(opts["services"], opts["seed"])
-    return demo.build(engine, config_from_mapping({}, environ={}), services, end - timedelta(days=opts["days"]), end,
-                      opts["seed"], folder)
+    return demo.build(
+        engine,
+        config_from_mapping({}, environ={}),
+        services,
+        end - timedelta(days=opts["days"]),
+        end,
+        opts["seed"],
+        folder,
+    )
 
 
 def _sli_figures(path: Path, objective: float, at: datetime) -> dict[str, float]:
@@ -380,8 +419,11 @@ def _sli_figures(path: Path, objective: float, at: datetime) -> dict[str, float]
         part = frame[(frame["timestamp"] > at - span) & (frame["timestamp"] <= at)]
         return (part["total"].sum() - part["good"].sum()) / part["total"].sum() / allowed
 
-    return {"budget_remaining": 1 - burn(timedelta(days=28)), "burn_1h": burn(timedelta(hours=1)),
-            "burn_5m": burn(timedelta(minutes=5))}
+    return {
+        "budget_remaining": 1 - burn(timedelta(days=28)),
+        "burn_1h": burn(timedelta(hours=1)),
+        "burn_5m": burn(timedelta(minutes=5)),
+    }
 
 
 def test_the_demo_telemetry_is_deterministic_per_seed_and_end():
@@ -429,8 +471,11 @@ def test_the_demo_stores_judged_canary_runs_slos_and_all_three_gate_decisions(en
         assert (errors <= requests).all() and requests.sum() > 10_000
 
     # SLO files that load, one per service; the SLO folder and the gate folder the config names
-    config = config_from_mapping(demo.demo_config_mapping(SMALL["services"], SMALL["seed"]),
-                                 source_path=str(tmp_path / "gatewatch.yaml"), environ={})
+    config = config_from_mapping(
+        demo.demo_config_mapping(SMALL["services"], SMALL["seed"]),
+        source_path=str(tmp_path / "gatewatch.yaml"),
+        environ={},
+    )
     assert Path(config.slos) == folder / "slos" and Path(config.gates.policies) == folder / "gates"
     specs = {spec.service: spec for spec in load_slos(config.slos)}
     assert set(specs) == {s.name for s in org}
@@ -501,6 +546,7 @@ def test_with_fewer_services_the_demo_makes_the_gate_decisions_it_can(engine, tm
 
 # --- the command ----------------------------------------------------------------------------------
 
+
 def test_the_command_writes_its_config_then_finds_nothing_new(store_url, tmp_path, gatewatch):
     args = ("--db", store_url, "demo", "--services", "2", "--days", "7", "--end", "2025-06-02")
     res = gatewatch(*args, "--json", cwd=tmp_path, timeout=300)
@@ -536,8 +582,21 @@ def test_with_a_config_in_use_the_demo_maps_go_under_it_with_a_warning(tmp_path,
     own = tmp_path / "mine.yaml"
     own.write_text("teams: {checkout: storefront}\n")
     url = f"sqlite:///{tmp_path / 's.db'}"
-    res = gatewatch("--db", url, "--config", str(own), "demo", "--services", "2", "--days", "5",
-                    "--end", "2025-06-02", cwd=tmp_path, timeout=300)
+    res = gatewatch(
+        "--db",
+        url,
+        "--config",
+        str(own),
+        "demo",
+        "--services",
+        "2",
+        "--days",
+        "5",
+        "--end",
+        "2025-06-02",
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr
     assert "warning" in res.stderr and "replay" in res.stderr and "checkout-pipeline: checkout" in res.stderr
     assert not (tmp_path / "gatewatch.yaml").exists() and own.read_text() == "teams: {checkout: storefront}\n"

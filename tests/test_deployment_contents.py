@@ -2,11 +2,12 @@
 definition (each deployment's linked commits and the commits pushed with a linked head, with their
 commit time, else merge time) after any order of writes, updates and deletes; a migrated store is
 backfilled; and on PostgreSQL two transactions that each write one half of a row do not miss it."""
+
 from __future__ import annotations
 
 import random
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import delete, select, text, update
@@ -17,14 +18,13 @@ from collector.models import changes, deployment_changes, deployment_contents
 from collector.sources.base import Update
 from tests.conftest import POSTGRES_URL, _drop_schema, _postgres_store_url
 
-BASE = datetime(2024, 3, 1, tzinfo=timezone.utc)
+BASE = datetime(2024, 3, 1, tzinfo=UTC)
 
 
 def _definition(conn) -> set[tuple]:
     """The contents computed from the two tables, in Python."""
     links = conn.execute(select(deployment_changes.c.deployment_id, deployment_changes.c.change_id)).all()
-    rows = conn.execute(select(changes.c.id, changes.c.committed_at, changes.c.merged_at,
-                               changes.c.pushed_head)).all()
+    rows = conn.execute(select(changes.c.id, changes.c.committed_at, changes.c.merged_at, changes.c.pushed_head)).all()
     by_id = {r.id: r for r in rows}
     pushed: dict[str, list] = {}
     for r in rows:
@@ -46,7 +46,7 @@ def _updates(order: random.Random) -> list[Update]:
     """Links, commits (some pushed with a head, some known only by merge time) and later events
     that move a commit's times or head: the same updates, in the order `order` shuffles them to."""
     rng = random.Random(1)
-    shas = [f"sha-{k:02d}" for k in range(30)] + ["it's, \"odd\"\n"]
+    shas = [f"sha-{k:02d}" for k in range(30)] + ['it\'s, "odd"\n']
     ups = []
     for k, sha in enumerate(shas):
         values = {"service": "api"}
@@ -81,11 +81,11 @@ def test_contents_follow_writes_in_any_order(engine):
         # Applied in several transactions, as batches of ingest would be.
         for start in range(0, len(ups), 17):
             with write_transaction(engine) as conn:
-                projections.apply(conn, ups[start:start + 17])
+                projections.apply(conn, ups[start : start + 17])
         with engine.connect() as conn:
             stored, defined = _stored(conn), _definition(conn)
         assert stored == defined and len(stored) > 40
-        assert any(r[1] == "it's, \"odd\"\n" for r in stored)
+        assert any(r[1] == 'it\'s, "odd"\n' for r in stored)
         assert any(r[2] == BASE - timedelta(minutes=15) for r in stored)  # the moved commit time
         results.append(stored)
     assert all(r == results[0] for r in results)  # every order gives the same rows
@@ -97,8 +97,7 @@ def test_contents_follow_writes_in_any_order(engine):
             conn.execute(delete(deployment_changes).where(deployment_changes.c.id == key))
         conn.execute(delete(changes).where(changes.c.id.in_(["sha-03", "sha-06"])))
         moved = next(k for k in links if k not in removed and k.split("|")[1].startswith("sha-1"))
-        conn.execute(update(deployment_changes).where(deployment_changes.c.id == moved)
-                     .values(deployment_id="d-moved"))
+        conn.execute(update(deployment_changes).where(deployment_changes.c.id == moved).values(deployment_id="d-moved"))
         conn.execute(update(changes).where(changes.c.id == "sha-01").values(pushed_head="sha-02"))
         conn.execute(update(changes).where(changes.c.id == "sha-04").values(merged_at=None, committed_at=None))
     with engine.connect() as conn:
@@ -108,11 +107,22 @@ def test_contents_follow_writes_in_any_order(engine):
 
 def test_a_deployment_holds_a_commit_once_however_it_is_reached(engine):
     with write_transaction(engine) as conn:
-        bulk_insert(conn, changes, [
-            {"id": "head", "service": "api", "committed_at": BASE, "pushed_head": "head"},
-            {"id": "c1", "service": "api", "committed_at": BASE - timedelta(hours=1), "pushed_head": "head"}])
-        bulk_insert(conn, deployment_changes, [{"id": "d|head", "deployment_id": "d", "change_id": "head"},
-                                               {"id": "d|c1", "deployment_id": "d", "change_id": "c1"}])
+        bulk_insert(
+            conn,
+            changes,
+            [
+                {"id": "head", "service": "api", "committed_at": BASE, "pushed_head": "head"},
+                {"id": "c1", "service": "api", "committed_at": BASE - timedelta(hours=1), "pushed_head": "head"},
+            ],
+        )
+        bulk_insert(
+            conn,
+            deployment_changes,
+            [
+                {"id": "d|head", "deployment_id": "d", "change_id": "head"},
+                {"id": "d|c1", "deployment_id": "d", "change_id": "c1"},
+            ],
+        )
     with engine.connect() as conn:
         assert sorted(_stored(conn)) == [("d", "c1", BASE - timedelta(hours=1)), ("d", "head", BASE)]
     with write_transaction(engine) as conn:  # c1 is still held through the head after its own link goes
@@ -135,13 +145,28 @@ def test_the_migration_backfills_a_store_written_before_it(store_url):
             command.upgrade(_alembic_config(conn), "0005")
             conn.commit()
         with write_transaction(engine) as conn:
-            bulk_insert(conn, changes, [
-                {"id": f"c{k}", "service": "api", "committed_at": None if k == 2 else BASE + timedelta(hours=k),
-                 "merged_at": BASE + timedelta(days=1), "pushed_head": "c0" if k in (3, 4) else None}
-                for k in range(6)])
-            bulk_insert(conn, deployment_changes, [
-                {"id": f"d{k}|c{j}", "deployment_id": f"d{k}", "change_id": f"c{j}"}
-                for k, j in ((0, 0), (0, 3), (1, 1), (1, 2), (2, 5), (2, 9))])
+            bulk_insert(
+                conn,
+                changes,
+                [
+                    {
+                        "id": f"c{k}",
+                        "service": "api",
+                        "committed_at": None if k == 2 else BASE + timedelta(hours=k),
+                        "merged_at": BASE + timedelta(days=1),
+                        "pushed_head": "c0" if k in (3, 4) else None,
+                    }
+                    for k in range(6)
+                ],
+            )
+            bulk_insert(
+                conn,
+                deployment_changes,
+                [
+                    {"id": f"d{k}|c{j}", "deployment_id": f"d{k}", "change_id": f"c{j}"}
+                    for k, j in ((0, 0), (0, 3), (1, 1), (1, 2), (2, 5), (2, 9))
+                ],
+            )
         upgrade(engine)
         with engine.connect() as conn:
             stored = _stored(conn)
@@ -186,7 +211,7 @@ def test_concurrent_halves_of_a_row_are_not_lost_on_postgresql(postgres_engine, 
         try:
             with write_transaction(engine) as conn:
                 bulk_insert(conn, *halves[second])
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+        except BaseException as exc:
             errors.append(exc)
         finally:
             done.set()

@@ -1,4 +1,5 @@
 """Properties of the DORA report on generated frames: bounds, consistency, and order independence."""
+
 from __future__ import annotations
 
 from datetime import date, timedelta
@@ -22,27 +23,42 @@ def frames(draw):
     deps = []
     for i, m in enumerate(minutes):
         rollback_of = draw(st.one_of(st.none(), st.sampled_from([f"d{j}" for j in range(n)]))) if n else None
-        deps.append({"id": f"d{i}", "service": draw(st.sampled_from(services)), "team": "t",
-                     "finished_at": T0 + pd.Timedelta(minutes=m),
-                     "status": draw(st.sampled_from(["success", "success", "rolled_back"])),
-                     "rollback_of": rollback_of, "is_rollback": draw(st.booleans()) and rollback_of is None,
-                     "hotfix": draw(st.booleans())})
+        deps.append(
+            {
+                "id": f"d{i}",
+                "service": draw(st.sampled_from(services)),
+                "team": "t",
+                "finished_at": T0 + pd.Timedelta(minutes=m),
+                "status": draw(st.sampled_from(["success", "success", "rolled_back"])),
+                "rollback_of": rollback_of,
+                "is_rollback": draw(st.booleans()) and rollback_of is None,
+                "hotfix": draw(st.booleans()),
+            }
+        )
     k = draw(st.integers(0, 30))
     changes = []
     for j in range(k):
         lead = draw(st.integers(-60, 30 * 24 * 60))  # negative: a commit clock ahead of the deploy
         first = T0 + pd.Timedelta(minutes=draw(st.integers(0, 50 * 24 * 60)))
-        changes.append({"change_id": f"c{j}", "committed_at": first - pd.Timedelta(minutes=lead),
-                        "first_deployed_at": first})
+        changes.append(
+            {"change_id": f"c{j}", "committed_at": first - pd.Timedelta(minutes=lead), "first_deployed_at": first}
+        )
     m = draw(st.integers(0, 15))
     incidents = []
     for j in range(m):
         opened = T0 + pd.Timedelta(minutes=draw(st.integers(0, 50 * 24 * 60)))
         resolved = draw(st.one_of(st.none(), st.integers(0, 3 * 24 * 60)))
-        incidents.append({"id": f"i{j}", "service": draw(st.sampled_from(services)), "opened_at": opened,
-                          "resolved_at": None if resolved is None else opened + pd.Timedelta(minutes=resolved),
-                          "deployment_id": draw(st.one_of(st.none(), st.sampled_from([f"d{x}" for x in range(n)])))
-                          if n else None})
+        incidents.append(
+            {
+                "id": f"i{j}",
+                "service": draw(st.sampled_from(services)),
+                "opened_at": opened,
+                "resolved_at": None if resolved is None else opened + pd.Timedelta(minutes=resolved),
+                "deployment_id": draw(st.one_of(st.none(), st.sampled_from([f"d{x}" for x in range(n)])))
+                if n
+                else None,
+            }
+        )
 
     def df(rows, columns):
         out = pd.DataFrame(rows, columns=columns)
@@ -52,8 +68,9 @@ def frames(draw):
         return out
 
     return DoraFrames(
-        deployments=df(deps, ["id", "service", "team", "finished_at", "status", "rollback_of", "is_rollback",
-                              "hotfix"]),
+        deployments=df(
+            deps, ["id", "service", "team", "finished_at", "status", "rollback_of", "is_rollback", "hotfix"]
+        ),
         changes=df(changes, ["change_id", "committed_at", "first_deployed_at"]),
         incidents=df(incidents, ["id", "service", "opened_at", "resolved_at", "deployment_id"]),
     )
@@ -66,8 +83,10 @@ def check_bounds(r):
     for metric in ("change_failure_rate", "rework_rate"):
         v = r[metric]["rate"]
         assert v is None or 0 <= v <= 1
-    for metric, fields in (("lead_time", ("median_hours", "p75_hours", "p90_hours", "mean_hours")),
-                           ("recovery_time", ("median_hours", "p90_hours", "mean_hours"))):
+    for metric, fields in (
+        ("lead_time", ("median_hours", "p75_hours", "p90_hours", "mean_hours")),
+        ("recovery_time", ("median_hours", "p90_hours", "mean_hours")),
+    ):
         for f in fields:
             v = r[metric][f]
             assert v is None or v >= 0
@@ -102,11 +121,33 @@ def test_link_window_bound_is_exclusive_of_later_deployments():
     """An incident opened exactly when a deployment finished is not blamed on it (it was already open)."""
     at = pd.Timestamp("2024-01-10T10:00:00Z")
     f = DoraFrames(
-        deployments=pd.DataFrame([{"id": "d", "service": "a", "team": None, "finished_at": at, "status": "success",
-                                   "rollback_of": None, "is_rollback": False, "hotfix": False}]),
+        deployments=pd.DataFrame(
+            [
+                {
+                    "id": "d",
+                    "service": "a",
+                    "team": None,
+                    "finished_at": at,
+                    "status": "success",
+                    "rollback_of": None,
+                    "is_rollback": False,
+                    "hotfix": False,
+                }
+            ]
+        ),
         changes=pd.DataFrame(columns=["change_id", "committed_at", "first_deployed_at"]),
-        incidents=pd.DataFrame([{"id": "i", "service": "a", "opened_at": at, "resolved_at": at + timedelta(hours=1),
-                                 "deployment_id": None}]))
+        incidents=pd.DataFrame(
+            [
+                {
+                    "id": "i",
+                    "service": "a",
+                    "opened_at": at,
+                    "resolved_at": at + timedelta(hours=1),
+                    "deployment_id": None,
+                }
+            ]
+        ),
+    )
     assert report(f, WINDOW)["change_failure_rate"]["failed"] == 0
     f.incidents.loc[0, "opened_at"] = at + timedelta(seconds=1)
     assert report(f, WINDOW)["change_failure_rate"]["failed"] == 1

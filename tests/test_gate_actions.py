@@ -1,14 +1,15 @@
 """Automated rollback actions: CodeDeploy and CodePipeline through botocore's Stubber (request shapes checked
 against the service models, enum values by hand), webhooks against real HTTP servers on 127.0.0.1, and the
 once-per-decision rule on SQLite and PostgreSQL."""
+
 from __future__ import annotations
 
 import dataclasses
-from datetime import timedelta
 import json
 import logging
 import threading
 import time
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import boto3
@@ -17,10 +18,10 @@ import yaml
 from botocore.stub import Stubber
 from sqlalchemy import select
 
+from collector.config import config_from_mapping
 from collector.gate_decisions import get_decision
 from collector.models import gate_decisions
 from collector.timeutil import utcnow
-from collector.config import config_from_mapping
 from gates.policy import PolicyError, policy_from_mapping
 from gatewatch import api
 
@@ -34,8 +35,10 @@ ROLLBACK_EXECUTION = "9e8d7c6b-5a49-4838-a7b6-c5d4e3f2a1b0"
 
 def gate(actions: list, decision: str = "rollback"):
     """A policy whose single deploy-window check gives `decision`, with `actions`."""
-    check = {"deploy_window": ALWAYS if decision == "promote" else FROZEN,
-             "on_fail": "hold" if decision == "hold" else "rollback"}
+    check = {
+        "deploy_window": ALWAYS if decision == "promote" else FROZEN,
+        "on_fail": "hold" if decision == "hold" else "rollback",
+    }
     return policy_from_mapping({"name": "checkout-prod", "checks": [check], "actions": actions})
 
 
@@ -47,8 +50,9 @@ def context(engine, **params) -> tuple:
 def evaluate(policy, ctx: tuple, key: str, clients=None) -> api.StoredDecision:
     """The service API's gate evaluation of `ctx`'s request under `key`."""
     engine, request = ctx
-    return api.evaluate_gate(engine, config_from_mapping({}, environ={}), policy,
-                             dataclasses.replace(request, key=key), clients=clients)
+    return api.evaluate_gate(
+        engine, config_from_mapping({}, environ={}), policy, dataclasses.replace(request, key=key), clients=clients
+    )
 
 
 class Hook:
@@ -63,8 +67,9 @@ class Hook:
         class Handler(BaseHTTPRequestHandler):
             def _answer(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                hook.requests.append({"method": self.command, "path": self.path, "headers": dict(self.headers),
-                                      "body": body})
+                hook.requests.append(
+                    {"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body}
+                )
                 time.sleep(hook.delay)
                 status = hook.answers.pop(0) if hook.answers else hook.default
                 echo = json.dumps(dict(self.headers)).encode()  # a receiver that echoes headers back
@@ -82,7 +87,7 @@ class Hook:
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
 
-    def __enter__(self) -> "Hook":
+    def __enter__(self) -> Hook:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
 
@@ -102,6 +107,7 @@ def factory(**clients):
     def make(service: str, region: str | None):
         calls.append((service, region))
         return clients[service]
+
     make.calls = calls
     return make
 
@@ -113,16 +119,24 @@ def stored_row(engine, decision_id: str) -> dict:
 
 # --- CodeDeploy -------------------------------------------------------------------------------------------
 
+
 def test_codedeploy_stop_asks_for_automatic_rollback_with_the_callers_deployment_id(engine):
     client, stub = stubbed("codedeploy")
     model = client.meta.service_model
     assert "Pending" in model.shape_for("StopStatus").enum
-    stub.add_response("stop_deployment", {"status": "Pending", "statusMessage": "Stopping, rolling back"},
-                      {"deploymentId": "d-ABCDEF123", "autoRollbackEnabled": True})
+    stub.add_response(
+        "stop_deployment",
+        {"status": "Pending", "statusMessage": "Stopping, rolling back"},
+        {"deploymentId": "d-ABCDEF123", "autoRollbackEnabled": True},
+    )
     clients = factory(codedeploy=client)
     with stub:
-        stored = evaluate(gate([{"codedeploy_stop": {"region": "eu-west-1"}}]),
-                          context(engine, codedeploy_deployment_id="d-ABCDEF123"), "job-1", clients=clients)
+        stored = evaluate(
+            gate([{"codedeploy_stop": {"region": "eu-west-1"}}]),
+            context(engine, codedeploy_deployment_id="d-ABCDEF123"),
+            "job-1",
+            clients=clients,
+        )
         stub.assert_no_pending_responses()
     assert stored.decision == "rollback" and clients.calls == [("codedeploy", "eu-west-1")]
     (outcome,) = stored.actions
@@ -134,11 +148,16 @@ def test_codedeploy_stop_asks_for_automatic_rollback_with_the_callers_deployment
 
 def test_codedeploy_policy_id_wins_and_a_missing_id_fails_loudly_without_a_call(engine, caplog):
     client, stub = stubbed("codedeploy")
-    stub.add_response("stop_deployment", {"status": "Succeeded"}, {"deploymentId": "d-POLICY0001",
-                                                                  "autoRollbackEnabled": True})
+    stub.add_response(
+        "stop_deployment", {"status": "Succeeded"}, {"deploymentId": "d-POLICY0001", "autoRollbackEnabled": True}
+    )
     with stub:
-        stored = evaluate(gate([{"codedeploy_stop": {"deployment_id": "d-POLICY0001"}}]),
-                          context(engine, codedeploy_deployment_id="d-OTHER"), "k1", clients=factory(codedeploy=client))
+        stored = evaluate(
+            gate([{"codedeploy_stop": {"deployment_id": "d-POLICY0001"}}]),
+            context(engine, codedeploy_deployment_id="d-OTHER"),
+            "k1",
+            clients=factory(codedeploy=client),
+        )
         stub.assert_no_pending_responses()
     assert stored.actions[0]["status"] == "ok" and stored.actions[0]["target"] == "d-POLICY0001"
     with caplog.at_level(logging.WARNING, logger="gates.actions"), stub:
@@ -153,38 +172,60 @@ def test_an_aws_error_is_recorded_as_failed_with_the_service_message(engine, cap
     client, stub = stubbed("codedeploy")
     errors = [s.name for s in client.meta.service_model.operation_model("StopDeployment").error_shapes]
     assert "DeploymentAlreadyCompletedException" in errors
-    stub.add_client_error("stop_deployment", "DeploymentAlreadyCompletedException",
-                          "The deployment d-ABCDEF123 has already completed.", 400,
-                          expected_params={"deploymentId": "d-ABCDEF123", "autoRollbackEnabled": True})
+    stub.add_client_error(
+        "stop_deployment",
+        "DeploymentAlreadyCompletedException",
+        "The deployment d-ABCDEF123 has already completed.",
+        400,
+        expected_params={"deploymentId": "d-ABCDEF123", "autoRollbackEnabled": True},
+    )
     with caplog.at_level(logging.WARNING, logger="gates.actions"), stub:
-        stored = evaluate(gate([{"codedeploy_stop": {"deployment_id": "d-ABCDEF123"}}]), context(engine), "k",
-                          clients=factory(codedeploy=client))
+        stored = evaluate(
+            gate([{"codedeploy_stop": {"deployment_id": "d-ABCDEF123"}}]),
+            context(engine),
+            "k",
+            clients=factory(codedeploy=client),
+        )
     (outcome,) = stored.actions
     assert outcome["status"] == "failed" and "detail" not in outcome
-    assert outcome["error"] == ("StopDeployment: DeploymentAlreadyCompletedException: "
-                                "The deployment d-ABCDEF123 has already completed.")
+    assert outcome["error"] == (
+        "StopDeployment: DeploymentAlreadyCompletedException: The deployment d-ABCDEF123 has already completed."
+    )
     assert get_decision(engine, decision_id=stored.id).actions[0]["status"] == "failed"
     assert [r for r in caplog.records if r.levelno == logging.ERROR and "DeploymentAlreadyCompleted" in r.getMessage()]
 
 
 # --- CodePipeline -----------------------------------------------------------------------------------------
 
+
 def test_codepipeline_rollback_finds_the_latest_succeeded_execution_other_than_the_current(engine):
     client, stub = stubbed("codepipeline")
     statuses = client.meta.service_model.shape_for("PipelineExecutionStatus").enum
     assert {"Succeeded", "Failed", "InProgress"} <= set(statuses)
     t0 = utcnow()
-    page1 = [{"pipelineExecutionId": CURRENT, "status": "Succeeded", "startTime": t0},
-             {"pipelineExecutionId": "2c3d4e5f-0000-4000-8000-000000000002", "status": "Failed", "startTime": t0}]
-    page2 = [{"pipelineExecutionId": TARGET, "status": "Succeeded", "startTime": t0},
-             {"pipelineExecutionId": OLDER, "status": "Succeeded", "startTime": t0}]
-    stub.add_response("list_pipeline_executions", {"pipelineExecutionSummaries": page1, "nextToken": "page-2"},
-                      {"pipelineName": "checkout-pipeline", "maxResults": 100})
-    stub.add_response("list_pipeline_executions", {"pipelineExecutionSummaries": page2},
-                      {"pipelineName": "checkout-pipeline", "maxResults": 100, "nextToken": "page-2"})
-    stub.add_response("rollback_stage", {"pipelineExecutionId": ROLLBACK_EXECUTION},
-                      {"pipelineName": "checkout-pipeline", "stageName": "Deploy-EU",
-                       "targetPipelineExecutionId": TARGET})
+    page1 = [
+        {"pipelineExecutionId": CURRENT, "status": "Succeeded", "startTime": t0},
+        {"pipelineExecutionId": "2c3d4e5f-0000-4000-8000-000000000002", "status": "Failed", "startTime": t0},
+    ]
+    page2 = [
+        {"pipelineExecutionId": TARGET, "status": "Succeeded", "startTime": t0},
+        {"pipelineExecutionId": OLDER, "status": "Succeeded", "startTime": t0},
+    ]
+    stub.add_response(
+        "list_pipeline_executions",
+        {"pipelineExecutionSummaries": page1, "nextToken": "page-2"},
+        {"pipelineName": "checkout-pipeline", "maxResults": 100},
+    )
+    stub.add_response(
+        "list_pipeline_executions",
+        {"pipelineExecutionSummaries": page2},
+        {"pipelineName": "checkout-pipeline", "maxResults": 100, "nextToken": "page-2"},
+    )
+    stub.add_response(
+        "rollback_stage",
+        {"pipelineExecutionId": ROLLBACK_EXECUTION},
+        {"pipelineName": "checkout-pipeline", "stageName": "Deploy-EU", "targetPipelineExecutionId": TARGET},
+    )
     clients = factory(codepipeline=client)
     action = {"codepipeline_rollback": {"pipeline": "checkout-pipeline", "stage": "Deploy-EU"}}
     with stub:
@@ -198,10 +239,19 @@ def test_codepipeline_rollback_finds_the_latest_succeeded_execution_other_than_t
 
 def test_codepipeline_rollback_to_a_given_execution_skips_the_listing(engine):
     client, stub = stubbed("codepipeline")
-    stub.add_response("rollback_stage", {"pipelineExecutionId": ROLLBACK_EXECUTION},
-                      {"pipelineName": "search-pipeline", "stageName": "Prod", "targetPipelineExecutionId": OLDER})
-    action = {"codepipeline_rollback": {"pipeline": "search-pipeline", "stage": "Prod", "target_execution_id": OLDER,
-                                        "region": "eu-central-1"}}
+    stub.add_response(
+        "rollback_stage",
+        {"pipelineExecutionId": ROLLBACK_EXECUTION},
+        {"pipelineName": "search-pipeline", "stageName": "Prod", "targetPipelineExecutionId": OLDER},
+    )
+    action = {
+        "codepipeline_rollback": {
+            "pipeline": "search-pipeline",
+            "stage": "Prod",
+            "target_execution_id": OLDER,
+            "region": "eu-central-1",
+        }
+    }
     clients = factory(codepipeline=client)
     with stub:
         stored = evaluate(gate([action]), context(engine), "k", clients=clients)
@@ -214,18 +264,34 @@ def test_a_failed_rollback_stage_does_not_stop_the_next_action_and_nothing_to_ro
     client, stub = stubbed("codepipeline")
     errors = [s.name for s in client.meta.service_model.operation_model("RollbackStage").error_shapes]
     assert "UnableToRollbackStageException" in errors
-    stub.add_client_error("rollback_stage", "UnableToRollbackStageException", "Stage Prod cannot be rolled back",
-                          400, expected_params={"pipelineName": "p", "stageName": "Prod",
-                                                "targetPipelineExecutionId": OLDER})
-    stub.add_response("list_pipeline_executions",
-                      {"pipelineExecutionSummaries": [{"pipelineExecutionId": CURRENT, "status": "Succeeded"},
-                                                      {"pipelineExecutionId": TARGET, "status": "Failed"}]},
-                      {"pipelineName": "p", "maxResults": 100})
-    actions = [{"codepipeline_rollback": {"pipeline": "p", "stage": "Prod", "target_execution_id": OLDER}},
-               {"codepipeline_rollback": {"pipeline": "p", "stage": "Prod"}}]
+    stub.add_client_error(
+        "rollback_stage",
+        "UnableToRollbackStageException",
+        "Stage Prod cannot be rolled back",
+        400,
+        expected_params={"pipelineName": "p", "stageName": "Prod", "targetPipelineExecutionId": OLDER},
+    )
+    stub.add_response(
+        "list_pipeline_executions",
+        {
+            "pipelineExecutionSummaries": [
+                {"pipelineExecutionId": CURRENT, "status": "Succeeded"},
+                {"pipelineExecutionId": TARGET, "status": "Failed"},
+            ]
+        },
+        {"pipelineName": "p", "maxResults": 100},
+    )
+    actions = [
+        {"codepipeline_rollback": {"pipeline": "p", "stage": "Prod", "target_execution_id": OLDER}},
+        {"codepipeline_rollback": {"pipeline": "p", "stage": "Prod"}},
+    ]
     with Hook() as hook, stub:
-        stored = evaluate(gate(actions + [{"webhook": {"url": hook.url}}]),
-                          context(engine, pipeline_execution_id=CURRENT), "k", clients=factory(codepipeline=client))
+        stored = evaluate(
+            gate([*actions, {"webhook": {"url": hook.url}}]),
+            context(engine, pipeline_execution_id=CURRENT),
+            "k",
+            clients=factory(codepipeline=client),
+        )
         stub.assert_no_pending_responses()
     assert [a["status"] for a in stored.actions] == ["failed", "failed", "ok"]
     assert stored.actions[0]["error"].startswith("RollbackStage: UnableToRollbackStageException: Stage Prod")
@@ -234,6 +300,7 @@ def test_a_failed_rollback_stage_does_not_stop_the_next_action_and_nothing_to_ro
 
 
 # --- Webhooks ---------------------------------------------------------------------------------------------
+
 
 def test_webhook_retries_503s_then_delivers_the_decision_json(engine):
     with Hook(answers=[503, 503]) as hook:
@@ -252,8 +319,11 @@ def test_webhook_retries_503s_then_delivers_the_decision_json(engine):
 
 def test_webhook_that_always_fails_gives_up_within_max_time(engine):
     with Hook(default=503) as hook:
-        stored = evaluate(gate([{"webhook": {"url": hook.url, "retries": 20, "backoff": "0.1s", "max_time": "1s"}}]),
-                          context(engine), "k")
+        stored = evaluate(
+            gate([{"webhook": {"url": hook.url, "retries": 20, "backoff": "0.1s", "max_time": "1s"}}]),
+            context(engine),
+            "k",
+        )
     (outcome,) = stored.actions
     assert outcome["status"] == "failed" and "HTTP 503" in outcome["error"] and "max_time 1s" in outcome["error"]
     assert 2 <= outcome["attempts"] < 21 and outcome["attempts"] == len(hook.requests)
@@ -279,8 +349,11 @@ def test_webhook_connection_errors_and_timeouts_are_retried_then_reported(engine
     assert out.actions[0]["status"] == "failed" and out.actions[0]["attempts"] == 2
     assert "connection failed" in out.actions[0]["error"] and "refused" in out.actions[0]["error"].lower()
     with Hook(delay=1.5) as hook:
-        out = evaluate(gate([{"webhook": {"url": hook.url, "timeout": 0.2, "retries": 1, "backoff": "0.01s"}}]),
-                       context(engine), "b")
+        out = evaluate(
+            gate([{"webhook": {"url": hook.url, "timeout": 0.2, "retries": 1, "backoff": "0.01s"}}]),
+            context(engine),
+            "b",
+        )
     assert out.actions[0]["status"] == "failed" and out.actions[0]["attempts"] == 2
     assert "timed out" in out.actions[0]["error"]
 
@@ -290,9 +363,17 @@ def test_header_variables_are_expanded_and_never_logged_or_stored(engine, caplog
     monkeypatch.setenv("GW_TEST_HOOK_TOKEN", secret)
     monkeypatch.setenv("GW_TEST_URL_TOKEN", url_secret)
     with Hook(answers=[503]) as hook, caplog.at_level(logging.DEBUG):
-        policy = gate([{"webhook": {"url": hook.url + "?token=${GW_TEST_URL_TOKEN}", "backoff": "0.01s",
-                                    "headers": {"Authorization": "Bearer ${GW_TEST_HOOK_TOKEN}",
-                                                "X-Team": "payments"}}}])
+        policy = gate(
+            [
+                {
+                    "webhook": {
+                        "url": hook.url + "?token=${GW_TEST_URL_TOKEN}",
+                        "backoff": "0.01s",
+                        "headers": {"Authorization": "Bearer ${GW_TEST_HOOK_TOKEN}", "X-Team": "payments"},
+                    }
+                }
+            ]
+        )
         stored = evaluate(policy, context(engine), "k")
     assert stored.actions[0]["status"] == "ok" and len(hook.requests) == 2
     sent = hook.requests[-1]
@@ -312,16 +393,19 @@ def test_an_unset_header_variable_fails_without_sending(engine, monkeypatch):
         stored = evaluate(gate([{"webhook": {"url": hook.url, "headers": headers}}]), context(engine), "k")
     (outcome,) = stored.actions
     assert outcome["status"] == "failed" and outcome["attempts"] == 0 and hook.requests == []
-    assert outcome["error"] == ("webhook headers.Authorization: environment variable GW_TEST_UNSET_TOKEN is not set; "
-                                "nothing was sent")
+    assert outcome["error"] == (
+        "webhook headers.Authorization: environment variable GW_TEST_UNSET_TOKEN is not set; nothing was sent"
+    )
 
 
 # --- Once per decision ------------------------------------------------------------------------------------
 
+
 def test_a_replayed_decision_runs_no_action_again(engine):
     client, stub = stubbed("codedeploy")
-    stub.add_response("stop_deployment", {"status": "Pending"},
-                      {"deploymentId": "d-ONCE00001", "autoRollbackEnabled": True})
+    stub.add_response(
+        "stop_deployment", {"status": "Pending"}, {"deploymentId": "d-ONCE00001", "autoRollbackEnabled": True}
+    )
     with Hook() as hook, stub:
         policy = gate([{"codedeploy_stop": {"deployment_id": "d-ONCE00001"}}, {"webhook": {"url": hook.url}}])
         first = evaluate(policy, context(engine), "job-9", clients=factory(codedeploy=client))
@@ -340,6 +424,7 @@ def test_two_racing_calls_on_one_key_act_once(engine):
         def call():
             barrier.wait()
             results.append(evaluate(policy, context(engine), "race"))
+
         threads = [threading.Thread(target=call) for _ in range(2)]
         for t in threads:
             t.start()
@@ -361,12 +446,18 @@ def test_promote_and_hold_run_no_rollback_actions_and_hold_actions_run_on_the_fi
     assert second.first and second.attempt == 2 and second.actions == []
 
 
-def test_cli_prints_each_action_and_action_failed_on_stderr_with_the_decisions_exit_code(tmp_path, store_url,
-                                                                                         gatewatch):
+def test_cli_prints_each_action_and_action_failed_on_stderr_with_the_decisions_exit_code(
+    tmp_path, store_url, gatewatch
+):
     with Hook(default=503) as failing, Hook() as ok:
-        policy = {"name": "checkout-prod", "checks": [{"deploy_window": FROZEN, "on_fail": "rollback"}],
-                  "actions": [{"webhook": {"url": ok.url}},
-                              {"webhook": {"url": failing.url, "max_time": "0.5s", "backoff": "0.1s"}}]}
+        policy = {
+            "name": "checkout-prod",
+            "checks": [{"deploy_window": FROZEN, "on_fail": "rollback"}],
+            "actions": [
+                {"webhook": {"url": ok.url}},
+                {"webhook": {"url": failing.url, "max_time": "0.5s", "backoff": "0.1s"}},
+            ],
+        }
         (tmp_path / "gate.yaml").write_text(yaml.safe_dump(policy))
         res = gatewatch("--db", store_url, "gate", "check", "--policy", str(tmp_path / "gate.yaml"), "--key", "cli-1")
         again = gatewatch("--db", store_url, "gate", "check", "--policy", str(tmp_path / "gate.yaml"), "--key", "cli-1")
@@ -380,22 +471,27 @@ def test_cli_prints_each_action_and_action_failed_on_stderr_with_the_decisions_e
 def test_cli_param_gives_the_action_its_deployment_id_and_a_bad_param_is_a_usage_error(tmp_path, store_url, gatewatch):
     """`--param` reaches the action: StopDeployment goes (as botocore sends it) to a local endpoint."""
     with Hook() as endpoint:
-        policy = {"name": "checkout-prod", "checks": [{"deploy_window": FROZEN, "on_fail": "rollback"}],
-                  "actions": [{"codedeploy_stop": {"region": "eu-west-1"}}]}
+        policy = {
+            "name": "checkout-prod",
+            "checks": [{"deploy_window": FROZEN, "on_fail": "rollback"}],
+            "actions": [{"codedeploy_stop": {"region": "eu-west-1"}}],
+        }
         (tmp_path / "gate.yaml").write_text(yaml.safe_dump(policy))
         args = ("--db", store_url, "gate", "check", "--policy", str(tmp_path / "gate.yaml"), "--json")
         env = {"AWS_ENDPOINT_URL_CODEDEPLOY": endpoint.url.rsplit("/", 1)[0], "AWS_MAX_ATTEMPTS": "1"}
         res = gatewatch(*args, "--param", "codedeploy_deployment_id=d-ABC123XYZ", env=env)
         bad = gatewatch(*args, "--param", "codedeploy_deployment_id", env=env)
     assert res.returncode == 1, res.stderr
-    assert [json.loads(r["body"]) for r in endpoint.requests] == [{"deploymentId": "d-ABC123XYZ",
-                                                                   "autoRollbackEnabled": True}]
+    assert [json.loads(r["body"]) for r in endpoint.requests] == [
+        {"deploymentId": "d-ABC123XYZ", "autoRollbackEnabled": True}
+    ]
     assert endpoint.requests[0]["headers"]["X-Amz-Target"] == "CodeDeploy_20141006.StopDeployment"
     assert json.loads(res.stdout)["actions"][0]["status"] == "ok"
     assert bad.returncode == 2 and "--param 'codedeploy_deployment_id': expected NAME=VALUE" in bad.stderr
 
 
 # --- Policy validation ------------------------------------------------------------------------------------
+
 
 def test_actions_parse_with_defaults_and_yaml_on():
     raw = yaml.safe_load("""
@@ -408,38 +504,59 @@ actions:
   - webhook: {url: "https://hooks.example.com/gate", timeout: 2s, max_time: 1m}
 """)
     a, b, c = policy_from_mapping(raw).actions
-    assert (a.type, a.on, dict(a.settings)) == ("codedeploy_stop", ("rollback",), {"deployment_id": None,
-                                                                                   "region": "eu-west-1"})
+    assert (a.type, a.on, dict(a.settings)) == (
+        "codedeploy_stop",
+        ("rollback",),
+        {"deployment_id": None, "region": "eu-west-1"},
+    )
     assert b.on == ("rollback", "hold") and b.settings.target_execution_id is None
-    assert dict(c.settings) == {"url": "https://hooks.example.com/gate", "method": "POST", "headers": {},
-                                "timeout": timedelta(seconds=2), "max_time": timedelta(minutes=1), "retries": 3,
-                                "backoff": timedelta(seconds=0.5)}
+    assert dict(c.settings) == {
+        "url": "https://hooks.example.com/gate",
+        "method": "POST",
+        "headers": {},
+        "timeout": timedelta(seconds=2),
+        "max_time": timedelta(minutes=1),
+        "retries": 3,
+        "backoff": timedelta(seconds=0.5),
+    }
 
 
-@pytest.mark.parametrize("actions, message", [
-    ({"webhook": {"url": "http://x"}}, "actions: expected a list"),
-    ([{"webhook": {"url": "http://x"}}, {"codepipeline_rollback": {"pipeline": "p"}}],
-     "actions[1].codepipeline_rollback.stage: required"),
-    ([{"codepipeline_rollback": {"stage": "s"}}], "actions[0].codepipeline_rollback.pipeline: required"),
-    ([{"codepipeline_rollback": {"pipeline": "bad name!", "stage": "s"}}],
-     "actions[0].codepipeline_rollback.pipeline:"),
-    ([{"codepipeline_rollback": {"pipeline": "p", "stage": "s", "target_execution_id": "last-good"}}],
-     "actions[0].codepipeline_rollback.target_execution_id:"),
-    ([{"codedeploy_stop": {"deploymentId": "d-1"}}], "actions[0].codedeploy_stop: unknown key(s) ['deploymentId']"),
-    ([{"codedeploy_stop": {"deployment_id": 12}}], "actions[0].codedeploy_stop.deployment_id: expected a non-empty"),
-    ([{"webhook": {}}], "actions[0].webhook.url: required"),
-    ([{"webhook": {"url": "ftp://x"}}], "actions[0].webhook.url: expected an http:// or https:// URL"),
-    ([{"webhook": {"url": "http://x", "method": "GET"}}], "actions[0].webhook.method: expected one of POST"),
-    ([{"webhook": {"url": "http://x", "timeout": "soon"}}], "actions[0].webhook.timeout: expected a duration"),
-    ([{"webhook": {"url": "http://x", "max_time": 0}}], "actions[0].webhook.max_time: expected a positive"),
-    ([{"webhook": {"url": "http://x", "retries": -1}}], "actions[0].webhook.retries: expected a whole number"),
-    ([{"webhook": {"url": "http://x", "headers": {"Bad Name": "v"}}}], "actions[0].webhook.headers: 'Bad Name'"),
-    ([{"webhook": {"url": "http://x", "headers": {"X-A": "a\r\nX-B: b"}}}], "actions[0].webhook.headers.X-A:"),
-    ([{"slack": {"url": "http://x"}}], "actions[0]: expected exactly one of codedeploy_stop"),
-    ([{"webhook": {"url": "http://x"}, "codedeploy_stop": {}}], "actions[0]: expected exactly one of"),
-    ([{"webhook": {"url": "http://x"}, "on": ["promote"]}], "actions[0].on: expected a list of rollback, hold"),
-    (["webhook"], "actions[0]: expected a mapping"),
-])
+@pytest.mark.parametrize(
+    "actions, message",
+    [
+        ({"webhook": {"url": "http://x"}}, "actions: expected a list"),
+        (
+            [{"webhook": {"url": "http://x"}}, {"codepipeline_rollback": {"pipeline": "p"}}],
+            "actions[1].codepipeline_rollback.stage: required",
+        ),
+        ([{"codepipeline_rollback": {"stage": "s"}}], "actions[0].codepipeline_rollback.pipeline: required"),
+        (
+            [{"codepipeline_rollback": {"pipeline": "bad name!", "stage": "s"}}],
+            "actions[0].codepipeline_rollback.pipeline:",
+        ),
+        (
+            [{"codepipeline_rollback": {"pipeline": "p", "stage": "s", "target_execution_id": "last-good"}}],
+            "actions[0].codepipeline_rollback.target_execution_id:",
+        ),
+        ([{"codedeploy_stop": {"deploymentId": "d-1"}}], "actions[0].codedeploy_stop: unknown key(s) ['deploymentId']"),
+        (
+            [{"codedeploy_stop": {"deployment_id": 12}}],
+            "actions[0].codedeploy_stop.deployment_id: expected a non-empty",
+        ),
+        ([{"webhook": {}}], "actions[0].webhook.url: required"),
+        ([{"webhook": {"url": "ftp://x"}}], "actions[0].webhook.url: expected an http:// or https:// URL"),
+        ([{"webhook": {"url": "http://x", "method": "GET"}}], "actions[0].webhook.method: expected one of POST"),
+        ([{"webhook": {"url": "http://x", "timeout": "soon"}}], "actions[0].webhook.timeout: expected a duration"),
+        ([{"webhook": {"url": "http://x", "max_time": 0}}], "actions[0].webhook.max_time: expected a positive"),
+        ([{"webhook": {"url": "http://x", "retries": -1}}], "actions[0].webhook.retries: expected a whole number"),
+        ([{"webhook": {"url": "http://x", "headers": {"Bad Name": "v"}}}], "actions[0].webhook.headers: 'Bad Name'"),
+        ([{"webhook": {"url": "http://x", "headers": {"X-A": "a\r\nX-B: b"}}}], "actions[0].webhook.headers.X-A:"),
+        ([{"slack": {"url": "http://x"}}], "actions[0]: expected exactly one of codedeploy_stop"),
+        ([{"webhook": {"url": "http://x"}, "codedeploy_stop": {}}], "actions[0]: expected exactly one of"),
+        ([{"webhook": {"url": "http://x"}, "on": ["promote"]}], "actions[0].on: expected a list of rollback, hold"),
+        (["webhook"], "actions[0]: expected a mapping"),
+    ],
+)
 def test_action_validation_names_the_field(actions, message):
     with pytest.raises(PolicyError) as err:
         policy_from_mapping({"name": "g", "checks": [{"deploy_window": ALWAYS, "on_fail": "hold"}], "actions": actions})

@@ -1,5 +1,6 @@
 """The gate service over HTTP (`gates.views`): FastAPI's TestClient over a real store and real policy
 files with CSV canary data; schemathesis over the OpenAPI document; one real `gatewatch serve`."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,12 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
-from schemathesis.checks import (content_type_conformance, not_a_server_error, response_schema_conformance,
-                                 status_code_conformance)
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
 from sqlalchemy import create_engine, select, text
 
 from collector.config import config_from_mapping
@@ -39,8 +44,11 @@ GATING_HOOKS = ("confirm-rollout", "pre-rollout", "rollout", "confirm-traffic-in
 
 def samples(path: Path, canary_shift: float, n: int = 100) -> None:
     rng = np.random.default_rng(4)
-    rows = [{"metric": "latency", "group": g, "value": v}
-            for g, s in (("baseline", 1.0), ("canary", canary_shift)) for v in rng.normal(100 * s, 5, n)]
+    rows = [
+        {"metric": "latency", "group": g, "value": v}
+        for g, s in (("baseline", 1.0), ("canary", canary_shift))
+        for v in rng.normal(100 * s, 5, n)
+    ]
     pd.DataFrame(rows).to_csv(path, index=False)
 
 
@@ -55,10 +63,16 @@ def write_policies(root: Path) -> Path:
     samples(data / "healthy.csv", 1.0)
     samples(data / "regressed.csv", 1.4)
     samples(data / "sparse.csv", 1.0, n=3)
-    for name, csv in (("checkout-prod", "healthy.csv"), ("regressed", "regressed.csv"),
-                      ("waiting", "sparse.csv"), ("broken", "missing.csv")):
-        policy = {"name": name, "checks": [{"canary": {"config": "../data/canary.yaml", "data": f"../data/{csv}"},
-                                            "on_fail": "rollback"}]}
+    for name, csv in (
+        ("checkout-prod", "healthy.csv"),
+        ("regressed", "regressed.csv"),
+        ("waiting", "sparse.csv"),
+        ("broken", "missing.csv"),
+    ):
+        policy = {
+            "name": name,
+            "checks": [{"canary": {"config": "../data/canary.yaml", "data": f"../data/{csv}"}, "on_fail": "rollback"}],
+        }
         (folder / f"{name}.yaml").write_text(yaml.safe_dump(policy))
     return folder
 
@@ -87,9 +101,13 @@ def stored_rows(engine) -> list[dict]:
 
 def test_every_gate_route_needs_the_token(client, engine):
     body = {"deployment_id": "d-1"}
-    calls = [("post", "/v1/gates/checkout-prod/evaluate", {"json": body}), ("get", "/v1/gates", {}),
-             ("get", f"/v1/decisions/{uuid.uuid4()}", {}), ("get", "/v1/argo/checkout-prod?deployment_id=d-1", {}),
-             ("post", "/v1/argo/checkout-prod", {"json": body})]
+    calls = [
+        ("post", "/v1/gates/checkout-prod/evaluate", {"json": body}),
+        ("get", "/v1/gates", {}),
+        ("get", f"/v1/decisions/{uuid.uuid4()}", {}),
+        ("get", "/v1/argo/checkout-prod?deployment_id=d-1", {}),
+        ("post", "/v1/argo/checkout-prod", {"json": body}),
+    ]
     for method, path, kwargs in calls:
         missing = getattr(client, method)(path, **kwargs)
         wrong = getattr(client, method)(path, headers={"Authorization": "Bearer nope"}, **kwargs)
@@ -106,8 +124,10 @@ def test_without_a_configured_token_or_policies_the_routes_answer_503(engine, po
         res = c.post("/v1/gates/checkout-prod/evaluate", json={"key": "k"}, headers=AUTH)
         assert res.status_code == 503 and "GATEWATCH_GATE_TOKEN" in res.json()["detail"]
     with TestClient(make_app(engine, policy_dir, with_policies=False)) as c:
-        for res in (c.post("/v1/gates/checkout-prod/evaluate", json={"key": "k"}, headers=AUTH),
-                    c.get("/v1/gates", headers=AUTH)):
+        for res in (
+            c.post("/v1/gates/checkout-prod/evaluate", json={"key": "k"}, headers=AUTH),
+            c.get("/v1/gates", headers=AUTH),
+        ):
             assert res.status_code == 503 and "GATEWATCH_GATE_POLICIES" in res.json()["detail"]
             assert "--policies" in res.json()["detail"]
 
@@ -158,8 +178,9 @@ def test_invalid_bodies_are_422_naming_the_field(client, engine):
     assert loc({"key": "x" * 256}) == [["body", "key"]]
     assert loc({"key": "a\x00b"}) == [["body", "key"]]
     assert loc({"service": "checkout"}) == [["body", "key"]]  # neither key nor deployment_id
-    res = client.post("/v1/gates/checkout-prod/evaluate", content=b"{not json", headers=AUTH | {
-        "Content-Type": "application/json"})
+    res = client.post(
+        "/v1/gates/checkout-prod/evaluate", content=b"{not json", headers=AUTH | {"Content-Type": "application/json"}
+    )
     assert res.status_code == 422
     broken = client.post("/v1/gates/broken/evaluate", json={"key": "k"}, headers=AUTH)
     assert broken.status_code == 422 and "missing.csv" in broken.json()["detail"]
@@ -179,18 +200,28 @@ def test_gates_lists_names_and_checks(client):
     assert res.status_code == 200
     gates = {g["name"]: g for g in res.json()["gates"]}
     assert sorted(gates) == ["broken", "checkout-prod", "regressed", "waiting"]
-    assert gates["checkout-prod"]["checks"] == [{"name": "canary", "type": "canary", "on_fail": "rollback",
-                                                 "on_missing_data": "hold"}]
+    assert gates["checkout-prod"]["checks"] == [
+        {"name": "canary", "type": "canary", "on_fail": "rollback", "on_missing_data": "hold"}
+    ]
 
 
 def flagger(client, gate: str, hook: str, checksum: str, metadata: dict | None = None, headers=None):
-    payload = {"name": "podinfo", "namespace": "test", "phase": "Progressing", "checksum": checksum,
-               "metadata": {"token": TOKEN} if metadata is None else metadata}
+    payload = {
+        "name": "podinfo",
+        "namespace": "test",
+        "phase": "Progressing",
+        "checksum": checksum,
+        "metadata": {"token": TOKEN} if metadata is None else metadata,
+    }
     return client.post(f"/v1/flagger/{gate}/{hook}", json=payload, headers=headers or {})
 
 
 def test_flagger_answers_2xx_only_when_it_should_go_on(client):
-    expected = {"checkout-prod": ("promote", 200, 409), "regressed": ("rollback", 403, 200), "waiting": ("hold", 409, 409)}
+    expected = {
+        "checkout-prod": ("promote", 200, 409),
+        "regressed": ("rollback", 403, 200),
+        "waiting": ("hold", 409, 409),
+    }
     for gate, (decision, gating, rollback) in expected.items():
         answers = {hook: flagger(client, gate, hook, f"rev-{gate}") for hook in (*GATING_HOOKS, "rollback")}
         for hook, res in answers.items():
@@ -223,8 +254,9 @@ def test_flagger_authentication_and_validation(client, engine):
     assert flagger(client, "checkout-prod", "rollout", "c1", metadata={"token": "wrong"}).status_code == 401
     assert flagger(client, "checkout-prod", "rollout", "c1", metadata={}, headers=AUTH).status_code == 200
     assert stored_rows(engine)[0]["key"] == "flagger:test/podinfo:c1"
-    missing = client.post("/v1/flagger/checkout-prod/rollout", json={"name": "podinfo", "namespace": "test",
-                                                                       "metadata": {"token": TOKEN}})
+    missing = client.post(
+        "/v1/flagger/checkout-prod/rollout", json={"name": "podinfo", "namespace": "test", "metadata": {"token": TOKEN}}
+    )
     assert missing.status_code == 422 and [e["loc"] for e in missing.json()["detail"]] == [["body", "checksum"]]
     bad_hook = flagger(client, "checkout-prod", "post-rollout", "c1")
     assert bad_hook.status_code == 422 and bad_hook.json()["detail"][0]["loc"] == ["path", "hook"]
@@ -274,16 +306,29 @@ def test_gate_api_conforms_to_its_openapi_document(engine, tmp_path):
     statuses = set()
     for operation in operations:
         named = "{name}" in operation.path  # also aim at the real gates, not only at random names
-        strategy = st.one_of([operation.as_strategy(mode, path_parameters=fixed)
-                              for mode in GenerationMode
-                              for fixed in ([None] + [{"name": g} for g in GATES] if named else [None])])
+        strategy = st.one_of(
+            [
+                operation.as_strategy(mode, path_parameters=fixed)
+                for mode in GenerationMode
+                for fixed in ([None] + [{"name": g} for g in GATES] if named else [None])
+            ]
+        )
 
         @given(case=strategy)
-        @settings(max_examples=15, derandomize=True, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=15, derandomize=True, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+        )
         def exercise(case):
-            res = case.call_and_validate(headers=AUTH, checks=[not_a_server_error, status_code_conformance,
-                                                               content_type_conformance, response_schema_conformance])
-            statuses.add((operation.path, res.status_code))
+            res = case.call_and_validate(
+                headers=AUTH,
+                checks=[
+                    not_a_server_error,
+                    status_code_conformance,
+                    content_type_conformance,
+                    response_schema_conformance,
+                ],
+            )
+            statuses.add((operation.path, res.status_code))  # noqa: B023 - called at once, in this iteration
 
         exercise()
     # gates were reached and decided, not only refused
@@ -297,8 +342,13 @@ def test_gate_service_in_a_real_gatewatch_serve(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWATCH_")}
     env["GATEWATCH_GATE_TOKEN"] = TOKEN
     exe = Path(sys.executable).with_name("gatewatch")
-    proc = subprocess.Popen([str(exe), "--db", f"sqlite:///{db}", "serve", "--port", str(port), "--policies",
-                             str(folder)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [str(exe), "--db", f"sqlite:///{db}", "serve", "--port", str(port), "--policies", str(folder)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         wait_until_healthy(f"{base}/healthz", proc)
@@ -306,8 +356,10 @@ def test_gate_service_in_a_real_gatewatch_serve(tmp_path):
         assert res.status_code == 200 and res.json()["decision"] == "rollback"
         again = httpx.post(f"{base}/v1/gates/regressed/evaluate", json={"key": "live-1"}, headers=AUTH)
         assert again.json()["id"] == res.json()["id"] and again.json()["replayed"] is True
-        hook = httpx.post(f"{base}/v1/flagger/regressed/rollback", json={
-            "name": "podinfo", "namespace": "test", "checksum": "x1", "metadata": {"token": TOKEN}})
+        hook = httpx.post(
+            f"{base}/v1/flagger/regressed/rollback",
+            json={"name": "podinfo", "namespace": "test", "checksum": "x1", "metadata": {"token": TOKEN}},
+        )
         assert hook.status_code == 200
         assert httpx.get(f"{base}/v1/gates", headers={"Authorization": "Bearer no"}).status_code == 401
     finally:
@@ -322,7 +374,21 @@ def test_serve_refuses_an_invalid_policy_folder(tmp_path):
     (tmp_path / "bad.yaml").write_text("name: g\nchecks: []\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWATCH_")}
     exe = Path(sys.executable).with_name("gatewatch")
-    res = subprocess.run([str(exe), "--db", f"sqlite:///{tmp_path / 's.db'}", "serve", "--port", str(free_port()),
-                          "--policies", str(tmp_path)], env=env, capture_output=True, text=True, timeout=60)
+    res = subprocess.run(
+        [
+            str(exe),
+            "--db",
+            f"sqlite:///{tmp_path / 's.db'}",
+            "serve",
+            "--port",
+            str(free_port()),
+            "--policies",
+            str(tmp_path),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert res.returncode == 2 and "bad.yaml" in res.stderr and "checks" in res.stderr
     assert "Traceback" not in res.stderr

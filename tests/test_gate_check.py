@@ -1,38 +1,56 @@
 """`gatewatch gate check` end to end on real files and a real store."""
+
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
 import yaml
 
-
 CANARY = {"metrics": [{"name": "latency", "direction": "increase", "tolerance": 0.1, "critical": True}]}
 
 
-def setup(tmp_path, canary_shift: float, errors_per_minute: int = 0, window: str = "Mon-Sun 00:00-24:00",
-          on_missing: str = "hold", sli: bool = True):
+def setup(
+    tmp_path,
+    canary_shift: float,
+    errors_per_minute: int = 0,
+    window: str = "Mon-Sun 00:00-24:00",
+    on_missing: str = "hold",
+    sli: bool = True,
+):
     rng = np.random.default_rng(4)
-    rows = [{"metric": "latency", "group": g, "value": v}
-            for g, s in (("baseline", 1.0), ("canary", canary_shift)) for v in rng.normal(100 * s, 5, 100)]
+    rows = [
+        {"metric": "latency", "group": g, "value": v}
+        for g, s in (("baseline", 1.0), ("canary", canary_shift))
+        for v in rng.normal(100 * s, 5, 100)
+    ]
     pd.DataFrame(rows).to_csv(tmp_path / "samples.csv", index=False)
     (tmp_path / "canary.yaml").write_text(yaml.safe_dump(CANARY))
-    now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
     minutes = [now - timedelta(minutes=i) for i in range(3 * 24 * 60)]
     if sli:
-        pd.DataFrame({"timestamp": [m.isoformat() for m in minutes],
-                      "good": [1000 - (errors_per_minute if i < 60 else 0) for i in range(len(minutes))],
-                      "total": 1000}).to_csv(tmp_path / "sli.csv", index=False)
-    (tmp_path / "slo.yaml").write_text(yaml.safe_dump({"service": "checkout", "objective": 99.9, "window": "28d",
-                                                       "sli": {"data": "sli.csv"}}))
-    policy = {"name": "checkout-prod", "on_missing_data": on_missing, "checks": [
-        {"canary": {"config": "canary.yaml", "data": "samples.csv"}, "on_fail": "rollback"},
-        {"error_budget": {"slo": "slo.yaml", "min_remaining": 0.25}, "on_fail": "hold"},
-        {"burn_rate": {"slo": "slo.yaml"}, "on_fail": "rollback"},
-        {"deploy_window": {"timezone": "Europe/Berlin", "allow": [window]}, "on_fail": "hold"},
-    ]}
+        pd.DataFrame(
+            {
+                "timestamp": [m.isoformat() for m in minutes],
+                "good": [1000 - (errors_per_minute if i < 60 else 0) for i in range(len(minutes))],
+                "total": 1000,
+            }
+        ).to_csv(tmp_path / "sli.csv", index=False)
+    (tmp_path / "slo.yaml").write_text(
+        yaml.safe_dump({"service": "checkout", "objective": 99.9, "window": "28d", "sli": {"data": "sli.csv"}})
+    )
+    policy = {
+        "name": "checkout-prod",
+        "on_missing_data": on_missing,
+        "checks": [
+            {"canary": {"config": "canary.yaml", "data": "samples.csv"}, "on_fail": "rollback"},
+            {"error_budget": {"slo": "slo.yaml", "min_remaining": 0.25}, "on_fail": "hold"},
+            {"burn_rate": {"slo": "slo.yaml"}, "on_fail": "rollback"},
+            {"deploy_window": {"timezone": "Europe/Berlin", "allow": [window]}, "on_fail": "hold"},
+        ],
+    }
     (tmp_path / "gate.yaml").write_text(yaml.safe_dump(policy))
     return str(tmp_path / "gate.yaml")
 
@@ -48,8 +66,9 @@ def test_healthy_deployment_is_promoted_and_retries_return_the_stored_decision(t
     assert first["evidence"]["canary_run_id"] and first["replayed"] is False
     assert "decision=promote" in outputs.read_text() and "**promote**" in summary.read_text()
     setup(tmp_path, 1.4)  # the data changes, but a retry with the same key must not decide again
-    again = json.loads(gatewatch("--db", store_url, "gate", "check", "--policy", policy, "--key", "job-1",
-                                 "--json").stdout)
+    again = json.loads(
+        gatewatch("--db", store_url, "gate", "check", "--policy", policy, "--key", "job-1", "--json").stdout
+    )
     assert again["id"] == first["id"] and again["decision"] == "promote" and again["replayed"] is True
 
 
@@ -61,11 +80,15 @@ def test_regressed_canary_rolls_back(tmp_path, store_url, gatewatch):
 
 
 def test_fast_burn_rolls_back_and_a_closed_window_holds(tmp_path, store_url, gatewatch):
-    burning = json.loads(gatewatch("--db", store_url, "gate", "check", "--policy",
-                                   setup(tmp_path, 1.0, errors_per_minute=30), "--json").stdout)
+    burning = json.loads(
+        gatewatch(
+            "--db", store_url, "gate", "check", "--policy", setup(tmp_path, 1.0, errors_per_minute=30), "--json"
+        ).stdout
+    )
     assert burning["decision"] == "rollback" and "burn_rate" in burning["reasons"][0]
-    closed = gatewatch("--db", store_url, "gate", "check", "--policy",
-                       setup(tmp_path, 1.0, window="Mon 00:00-00:01"), "--json")
+    closed = gatewatch(
+        "--db", store_url, "gate", "check", "--policy", setup(tmp_path, 1.0, window="Mon 00:00-00:01"), "--json"
+    )
     statuses = {c["name"]: c["status"] for c in json.loads(closed.stdout)["checks"]}
     if statuses["deploy_window"] == "fail":  # unless the test runs in that very minute
         assert closed.returncode == 3 and json.loads(closed.stdout)["decision"] == "hold"
@@ -76,8 +99,9 @@ def test_missing_telemetry_holds_never_promotes(tmp_path, store_url, gatewatch):
     out = json.loads(res.stdout)
     assert res.returncode == 3 and out["decision"] == "hold"
     assert {c["name"]: c["status"] for c in out["checks"]}["error_budget"] == "nodata"
-    ignoring = gatewatch("--db", store_url, "gate", "check", "--policy",
-                         setup(tmp_path, 1.0, sli=False, on_missing="ignore"), "--json")
+    ignoring = gatewatch(
+        "--db", store_url, "gate", "check", "--policy", setup(tmp_path, 1.0, sli=False, on_missing="ignore"), "--json"
+    )
     assert json.loads(ignoring.stdout)["decision"] == "promote"
 
 

@@ -1,4 +1,5 @@
 """Gate decisions are stored once per key; racing processes on one database make one decision."""
+
 from __future__ import annotations
 
 import multiprocessing
@@ -8,8 +9,15 @@ from collector.gate_decisions import get_decision, list_decisions, record_action
 
 
 def test_first_writer_wins_and_retries_get_the_stored_decision(engine):
-    first = record_decision(engine, "job-1", "checkout-prod", "rollback", [{"name": "canary", "status": "fail"}],
-                            ["canary failed"], deployment_id="d1")
+    first = record_decision(
+        engine,
+        "job-1",
+        "checkout-prod",
+        "rollback",
+        [{"name": "canary", "status": "fail"}],
+        ["canary failed"],
+        deployment_id="d1",
+    )
     assert first.first and first.decision == "rollback"
     again = record_decision(engine, "job-1", "checkout-prod", "promote", [], ["a different answer"])
     assert not again.first and again.decision == "rollback" and again.id == first.id
@@ -29,7 +37,7 @@ def _decide(url: str, decision: str, barrier, out) -> None:
 
 def test_two_processes_racing_on_one_key_make_one_decision(engine, store_url):
     ctx = multiprocessing.get_context("spawn")
-    for round_ in range(3):
+    for _round in range(3):
         barrier, out = ctx.Barrier(2), ctx.Queue()
         key_url = store_url
         procs = [ctx.Process(target=_decide, args=(key_url, d, barrier, out)) for d in ("promote", "rollback")]
@@ -44,6 +52,7 @@ def test_two_processes_racing_on_one_key_make_one_decision(engine, store_url):
 
         from collector.db import write_transaction
         from collector.models import gate_decisions
+
         with write_transaction(engine) as conn:
             conn.execute(delete(gate_decisions))
 

@@ -1,6 +1,7 @@
 """The CodePipeline Lambda invoke handler for gates, called as a plain function with the published job
 event, a real store, policies with CSV canary data, and botocore's Stubber checking each request's shape
 against the CodePipeline service model (enum values and key patterns asserted here, Stubber skips them)."""
+
 from __future__ import annotations
 
 import copy
@@ -28,12 +29,16 @@ from tests.conftest import fixture_path
 PUBLISHED = json.loads(fixture_path("aws/codepipeline-lambda-invoke-job.json").read_text())
 MODEL = botocore.session.get_session().get_service_model("codepipeline")
 FAILURE_TYPES = MODEL.shape_for("FailureType").enum
-OUTPUT_KEY = re.compile(MODEL.operation_model("PutJobSuccessResult").input_shape.members["outputVariables"]
-                        .key.metadata["pattern"])
+OUTPUT_KEY = re.compile(
+    MODEL.operation_model("PutJobSuccessResult").input_shape.members["outputVariables"].key.metadata["pattern"]
+)
 MESSAGE_MAX = MODEL.shape_for("Message").metadata["max"]
 TOKEN_MAX = MODEL.shape_for("ContinuationToken").metadata["max"]
-SECRETS = {"accessKeyId": f"ASIA{uuid.uuid4().hex[:16].upper()}",
-           "secretAccessKey": f"secret-{uuid.uuid4().hex}", "sessionToken": f"session-{uuid.uuid4().hex}"}
+SECRETS = {
+    "accessKeyId": f"ASIA{uuid.uuid4().hex[:16].upper()}",
+    "secretAccessKey": f"secret-{uuid.uuid4().hex}",
+    "sessionToken": f"session-{uuid.uuid4().hex}",
+}
 GATE = "checkout-prod"
 
 
@@ -46,20 +51,39 @@ def closed_port() -> int:
 def write_policy(folder, shift: float = 1.0, freeze: bool = False, prometheus_port: int | None = None) -> None:
     """The gate `checkout-prod`: a canary on CSV samples (or an unreachable Prometheus) and a window."""
     rng = np.random.default_rng(11)
-    rows = [{"metric": "latency", "group": g, "value": v}
-            for g, s in (("baseline", 1.0), ("canary", shift)) for v in rng.normal(100 * s, 5, 100)]
+    rows = [
+        {"metric": "latency", "group": g, "value": v}
+        for g, s in (("baseline", 1.0), ("canary", shift))
+        for v in rng.normal(100 * s, 5, 100)
+    ]
     pd.DataFrame(rows).to_csv(folder / "samples.csv", index=False)
-    metric = {"name": "latency", "direction": "increase", "tolerance": 0.1, "critical": True,
-              "query": 'latency{job="api", {scope}}'}
+    metric = {
+        "name": "latency",
+        "direction": "increase",
+        "tolerance": 0.1,
+        "critical": True,
+        "query": 'latency{job="api", {scope}}',
+    }
     (folder / "canary.cfg").write_text(yaml.safe_dump({"metrics": [metric]}))
-    canary = ({"config": "canary.cfg", "prometheus": {"url": f"http://127.0.0.1:{prometheus_port}",
-                                                       "baseline": 'version="v1"', "canary": 'version="v2"'}}
-              if prometheus_port else {"config": "canary.cfg", "data": "samples.csv"})
+    canary = (
+        {
+            "config": "canary.cfg",
+            "prometheus": {
+                "url": f"http://127.0.0.1:{prometheus_port}",
+                "baseline": 'version="v1"',
+                "canary": 'version="v2"',
+            },
+        }
+        if prometheus_port
+        else {"config": "canary.cfg", "data": "samples.csv"}
+    )
     window = {"timezone": "Europe/Berlin", "allow": ["Mon-Sun 00:00-24:00"]}
     if freeze:
         window["freeze"] = [{"from": "2000-01-01", "to": "2999-12-31", "reason": "release freeze"}]
-    policy = {"name": GATE, "checks": [{"canary": canary, "on_fail": "rollback"},
-                                       {"deploy_window": window, "on_fail": "hold"}]}
+    policy = {
+        "name": GATE,
+        "checks": [{"canary": canary, "on_fail": "rollback"}, {"deploy_window": window, "on_fail": "hold"}],
+    }
     (folder / "gate.yaml").write_text(yaml.safe_dump(policy))
 
 
@@ -84,7 +108,8 @@ def job_event(params, job_id: str | None = None, token: str | None = None) -> di
     job["id"] = job_id or str(uuid.uuid4())
     job["data"]["artifactCredentials"] = dict(SECRETS)
     job["data"]["actionConfiguration"]["configuration"]["UserParameters"] = (
-        params if isinstance(params, str) else json.dumps(params))
+        params if isinstance(params, str) else json.dumps(params)
+    )
     if token is None:
         del job["data"]["continuationToken"]
     else:
@@ -107,8 +132,9 @@ class Pipeline:
 
     def expect(self, operation: str, params: dict, error: str | None = None) -> None:
         if error:
-            self.stub.add_client_error(operation, service_error_code=error, http_status_code=400,
-                                       expected_params=params)
+            self.stub.add_client_error(
+                operation, service_error_code=error, http_status_code=400, expected_params=params
+            )
         else:
             self.stub.add_response(operation, {}, expected_params=params)
 
@@ -123,8 +149,12 @@ class Pipeline:
 
 def decisions(engine) -> list[dict]:
     with engine.connect() as conn:
-        return [dict(r) for r in conn.execute(select(gate_decisions).order_by(gate_decisions.c.key,
-                                                                                gate_decisions.c.attempt)).mappings()]
+        return [
+            dict(r)
+            for r in conn.execute(
+                select(gate_decisions).order_by(gate_decisions.c.key, gate_decisions.c.attempt)
+            ).mappings()
+        ]
 
 
 def assert_no_secrets(caplog, engine, event: dict) -> None:
@@ -142,14 +172,27 @@ def assert_failure_shape(request: dict) -> None:
 
 
 def test_promote_reports_success_with_output_variables(gates, engine, caplog):
-    pipeline, event = Pipeline(), job_event({"gate": GATE, "deployment": "codepipeline:checkout-pipeline:e-1",
-                                             "service": "checkout"})
+    pipeline, event = (
+        Pipeline(),
+        job_event({"gate": GATE, "deployment": "codepipeline:checkout-pipeline:e-1", "service": "checkout"}),
+    )
     job_id = event["CodePipeline.job"]["id"]
-    pipeline.expect("put_job_success_result", {
-        "jobId": job_id,
-        "outputVariables": {"decision": "promote", "decision_id": ANY, "gate": GATE, "attempt": "1",
-                            "canary_score": ANY, "canary_verdict": "pass", "canary_run_id": ANY},
-        "executionDetails": {"summary": ANY, "externalExecutionId": ANY}})
+    pipeline.expect(
+        "put_job_success_result",
+        {
+            "jobId": job_id,
+            "outputVariables": {
+                "decision": "promote",
+                "decision_id": ANY,
+                "gate": GATE,
+                "attempt": "1",
+                "canary_score": ANY,
+                "canary_verdict": "pass",
+                "canary_run_id": ANY,
+            },
+            "executionDetails": {"summary": ANY, "externalExecutionId": ANY},
+        },
+    )
     result = pipeline.call(event)
     [row] = decisions(engine)
     assert row["key"] == job_id and row["decision"] == "promote" and row["deployment_id"].endswith(":e-1")
@@ -161,8 +204,14 @@ def test_promote_reports_success_with_output_variables(gates, engine, caplog):
         run = conn.execute(select(canary_runs).where(canary_runs.c.id == variables["canary_run_id"])).mappings().one()
     assert float(variables["canary_score"]) == pytest.approx(run["score"], abs=0.005)
     assert sent["executionDetails"]["summary"].startswith("promote: every check passed")
-    assert result == {"job_id": job_id, "key": job_id, "decision": "promote", "decision_id": row["id"],
-                      "attempt": 1, "reported": "success"}
+    assert result == {
+        "job_id": job_id,
+        "key": job_id,
+        "decision": "promote",
+        "decision_id": row["id"],
+        "attempt": 1,
+        "reported": "success",
+    }
     assert_no_secrets(caplog, engine, event)
 
 
@@ -170,8 +219,10 @@ def test_regressed_canary_rolls_back_with_a_job_failure(gates, engine, caplog):
     write_policy(gates, shift=1.4)
     pipeline, event = Pipeline(), job_event({"gate": GATE})
     job_id = event["CodePipeline.job"]["id"]
-    pipeline.expect("put_job_failure_result", {"jobId": job_id, "failureDetails": {
-        "type": "JobFailed", "message": ANY, "externalExecutionId": ANY}})
+    pipeline.expect(
+        "put_job_failure_result",
+        {"jobId": job_id, "failureDetails": {"type": "JobFailed", "message": ANY, "externalExecutionId": ANY}},
+    )
     result = pipeline.call(event)
     [row] = decisions(engine)
     details = pipeline.last()["failureDetails"]
@@ -197,11 +248,22 @@ def test_hold_continues_and_the_final_call_carries_the_output_variables(gates, e
     write_policy(gates)  # the freeze is lifted: CodePipeline's next job (a new id) carries our token
     second = job_event({"gate": GATE, "max_wait": "2h"}, token=token)
     second_id = second["CodePipeline.job"]["id"]
-    pipeline.expect("put_job_success_result", {
-        "jobId": second_id,
-        "outputVariables": {"decision": "promote", "decision_id": ANY, "gate": GATE, "attempt": "2",
-                            "canary_score": ANY, "canary_verdict": "pass", "canary_run_id": ANY},
-        "executionDetails": {"summary": ANY, "externalExecutionId": ANY}})
+    pipeline.expect(
+        "put_job_success_result",
+        {
+            "jobId": second_id,
+            "outputVariables": {
+                "decision": "promote",
+                "decision_id": ANY,
+                "gate": GATE,
+                "attempt": "2",
+                "canary_score": ANY,
+                "canary_verdict": "pass",
+                "canary_run_id": ANY,
+            },
+            "executionDetails": {"summary": ANY, "externalExecutionId": ANY},
+        },
+    )
     final = pipeline.call(second)
     rows = decisions(engine)
     assert [(r["key"], r["attempt"], r["decision"]) for r in rows] == [(first_id, 1, "hold"), (first_id, 2, "promote")]
@@ -217,15 +279,22 @@ def test_a_hold_past_max_wait_fails_the_job_with_the_reasons(gates, engine, capl
     carried = json.loads(pipeline.last()["continuationToken"])
     carried["started"] = (datetime.fromisoformat(carried["started"]) - timedelta(minutes=31)).isoformat()
     later = job_event({"gate": GATE}, token=json.dumps(carried))
-    pipeline.expect("put_job_failure_result", {"jobId": later["CodePipeline.job"]["id"], "failureDetails": {
-        "type": "JobFailed", "message": ANY, "externalExecutionId": ANY}})
+    pipeline.expect(
+        "put_job_failure_result",
+        {
+            "jobId": later["CodePipeline.job"]["id"],
+            "failureDetails": {"type": "JobFailed", "message": ANY, "externalExecutionId": ANY},
+        },
+    )
     result = pipeline.call(later)
     message = pipeline.last()["failureDetails"]["message"]
     assert_failure_shape(pipeline.last())
     assert message.startswith("held: still holding after 31m (max_wait 30m, attempt 2)")
     assert "deploy_window:" in message and "release freeze" in message
-    assert result["decision"] == "hold" and decisions(engine)[-1]["id"] == pipeline.last()["failureDetails"][
-        "externalExecutionId"]
+    assert (
+        result["decision"] == "hold"
+        and decisions(engine)[-1]["id"] == pipeline.last()["failureDetails"]["externalExecutionId"]
+    )
     assert_no_secrets(caplog, engine, later)
 
 
@@ -233,8 +302,13 @@ def test_a_hold_on_unreadable_telemetry_fails_as_system_unavailable(gates, engin
     port = closed_port()
     write_policy(gates, prometheus_port=port)
     pipeline, event = Pipeline(), job_event({"gate": GATE, "max_wait": "0s"})
-    pipeline.expect("put_job_failure_result", {"jobId": event["CodePipeline.job"]["id"], "failureDetails": {
-        "type": "SystemUnavailable", "message": ANY, "externalExecutionId": ANY}})
+    pipeline.expect(
+        "put_job_failure_result",
+        {
+            "jobId": event["CodePipeline.job"]["id"],
+            "failureDetails": {"type": "SystemUnavailable", "message": ANY, "externalExecutionId": ANY},
+        },
+    )
     result = pipeline.call(event)
     message = pipeline.last()["failureDetails"]["message"]
     assert_failure_shape(pipeline.last())
@@ -243,22 +317,28 @@ def test_a_hold_on_unreadable_telemetry_fails_as_system_unavailable(gates, engin
     assert result["failure_type"] == "SystemUnavailable" and decisions(engine)[0]["decision"] == "hold"
 
 
-@pytest.mark.parametrize("params, token, field", [
-    ("input_parameter", None, "UserParameters: not valid JSON"),          # the published sample's value
-    ({"gate": "search-prod"}, None, "UserParameters.gate 'search-prod': no such gate"),
-    ({"gate": GATE, "max_wait": "forever"}, None, "UserParameters.max_wait"),
-    ({"gate": GATE, "max_wait": "2d"}, None, "UserParameters.max_wait: at most 24h"),
-    ({"gate": GATE, "deploymnet": "d-1"}, None, "unknown key(s) ['deploymnet']"),
-    ({"gate": GATE, "policy": "gate.yaml"}, None, "exactly one of 'gate'"),
-    ({"policy": "broken.yaml"}, None, "checks[0].on_fail"),
-    ({"gate": GATE}, "token_ID", "continuationToken: not one this handler issued"),  # the published token
-])
+@pytest.mark.parametrize(
+    "params, token, field",
+    [
+        ("input_parameter", None, "UserParameters: not valid JSON"),  # the published sample's value
+        ({"gate": "search-prod"}, None, "UserParameters.gate 'search-prod': no such gate"),
+        ({"gate": GATE, "max_wait": "forever"}, None, "UserParameters.max_wait"),
+        ({"gate": GATE, "max_wait": "2d"}, None, "UserParameters.max_wait: at most 24h"),
+        ({"gate": GATE, "deploymnet": "d-1"}, None, "unknown key(s) ['deploymnet']"),
+        ({"gate": GATE, "policy": "gate.yaml"}, None, "exactly one of 'gate'"),
+        ({"policy": "broken.yaml"}, None, "checks[0].on_fail"),
+        ({"gate": GATE}, "token_ID", "continuationToken: not one this handler issued"),  # the published token
+    ],
+)
 def test_bad_parameters_report_a_configuration_error(gates, engine, caplog, tmp_path, params, token, field):
-    (tmp_path / "broken.yaml").write_text("name: g\nchecks:\n  - deploy_window: {allow: ['Mon 09:00-10:00']}\n"
-                                          "    on_fail: page\n")
+    (tmp_path / "broken.yaml").write_text(
+        "name: g\nchecks:\n  - deploy_window: {allow: ['Mon 09:00-10:00']}\n    on_fail: page\n"
+    )
     pipeline, event = Pipeline(), job_event(params, token=token)
-    pipeline.expect("put_job_failure_result", {"jobId": event["CodePipeline.job"]["id"], "failureDetails": {
-        "type": "ConfigurationError", "message": ANY}})
+    pipeline.expect(
+        "put_job_failure_result",
+        {"jobId": event["CodePipeline.job"]["id"], "failureDetails": {"type": "ConfigurationError", "message": ANY}},
+    )
     result = pipeline.call(event)
     assert_failure_shape(pipeline.last())
     assert field in pipeline.last()["failureDetails"]["message"]
@@ -267,11 +347,14 @@ def test_bad_parameters_report_a_configuration_error(gates, engine, caplog, tmp_
 
 
 def test_an_unreachable_store_reports_system_unavailable(gates, engine, monkeypatch, caplog):
-    monkeypatch.setenv("GATEWATCH_DB", f"postgresql://gw:db-password-{SECRETS['secretAccessKey']}"
-                                       f"@127.0.0.1:{closed_port()}/gw")
+    monkeypatch.setenv(
+        "GATEWATCH_DB", f"postgresql://gw:db-password-{SECRETS['secretAccessKey']}@127.0.0.1:{closed_port()}/gw"
+    )
     pipeline, event = Pipeline(), job_event({"gate": GATE})
-    pipeline.expect("put_job_failure_result", {"jobId": event["CodePipeline.job"]["id"], "failureDetails": {
-        "type": "SystemUnavailable", "message": ANY}})
+    pipeline.expect(
+        "put_job_failure_result",
+        {"jobId": event["CodePipeline.job"]["id"], "failureDetails": {"type": "SystemUnavailable", "message": ANY}},
+    )
     pipeline.call(event)
     message = pipeline.last()["failureDetails"]["message"]
     assert message.startswith("the Gatewatch store could not be reached") and "db-password" not in message
@@ -284,8 +367,10 @@ def test_an_unexpected_exception_still_posts_a_failure(gates, engine, monkeypatc
 
     monkeypatch.setattr(aws_lambda, "evaluate_gate", broken)
     pipeline, event = Pipeline(), job_event({"gate": GATE})
-    pipeline.expect("put_job_failure_result", {"jobId": event["CodePipeline.job"]["id"], "failureDetails": {
-        "type": "JobFailed", "message": ANY}})
+    pipeline.expect(
+        "put_job_failure_result",
+        {"jobId": event["CodePipeline.job"]["id"], "failureDetails": {"type": "JobFailed", "message": ANY}},
+    )
     result = pipeline.call(event)
     assert "ZeroDivisionError: division by zero in a check" in pipeline.last()["failureDetails"]["message"]
     assert result["failure_type"] == "JobFailed"
@@ -312,8 +397,11 @@ def test_a_retried_invocation_of_a_reported_job_is_logged_and_returns(gates, eng
 
 def test_other_errors_from_codepipeline_raise_so_lambda_retries(gates, engine):
     pipeline, event = Pipeline(), job_event({"gate": GATE})
-    pipeline.expect("put_job_success_result", {"jobId": event["CodePipeline.job"]["id"], "outputVariables": ANY,
-                                               "executionDetails": ANY}, error="JobNotFoundException")
+    pipeline.expect(
+        "put_job_success_result",
+        {"jobId": event["CodePipeline.job"]["id"], "outputVariables": ANY, "executionDetails": ANY},
+        error="JobNotFoundException",
+    )
     with pytest.raises(pipeline.client.exceptions.JobNotFoundException):
         aws_lambda.handler(event, None, client=pipeline.client)
 

@@ -1,5 +1,6 @@
 """The policy matrix at the level of real checks: every check type passing, failing and (where it can)
 without data, and what missing data does under each policy setting; evaluated on a real store."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -16,15 +17,19 @@ from gates.policy import policy_from_mapping
 from gatewatch import api
 
 NOW = utcnow().replace(second=0, microsecond=0)
-CANARY = {"metrics": [{"name": "latency", "direction": "increase", "tolerance": 0.1, "critical": True,
-                       "min_samples": 10}]}
+CANARY = {
+    "metrics": [{"name": "latency", "direction": "increase", "tolerance": 0.1, "critical": True, "min_samples": 10}]
+}
 
 
 def canary_files(tmp_path, state: str) -> dict:
     rng = np.random.default_rng(11)
     n, shift = {"pass": (100, 1.0), "fail": (100, 1.4), "nodata": (3, 1.0)}[state]
-    rows = [{"metric": "latency", "group": g, "value": v}
-            for g, s in (("baseline", 1.0), ("canary", shift)) for v in rng.normal(100 * s, 5, n)]
+    rows = [
+        {"metric": "latency", "group": g, "value": v}
+        for g, s in (("baseline", 1.0), ("canary", shift))
+        for v in rng.normal(100 * s, 5, n)
+    ]
     pd.DataFrame(rows).to_csv(tmp_path / "samples.csv", index=False)
     (tmp_path / "canary.yaml").write_text(yaml.safe_dump(CANARY))
     return {"config": "canary.yaml", "data": "samples.csv"}
@@ -40,10 +45,12 @@ def slo_file(tmp_path, state: str) -> str:
     bad = [0] * len(hours)
     if state == "fail":
         bad[0] = 86
-    pd.DataFrame({"timestamp": [h.isoformat() for h in hours], "good": [1000 - b for b in bad],
-                  "total": 1000}).to_csv(tmp_path / "sli.csv", index=False)
-    (tmp_path / "slo.yaml").write_text(yaml.safe_dump({"service": "checkout", "objective": 99.9, "window": "28d",
-                                                       "sli": {"data": "sli.csv"}}))
+    pd.DataFrame({"timestamp": [h.isoformat() for h in hours], "good": [1000 - b for b in bad], "total": 1000}).to_csv(
+        tmp_path / "sli.csv", index=False
+    )
+    (tmp_path / "slo.yaml").write_text(
+        yaml.safe_dump({"service": "checkout", "objective": 99.9, "window": "28d", "sli": {"data": "sli.csv"}})
+    )
     return "slo.yaml"
 
 
@@ -52,13 +59,29 @@ def dora_store(engine, state: str) -> None:
     `nodata`: no deployment at all."""
     if state == "nodata":
         return
-    records = [{"type": "deployment", "id": f"d{i}", "service": "checkout", "environment": "production",
-                "status": "success", "started_at": (NOW - timedelta(days=i, minutes=10)).isoformat(),
-                "finished_at": (NOW - timedelta(days=i)).isoformat()} for i in range(1, 5)]
+    records = [
+        {
+            "type": "deployment",
+            "id": f"d{i}",
+            "service": "checkout",
+            "environment": "production",
+            "status": "success",
+            "started_at": (NOW - timedelta(days=i, minutes=10)).isoformat(),
+            "finished_at": (NOW - timedelta(days=i)).isoformat(),
+        }
+        for i in range(1, 5)
+    ]
     if state == "fail":
-        records.append({"type": "incident", "id": "INC-1", "service": "checkout", "deployment_id": "d2",
-                        "opened_at": (NOW - timedelta(days=2) + timedelta(hours=1)).isoformat(),
-                        "resolved_at": (NOW - timedelta(days=2) + timedelta(hours=3)).isoformat()})
+        records.append(
+            {
+                "type": "incident",
+                "id": "INC-1",
+                "service": "checkout",
+                "deployment_id": "d2",
+                "opened_at": (NOW - timedelta(days=2) + timedelta(hours=1)).isoformat(),
+                "resolved_at": (NOW - timedelta(days=2) + timedelta(hours=3)).isoformat(),
+            }
+        )
     assert ingest_payloads(engine, records, config_from_mapping({}, environ={})).stored == len(records)
 
 
@@ -99,8 +122,10 @@ def test_each_check_passes_fails_or_has_no_data(kind, state, on_fail, tmp_path, 
 
 @pytest.mark.parametrize("missing, expected", [("hold", "hold"), ("ignore", "promote"), ("rollback", "rollback")])
 def test_missing_data_follows_the_policy_and_a_check_can_override_it(missing, expected, tmp_path, engine):
-    checks = [{"canary": canary_files(tmp_path, "nodata"), "on_fail": "rollback"},
-              {"deploy_window": {"timezone": "UTC", "allow": ["Mon-Sun 00:00-24:00"]}, "on_fail": "hold"}]
+    checks = [
+        {"canary": canary_files(tmp_path, "nodata"), "on_fail": "rollback"},
+        {"deploy_window": {"timezone": "UTC", "allow": ["Mon-Sun 00:00-24:00"]}, "on_fail": "hold"},
+    ]
     policy = policy_from_mapping({"name": "m", "on_missing_data": missing, "checks": checks}, base_dir=tmp_path)
     stored = evaluate(engine, policy, api.GateRequest(key=f"policy-{missing}"))
     assert stored.decision == expected and stored.checks[0]["status"] == "nodata"
@@ -116,23 +141,37 @@ def unlinked_incident_store(engine) -> None:
     the second with no link to any deployment: blamed on it within a 24 h link window, not within 6 h."""
     dora_store(engine, "pass")
     opened = NOW - timedelta(days=2) + timedelta(hours=12)
-    incident = {"type": "incident", "id": "INC-9", "service": "checkout", "opened_at": opened.isoformat(),
-                "resolved_at": (opened + timedelta(hours=1)).isoformat()}
+    incident = {
+        "type": "incident",
+        "id": "INC-9",
+        "service": "checkout",
+        "opened_at": opened.isoformat(),
+        "resolved_at": (opened + timedelta(hours=1)).isoformat(),
+    }
     assert ingest_payloads(engine, [incident], config_from_mapping({}, environ={})).stored == 1
 
 
-DORA_GATE = {"name": "dora-gate", "checks": [{"dora": {"metric": "change_failure_rate", "max": 0.2, "since": "30d",
-                                                       "service": "checkout"}, "on_fail": "hold"}]}
+DORA_GATE = {
+    "name": "dora-gate",
+    "checks": [
+        {
+            "dora": {"metric": "change_failure_rate", "max": 0.2, "since": "30d", "service": "checkout"},
+            "on_fail": "hold",
+        }
+    ],
+}
 OURS = {"change_failure_rate": {"elite": 0.3, "high": 0.5, "medium": 0.6}}
 
 
-@pytest.mark.parametrize("settings, decision, rate, tier, benchmark", [
-    ({}, "hold", 0.25, "low", "dora-2024"),                                    # the defaults: 24 h, dora-2024
-    ({"link_window": "6h"}, "promote", 0.0, "elite", "dora-2024"),             # the incident is not blamed
-    ({"benchmark": "ours", "benchmarks": {"ours": OURS}}, "hold", 0.25, "elite", "ours"),
-])
-def test_a_dora_check_uses_the_configured_link_window_and_benchmark(settings, decision, rate, tier, benchmark,
-                                                                    engine):
+@pytest.mark.parametrize(
+    "settings, decision, rate, tier, benchmark",
+    [
+        ({}, "hold", 0.25, "low", "dora-2024"),  # the defaults: 24 h, dora-2024
+        ({"link_window": "6h"}, "promote", 0.0, "elite", "dora-2024"),  # the incident is not blamed
+        ({"benchmark": "ours", "benchmarks": {"ours": OURS}}, "hold", 0.25, "elite", "ours"),
+    ],
+)
+def test_a_dora_check_uses_the_configured_link_window_and_benchmark(settings, decision, rate, tier, benchmark, engine):
     """The gate's DORA figures are the report's (`gatewatch dora` with the same gatewatch.yaml)."""
     unlinked_incident_store(engine)
     config = config_from_mapping({"dora": settings} if settings else {}, environ={})
@@ -151,7 +190,17 @@ def test_gate_check_reads_the_dora_settings_of_gatewatch_yaml(store_url, engine,
     config = tmp_path / "gatewatch.yaml"
     config.write_text(yaml.safe_dump({"dora": {"link_window": "6h"}}))
     held = gatewatch("--db", store_url, "gate", "check", "--policy", str(tmp_path / "gate.yaml"), "--key", "a")
-    promoted = gatewatch("--db", store_url, "--config", str(config), "gate", "check", "--policy",
-                         str(tmp_path / "gate.yaml"), "--key", "b")
+    promoted = gatewatch(
+        "--db",
+        store_url,
+        "--config",
+        str(config),
+        "gate",
+        "check",
+        "--policy",
+        str(tmp_path / "gate.yaml"),
+        "--key",
+        "b",
+    )
     assert (held.returncode, promoted.returncode) == (3, 0), (held.stdout, promoted.stdout)
     assert "incidents linked within 6 h" in promoted.stdout and "within 24 h" in held.stdout

@@ -1,4 +1,5 @@
 """Gate policies: schema errors that name the field, and how check results combine."""
+
 from __future__ import annotations
 
 import pytest
@@ -30,42 +31,60 @@ def test_the_issue_example_parses():
 @pytest.mark.parametrize("on_fail", ["rollback", "hold"])
 @pytest.mark.parametrize("missing", ["hold", "ignore", "rollback"])
 def test_policy_matrix(status, on_fail, missing):
-    policy = policy_from_mapping({"name": "g", "on_missing_data": missing,
-                                  "checks": [{"burn_rate": {"slo": "s.yaml"}, "on_fail": on_fail}]})
+    policy = policy_from_mapping(
+        {"name": "g", "on_missing_data": missing, "checks": [{"burn_rate": {"slo": "s.yaml"}, "on_fail": on_fail}]}
+    )
     (check,) = policy.checks
     effect = effect_of(check, status)
     decision, reasons = decide([CheckResult(check.name, status, effect, "because")])
-    expected = {"pass": "promote", "fail": on_fail, "nodata": {"hold": "hold", "ignore": "promote",
-                                                               "rollback": "rollback"}[missing]}[status]
+    expected = {
+        "pass": "promote",
+        "fail": on_fail,
+        "nodata": {"hold": "hold", "ignore": "promote", "rollback": "rollback"}[missing],
+    }[status]
     assert decision == expected
     assert reasons[0] == ("burn_rate: because" if expected != "promote" else reasons[0])
 
 
 def test_rollback_beats_hold_beats_promote():
-    results = [CheckResult("a", "pass", "none", "ok"), CheckResult("b", "fail", "hold", "outside window"),
-               CheckResult("c", "fail", "rollback", "canary failed")]
+    results = [
+        CheckResult("a", "pass", "none", "ok"),
+        CheckResult("b", "fail", "hold", "outside window"),
+        CheckResult("c", "fail", "rollback", "canary failed"),
+    ]
     assert decide(results) == ("rollback", ["c: canary failed"])
     assert decide(results[:2]) == ("hold", ["b: outside window"])
     assert decide(results[:1])[0] == "promote"
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda p: p.pop("name"), "name: required"),
-    (lambda p: p.update(on_missing_data="promote"), "on_missing_data: expected one of hold, ignore, rollback"),
-    (lambda p: p["checks"][0].update(on_fail="page"), "checks[0].on_fail: expected one of rollback, hold, got 'page'"),
-    (lambda p: p["checks"][0]["canary"].pop("data"), "checks[0].canary: expected one of 'data'"),
-    (lambda p: p["checks"][0]["canary"].update(cloudwatch={"baseline": 'Version="v1"'}),
-     "checks[0].canary: expected one of 'data' (a CSV file), 'prometheus' {url, baseline, canary} or 'cloudwatch' "
-     "{baseline, canary, region}; got cloudwatch and data"),
-    (lambda p: (p["checks"][0]["canary"].pop("data"), p["checks"][0]["canary"].update(cloudwatch="eu-west-1")),
-     "checks[0].canary.cloudwatch: expected a mapping"),
-    (lambda p: p["checks"][1]["error_budget"].update(min_remaining=25), "checks[1].error_budget.min_remaining"),
-    (lambda p: p["checks"][3]["deploy_window"].update(allow=["weekdays"]), "checks[3].deploy_window.allow"),
-    (lambda p: p["checks"].append({"smoke": {}}), "checks[5]: expected exactly one of"),
-    (lambda p: p.update(colour="red"), "unknown key(s) ['colour']"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda p: p.pop("name"), "name: required"),
+        (lambda p: p.update(on_missing_data="promote"), "on_missing_data: expected one of hold, ignore, rollback"),
+        (
+            lambda p: p["checks"][0].update(on_fail="page"),
+            "checks[0].on_fail: expected one of rollback, hold, got 'page'",
+        ),
+        (lambda p: p["checks"][0]["canary"].pop("data"), "checks[0].canary: expected one of 'data'"),
+        (
+            lambda p: p["checks"][0]["canary"].update(cloudwatch={"baseline": 'Version="v1"'}),
+            "checks[0].canary: expected one of 'data' (a CSV file), 'prometheus' {url, baseline, canary} or "
+            "'cloudwatch' {baseline, canary, region}; got cloudwatch and data",
+        ),
+        (
+            lambda p: (p["checks"][0]["canary"].pop("data"), p["checks"][0]["canary"].update(cloudwatch="eu-west-1")),
+            "checks[0].canary.cloudwatch: expected a mapping",
+        ),
+        (lambda p: p["checks"][1]["error_budget"].update(min_remaining=25), "checks[1].error_budget.min_remaining"),
+        (lambda p: p["checks"][3]["deploy_window"].update(allow=["weekdays"]), "checks[3].deploy_window.allow"),
+        (lambda p: p["checks"].append({"smoke": {}}), "checks[5]: expected exactly one of"),
+        (lambda p: p.update(colour="red"), "unknown key(s) ['colour']"),
+    ],
+)
 def test_policy_errors_name_the_field(mutate, message):
     import copy
+
     raw = copy.deepcopy(POLICY)
     mutate(raw)
     with pytest.raises(PolicyError) as err:

@@ -1,5 +1,6 @@
 """`gatewatch gate check` end to end against a real Prometheus: a canary judged from range queries and
 error-budget / burn-rate checks on Prometheus SLOs, over history backfilled with promtool."""
+
 from __future__ import annotations
 
 import json
@@ -19,20 +20,44 @@ def server(prometheus_recent):
 
 
 def slo(job: str, url: str) -> dict:
-    return {"service": job, "name": "availability", "objective": 99.9, "window": "28d", "prometheus": {"url": url},
-            "sli": {"ratio": {"good": f'http_requests_total{{job="{job}",code!~"5.."}}',
-                              "total": f'http_requests_total{{job="{job}"}}'}}}
+    return {
+        "service": job,
+        "name": "availability",
+        "objective": 99.9,
+        "window": "28d",
+        "prometheus": {"url": url},
+        "sli": {
+            "ratio": {
+                "good": f'http_requests_total{{job="{job}",code!~"5.."}}',
+                "total": f'http_requests_total{{job="{job}"}}',
+            }
+        },
+    }
 
 
-def policy(tmp_path, url: str, job: str = "checkout", slo_url: str | None = None,
-           canary: str = 'version="v3"') -> str:
+def policy(tmp_path, url: str, job: str = "checkout", slo_url: str | None = None, canary: str = 'version="v3"') -> str:
     (tmp_path / "canary.yaml").write_text(yaml.safe_dump(CONFIG))
     (tmp_path / "slo.yaml").write_text(yaml.safe_dump(slo(job, slo_url or url)))
-    gate = {"name": f"{job}-prod", "checks": [
-        {"canary": {"config": "canary.yaml", "prometheus": {"url": url, "baseline": 'version="v1"', "canary": canary,
-                                                            "window": "90m", "step": "15s"}}, "on_fail": "rollback"},
-        {"error_budget": {"slo": "slo.yaml", "min_remaining": 0.25}, "on_fail": "hold"},
-        {"burn_rate": {"slo": "slo.yaml"}, "on_fail": "rollback"}]}
+    gate = {
+        "name": f"{job}-prod",
+        "checks": [
+            {
+                "canary": {
+                    "config": "canary.yaml",
+                    "prometheus": {
+                        "url": url,
+                        "baseline": 'version="v1"',
+                        "canary": canary,
+                        "window": "90m",
+                        "step": "15s",
+                    },
+                },
+                "on_fail": "rollback",
+            },
+            {"error_budget": {"slo": "slo.yaml", "min_remaining": 0.25}, "on_fail": "hold"},
+            {"burn_rate": {"slo": "slo.yaml"}, "on_fail": "rollback"},
+        ],
+    }
     (tmp_path / "gate.yaml").write_text(yaml.safe_dump(gate))
     return str(tmp_path / "gate.yaml")
 

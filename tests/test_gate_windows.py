@@ -1,7 +1,8 @@
 """Deployment windows and freezes across time zones and DST."""
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -9,7 +10,7 @@ from gates.windows import parse_slot, parse_window
 
 
 def utc(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 def test_berlin_office_hours_across_dst():
@@ -26,8 +27,13 @@ def test_berlin_office_hours_across_dst():
 
 
 def test_freeze_wins_over_the_window():
-    window = parse_window({"timezone": "America/New_York", "allow": ["Mon-Fri 00:00-24:00"],
-                           "freeze": [{"from": "2024-12-23", "to": "2025-01-01", "reason": "holidays"}]})
+    window = parse_window(
+        {
+            "timezone": "America/New_York",
+            "allow": ["Mon-Fri 00:00-24:00"],
+            "freeze": [{"from": "2024-12-23", "to": "2025-01-01", "reason": "holidays"}],
+        }
+    )
     assert window.check(utc("2024-12-20T15:00:00"))[0]  # Friday 10:00 in New York
     allowed, reason = window.check(utc("2024-12-23T15:00:00"))
     assert not allowed and "freeze 2024-12-23..2025-01-01 (holidays)" in reason
@@ -41,12 +47,15 @@ def test_day_lists_and_wrapping_ranges():
     assert parse_slot("Fri-Mon 08:00-18:00").days == frozenset({4, 5, 6, 0})
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("weekdays 9-5", "expected days and hours"),
-    ("Mon-Thu 17:00-09:00", "end must be after the start"),
-    ("Mun 09:00-10:00", "unknown day 'Mun'"),
-    ("Mon 25:00-26:00", "not a time of day"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("weekdays 9-5", "expected days and hours"),
+        ("Mon-Thu 17:00-09:00", "end must be after the start"),
+        ("Mun 09:00-10:00", "unknown day 'Mun'"),
+        ("Mon 25:00-26:00", "not a time of day"),
+    ],
+)
 def test_bad_specs_name_the_problem(spec, message):
     with pytest.raises(ValueError, match=message):
         parse_slot(spec)

@@ -1,4 +1,5 @@
 """The ingest path: dedupe, quarantine, replay and concurrent writers, on SQLite and PostgreSQL."""
+
 from __future__ import annotations
 
 import io
@@ -13,9 +14,16 @@ from collector.models import raw_events
 from collector.sources import generic
 from tests.conftest import dump_projections
 
-DEPLOY = {"type": "deployment", "id": "d1", "service": "api", "environment": "production",
-          "status": "success", "started_at": "2024-05-01T10:00:00Z", "finished_at": "2024-05-01T10:10:00Z",
-          "commits": ["abc1234"]}
+DEPLOY = {
+    "type": "deployment",
+    "id": "d1",
+    "service": "api",
+    "environment": "production",
+    "status": "success",
+    "started_at": "2024-05-01T10:00:00Z",
+    "finished_at": "2024-05-01T10:10:00Z",
+    "commits": ["abc1234"],
+}
 CHANGE = {"type": "change", "id": "abc1234", "service": "api", "committed_at": "2024-05-01T08:00:00Z"}
 
 
@@ -56,8 +64,11 @@ def test_a_forced_source_that_does_not_match_is_quarantined(engine, config):
 
 
 def test_replay_rebuilds_the_same_rows(engine, config):
-    ingest.ingest_payloads(engine, [CHANGE, DEPLOY, dict(DEPLOY, id="d2", status="rolled_back",
-                                                         finished_at="2024-05-02T00:00:00Z")], config)
+    ingest.ingest_payloads(
+        engine,
+        [CHANGE, DEPLOY, dict(DEPLOY, id="d2", status="rolled_back", finished_at="2024-05-02T00:00:00Z")],
+        config,
+    )
     before = dump_projections(engine)
     summary = ingest.replay(engine, config)
     assert summary.events == 3 and summary.recovered == 0
@@ -86,9 +97,11 @@ def test_replay_retries_quarantined_payloads_after_a_parser_fix(engine, config, 
     assert [r["error"] for r in raw_rows(engine)] == [None, None]
     rebuilt = dump_projections(engine)
 
-    fresh = create_store_engine(f"sqlite:///{engine.url.database}.fresh" if engine.dialect.name == "sqlite"
-                                else "sqlite://")
+    fresh = create_store_engine(
+        f"sqlite:///{engine.url.database}.fresh" if engine.dialect.name == "sqlite" else "sqlite://"
+    )
     from collector.db import upgrade
+
     upgrade(fresh)
     ingest.ingest_payloads(fresh, [DEPLOY, CHANGE], config)
     assert rebuilt == dump_projections(fresh)  # the same rows as a first ingest with the fixed parser
@@ -100,6 +113,7 @@ def test_replay_quarantines_what_a_new_config_rejects_and_reports_it(engine, con
 
     def strict(kind, payload, cfg):
         from gatewatch.errors import PayloadError
+
         raise PayloadError("environment", "a known environment", payload["environment"])
 
     monkeypatch.setattr(generic, "normalise", strict)
@@ -128,8 +142,9 @@ def test_two_processes_ingesting_the_same_events_agree(engine, config, store_url
     payloads = [dict(DEPLOY, id=f"d{i}", commits=[f"c{i:07d}"]) for i in range(300)]
     payloads += [dict(CHANGE, id=f"c{i:07d}") for i in range(300)]
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_ingest_in_process, args=(store_url, order, config))
-             for order in (payloads, payloads[::-1])]
+    procs = [
+        ctx.Process(target=_ingest_in_process, args=(store_url, order, config)) for order in (payloads, payloads[::-1])
+    ]
     for p in procs:
         p.start()
     for p in procs:

@@ -1,9 +1,10 @@
 """Loader details the analysis tests do not reach, on SQLite and PostgreSQL: the loose-index-scan
 DISTINCT behind the dashboard's filter choices agrees with SELECT DISTINCT, and the packed read of the
 window's changes agrees with their definition computed from whole tables."""
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -17,17 +18,40 @@ from collector.models import changes, deployment_changes, deployments
 
 
 def _deployment(i: int, finished: datetime, **extra) -> dict:
-    return {"id": f"d{i:05d}", "source": "test", "service": "api", "team": None, "environment": "production",
-            "production": True, "status": "success", "status_at": finished, "started_at": finished,
-            "finished_at": finished, "version": None, "revision": None, "pipeline_run_id": None,
-            "rollback_of": None, "is_rollback": False, "hotfix": False, "url": None, **extra}
+    return {
+        "id": f"d{i:05d}",
+        "source": "test",
+        "service": "api",
+        "team": None,
+        "environment": "production",
+        "production": True,
+        "status": "success",
+        "status_at": finished,
+        "started_at": finished,
+        "finished_at": finished,
+        "version": None,
+        "revision": None,
+        "pipeline_run_id": None,
+        "rollback_of": None,
+        "is_rollback": False,
+        "hotfix": False,
+        "url": None,
+        **extra,
+    }
 
 
 def test_filter_options_match_select_distinct(engine):
-    base = datetime(2024, 1, 1, tzinfo=timezone.utc)
-    rows = [_deployment(i, base + timedelta(hours=i), service=[None, "web", "api", "Api", "z-last"][i % 5],
-                        team=[None, "core", "front"][i % 3], environment=["production", "staging", None][i % 3])
-            for i in range(60)]
+    base = datetime(2024, 1, 1, tzinfo=UTC)
+    rows = [
+        _deployment(
+            i,
+            base + timedelta(hours=i),
+            service=[None, "web", "api", "Api", "z-last"][i % 5],
+            team=[None, "core", "front"][i % 3],
+            environment=["production", "staging", None][i % 3],
+        )
+        for i in range(60)
+    ]
     with write_transaction(engine) as conn:
         bulk_insert(conn, deployments, rows)
     options = load_filter_options(engine)
@@ -52,14 +76,21 @@ def test_epoch_microseconds_become_exact_utc_timestamps():
 
     from collector.loaders import _utc_timestamps
 
-    at = datetime(2024, 10, 2, 23, 0, 52, 800001, tzinfo=timezone.utc)
+    at = datetime(2024, 10, 2, 23, 0, 52, 800001, tzinfo=UTC)
     micros = int(at.timestamp()) * 1_000_000 + at.microsecond
-    for values in (pd.Series([micros, micros + 1]), pd.Series([micros, None], dtype=object),
-                   pd.Series([float(micros), np.nan])):
+    for values in (
+        pd.Series([micros, micros + 1]),
+        pd.Series([micros, None], dtype=object),
+        pd.Series([float(micros), np.nan]),
+    ):
         stamps = _utc_timestamps(values)
         assert str(stamps.dtype) == "datetime64[us, UTC]"
         assert stamps.iloc[0] == pd.Timestamp(at)
-        assert pd.isna(stamps.iloc[1]) if values.isna().any() else stamps.iloc[1] == pd.Timestamp(at) + pd.Timedelta(1, "us")
+        assert (
+            pd.isna(stamps.iloc[1])
+            if values.isna().any()
+            else stamps.iloc[1] == pd.Timestamp(at) + pd.Timedelta(1, "us")
+        )
 
 
 def test_packed_stored_times_become_exact_utc_timestamps():
@@ -69,7 +100,7 @@ def test_packed_stored_times_become_exact_utc_timestamps():
 
     from collector.loaders import _arrow_utc
 
-    at = pd.Timestamp(datetime(2024, 10, 2, 23, 0, 52, 800001, tzinfo=timezone.utc))
+    at = pd.Timestamp(datetime(2024, 10, 2, 23, 0, 52, 800001, tzinfo=UTC))
     micros = int(at.timestamp()) * 1_000_000 + at.microsecond
     text = _arrow_utc(pa.chunked_array([["2024-10-02 23:00:52.800001", None, "2024-10-02 23:00:52"]]))
     assert str(text.dtype) == "datetime64[us, UTC]"
@@ -82,12 +113,23 @@ def test_packed_stored_times_become_exact_utc_timestamps():
 
 
 # Ids a source may send: the packed read of a deployment's changes must keep them intact.
-AWKWARD_IDS = ["plain", 'quo"te', "comma,semi;colon", "back\\slash", "new\nline", "tab\tand\x1fcontrol",
-               "ünïcödé-✓", "{\"json\": [1]}", "", "sp ace"]
+AWKWARD_IDS = [
+    "plain",
+    'quo"te',
+    "comma,semi;colon",
+    "back\\slash",
+    "new\nline",
+    "tab\tand\x1fcontrol",
+    "ünïcödé-✓",
+    '{"json": [1]}',
+    "",
+    "sp ace",
+]
 
 
-def _brute_force_changes(deps: pd.DataFrame, links: pd.DataFrame, chg: pd.DataFrame, start, end,
-                         scope: Scope = Scope()) -> set:
+def _brute_force_changes(
+    deps: pd.DataFrame, links: pd.DataFrame, chg: pd.DataFrame, start, end, scope: Scope = Scope()
+) -> set:
     """(change_id, committed_at, first_deployed_at) by the definition, from whole tables: each change
     held by a window deployment (linked, or pushed with a linked head), first deployed by the earliest
     in-scope deployment holding it (only one in the window when it was committed in the window)."""
@@ -118,22 +160,39 @@ def test_window_changes_match_their_definition(engine, scope):
     commits deployed before the window (by a deployment in scope: another team's or service's does not
     count), missing commit times, other environments, awkward ids."""
     rng = np.random.default_rng(7)
-    t0 = datetime(2024, 5, 1, tzinfo=timezone.utc)
+    t0 = datetime(2024, 5, 1, tzinfo=UTC)
     start, end = t0 + timedelta(days=10), t0 + timedelta(days=20)
     deps, chg, links = [], [], []
     for i in range(60):
         finished = t0 + timedelta(hours=float(rng.uniform(0, 24 * 25)), microseconds=int(rng.integers(0, 10**6)))
         status = ["success", "rolled_back", "failed", "in_progress"][int(rng.choice(4, p=[0.7, 0.1, 0.1, 0.1]))]
-        deps.append(_deployment(i, finished, status=status, production=bool(rng.random() < 0.85),
-                                environment="production", team=["core", "front"][i % 2],
-                                service=["api", "web", "web"][i % 3]))
+        deps.append(
+            _deployment(
+                i,
+                finished,
+                status=status,
+                production=bool(rng.random() < 0.85),
+                environment="production",
+                team=["core", "front"][i % 2],
+                service=["api", "web", "web"][i % 3],
+            )
+        )
     for j in range(120):
         change_id = f"{AWKWARD_IDS[j % len(AWKWARD_IDS)]}#{j}"
         committed = t0 + timedelta(hours=float(rng.uniform(-48, 24 * 22)))
-        chg.append({"id": change_id, "service": "api", "repository": None,
-                    "committed_at": None if j % 7 == 0 else committed,
-                    "merged_at": committed + timedelta(minutes=5) if j % 14 == 0 else None, "pr": None,
-                    "author": None, "title": None, "pushed_head": None})
+        chg.append(
+            {
+                "id": change_id,
+                "service": "api",
+                "repository": None,
+                "committed_at": None if j % 7 == 0 else committed,
+                "merged_at": committed + timedelta(minutes=5) if j % 14 == 0 else None,
+                "pr": None,
+                "author": None,
+                "title": None,
+                "pushed_head": None,
+            }
+        )
     heads = [c["id"] for c in chg[:10]]
     for c in chg[10:40]:
         c["pushed_head"] = heads[int(rng.integers(0, len(heads)))]
@@ -148,8 +207,10 @@ def test_window_changes_match_their_definition(engine, scope):
 
     loaded = load_dora_frames(engine, start, end, scope).changes
     assert loaded["change_id"].is_unique
-    got = {(r.change_id, None if pd.isna(r.committed_at) else r.committed_at, r.first_deployed_at)
-           for r in loaded.itertuples()}
+    got = {
+        (r.change_id, None if pd.isna(r.committed_at) else r.committed_at, r.first_deployed_at)
+        for r in loaded.itertuples()
+    }
     frame = lambda rows: pd.DataFrame(rows)  # noqa: E731
     want = _brute_force_changes(frame(deps), frame(links), frame(chg), start, end, scope)
     assert got == want
@@ -161,14 +222,17 @@ def test_window_changes_match_their_definition(engine, scope):
     assert len(want) > 30 and any("\n" in c for c, _, _ in want) and any(c is None for _, c, _ in want)
     assert any(first < start for _, _, first in want)  # early commits deployed before the window
     assert {c for c, _, _ in want} & {c["id"] for c in chg if c["pushed_head"]}
-    window = {d["id"] for d in deps if start <= d["finished_at"] < end and d["production"]
-              and d["status"] in ("success", "rolled_back")}
+    window = {
+        d["id"]
+        for d in deps
+        if start <= d["finished_at"] < end and d["production"] and d["status"] in ("success", "rolled_back")
+    }
     per_change = pd.Series([link["change_id"] for link in links if link["deployment_id"] in window]).value_counts()
     assert (per_change > 1).any()
 
 
 def test_window_changes_of_an_empty_window(engine):
-    t0 = datetime(2024, 5, 1, tzinfo=timezone.utc)
+    t0 = datetime(2024, 5, 1, tzinfo=UTC)
     frames = load_dora_frames(engine, t0, t0 + timedelta(days=1))
     assert frames.changes.empty and list(frames.changes.columns) == ["change_id", "committed_at", "first_deployed_at"]
 
@@ -181,7 +245,7 @@ def test_postgres_reads_run_without_jit_and_leave_the_session_as_it_was(engine):
         default = conn.exec_driver_sql("SHOW jit").scalar_one()
     with reading(engine) as conn:
         assert conn.exec_driver_sql("SHOW jit").scalar_one() == "off"
-    load_dora_frames(engine, datetime(2024, 5, 1, tzinfo=timezone.utc), datetime(2024, 5, 2, tzinfo=timezone.utc))
+    load_dora_frames(engine, datetime(2024, 5, 1, tzinfo=UTC), datetime(2024, 5, 2, tzinfo=UTC))
     for _ in range(3):  # whichever pooled connection comes back
         with engine.connect() as conn:
             assert conn.exec_driver_sql("SHOW jit").scalar_one() == default
@@ -192,21 +256,53 @@ def test_pipeline_deployments_carry_their_earliest_commit(engine):
     head), by commit time, else merge time; none for a deployment without known commits."""
     from collector.loaders import load_pipeline_frames
 
-    base = datetime(2024, 5, 1, tzinfo=timezone.utc)
+    base = datetime(2024, 5, 1, tzinfo=UTC)
     with write_transaction(engine) as conn:
-        bulk_insert(conn, deployments, [_deployment(1, base), _deployment(2, base + timedelta(hours=1)),
-                                        _deployment(3, base + timedelta(hours=2))])
-        bulk_insert(conn, changes, [
-            {"id": "head", "service": "api", "committed_at": base - timedelta(hours=1), "merged_at": None,
-             "pushed_head": None},
-            {"id": "early", "service": "api", "committed_at": None, "merged_at": base - timedelta(hours=5),
-             "pushed_head": "head"},
-            {"id": "late", "service": "api", "committed_at": base - timedelta(minutes=10), "merged_at": None,
-             "pushed_head": None}])
-        bulk_insert(conn, deployment_changes, [
-            {"id": "d00001|head", "deployment_id": "d00001", "change_id": "head"},
-            {"id": "d00002|late", "deployment_id": "d00002", "change_id": "late"},
-            {"id": "d00003|unknown", "deployment_id": "d00003", "change_id": "unknown"}])
+        bulk_insert(
+            conn,
+            deployments,
+            [
+                _deployment(1, base),
+                _deployment(2, base + timedelta(hours=1)),
+                _deployment(3, base + timedelta(hours=2)),
+            ],
+        )
+        bulk_insert(
+            conn,
+            changes,
+            [
+                {
+                    "id": "head",
+                    "service": "api",
+                    "committed_at": base - timedelta(hours=1),
+                    "merged_at": None,
+                    "pushed_head": None,
+                },
+                {
+                    "id": "early",
+                    "service": "api",
+                    "committed_at": None,
+                    "merged_at": base - timedelta(hours=5),
+                    "pushed_head": "head",
+                },
+                {
+                    "id": "late",
+                    "service": "api",
+                    "committed_at": base - timedelta(minutes=10),
+                    "merged_at": None,
+                    "pushed_head": None,
+                },
+            ],
+        )
+        bulk_insert(
+            conn,
+            deployment_changes,
+            [
+                {"id": "d00001|head", "deployment_id": "d00001", "change_id": "head"},
+                {"id": "d00002|late", "deployment_id": "d00002", "change_id": "late"},
+                {"id": "d00003|unknown", "deployment_id": "d00003", "change_id": "unknown"},
+            ],
+        )
     frames = load_pipeline_frames(engine, base - timedelta(days=1), base + timedelta(days=1))
     first = frames.deployments.set_index("id")["first_committed_at"]
     assert first["d00001"] == pd.Timestamp(base - timedelta(hours=5))  # the merged commit pushed with the head

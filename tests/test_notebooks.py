@@ -1,5 +1,6 @@
 """The analyst notebooks: committed without outputs, and executed top to bottom against the demo store
 with their figures equal to the Python API's."""
+
 from __future__ import annotations
 
 import json
@@ -43,15 +44,24 @@ def execute(name: str, env: dict[str, str], monkeypatch, probe: str) -> tuple[nb
 
 
 def outputs_of(book, mime: str) -> list[str]:
-    return [str(value) for cell in book.cells if cell.cell_type == "code" for o in cell.outputs
-            if o.output_type in ("display_data", "execute_result")
-            for key, value in o.get("data", {}).items() if key.startswith(mime)]
+    return [
+        str(value)
+        for cell in book.cells
+        if cell.cell_type == "code"
+        for o in cell.outputs
+        if o.output_type in ("display_data", "execute_result")
+        for key, value in o.get("data", {}).items()
+        if key.startswith(mime)
+    ]
 
 
 def charts(book) -> list[str]:
     """Altair charts as the kernel rendered them (HTML embedding a Vega-Lite spec, or the Vega-Lite mime type)."""
-    return [o for o in outputs_of(book, "text/html") + outputs_of(book, "application/vnd.vegalite")
-            if "vega-lite" in o or "$schema" in o]
+    return [
+        o
+        for o in outputs_of(book, "text/html") + outputs_of(book, "application/vnd.vegalite")
+        if "vega-lite" in o or "$schema" in o
+    ]
 
 
 @pytest.mark.parametrize("name", ["dora_exploration.ipynb", "canary_postmortem.ipynb"])
@@ -78,8 +88,11 @@ def public_api_violations(source: str) -> list[str]:
     problems, aliases = [], {}
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
-            problems += [f"import {a.name}" for a in node.names if a.name.split(".")[0] not in allowed_roots
-                         or a.name.split(".")[0] in {"analysis", "gatewatch"}]
+            problems += [
+                f"import {a.name}"
+                for a in node.names
+                if a.name.split(".")[0] not in allowed_roots or a.name.split(".")[0] in {"analysis", "gatewatch"}
+            ]
         elif isinstance(node, ast.ImportFrom):
             module = node.module or ""
             if module.split(".")[0] not in allowed_roots:
@@ -91,11 +104,18 @@ def public_api_violations(source: str) -> list[str]:
                 problems.append(f"from {module} (only gatewatch.api is public)")
             elif module.split(".")[0] == "analysis":
                 public = set(getattr(importlib.import_module(module), "__all__", ()))
-                problems += [f"from {module} import {a.name}" for a in node.names
-                             if a.name.startswith("_") or a.name not in public]
-        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases:
-            if node.attr.startswith("_") or node.attr not in api.__all__:
-                problems.append(f"api.{node.attr}")
+                problems += [
+                    f"from {module} import {a.name}"
+                    for a in node.names
+                    if a.name.startswith("_") or a.name not in public
+                ]
+        elif (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in aliases
+            and (node.attr.startswith("_") or node.attr not in api.__all__)
+        ):
+            problems.append(f"api.{node.attr}")
     return problems
 
 
@@ -105,7 +125,8 @@ def test_the_notebook_check_catches_private_and_internal_names():
     assert public_api_violations("from gatewatch import api as g\ng.load_frames()") == ["api.load_frames"]
     assert public_api_violations("from collector.loaders import Scope") == ["from collector.loaders"]
     assert public_api_violations("from gatewatch.services.delivery import dora_report") == [
-        "from gatewatch.services.delivery (only gatewatch.api is public)"]
+        "from gatewatch.services.delivery (only gatewatch.api is public)"
+    ]
     assert public_api_violations("from analysis.dora import _in, report") == ["from analysis.dora import _in"]
     assert public_api_violations("import collector.db") == ["import collector.db"]
 
@@ -117,9 +138,12 @@ def _same(a, b) -> bool:
 
 
 def test_the_dora_notebook_computes_each_teams_months_as_the_api_does(demo_store, monkeypatch):
-    book, seen = execute("dora_exploration.ipynb", {"GATEWATCH_DB": demo_store, "GATEWATCH_END": END,
-                                                    "GATEWATCH_DAYS": "60"}, monkeypatch,
-                         '{"monthly": monthly.to_dict(orient="records"), "teams": [first, second]}')
+    book, seen = execute(
+        "dora_exploration.ipynb",
+        {"GATEWATCH_DB": demo_store, "GATEWATCH_END": END, "GATEWATCH_DAYS": "60"},
+        monkeypatch,
+        '{"monthly": monthly.to_dict(orient="records"), "teams": [first, second]}',
+    )
     end = date.fromisoformat(END)
     window = window_between(end - timedelta(days=60), end)
     engine = create_store_engine(demo_store)
@@ -127,12 +151,28 @@ def test_the_dora_notebook_computes_each_teams_months_as_the_api_does(demo_store
     for team in ("payments", "discovery", "platform"):
         report = dora.report(load_dora_frames(engine, window.start, window.end, Scope(team=team)), window, by="month")
         for bucket in report["series"]:
-            expected.append((team, bucket["window"]["start"][:7], bucket["deployment_frequency"]["deployments"],
-                             bucket["lead_time"]["median_hours"], bucket["change_failure_rate"]["rate"],
-                             bucket["recovery_time"]["median_hours"]))
+            expected.append(
+                (
+                    team,
+                    bucket["window"]["start"][:7],
+                    bucket["deployment_frequency"]["deployments"],
+                    bucket["lead_time"]["median_hours"],
+                    bucket["change_failure_rate"]["rate"],
+                    bucket["recovery_time"]["median_hours"],
+                )
+            )
     engine.dispose()
-    got = sorted((r["team"], r["month"], r["deployments"], r["lead_time_median_h"], r["change_failure_rate"],
-                  r["recovery_median_h"]) for r in seen["monthly"])
+    got = sorted(
+        (
+            r["team"],
+            r["month"],
+            r["deployments"],
+            r["lead_time_median_h"],
+            r["change_failure_rate"],
+            r["recovery_median_h"],
+        )
+        for r in seen["monthly"]
+    )
     expected.sort()
     assert [g[:3] for g in got] == [e[:3] for e in expected]
     assert {g[1] for g in got} == {"2025-04", "2025-05", "2025-06"}  # 3 Apr .. 1 Jun
@@ -150,10 +190,16 @@ def test_the_canary_notebook_rejudges_a_run_as_the_judge_does(demo_store, monkey
     marginal = runs[runs["verdict"] == "marginal"]["id"].iloc[0]
     run = load_run(engine, marginal)
     engine.dispose()
-    probe = ('{"run": run.id, "before": run.verdict, "after": rejudged.verdict, "score": rejudged.score, '
-             '"changed": changes["changed"].to_dict(), "now": changes["classification now"].to_dict()}')
-    book, seen = execute("canary_postmortem.ipynb", {"GATEWATCH_DB": demo_store, "RUN_ID": marginal,
-                                                     "TOLERANCE": "0.3"}, monkeypatch, probe)
+    probe = (
+        '{"run": run.id, "before": run.verdict, "after": rejudged.verdict, "score": rejudged.score, '
+        '"changed": changes["changed"].to_dict(), "now": changes["classification now"].to_dict()}'
+    )
+    book, seen = execute(
+        "canary_postmortem.ipynb",
+        {"GATEWATCH_DB": demo_store, "RUN_ID": marginal, "TOLERANCE": "0.3"},
+        monkeypatch,
+        probe,
+    )
     settings = run.config.to_dict()
     settings["metrics"] = [{**m, "tolerance": 0.3} for m in settings["metrics"]]
     expected = judge(config_from_mapping(settings), run.samples)
@@ -171,6 +217,7 @@ def test_the_canary_notebook_takes_the_latest_run_by_default(demo_store, monkeyp
     engine = create_store_engine(demo_store)
     latest = list_runs(engine, limit=1)["id"].iloc[0]
     engine.dispose()
-    _, seen = execute("canary_postmortem.ipynb", {"GATEWATCH_DB": demo_store}, monkeypatch,
-                      '{"run": run.id, "tolerance": TOLERANCE}')
+    _, seen = execute(
+        "canary_postmortem.ipynb", {"GATEWATCH_DB": demo_store}, monkeypatch, '{"run": run.id, "tolerance": TOLERANCE}'
+    )
     assert seen == {"run": latest, "tolerance": 0.25}

@@ -4,6 +4,7 @@ Real event streams (CodePipeline EventBridge events built from the published exa
 deployment webhooks, PagerDuty v3 webhooks, generic records) are shuffled, duplicated and split
 into arbitrary batches; every arrangement must give the rows of the in-order ingest.
 """
+
 from __future__ import annotations
 
 import copy
@@ -28,22 +29,48 @@ def codepipeline_stream() -> list[tuple[dict, str | None]]:
 
     def event(detail_type: str, time: str, **detail):
         n = len(events)
-        events.append(({
-            "version": "0", "id": f"0000{n:04d}-aaaa-bbbb-cccc-000000000000", "detail-type": detail_type,
-            "source": "aws.codepipeline", "account": "111122223333", "time": time, "region": "us-east-1",
-            "resources": [f"arn:aws:codepipeline:us-east-1:111122223333:{PIPELINE}"],
-            "detail": {"pipeline": PIPELINE, "version": "1", "execution-id": EXECUTION,
-                       "start-time": "2024-05-01T10:00:00Z", **detail}}, None))
+        events.append(
+            (
+                {
+                    "version": "0",
+                    "id": f"0000{n:04d}-aaaa-bbbb-cccc-000000000000",
+                    "detail-type": detail_type,
+                    "source": "aws.codepipeline",
+                    "account": "111122223333",
+                    "time": time,
+                    "region": "us-east-1",
+                    "resources": [f"arn:aws:codepipeline:us-east-1:111122223333:{PIPELINE}"],
+                    "detail": {
+                        "pipeline": PIPELINE,
+                        "version": "1",
+                        "execution-id": EXECUTION,
+                        "start-time": "2024-05-01T10:00:00Z",
+                        **detail,
+                    },
+                },
+                None,
+            )
+        )
 
-    p, s, a = ("CodePipeline Pipeline Execution State Change", "CodePipeline Stage Execution State Change",
-               "CodePipeline Action Execution State Change")
+    p, s, a = (
+        "CodePipeline Pipeline Execution State Change",
+        "CodePipeline Stage Execution State Change",
+        "CodePipeline Action Execution State Change",
+    )
     source_type = {"owner": "AWS", "category": "Source", "provider": "CodeStarSourceConnection", "version": "1"}
     deploy_type = {"owner": "AWS", "category": "Deploy", "provider": "CodeDeploy", "version": "1"}
     event(p, "2024-05-01T10:00:00Z", state="STARTED")
     event(s, "2024-05-01T10:00:00Z", stage="Source", state="STARTED")
     event(a, "2024-05-01T10:00:01Z", stage="Source", action="Checkout", state="STARTED", type=source_type)
-    event(a, "2024-05-01T10:00:30Z", stage="Source", action="Checkout", state="SUCCEEDED", type=source_type,
-          **{"execution-result": {"external-execution-id": SHA, "external-execution-summary": "fix"}})
+    event(
+        a,
+        "2024-05-01T10:00:30Z",
+        stage="Source",
+        action="Checkout",
+        state="SUCCEEDED",
+        type=source_type,
+        **{"execution-result": {"external-execution-id": SHA, "external-execution-summary": "fix"}},
+    )
     event(s, "2024-05-01T10:00:30Z", stage="Source", state="SUCCEEDED")
     event(s, "2024-05-01T10:01:00Z", stage="Prod", state="STARTED")
     event(a, "2024-05-01T10:01:00Z", stage="Prod", action="Deploy", state="STARTED", type=deploy_type)
@@ -63,17 +90,22 @@ def github_stream() -> list[tuple[dict, str | None]]:
     deployment = json.loads(fixture_path("github/deployment.json").read_text())
     status = json.loads(fixture_path("github/deployment_status.json").read_text())
     in_progress = copy.deepcopy(status)
-    in_progress["deployment_status"].update(id=209916250, state="in_progress",
-                                            created_at="2019-05-15T15:20:54Z", updated_at="2019-05-15T15:20:54Z")
+    in_progress["deployment_status"].update(
+        id=209916250, state="in_progress", created_at="2019-05-15T15:20:54Z", updated_at="2019-05-15T15:20:54Z"
+    )
     return [(deployment, "deployment"), (in_progress, "deployment_status"), (status, "deployment_status")]
 
 
 def pagerduty_stream() -> list[tuple[dict, str | None]]:
     base = json.loads(fixture_path("incidents/pagerduty.incident.triggered.v3.json").read_text())
     out = []
-    for n, (kind, at) in enumerate((("incident.triggered", "2024-05-01T10:30:00Z"),
-                                    ("incident.acknowledged", "2024-05-01T10:34:00Z"),
-                                    ("incident.resolved", "2024-05-01T11:10:00Z"))):
+    for n, (kind, at) in enumerate(
+        (
+            ("incident.triggered", "2024-05-01T10:30:00Z"),
+            ("incident.acknowledged", "2024-05-01T10:34:00Z"),
+            ("incident.resolved", "2024-05-01T11:10:00Z"),
+        )
+    ):
         event = copy.deepcopy(base)
         event["event"].update(id=f"01EVENT{n}", event_type=kind, occurred_at=at)
         event["event"]["data"]["status"] = kind.split(".")[1]
@@ -82,15 +114,30 @@ def pagerduty_stream() -> list[tuple[dict, str | None]]:
 
 
 def generic_stream() -> list[tuple[dict, str | None]]:
-    dep = {"type": "deployment", "id": "gen-1", "service": "search", "environment": "production",
-           "started_at": "2024-05-02T09:00:00Z", "commits": ["c0ffee1234"]}
-    return [(dict(dep, status="in_progress"), None),
-            (dict(dep, status="success", finished_at="2024-05-02T09:07:00Z"), None),
-            ({"type": "change", "id": "c0ffee1234", "service": "search",
-              "committed_at": "2024-05-01T17:00:00Z"}, None),
-            ({"type": "incident", "id": "gen-inc", "service": "search", "opened_at": "2024-05-02T10:00:00Z"}, None),
-            ({"type": "incident", "id": "gen-inc", "service": "search", "opened_at": "2024-05-02T10:00:00Z",
-              "resolved_at": "2024-05-02T10:45:00Z"}, None)]
+    dep = {
+        "type": "deployment",
+        "id": "gen-1",
+        "service": "search",
+        "environment": "production",
+        "started_at": "2024-05-02T09:00:00Z",
+        "commits": ["c0ffee1234"],
+    }
+    return [
+        (dict(dep, status="in_progress"), None),
+        (dict(dep, status="success", finished_at="2024-05-02T09:07:00Z"), None),
+        ({"type": "change", "id": "c0ffee1234", "service": "search", "committed_at": "2024-05-01T17:00:00Z"}, None),
+        ({"type": "incident", "id": "gen-inc", "service": "search", "opened_at": "2024-05-02T10:00:00Z"}, None),
+        (
+            {
+                "type": "incident",
+                "id": "gen-inc",
+                "service": "search",
+                "opened_at": "2024-05-02T10:00:00Z",
+                "resolved_at": "2024-05-02T10:45:00Z",
+            },
+            None,
+        ),
+    ]
 
 
 STREAM = codepipeline_stream() + github_stream() + pagerduty_stream() + generic_stream()
@@ -110,8 +157,15 @@ def test_the_stream_covers_every_projection(engine, config):
     summary = ingest.ingest(engine, envelopes(STREAM), config)
     assert summary.quarantined == [] and summary.stored == len(STREAM)
     rows = dump_projections(engine)
-    for table in ("pipeline_runs", "stage_runs", "action_runs", "deployments", "deployment_changes",
-                  "changes", "incidents"):
+    for table in (
+        "pipeline_runs",
+        "stage_runs",
+        "action_runs",
+        "deployments",
+        "deployment_changes",
+        "changes",
+        "incidents",
+    ):
         assert rows[table], f"the stream should project into {table}"
     by_id = {r["id"]: r for r in rows["stage_runs"]}
     prod = by_id[f"codepipeline:{PIPELINE}:{EXECUTION}:stage:Prod"]
@@ -136,6 +190,6 @@ def test_any_order_any_duplicates_any_batching_gives_the_same_rows(engine, confi
     batch = data.draw(st.integers(1, len(arrival)), label="batch size")
     total = ingest.IngestSummary()
     for start in range(0, len(arrival), batch):
-        total.add(ingest.ingest(engine, envelopes(arrival[start:start + batch]), config))
+        total.add(ingest.ingest(engine, envelopes(arrival[start : start + batch]), config))
     assert total.stored == len(STREAM) and total.duplicates == len(dupes) and total.quarantined == []
     assert dump_projections(engine) == expected

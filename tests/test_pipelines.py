@@ -1,4 +1,5 @@
 """Pipeline metrics on hand-worked frames (pure), figures computed by hand."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -23,36 +24,66 @@ def frame(columns, rows):
     return out
 
 
-RUNS = frame(["id", "pipeline", "service", "revision", "status", "queued_at", "started_at", "finished_at"], [
-    ("r1", "api", "api", "aaa", "failed", None, "2024-05-01T10:00:00Z", "2024-05-01T10:20:00Z"),
-    ("r2", "api", "api", "aaa", "succeeded", None, "2024-05-01T11:00:00Z", "2024-05-01T11:40:00Z"),
-    ("r3", "api", "api", "bbb", "succeeded", "2024-05-02T09:00:00Z", "2024-05-02T09:05:00Z", "2024-05-02T10:00:00Z"),
-    ("r4", "web", "web", "ccc", "canceled", None, "2024-05-03T08:00:00Z", "2024-05-03T08:10:00Z"),
-    ("r0", "web", "web", "zzz", "failed", None, "2024-04-20T08:00:00Z", "2024-04-20T08:10:00Z"),  # outside
-])
-STAGES = frame(["id", "pipeline_run_id", "name", "category", "status", "started_at", "finished_at", "failed_once"], [
-    ("r1:Build", "r1", "Build", "build", "succeeded", "2024-05-01T10:02:00Z", "2024-05-01T10:08:00Z", False),
-    ("r1:Test", "r1", "Test", "test", "failed", "2024-05-01T10:08:00Z", "2024-05-01T10:20:00Z", True),
-    ("r2:Build", "r2", "Build", "build", "succeeded", "2024-05-01T11:01:00Z", "2024-05-01T11:11:00Z", False),
-    ("r2:Test", "r2", "Test", "test", "succeeded", "2024-05-01T11:11:00Z", "2024-05-01T11:40:00Z", False),
-    ("r3:Build", "r3", "Build", "build", "succeeded", "2024-05-02T09:06:00Z", "2024-05-02T09:20:00Z", False),
-    ("r3:Test", "r3", "Test", "test", "succeeded", "2024-05-02T09:20:00Z", "2024-05-02T10:00:00Z", True),
-])
-ACTIONS = frame(["id", "pipeline_run_id", "stage_run_id", "name", "category", "status", "started_at", "finished_at"], [
-    ("a1", "r1", "r1:Build", "compile", "build", "succeeded", "2024-05-01T10:02:00Z", "2024-05-01T10:08:00Z"),
-    ("a2", "r2", "r2:Build", "compile", "build", "succeeded", "2024-05-01T11:01:00Z", "2024-05-01T11:11:00Z"),
-    ("a3", "r3", "r3:Build", "compile", "build", "succeeded", "2024-05-02T09:06:00Z", "2024-05-02T09:20:00Z"),
-    ("a4", "r3", "r3:Approve", "approve", "approval", "succeeded", "2024-05-02T09:20:00Z", "2024-05-02T09:50:00Z"),
-    ("a5", "r4", "r4:Build", "compile", "build", "canceled", "2024-05-03T08:03:00Z", "2024-05-03T08:10:00Z"),
-])
-DEPLOYMENTS = frame(["id", "service", "environment", "production", "status", "finished_at", "rollback_of",
-                     "first_committed_at", "rollback_target_finished_at"], [
-    ("d1", "api", "production", True, "success", "2024-05-01T12:00:00Z", None, "2024-05-01T06:00:00Z", None),
-    ("d2", "api", "production", True, "rolled_back", "2024-05-02T12:00:00Z", None, "2024-05-02T00:00:00Z", None),
-    ("d3", "api", "production", True, "success", "2024-05-02T12:45:00Z", "d2", None, "2024-05-02T12:00:00Z"),
-    ("d4", "web", "staging", False, "failure", "2024-05-03T09:00:00Z", None, None, None),
-    ("d5", "web", "production", True, "canceled", "2024-05-04T09:00:00Z", None, None, None),
-])
+RUNS = frame(
+    ["id", "pipeline", "service", "revision", "status", "queued_at", "started_at", "finished_at"],
+    [
+        ("r1", "api", "api", "aaa", "failed", None, "2024-05-01T10:00:00Z", "2024-05-01T10:20:00Z"),
+        ("r2", "api", "api", "aaa", "succeeded", None, "2024-05-01T11:00:00Z", "2024-05-01T11:40:00Z"),
+        (
+            "r3",
+            "api",
+            "api",
+            "bbb",
+            "succeeded",
+            "2024-05-02T09:00:00Z",
+            "2024-05-02T09:05:00Z",
+            "2024-05-02T10:00:00Z",
+        ),
+        ("r4", "web", "web", "ccc", "canceled", None, "2024-05-03T08:00:00Z", "2024-05-03T08:10:00Z"),
+        ("r0", "web", "web", "zzz", "failed", None, "2024-04-20T08:00:00Z", "2024-04-20T08:10:00Z"),  # outside
+    ],
+)
+STAGES = frame(
+    ["id", "pipeline_run_id", "name", "category", "status", "started_at", "finished_at", "failed_once"],
+    [
+        ("r1:Build", "r1", "Build", "build", "succeeded", "2024-05-01T10:02:00Z", "2024-05-01T10:08:00Z", False),
+        ("r1:Test", "r1", "Test", "test", "failed", "2024-05-01T10:08:00Z", "2024-05-01T10:20:00Z", True),
+        ("r2:Build", "r2", "Build", "build", "succeeded", "2024-05-01T11:01:00Z", "2024-05-01T11:11:00Z", False),
+        ("r2:Test", "r2", "Test", "test", "succeeded", "2024-05-01T11:11:00Z", "2024-05-01T11:40:00Z", False),
+        ("r3:Build", "r3", "Build", "build", "succeeded", "2024-05-02T09:06:00Z", "2024-05-02T09:20:00Z", False),
+        ("r3:Test", "r3", "Test", "test", "succeeded", "2024-05-02T09:20:00Z", "2024-05-02T10:00:00Z", True),
+    ],
+)
+ACTIONS = frame(
+    ["id", "pipeline_run_id", "stage_run_id", "name", "category", "status", "started_at", "finished_at"],
+    [
+        ("a1", "r1", "r1:Build", "compile", "build", "succeeded", "2024-05-01T10:02:00Z", "2024-05-01T10:08:00Z"),
+        ("a2", "r2", "r2:Build", "compile", "build", "succeeded", "2024-05-01T11:01:00Z", "2024-05-01T11:11:00Z"),
+        ("a3", "r3", "r3:Build", "compile", "build", "succeeded", "2024-05-02T09:06:00Z", "2024-05-02T09:20:00Z"),
+        ("a4", "r3", "r3:Approve", "approve", "approval", "succeeded", "2024-05-02T09:20:00Z", "2024-05-02T09:50:00Z"),
+        ("a5", "r4", "r4:Build", "compile", "build", "canceled", "2024-05-03T08:03:00Z", "2024-05-03T08:10:00Z"),
+    ],
+)
+DEPLOYMENTS = frame(
+    [
+        "id",
+        "service",
+        "environment",
+        "production",
+        "status",
+        "finished_at",
+        "rollback_of",
+        "first_committed_at",
+        "rollback_target_finished_at",
+    ],
+    [
+        ("d1", "api", "production", True, "success", "2024-05-01T12:00:00Z", None, "2024-05-01T06:00:00Z", None),
+        ("d2", "api", "production", True, "rolled_back", "2024-05-02T12:00:00Z", None, "2024-05-02T00:00:00Z", None),
+        ("d3", "api", "production", True, "success", "2024-05-02T12:45:00Z", "d2", None, "2024-05-02T12:00:00Z"),
+        ("d4", "web", "staging", False, "failure", "2024-05-03T09:00:00Z", None, None, None),
+        ("d5", "web", "production", True, "canceled", "2024-05-04T09:00:00Z", None, None, None),
+    ],
+)
 
 
 def test_hand_worked_pipeline_metrics():
@@ -62,8 +93,13 @@ def test_hand_worked_pipeline_metrics():
     # Finished runs in the window r1..r4: one failed (r0 is outside).
     assert r["pipeline_runs"] == {"finished": 4, "failed": 1, "failed_rate": 0.25}
     # First commit to production: d1 6 h, d2 12 h (d3 has no commits).
-    assert r["time_to_deploy"] == {"count": 2, "median_hours": 9.0, "p90_hours": 11.4, "mean_hours": 9.0,
-                                   "max_hours": 12.0}
+    assert r["time_to_deploy"] == {
+        "count": 2,
+        "median_hours": 9.0,
+        "p90_hours": 11.4,
+        "mean_hours": 9.0,
+        "max_hours": 12.0,
+    }
     assert r["time_to_rollback"]["count"] == 1 and r["time_to_rollback"]["median_hours"] == 0.75
     # Build stages 6, 10, 14 min (the build actions sit inside them) and r4's build action 7 min.
     assert r["build_duration"]["count"] == 4
@@ -71,12 +107,18 @@ def test_hand_worked_pipeline_metrics():
     # Queue: r1 2 min, r2 1 min, r3 6 min (queued 09:00, first action 09:06), r4 3 min.
     assert r["queue_time"]["count"] == 4 and r["queue_time"]["max_hours"] == 0.1
     assert r["queue_time"]["median_hours"] == round(2.5 / 60, 4)
-    assert r["approval_latency"] == {"count": 1, "median_hours": 0.5, "p90_hours": 0.5, "mean_hours": 0.5,
-                                     "max_hours": 0.5}
+    assert r["approval_latency"] == {
+        "count": 1,
+        "median_hours": 0.5,
+        "p90_hours": 0.5,
+        "mean_hours": 0.5,
+        "max_hours": 0.5,
+    }
     # Test on revision aaa failed in r1 and passed in r2 (a new execution); r3's Test was retried within
     # its run. r1's Test failed_once but never passed in r1, so it is not flaky on its own.
-    flaky = {(f["service"], f["pipeline"], f["stage"], f["revision"], f["retried_within_run"])
-             for f in r["flaky_stages"]}
+    flaky = {
+        (f["service"], f["pipeline"], f["stage"], f["revision"], f["retried_within_run"]) for f in r["flaky_stages"]
+    }
     assert flaky == {("api", "api", "Test", "aaa", False), ("api", "api", "Test", "bbb", True)}
     stages = {(s["service"], s["pipeline"], s["stage"]): s for s in r["per_stage"]}
     assert stages[("api", "api", "Test")]["runs"] == 3 and stages[("api", "api", "Test")]["flaky"] == 2
@@ -98,8 +140,13 @@ def test_empty_frames_give_no_data_not_zero():
     empty = PipelineFrames(RUNS.iloc[0:0], STAGES.iloc[0:0], ACTIONS.iloc[0:0], DEPLOYMENTS.iloc[0:0])
     r = report(empty, WINDOW)
     assert r["deployments"]["success_rate"] is None and r["pipeline_runs"]["failed_rate"] is None
-    assert r["build_duration"] == {"count": 0, "median_hours": None, "p90_hours": None, "mean_hours": None,
-                                   "max_hours": None}
+    assert r["build_duration"] == {
+        "count": 0,
+        "median_hours": None,
+        "p90_hours": None,
+        "mean_hours": None,
+        "max_hours": None,
+    }
     assert r["flaky_stages"] == [] and r["per_stage"] == []
 
 

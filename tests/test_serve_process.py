@@ -1,4 +1,5 @@
 """`gatewatch serve` as a real process on loopback: a signed GitHub delivery lands in the store."""
+
 from __future__ import annotations
 
 import hashlib
@@ -21,18 +22,29 @@ def test_signed_github_delivery_through_a_real_server(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWATCH_")}
     env["GATEWATCH_GITHUB_SECRET"] = "s3cret"
     exe = Path(sys.executable).with_name("gatewatch")
-    proc = subprocess.Popen([str(exe), "--db", f"sqlite:///{db}", "serve", "--port", str(port)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [str(exe), "--db", f"sqlite:///{db}", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         wait_until_healthy(f"{base}/healthz", proc)
         body = fixture_path("github/workflow_run.completed.json").read_bytes()
         signature = "sha256=" + hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
-        res = httpx.post(f"{base}/webhooks/github", content=body,
-                         headers={"X-GitHub-Event": "workflow_run", "X-Hub-Signature-256": signature})
+        res = httpx.post(
+            f"{base}/webhooks/github",
+            content=body,
+            headers={"X-GitHub-Event": "workflow_run", "X-Hub-Signature-256": signature},
+        )
         assert res.status_code == 200, res.text
-        bad = httpx.post(f"{base}/webhooks/github", content=body,
-                         headers={"X-GitHub-Event": "workflow_run", "X-Hub-Signature-256": "sha256=00"})
+        bad = httpx.post(
+            f"{base}/webhooks/github",
+            content=body,
+            headers={"X-GitHub-Event": "workflow_run", "X-Hub-Signature-256": "sha256=00"},
+        )
         assert bad.status_code == 401
     finally:
         proc.terminate()

@@ -1,7 +1,8 @@
 """SLO figures on hand-worked minute counts."""
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from analysis.slo import status
 from gatewatch.errors import SloError
 
-AT = datetime(2024, 5, 29, 12, 0, tzinfo=timezone.utc)
+AT = datetime(2024, 5, 29, 12, 0, tzinfo=UTC)
 
 
 def minutes(days: float, errors_at: dict[int, int] | None = None, per_minute: int = 1000) -> pd.DataFrame:
@@ -22,7 +23,7 @@ def minutes(days: float, errors_at: dict[int, int] | None = None, per_minute: in
 
 def test_budget_by_hand():
     # 28 days x 1440 min x 1000 = 40,320,000 events; 99.9% allows 40,320 bad; 10,080 bad = a quarter used.
-    errors = {i: 1 for i in range(0, 40320, 4)}  # one bad event every 4 minutes, all window long
+    errors = dict.fromkeys(range(0, 40320, 4), 1)  # one bad event every 4 minutes, all window long
     s = status(minutes(28, errors), 99.9, timedelta(days=28), AT)
     assert s.total == 40_320_000 and s.budget_total == pytest.approx(40_320)
     assert s.budget_used == 10_080 and s.budget_remaining == pytest.approx(0.75)
@@ -32,7 +33,7 @@ def test_budget_by_hand():
 
 def test_fast_burn_pages_only_when_both_windows_exceed():
     # The last 5 minutes burn at 20x (2% errors) and so did the last hour: the 14.4x pair fires.
-    errors = {i: 20 for i in range(60)}
+    errors = dict.fromkeys(range(60), 20)
     s = status(minutes(3, errors), 0.999, timedelta(days=28), AT)
     page = s.alerts[0]
     assert (page.threshold, page.severity) == (14.4, "page")
@@ -43,7 +44,7 @@ def test_fast_burn_pages_only_when_both_windows_exceed():
 
 
 def test_a_past_spike_that_stopped_does_not_page():
-    errors = {i: 20 for i in range(30, 90)}  # an hour of 20x burn that ended 30 minutes ago
+    errors = dict.fromkeys(range(30, 90), 20)  # an hour of 20x burn that ended 30 minutes ago
     s = status(minutes(3, errors), 0.999, timedelta(days=28), AT)
     assert s.alerts[0].short_burn_rate == 0.0 and not s.alerts[0].firing
 
@@ -59,15 +60,23 @@ def test_no_events_gives_no_sli_with_a_reason():
 def test_window_sums_and_server_sums_share_one_computation():
     from analysis.slo import from_sums, spans, window_sums
 
-    frame = minutes(3, {i: 20 for i in range(60)})
+    frame = minutes(3, dict.fromkeys(range(60), 20))
     windows = spans(timedelta(days=28))
-    assert windows == [timedelta(days=28), timedelta(hours=1), timedelta(minutes=5), timedelta(hours=6),
-                       timedelta(minutes=30), timedelta(days=1), timedelta(hours=2), timedelta(days=3)]
+    assert windows == [
+        timedelta(days=28),
+        timedelta(hours=1),
+        timedelta(minutes=5),
+        timedelta(hours=6),
+        timedelta(minutes=30),
+        timedelta(days=1),
+        timedelta(hours=2),
+        timedelta(days=3),
+    ]
     sums = window_sums(frame, AT, windows)
     assert sums[timedelta(minutes=5)] == (5 * 980, 5 * 1000) and sums[timedelta(days=28)][1] == 3 * 1440 * 1000
     assert from_sums(99.9, timedelta(days=28), AT, sums) == status(frame, 99.9, timedelta(days=28), AT)
     # sums as a server reports them (any span -> good, total): 1,200 bad of 4,320,000 allows 4,320
-    server = {**{w: (1000.0, 1000.0) for w in windows}, timedelta(days=28): (4_318_800.0, 4_320_000.0)}
+    server = {**dict.fromkeys(windows, (1000.0, 1000.0)), timedelta(days=28): (4_318_800.0, 4_320_000.0)}
     s = from_sums(99.9, timedelta(days=28), AT, server)
     assert s.budget_remaining == pytest.approx(1 - 1200 / 4320) and s.firing == []
     with pytest.raises(ValueError, match="missing 3d"):
@@ -77,7 +86,7 @@ def test_window_sums_and_server_sums_share_one_computation():
 def test_frame_history_is_the_status_at_each_time():
     from analysis.slo import frame_history
 
-    frame = minutes(3, {i: 5 for i in range(0, 600, 3)})
+    frame = minutes(3, dict.fromkeys(range(0, 600, 3), 5))
     times = [AT - timedelta(hours=h) for h in (12, 6, 2, 0)]
     history = frame_history(frame, 99.9, timedelta(days=1), times)
     assert list(history.columns) == ["at", "sli", "budget_remaining"]

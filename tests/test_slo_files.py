@@ -1,5 +1,6 @@
 """SLO files (schema, CSV and Prometheus SLIs) and `gatewatch slo status`, against a real Prometheus
 whose history is backfilled with promtool from deterministic per-minute counters (below)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -16,8 +17,8 @@ import pytest
 import yaml
 
 from analysis.slo import SloError, slo_from_mapping
-from gatewatch.errors import ConfigError, SourceUnavailable
 from collector.telemetry.sli import budget_history, load_slo, load_slos, slo_status
+from gatewatch.errors import ConfigError, SourceUnavailable
 from tests import prometheus_server
 from tests.prometheus_server import MINUTES, PER_MINUTE, api_bad, window_counts
 
@@ -40,12 +41,19 @@ def run(*args: str) -> SimpleNamespace:
         sys.argv = saved
     return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
 
+
 # --- the history: tests.prometheus_server's (`families`), served by conftest's `prometheus` ------------
+
 
 def minute_frame(bad, end: datetime) -> pd.DataFrame:
     """The same counts as a CSV SLI frame: one row per minute, stamped with the minute's end."""
-    return pd.DataFrame({"timestamp": [(end - timedelta(minutes=i)).isoformat() for i in range(MINUTES)],
-                         "good": [PER_MINUTE - bad(i) for i in range(MINUTES)], "total": PER_MINUTE})
+    return pd.DataFrame(
+        {
+            "timestamp": [(end - timedelta(minutes=i)).isoformat() for i in range(MINUTES)],
+            "good": [PER_MINUTE - bad(i) for i in range(MINUTES)],
+            "total": PER_MINUTE,
+        }
+    )
 
 
 @pytest.fixture
@@ -61,15 +69,26 @@ def write_slo(folder: Path, name: str, body: dict) -> Path:
 
 
 def api_availability(url: str) -> dict:
-    return {"service": "api", "objective": 99.9, "window": "28d", "prometheus": {"url": url},
-            "sli": {"ratio": {"good": 'http_requests_total{job="api",code!~"5.."}',
-                              "total": 'http_requests_total{job="api"}'}}}
+    return {
+        "service": "api",
+        "objective": 99.9,
+        "window": "28d",
+        "prometheus": {"url": url},
+        "sli": {
+            "ratio": {"good": 'http_requests_total{job="api",code!~"5.."}', "total": 'http_requests_total{job="api"}'}
+        },
+    }
 
 
 def api_latency(url: str, selector: str = 'job="api"') -> dict:
-    return {"service": "api", "name": "latency", "objective": 99, "window": {"duration": "28d", "rolling": True},
-            "prometheus": {"url": url},
-            "sli": {"threshold": {"metric": "http_request_duration_seconds", "le": "0.3", "selector": selector}}}
+    return {
+        "service": "api",
+        "name": "latency",
+        "objective": 99,
+        "window": {"duration": "28d", "rolling": True},
+        "prometheus": {"url": url},
+        "sli": {"threshold": {"metric": "http_request_duration_seconds", "le": "0.3", "selector": selector}},
+    }
 
 
 # --- the schema ------------------------------------------------------------------------------------------
@@ -78,31 +97,45 @@ BASE = {"service": "api", "objective": 99.9, "window": "28d", "sli": {"data": "s
 RATIO = {"ratio": {"good": 'http_requests_total{code!~"5.."}', "total": "http_requests_total"}}
 
 
-@pytest.mark.parametrize("change, field", [
-    ({"service": None}, "service: required"),
-    ({"objective": None}, "objective: expected a number"),
-    ({"objective": 100}, "objective: expected a target between 0 and 100%"),
-    ({"objective": "high"}, "objective: expected a number"),
-    ({"window": "28x"}, "window: expected a duration"),
-    ({"window": {"duration": "1M", "rolling": True}}, "window.duration: expected a duration"),
-    ({"window": {"duration": "28d", "rolling": False}}, "window.rolling: only rolling windows"),
-    ({"sli": None}, "sli: required"),
-    ({"sli": {"data": "a.csv", **RATIO}}, "sli: expected exactly one of data, ratio, threshold"),
-    ({"sli": {"ratio": {"total": "x_total"}}, "prometheus": {"url": "http://p:9090"}}, "sli.ratio.good: required"),
-    ({"sli": {"ratio": {"good": "x_total", "total": "sum(rate(x_total[5m]))"}}, "prometheus": {"url": "http://p:9090"}},
-     "sli.ratio.total: expected a counter selector"),
-    ({"sli": {"threshold": {"metric": "lat", "selector": 'job="a"'}}, "prometheus": {"url": "http://p:9090"}},
-     "sli.threshold.le: required"),
-    ({"sli": {"threshold": {"metric": "lat{job='a'}", "le": "0.3"}}, "prometheus": {"url": "http://p:9090"}},
-     "sli.threshold.metric: expected a histogram's name"),
-    ({"sli": {"threshold": {"metric": "lat", "le": "fast"}}, "prometheus": {"url": "http://p:9090"}},
-     "sli.threshold.le: expected a bucket bound"),
-    ({"sli": RATIO}, "prometheus.url: required for a ratio SLI"),
-    ({"sli": RATIO, "prometheus": {"url": "prometheus:9090"}}, "prometheus.url: expected an http"),
-    ({"sli": RATIO, "prometheus": {"url": "http://p:9090", "timeout": -1}}, "prometheus.timeout"),
-    ({"prometheus": {"url": "http://p:9090"}}, "prometheus: only used by ratio and threshold"),
-    ({"owner": "me"}, "unknown key(s) ['owner']"),
-])
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"service": None}, "service: required"),
+        ({"objective": None}, "objective: expected a number"),
+        ({"objective": 100}, "objective: expected a target between 0 and 100%"),
+        ({"objective": "high"}, "objective: expected a number"),
+        ({"window": "28x"}, "window: expected a duration"),
+        ({"window": {"duration": "1M", "rolling": True}}, "window.duration: expected a duration"),
+        ({"window": {"duration": "28d", "rolling": False}}, "window.rolling: only rolling windows"),
+        ({"sli": None}, "sli: required"),
+        ({"sli": {"data": "a.csv", **RATIO}}, "sli: expected exactly one of data, ratio, threshold"),
+        ({"sli": {"ratio": {"total": "x_total"}}, "prometheus": {"url": "http://p:9090"}}, "sli.ratio.good: required"),
+        (
+            {
+                "sli": {"ratio": {"good": "x_total", "total": "sum(rate(x_total[5m]))"}},
+                "prometheus": {"url": "http://p:9090"},
+            },
+            "sli.ratio.total: expected a counter selector",
+        ),
+        (
+            {"sli": {"threshold": {"metric": "lat", "selector": 'job="a"'}}, "prometheus": {"url": "http://p:9090"}},
+            "sli.threshold.le: required",
+        ),
+        (
+            {"sli": {"threshold": {"metric": "lat{job='a'}", "le": "0.3"}}, "prometheus": {"url": "http://p:9090"}},
+            "sli.threshold.metric: expected a histogram's name",
+        ),
+        (
+            {"sli": {"threshold": {"metric": "lat", "le": "fast"}}, "prometheus": {"url": "http://p:9090"}},
+            "sli.threshold.le: expected a bucket bound",
+        ),
+        ({"sli": RATIO}, "prometheus.url: required for a ratio SLI"),
+        ({"sli": RATIO, "prometheus": {"url": "prometheus:9090"}}, "prometheus.url: expected an http"),
+        ({"sli": RATIO, "prometheus": {"url": "http://p:9090", "timeout": -1}}, "prometheus.timeout"),
+        ({"prometheus": {"url": "http://p:9090"}}, "prometheus: only used by ratio and threshold"),
+        ({"owner": "me"}, "unknown key(s) ['owner']"),
+    ],
+)
 def test_schema_errors_name_the_field(change, field):
     raw = {**BASE, **change}
     raw = {k: v for k, v in raw.items() if v is not None or k == "objective"}
@@ -120,7 +153,10 @@ def test_schema_defaults_and_equivalent_forms(tmp_path):
     assert a.window == b.window == timedelta(days=28) and a.name == "availability"
     assert a.sli.data.path == tmp_path / "sli.csv"
     threshold = slo_from_mapping(api_latency("http://p:9090/"), tmp_path)
-    assert threshold.sli.threshold.metric == "http_request_duration_seconds" and threshold.prometheus.url == "http://p:9090"
+    assert (
+        threshold.sli.threshold.metric == "http_request_duration_seconds"
+        and threshold.prometheus.url == "http://p:9090"
+    )
 
 
 def test_load_slo_names_file_and_field_and_refuses_promql_injection(tmp_path):
@@ -149,6 +185,7 @@ def test_load_slos_reads_every_file_of_a_folder(tmp_path):
 
 # --- figures from a real Prometheus -----------------------------------------------------------------------
 
+
 def test_ratio_sli_budget_and_burn_rates_equal_the_hand_worked_counts(server, tmp_path):
     s = slo_status(load_slo(write_slo(tmp_path, "availability", api_availability(server.url))), server.end)
     # 4380 minutes x 1000 requests; errors 5 x 30 + 355 x 8 = 2990; 99.9% allows 4380 of them.
@@ -159,8 +196,10 @@ def test_ratio_sli_budget_and_burn_rates_equal_the_hand_worked_counts(server, tm
     # bad / (minutes x 1000) / 0.001: 1h (150 + 55 x 8) / 60 = 9.83x, 5m 30x; 6h 2990 / 360, 30m 350 / 30;
     # 1d 2990 / 1440, 2h 1070 / 120; 3d 2990 / 4320, 6h again.
     rates = [(a.long_burn_rate, a.short_burn_rate) for a in s.alerts]
-    assert rates == [pytest.approx(r) for r in [(590 / 60, 30), (2990 / 360, 350 / 30), (2990 / 1440, 1070 / 120),
-                                                 (2990 / 4320, 2990 / 360)]]
+    assert rates == [
+        pytest.approx(r)
+        for r in [(590 / 60, 30), (2990 / 360, 350 / 30), (2990 / 1440, 1070 / 120), (2990 / 4320, 2990 / 360)]
+    ]
     for alert, (long_m, short_m) in zip(s.alerts, [(60, 5), (360, 30), (1440, 120), (4320, 360)]):
         for rate, minutes in ((alert.long_burn_rate, long_m), (alert.short_burn_rate, short_m)):
             good, total = window_counts(api_bad, minutes)
@@ -180,7 +219,8 @@ def test_csv_and_prometheus_slis_go_through_the_same_computation(server, tmp_pat
         assert a[key] == pytest.approx(b[key]) if isinstance(a[key], float) else a[key] == b[key]
     assert a["error_budget"] == pytest.approx(b["error_budget"])
     assert [(x["long_burn_rate"], x["short_burn_rate"], x["firing"]) for x in a["burn_rates"]] == [
-        (pytest.approx(y["long_burn_rate"]), pytest.approx(y["short_burn_rate"]), y["firing"]) for y in b["burn_rates"]]
+        (pytest.approx(y["long_burn_rate"]), pytest.approx(y["short_burn_rate"]), y["firing"]) for y in b["burn_rates"]
+    ]
 
 
 def test_latency_threshold_sli_counts_the_bucket_against_the_count(server, tmp_path):
@@ -192,8 +232,9 @@ def test_latency_threshold_sli_counts_the_bucket_against_the_count(server, tmp_p
     assert s.alerts[0].long_burn_rate == pytest.approx(5.0) and s.alerts[0].short_burn_rate == pytest.approx(5.0)
     assert s.alerts[3].long_burn_rate == pytest.approx((3000 + 4260 * 5) / 4_320_000 / 0.01)
     assert s.firing == []
-    everything = slo_status(load_slo(write_slo(tmp_path, "all", api_latency(server.url, 'job=~"api|batch"'))),
-                            server.end)
+    everything = slo_status(
+        load_slo(write_slo(tmp_path, "all", api_latency(server.url, 'job=~"api|batch"'))), server.end
+    )
     assert everything.total == 2 * 4_380_000 and everything.good == 4_380_000 - 24_600
 
 
@@ -216,8 +257,9 @@ def test_budget_history_is_the_burn_down_of_the_window_sums(server, tmp_path):
 
 def test_unreachable_server_and_query_errors_raise_source_unavailable(server, tmp_path):
     closed = f"http://127.0.0.1:{prometheus_server.free_port()}"
-    spec = load_slo(write_slo(tmp_path, "down", {**api_availability(closed), "prometheus": {"url": closed,
-                                                                                            "timeout": 2}}))
+    spec = load_slo(
+        write_slo(tmp_path, "down", {**api_availability(closed), "prometheus": {"url": closed, "timeout": 2}})
+    )
     with pytest.raises(SourceUnavailable) as err:
         slo_status(spec, server.end)
     assert closed in str(err.value) and "ConnectionError" in str(err.value)
@@ -232,6 +274,7 @@ def test_unreachable_server_and_query_errors_raise_source_unavailable(server, tm
 
 # --- gatewatch slo status ------------------------------------------------------------------------------
 
+
 def test_slo_status_cli_json_and_exit_codes(server, tmp_path, gatewatch):
     path = write_slo(tmp_path, "availability", api_availability(server.url))
     res = gatewatch("slo", "status", "--slo", str(path), "--at", server.end.isoformat(), "--json")
@@ -245,22 +288,44 @@ def test_slo_status_cli_json_and_exit_codes(server, tmp_path, gatewatch):
     assert human.returncode == 1 and "FIRING" in human.stdout and "99.932%" in human.stdout
     assert "remaining 31.7%" in human.stdout and "BURN-RATE ALERT(S) FIRING" in human.stdout
     # seven hours earlier nothing had gone wrong yet: no errors anywhere in the windows
-    calm = run("slo", "status", "--slo", str(path), "--at", (server.end - timedelta(hours=7)).isoformat(),
-                     "--json")
+    calm = run("slo", "status", "--slo", str(path), "--at", (server.end - timedelta(hours=7)).isoformat(), "--json")
     assert calm.returncode == 0 and json.loads(calm.stdout)["firing"] == []
     assert json.loads(calm.stdout)["error_budget"]["used"] == 0
-    healthy = write_slo(tmp_path, "checkout", {**api_availability(server.url), "service": "checkout", "sli": {
-        "ratio": {"good": 'http_requests_total{job="checkout",code!~"5.."}', "total": 'http_requests_total{job="checkout"}'}}})
+    healthy = write_slo(
+        tmp_path,
+        "checkout",
+        {
+            **api_availability(server.url),
+            "service": "checkout",
+            "sli": {
+                "ratio": {
+                    "good": 'http_requests_total{job="checkout",code!~"5.."}',
+                    "total": 'http_requests_total{job="checkout"}',
+                }
+            },
+        },
+    )
     ok = run("slo", "status", "--slo", str(healthy), "--at", server.end.isoformat())
     assert ok.returncode == 0 and "status: OK" in ok.stdout
 
 
 def test_slo_status_cli_exhausted_budget_outage_and_usage_errors(server, tmp_path, gatewatch):
     at = datetime.fromisoformat("2024-05-29T12:00:00+00:00")
-    frame = pd.DataFrame({"timestamp": [(at - timedelta(days=5, minutes=i)).isoformat() for i in range(60)],
-                          "good": 900, "total": 1000})  # a bad hour five days ago: 6,000 bad events
-    frame = pd.concat([frame, pd.DataFrame({"timestamp": [(at - timedelta(days=d)).isoformat() for d in range(1, 5)],
-                                            "good": 1_000_000, "total": 1_000_000})])
+    frame = pd.DataFrame(
+        {"timestamp": [(at - timedelta(days=5, minutes=i)).isoformat() for i in range(60)], "good": 900, "total": 1000}
+    )  # a bad hour five days ago: 6,000 bad events
+    frame = pd.concat(
+        [
+            frame,
+            pd.DataFrame(
+                {
+                    "timestamp": [(at - timedelta(days=d)).isoformat() for d in range(1, 5)],
+                    "good": 1_000_000,
+                    "total": 1_000_000,
+                }
+            ),
+        ]
+    )
     frame.to_csv(tmp_path / "sli.csv", index=False)
     data = write_slo(tmp_path, "spent", BASE)
     res = run("slo", "status", "--slo", str(data), "--at", at.isoformat(), "--json")
@@ -272,8 +337,9 @@ def test_slo_status_cli_exhausted_budget_outage_and_usage_errors(server, tmp_pat
     closed = f"http://127.0.0.1:{prometheus_server.free_port()}"
     down = gatewatch("slo", "status", "--slo", str(write_slo(tmp_path, "down", api_availability(closed))))
     assert down.returncode == 5 and closed in down.stderr and "Traceback" not in down.stderr
-    missing_data = run("slo", "status", "--slo", str(write_slo(tmp_path, "nodata", {**BASE, "sli": {
-        "data": "absent.csv"}})))
+    missing_data = run(
+        "slo", "status", "--slo", str(write_slo(tmp_path, "nodata", {**BASE, "sli": {"data": "absent.csv"}}))
+    )
     assert missing_data.returncode == 5 and "absent.csv" in missing_data.stderr
     bad = write_slo(tmp_path, "bad", {**BASE, "objective": 100})
     res = run("slo", "status", "--slo", str(bad))

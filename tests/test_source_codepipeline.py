@@ -1,11 +1,12 @@
 """CodePipeline EventBridge events (from the published examples) into runs, stages, actions and a
 production deployment; bad events quarantined with the field named."""
+
 from __future__ import annotations
 
 import copy
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -19,7 +20,7 @@ SHA = "3f1c2e9b7a6d5c4b3a2918273645546372819aab"
 
 
 def utc(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 def events() -> list[dict]:
@@ -33,8 +34,9 @@ def by_id(rows):
 
 @pytest.fixture
 def mapped_config():
-    return config_from_mapping({"services": {"pipelines": {"myPipeline": "checkout"}},
-                                "teams": {"checkout": "payments"}}, environ={})
+    return config_from_mapping(
+        {"services": {"pipelines": {"myPipeline": "checkout"}}, "teams": {"checkout": "payments"}}, environ={}
+    )
 
 
 def test_published_examples_become_runs_stages_actions_and_a_deployment(engine, mapped_config):
@@ -44,7 +46,10 @@ def test_published_examples_become_runs_stages_actions_and_a_deployment(engine, 
     (run,) = rows["pipeline_runs"]
     assert run["id"] == RUN and run["pipeline"] == "myPipeline" and run["service"] == "checkout"
     assert (run["status"], run["started_at"], run["finished_at"]) == (
-        "succeeded", utc("2024-05-01T10:00:00"), utc("2024-05-01T10:23:45"))
+        "succeeded",
+        utc("2024-05-01T10:00:00"),
+        utc("2024-05-01T10:23:45"),
+    )
     assert (run["revision"], run["trigger"], run["attempt"], run["is_rollback"]) == (SHA, "Webhook", 2, False)
     assert run["status_at"] == utc("2024-05-01T10:23:45")
 
@@ -52,45 +57,80 @@ def test_published_examples_become_runs_stages_actions_and_a_deployment(engine, 
     assert set(stages) == {f"{RUN}:stage:Source", f"{RUN}:stage:Build", f"{RUN}:stage:Prod"}
     prod = stages[f"{RUN}:stage:Prod"]
     assert (prod["status"], prod["failed_once"], prod["started_at"], prod["finished_at"]) == (
-        "succeeded", True, utc("2024-05-01T10:06:41"), utc("2024-05-01T10:23:45"))
+        "succeeded",
+        True,
+        utc("2024-05-01T10:06:41"),
+        utc("2024-05-01T10:23:45"),
+    )
     assert prod["attempt"] == 2 and prod["pipeline_run_id"] == RUN and prod["name"] == "Prod"
     build = stages[f"{RUN}:stage:Build"]
-    assert (build["category"], build["failed_once"], build["status"], build["attempt"]) == ("build", False,
-                                                                                         "succeeded", 1)
+    assert (build["category"], build["failed_once"], build["status"], build["attempt"]) == (
+        "build",
+        False,
+        "succeeded",
+        1,
+    )
     assert (build["started_at"], build["finished_at"]) == (utc("2024-05-01T10:00:21"), utc("2024-05-01T10:06:40"))
 
     actions = by_id(rows["action_runs"])
     source = actions[f"{RUN}:stage:Source:action:Source"]
     assert (source["category"], source["provider"], source["external_id"], source["stage_run_id"]) == (
-        "source", "CodeStarSourceConnection", SHA, f"{RUN}:stage:Source")
+        "source",
+        "CodeStarSourceConnection",
+        SHA,
+        f"{RUN}:stage:Source",
+    )
     assert (source["status"], source["started_at"], source["finished_at"]) == (
-        "succeeded", utc("2024-05-01T10:00:01"), utc("2024-05-01T10:00:20"))
+        "succeeded",
+        utc("2024-05-01T10:00:01"),
+        utc("2024-05-01T10:00:20"),
+    )
     assert actions[f"{RUN}:stage:Build:action:Build"]["category"] == "build"
     deploy = actions[f"{RUN}:stage:Prod:action:myAction"]
-    assert (deploy["category"], deploy["provider"], deploy["status"], deploy["external_id"],
-            deploy["failed_once"]) == ("deploy", "CodeDeploy", "succeeded", "d-ABCDEF456", True)
+    assert (deploy["category"], deploy["provider"], deploy["status"], deploy["external_id"], deploy["failed_once"]) == (
+        "deploy",
+        "CodeDeploy",
+        "succeeded",
+        "d-ABCDEF456",
+        True,
+    )
     assert (deploy["started_at"], deploy["finished_at"]) == (utc("2024-05-01T10:06:41"), utc("2024-05-01T10:23:45"))
 
     (dep,) = rows["deployments"]
     assert dep["id"] == RUN and dep["pipeline_run_id"] == RUN
     assert (dep["service"], dep["team"], dep["environment"], dep["production"], dep["status"]) == (
-        "checkout", "payments", "production", True, "success")
+        "checkout",
+        "payments",
+        "production",
+        True,
+        "success",
+    )
     assert (dep["started_at"], dep["finished_at"]) == (utc("2024-05-01T10:06:41"), utc("2024-05-01T10:23:45"))
     assert dep["is_rollback"] is False
     assert [(link["id"], link["deployment_id"], link["change_id"]) for link in rows["deployment_changes"]] == [
-        (f"{RUN}|{SHA}", RUN, SHA)]
+        (f"{RUN}|{SHA}", RUN, SHA)
+    ]
 
 
 def published_events() -> list[dict]:
     """The three documented examples, their unquoted placeholders made valid values."""
     text = fixture_path("aws/codepipeline-eventbridge-events.published.txt").read_text()
-    values = {"event_Id": None, "Pipeline_Account": '"111122223333"', "TimeStamp": None,
-              "execution_Id": '"2f2b9e4c-1d3a-4b5c-8d6e-7f8091a2b3c4"'}
+    values = {
+        "event_Id": None,
+        "Pipeline_Account": '"111122223333"',
+        "TimeStamp": None,
+        "execution_Id": '"2f2b9e4c-1d3a-4b5c-8d6e-7f8091a2b3c4"',
+    }
     out = []
     for n, block in enumerate(re.split(r"\n\s*\n", text.strip())):
         values.update(event_Id=f'"c0ffee00-0000-4000-8000-00000000000{n}"', TimeStamp=f'"2024-05-01T09:0{n}:00Z"')
-        out.append(json.loads(re.sub(r"(?<=: )(event_Id|Pipeline_Account|TimeStamp|execution_Id)\b",
-                                     lambda m: values[m.group(1)], block)))
+        out.append(
+            json.loads(
+                re.sub(
+                    r"(?<=: )(event_Id|Pipeline_Account|TimeStamp|execution_Id)\b", lambda m: values[m.group(1)], block
+                )
+            )
+        )
     return out
 
 
@@ -105,48 +145,88 @@ def test_the_published_examples_as_published(engine, config):
     rows = dump_projections(engine)
     (run,) = rows["pipeline_runs"]
     assert (run["id"], run["status"], run["status_at"], run["started_at"], run["finished_at"], run["revision"]) == (
-        run_id, "in_progress", utc("2024-05-01T09:00:00"), utc("2024-05-01T09:00:00"), None, None)
+        run_id,
+        "in_progress",
+        utc("2024-05-01T09:00:00"),
+        utc("2024-05-01T09:00:00"),
+        None,
+        None,
+    )
     (stage,) = rows["stage_runs"]
     assert (stage["id"], stage["status"], stage["started_at"], stage["finished_at"]) == (
-        f"{run_id}:stage:Prod", "in_progress", utc("2024-05-01T09:01:00"), None)
+        f"{run_id}:stage:Prod",
+        "in_progress",
+        utc("2024-05-01T09:01:00"),
+        None,
+    )
     (action,) = rows["action_runs"]
     assert (action["id"], action["category"], action["provider"], action["status"], action["started_at"]) == (
-        f"{run_id}:stage:Prod:action:myAction", "deploy", "CodeDeploy", "in_progress", utc("2024-05-01T09:02:00"))
+        f"{run_id}:stage:Prod:action:myAction",
+        "deploy",
+        "CodeDeploy",
+        "in_progress",
+        utc("2024-05-01T09:02:00"),
+    )
     (dep,) = rows["deployments"]
     assert (dep["id"], dep["status"], dep["started_at"], dep["finished_at"], dep["production"]) == (
-        run_id, "in_progress", utc("2024-05-01T09:01:00"), None, True)
+        run_id,
+        "in_progress",
+        utc("2024-05-01T09:01:00"),
+        None,
+        True,
+    )
     assert rows["deployment_changes"] == []
     from sqlalchemy import select
 
     from collector.models import raw_events
+
     with engine.connect() as conn:
         keys = conn.execute(select(raw_events.c.dedupe_key).order_by(raw_events.c.id)).scalars().all()
     assert [k.split(":")[-1] for k in keys] == [e["id"] for e in published]  # deduped on the EventBridge id
 
 
 def event(level: str, state: str, time: str = "2024-05-01T10:00:00Z", **detail) -> dict:
-    return {"version": "0", "id": f"{level}-{state}-{time}", "source": "aws.codepipeline",
-            "detail-type": f"CodePipeline {level} Execution State Change", "account": "1", "time": time,
-            "region": "eu-west-1", "resources": [],
-            "detail": {"pipeline": "myPipeline", "version": "1", "execution-id": "e1", "state": state, **detail}}
+    return {
+        "version": "0",
+        "id": f"{level}-{state}-{time}",
+        "source": "aws.codepipeline",
+        "detail-type": f"CodePipeline {level} Execution State Change",
+        "account": "1",
+        "time": time,
+        "region": "eu-west-1",
+        "resources": [],
+        "detail": {"pipeline": "myPipeline", "version": "1", "execution-id": "e1", "state": state, **detail},
+    }
 
 
 DEPLOY = {"owner": "AWS", "category": "Deploy", "provider": "CodeDeploy", "version": "1"}
 
 
-@pytest.mark.parametrize("level, state, status, deployment", [
-    ("Pipeline", "STARTED", "in_progress", None), ("Pipeline", "SUCCEEDED", "succeeded", None),
-    ("Pipeline", "RESUMED", "in_progress", None), ("Pipeline", "FAILED", "failed", None),
-    ("Pipeline", "CANCELED", "canceled", None), ("Pipeline", "SUPERSEDED", "superseded", None),
-    ("Pipeline", "STOPPING", "in_progress", None), ("Pipeline", "STOPPED", "canceled", None),
-    ("Stage", "STARTED", "in_progress", "in_progress"), ("Stage", "SUCCEEDED", "succeeded", "success"),
-    ("Stage", "RESUMED", "in_progress", "in_progress"), ("Stage", "FAILED", "failed", "failure"),
-    ("Stage", "CANCELED", "canceled", "canceled"), ("Stage", "STOPPING", "in_progress", "in_progress"),
-    ("Stage", "STOPPED", "canceled", "canceled"),
-    ("Action", "STARTED", "in_progress", None), ("Action", "SUCCEEDED", "succeeded", None),
-    ("Action", "FAILED", "failed", None), ("Action", "CANCELED", "canceled", None),
-    ("Action", "ABANDONED", "canceled", None),
-])
+@pytest.mark.parametrize(
+    "level, state, status, deployment",
+    [
+        ("Pipeline", "STARTED", "in_progress", None),
+        ("Pipeline", "SUCCEEDED", "succeeded", None),
+        ("Pipeline", "RESUMED", "in_progress", None),
+        ("Pipeline", "FAILED", "failed", None),
+        ("Pipeline", "CANCELED", "canceled", None),
+        ("Pipeline", "SUPERSEDED", "superseded", None),
+        ("Pipeline", "STOPPING", "in_progress", None),
+        ("Pipeline", "STOPPED", "canceled", None),
+        ("Stage", "STARTED", "in_progress", "in_progress"),
+        ("Stage", "SUCCEEDED", "succeeded", "success"),
+        ("Stage", "RESUMED", "in_progress", "in_progress"),
+        ("Stage", "FAILED", "failed", "failure"),
+        ("Stage", "CANCELED", "canceled", "canceled"),
+        ("Stage", "STOPPING", "in_progress", "in_progress"),
+        ("Stage", "STOPPED", "canceled", "canceled"),
+        ("Action", "STARTED", "in_progress", None),
+        ("Action", "SUCCEEDED", "succeeded", None),
+        ("Action", "FAILED", "failed", None),
+        ("Action", "CANCELED", "canceled", None),
+        ("Action", "ABANDONED", "canceled", None),
+    ],
+)
 def test_every_documented_state_maps_to_a_canonical_status(engine, config, level, state, status, deployment):
     at = utc("2024-05-01T10:00:00")
     terminal = status in ("succeeded", "failed", "canceled", "superseded")
@@ -171,20 +251,22 @@ def test_every_documented_state_maps_to_a_canonical_status(engine, config, level
 def test_a_failed_then_resumed_then_succeeded_stage(engine, config):
     """Each step as it arrives: the stage and its deployment fail, run again, succeed; failed_once stays."""
     stage = f"{RUN}:stage:Prod"
-    steps = [("STARTED", "2024-05-01T10:06:41", "in_progress", None, "in_progress"),
-             ("FAILED", "2024-05-01T10:09:30", "failed", "2024-05-01T10:09:30", "failure"),
-             ("RESUMED", "2024-05-01T10:20:00", "in_progress", None, "in_progress"),
-             ("SUCCEEDED", "2024-05-01T10:23:45", "succeeded", "2024-05-01T10:23:45", "success")]
-    prod_events = [e for e in events() if e["detail-type"].startswith("CodePipeline Stage")
-                   and e["detail"]["stage"] == "Prod"]
+    steps = [
+        ("STARTED", "2024-05-01T10:06:41", "in_progress", None, "in_progress"),
+        ("FAILED", "2024-05-01T10:09:30", "failed", "2024-05-01T10:09:30", "failure"),
+        ("RESUMED", "2024-05-01T10:20:00", "in_progress", None, "in_progress"),
+        ("SUCCEEDED", "2024-05-01T10:23:45", "succeeded", "2024-05-01T10:23:45", "success"),
+    ]
+    prod_events = [
+        e for e in events() if e["detail-type"].startswith("CodePipeline Stage") and e["detail"]["stage"] == "Prod"
+    ]
     assert [e["detail"]["state"] for e in prod_events] == [s[0] for s in steps]
     for e, (state, time, status, finished, dep_status) in zip(prod_events, steps):
         assert e["time"] == time + "Z"
         ingest.ingest_payloads(engine, [e], config)
         rows = dump_projections(engine)
         (row,) = [r for r in rows["stage_runs"] if r["id"] == stage]
-        assert (row["status"], row["status_at"], row["finished_at"]) == (
-            status, utc(time), finished and utc(finished))
+        assert (row["status"], row["status_at"], row["finished_at"]) == (status, utc(time), finished and utc(finished))
         assert row["started_at"] == utc("2024-05-01T10:06:41")
         assert row["failed_once"] is (state != "STARTED")
         assert row["attempt"] == (2 if state in ("RESUMED", "SUCCEEDED") else 1)
@@ -210,8 +292,12 @@ def test_only_git_sources_give_a_revision(engine, config):
 def test_a_commit_link_is_written_before_production_is_reached(engine, config):
     """A source action's commit links even if the execution never deploys: no deployment row, so
     analysis (which joins on deployments) ignores it."""
-    stream = [e for e in events() if e["detail"].get("stage") != "Prod" and e["detail"]["state"] == "STARTED"
-              or e["detail"].get("action") == "Source"]
+    stream = [
+        e
+        for e in events()
+        if (e["detail"].get("stage") != "Prod" and e["detail"]["state"] == "STARTED")
+        or e["detail"].get("action") == "Source"
+    ]
     ingest.ingest_payloads(engine, stream, config)
     rows = dump_projections(engine)
     assert rows["deployments"] == [] and rows["pipeline_runs"][0]["revision"] == SHA
@@ -220,8 +306,11 @@ def test_a_commit_link_is_written_before_production_is_reached(engine, config):
 
 def test_a_failed_prod_stage_is_a_failed_deployment_until_the_retry(engine, config):
     stream = events()
-    failed_at = next(i for i, e in enumerate(stream) if e["detail"].get("state") == "FAILED"
-                     and e["detail-type"].endswith("Pipeline Execution State Change"))
+    failed_at = next(
+        i
+        for i, e in enumerate(stream)
+        if e["detail"].get("state") == "FAILED" and e["detail-type"].endswith("Pipeline Execution State Change")
+    )
     ingest.ingest_payloads(engine, stream[: failed_at + 1], config)
     (dep,) = dump_projections(engine)["deployments"]
     assert dep["status"] == "failure" and dep["finished_at"] == utc("2024-05-01T10:09:30")
@@ -252,16 +341,27 @@ def test_rollback_trigger_marks_the_run_and_deployment(engine, config):
     assert rows["pipeline_runs"][0]["is_rollback"] is True and rows["deployments"][0]["is_rollback"] is True
 
 
-@pytest.mark.parametrize("mutate, field, expected", [
-    (lambda e: e["detail"].update(state="DONE"), "detail.state",
-     "one of STARTED, SUCCEEDED, RESUMED, FAILED, CANCELED, SUPERSEDED, STOPPING, STOPPED, got 'DONE'"),
-    (lambda e: e.update({"detail-type": "CodePipeline Action Execution State Change"}) or e["detail"].update(
-        state="SUPERSEDED", stage="Prod", action="Deploy"), "detail.state",
-     "one of STARTED, SUCCEEDED, FAILED, CANCELED, ABANDONED, got 'SUPERSEDED'"),
-    (lambda e: e["detail"].pop("execution-id"), "detail.execution-id", "a string (required)"),
-    (lambda e: e.update(time="yesterday"), "time", "ISO 8601"),
-    (lambda e: e.update({"detail-type": "CodePipeline Webhook Change"}), "detail-type", "one of CodePipeline"),
-])
+@pytest.mark.parametrize(
+    "mutate, field, expected",
+    [
+        (
+            lambda e: e["detail"].update(state="DONE"),
+            "detail.state",
+            "one of STARTED, SUCCEEDED, RESUMED, FAILED, CANCELED, SUPERSEDED, STOPPING, STOPPED, got 'DONE'",
+        ),
+        (
+            lambda e: (
+                e.update({"detail-type": "CodePipeline Action Execution State Change"})
+                or e["detail"].update(state="SUPERSEDED", stage="Prod", action="Deploy")
+            ),
+            "detail.state",
+            "one of STARTED, SUCCEEDED, FAILED, CANCELED, ABANDONED, got 'SUPERSEDED'",
+        ),
+        (lambda e: e["detail"].pop("execution-id"), "detail.execution-id", "a string (required)"),
+        (lambda e: e.update(time="yesterday"), "time", "ISO 8601"),
+        (lambda e: e.update({"detail-type": "CodePipeline Webhook Change"}), "detail-type", "one of CodePipeline"),
+    ],
+)
 def test_bad_events_are_quarantined_with_the_field_named(engine, config, mutate, field, expected):
     event = events()[0]
     mutate(event)

@@ -1,4 +1,5 @@
 """The store: migrations, URL resolution, timezone-aware timestamps."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -7,14 +8,23 @@ import pytest
 from sqlalchemy import inspect, select
 
 from collector import db
-from gatewatch.errors import StoreError
 from collector.models import raw_events
+from gatewatch.errors import StoreError
 
 
 def test_upgrade_creates_every_table(engine):
     names = set(inspect(engine).get_table_names())
-    assert {"raw_events", "pipeline_runs", "stage_runs", "action_runs", "deployments", "changes",
-            "deployment_changes", "incidents", "alembic_version"} <= names
+    assert {
+        "raw_events",
+        "pipeline_runs",
+        "stage_runs",
+        "action_runs",
+        "deployments",
+        "changes",
+        "deployment_changes",
+        "incidents",
+        "alembic_version",
+    } <= names
     assert db.current_revision(engine) == db.head_revision()
     assert db.upgrade(engine) == (db.head_revision(), db.head_revision())  # idempotent
 
@@ -31,8 +41,10 @@ def test_timestamps_round_trip_as_aware_utc(engine):
     berlin = timezone(timedelta(hours=2))
     moment = datetime(2024, 3, 31, 1, 30, tzinfo=berlin)
     with db.write_transaction(engine) as conn:
-        conn.execute(raw_events.insert(), {"source": "t", "kind": "k", "dedupe_key": "x", "received_at": moment,
-                                           "payload": "{}", "status": "ok"})
+        conn.execute(
+            raw_events.insert(),
+            {"source": "t", "kind": "k", "dedupe_key": "x", "received_at": moment, "payload": "{}", "status": "ok"},
+        )
     with engine.connect() as conn:
         stored = conn.execute(select(raw_events.c.received_at)).scalar_one()
     assert stored.tzinfo is not None and stored.utcoffset() == timedelta(0)
@@ -40,11 +52,18 @@ def test_timestamps_round_trip_as_aware_utc(engine):
 
 
 def test_naive_datetimes_are_refused(engine):
-    with pytest.raises(Exception, match="naive datetime"):
-        with db.write_transaction(engine) as conn:
-            conn.execute(raw_events.insert(), {"source": "t", "kind": "k", "dedupe_key": "y",
-                                               "received_at": datetime(2024, 1, 1), "payload": "{}",
-                                               "status": "ok"})
+    with pytest.raises(Exception, match="naive datetime"), db.write_transaction(engine) as conn:
+        conn.execute(
+            raw_events.insert(),
+            {
+                "source": "t",
+                "kind": "k",
+                "dedupe_key": "y",
+                "received_at": datetime(2024, 1, 1),
+                "payload": "{}",
+                "status": "ok",
+            },
+        )
 
 
 def test_url_resolution(monkeypatch):
@@ -95,11 +114,19 @@ def test_a_sqlite_library_without_json_functions_is_refused_clearly(tmp_path, mo
 def test_bulk_insert_refuses_naive_datetimes_and_round_trips_aware_ones(engine):
     from collector.models import changes
 
-    row = {"id": "abc", "service": "s", "repository": None, "committed_at": datetime(2024, 1, 1), "merged_at": None,
-           "pr": None, "author": None, "title": None, "pushed_head": None}
-    with pytest.raises(ValueError, match="naive datetime"):
-        with db.write_transaction(engine) as conn:
-            db.bulk_insert(conn, changes, [row])
+    row = {
+        "id": "abc",
+        "service": "s",
+        "repository": None,
+        "committed_at": datetime(2024, 1, 1),
+        "merged_at": None,
+        "pr": None,
+        "author": None,
+        "title": None,
+        "pushed_head": None,
+    }
+    with pytest.raises(ValueError, match="naive datetime"), db.write_transaction(engine) as conn:
+        db.bulk_insert(conn, changes, [row])
     aware = datetime(2024, 1, 1, 1, 30, tzinfo=timezone(timedelta(hours=2)))
     with db.write_transaction(engine) as conn:
         db.bulk_insert(conn, changes, [dict(row, committed_at=aware)])

@@ -1,4 +1,5 @@
 """Canary telemetry from a real Prometheus server with backfilled history, and scope escaping."""
+
 from __future__ import annotations
 
 import json
@@ -7,11 +8,11 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from collector.config import load_config
 from analysis.canary import config_from_mapping, judge
-from gatewatch.errors import ConfigError
+from collector.config import load_config
 from collector.telemetry import prometheus
 from collector.telemetry.scopes import parse_scope, render_query, render_scope
+from gatewatch.errors import ConfigError
 from tests import prometheus_server
 from tests.prometheus_server import CANARY_CONFIG as CONFIG
 
@@ -54,7 +55,9 @@ def test_regressed_canary_fails_and_healthy_one_passes(server):
     bad = prometheus.fetch(config, server.url, 'version="v1"', 'version="v3"', server.start, server.end, step=STEP)
     verdict = judge(config, bad.samples, bad.errors)
     assert verdict.verdict == "fail" and {m.name: m.classification for m in verdict.metrics} == {
-        "latency": "high", "errors": "high"}
+        "latency": "high",
+        "errors": "high",
+    }
     good = prometheus.fetch(config, server.url, 'version="v1"', 'version="v2"', server.start, server.end, step=STEP)
     assert judge(config, good.samples, good.errors).verdict == "pass"
 
@@ -65,8 +68,15 @@ def test_missing_series_and_stopped_server_give_nodata_never_pass(server):
     assert "no series for canary scope" in t.errors["latency"]
     v = judge(config, t.samples, t.errors)
     assert v.verdict == "nodata" and v.metrics[0].classification == "nodata"
-    closed = prometheus.fetch(config, f"http://127.0.0.1:{prometheus_server.free_port()}", 'version="v1"',
-                              'version="v2"', server.start, server.end, timeout=2)
+    closed = prometheus.fetch(
+        config,
+        f"http://127.0.0.1:{prometheus_server.free_port()}",
+        'version="v1"',
+        'version="v2"',
+        server.start,
+        server.end,
+        timeout=2,
+    )
     assert set(closed.errors) == {"latency", "errors"} and "could not be read" in closed.errors["latency"]
     assert judge(config, closed.samples, closed.errors).verdict == "nodata"
 
@@ -76,17 +86,32 @@ def test_canary_run_cli_against_prometheus(server, tmp_path, gatewatch):
 
     (tmp_path / "canary.yaml").write_text(yaml.safe_dump(CONFIG))
     url = f"sqlite:///{tmp_path / 's.db'}"
-    common = ["--db", url, "canary", "run", "--config", str(tmp_path / "canary.yaml"), "--start",
-              server.start.isoformat(), "--end", server.end.isoformat(), "--step", "15s", "--baseline",
-              'version="v1"', "--json"]
-    args = common + ["--prometheus", server.url]
+    common = [
+        "--db",
+        url,
+        "canary",
+        "run",
+        "--config",
+        str(tmp_path / "canary.yaml"),
+        "--start",
+        server.start.isoformat(),
+        "--end",
+        server.end.isoformat(),
+        "--step",
+        "15s",
+        "--baseline",
+        'version="v1"',
+        "--json",
+    ]
+    args = [*common, "--prometheus", server.url]
     bad = gatewatch(*args, "--canary", 'version="v3"')
     assert bad.returncode == 1, bad.stderr
     assert json.loads(bad.stdout)["verdict"] == "fail"
     good = gatewatch(*args, "--canary", 'version="v2"')
     assert good.returncode == 0 and json.loads(good.stdout)["verdict"] == "pass"
-    down = gatewatch(*common, "--prometheus", f"http://127.0.0.1:{prometheus_server.free_port()}",
-                     "--canary", 'version="v2"')
+    down = gatewatch(
+        *common, "--prometheus", f"http://127.0.0.1:{prometheus_server.free_port()}", "--canary", 'version="v2"'
+    )
     assert down.returncode == 3 and json.loads(down.stdout)["verdict"] == "nodata"
     injected = gatewatch(*args, "--canary", 'version="v2"} or vector(1) #')
     assert injected.returncode == 2 and "expected label matchers" in injected.stderr
@@ -133,24 +158,29 @@ class AuthProxy:
         self.server.server_close()
 
 
-@pytest.mark.parametrize("env, header", [
-    ({"GATEWATCH_PROMETHEUS_TOKEN": "s3cret-token"}, "Bearer s3cret-token"),
-    ({"GATEWATCH_PROMETHEUS_USER": "gate", "GATEWATCH_PROMETHEUS_PASSWORD": "pa55"}, "Basic Z2F0ZTpwYTU1"),
-])
+@pytest.mark.parametrize(
+    "env, header",
+    [
+        ({"GATEWATCH_PROMETHEUS_TOKEN": "s3cret-token"}, "Bearer s3cret-token"),
+        ({"GATEWATCH_PROMETHEUS_USER": "gate", "GATEWATCH_PROMETHEUS_PASSWORD": "pa55"}, "Basic Z2F0ZTpwYTU1"),
+    ],
+)
 def test_credentials_from_the_environment_reach_an_authenticating_proxy(server, monkeypatch, env, header):
     """Every Prometheus read (canary runs, gate checks, SLOs) sends the configured credentials."""
     proxy = AuthProxy(server.url, header)
     try:
         config = config_from_mapping(CONFIG)
-        refused = prometheus.fetch(config, proxy.url, 'version="v1"', 'version="v3"', server.start, server.end,
-                                   step=STEP)
+        refused = prometheus.fetch(
+            config, proxy.url, 'version="v1"', 'version="v3"', server.start, server.end, step=STEP
+        )
         assert not refused.samples and all("401" in e for e in refused.errors.values())
         assert refused.unavailable == {"latency", "errors"}
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         auth = load_config().prometheus  # the configuration loader reads the credentials from the environment
-        allowed = prometheus.fetch(config, proxy.url, 'version="v1"', 'version="v3"', server.start, server.end,
-                                   step=STEP, auth=auth)
+        allowed = prometheus.fetch(
+            config, proxy.url, 'version="v1"', 'version="v3"', server.start, server.end, step=STEP, auth=auth
+        )
         assert not allowed.errors and judge(config, allowed.samples, allowed.errors).verdict == "fail"
         assert proxy.seen[-1] == header
     finally:

@@ -1,4 +1,5 @@
 """The webhook receiver against a real store: signatures, limits, quarantine, dedupe, health."""
+
 from __future__ import annotations
 
 import hashlib
@@ -15,8 +16,12 @@ from collector.models import deployments, incidents, raw_events
 from collector.webhooks import create_app
 from tests.conftest import fixture_path
 
-SECRETS = {"github_secret": "gh-s3cret", "gitlab_token": "gl-t0ken", "pagerduty_secret": "pd-s3cret",
-           "events_token": "ev-t0ken"}
+SECRETS = {
+    "github_secret": "gh-s3cret",
+    "gitlab_token": "gl-t0ken",
+    "pagerduty_secret": "pd-s3cret",
+    "events_token": "ev-t0ken",
+}
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -37,8 +42,11 @@ def rows(engine, table):
 
 def test_github_signed_delivery_is_archived_and_projected(client, engine):
     body = fixture_path("github/deployment.json").read_bytes()
-    res = client.post("/webhooks/github", content=body,
-                      headers={"X-GitHub-Event": "deployment", "X-Hub-Signature-256": "sha256=" + sign("gh-s3cret", body)})
+    res = client.post(
+        "/webhooks/github",
+        content=body,
+        headers={"X-GitHub-Event": "deployment", "X-Hub-Signature-256": "sha256=" + sign("gh-s3cret", body)},
+    )
     assert res.status_code == 200, res.text
     assert res.json()["stored"] == 1
     (raw,) = rows(engine, raw_events)
@@ -47,8 +55,11 @@ def test_github_signed_delivery_is_archived_and_projected(client, engine):
     (dep,) = rows(engine, deployments)
     assert dep["id"] == "github:Codertocat/Hello-World:deployment:145988746" and dep["status"] == "pending"
     # A redelivery of the same body is a duplicate, still 200.
-    again = client.post("/webhooks/github", content=body,
-                        headers={"X-GitHub-Event": "deployment", "X-Hub-Signature-256": "sha256=" + sign("gh-s3cret", body)})
+    again = client.post(
+        "/webhooks/github",
+        content=body,
+        headers={"X-GitHub-Event": "deployment", "X-Hub-Signature-256": "sha256=" + sign("gh-s3cret", body)},
+    )
     assert again.status_code == 200 and again.json()["duplicates"] == 1
     assert len(rows(engine, raw_events)) == 1
 
@@ -65,8 +76,9 @@ def test_github_bad_or_missing_signature_is_401_and_stores_nothing(client, engin
 def test_gitlab_token(client, engine):
     body = fixture_path("gitlab/deployment_hook.succeeded.json").read_bytes()
     assert client.post("/webhooks/gitlab", content=body, headers={"X-Gitlab-Token": "nope"}).status_code == 401
-    res = client.post("/webhooks/gitlab", content=body,
-                      headers={"X-Gitlab-Token": "gl-t0ken", "X-Gitlab-Event": "Deployment Hook"})
+    res = client.post(
+        "/webhooks/gitlab", content=body, headers={"X-Gitlab-Token": "gl-t0ken", "X-Gitlab-Event": "Deployment Hook"}
+    )
     assert res.status_code == 200, res.text
     (dep,) = rows(engine, deployments)
     assert dep["source"] == "gitlab" and dep["status"] == "success" and dep["production"] is True
@@ -84,17 +96,33 @@ def test_pagerduty_signature_with_key_rotation(client, engine):
 
 
 def test_events_endpoint_takes_generic_ndjson_and_eventbridge_objects(client, engine):
-    records = [{"type": "deployment", "id": "d1", "service": "api", "environment": "production",
-                "status": "success", "finished_at": "2024-05-01T10:00:00Z"},
-               {"type": "incident", "id": "i1", "service": "api", "opened_at": "2024-05-01T11:00:00Z"}]
+    records = [
+        {
+            "type": "deployment",
+            "id": "d1",
+            "service": "api",
+            "environment": "production",
+            "status": "success",
+            "finished_at": "2024-05-01T10:00:00Z",
+        },
+        {"type": "incident", "id": "i1", "service": "api", "opened_at": "2024-05-01T11:00:00Z"},
+    ]
     body = "\n".join(json.dumps(r) for r in records).encode()
     assert client.post("/events", content=body).status_code == 401
     assert client.post("/events", content=body, headers={"Authorization": "Bearer wrong"}).status_code == 401
     res = client.post("/events", content=body, headers={"Authorization": "Bearer ev-t0ken"})
     assert res.status_code == 200 and res.json()["stored"] == 2
-    event = {"version": "0", "id": "e-1", "detail-type": "CodePipeline Pipeline Execution State Change",
-             "source": "aws.codepipeline", "account": "1", "time": "2024-05-01T09:00:00Z", "region": "us-east-1",
-             "resources": [], "detail": {"pipeline": "api", "execution-id": "x1", "state": "STARTED", "version": 1}}
+    event = {
+        "version": "0",
+        "id": "e-1",
+        "detail-type": "CodePipeline Pipeline Execution State Change",
+        "source": "aws.codepipeline",
+        "account": "1",
+        "time": "2024-05-01T09:00:00Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": {"pipeline": "api", "execution-id": "x1", "state": "STARTED", "version": 1},
+    }
     res = client.post("/events", json=event, headers={"Authorization": "Bearer ev-t0ken"})
     assert res.status_code == 200 and res.json()["by_source"] == {"codepipeline": 1}
 
@@ -106,8 +134,16 @@ def test_malformed_body_is_quarantined_and_answered_422(client, engine):
     assert "expected JSON" in res.json()["detail"][0]
     (raw,) = rows(engine, raw_events)
     assert raw["status"] == "quarantined" and raw["payload"] == body.decode()
-    body = json.dumps({"type": "deployment", "id": "d9", "service": "s", "environment": "production",
-                       "status": "exploded", "finished_at": "2024-01-01T00:00:00Z"}).encode()
+    body = json.dumps(
+        {
+            "type": "deployment",
+            "id": "d9",
+            "service": "s",
+            "environment": "production",
+            "status": "exploded",
+            "finished_at": "2024-01-01T00:00:00Z",
+        }
+    ).encode()
     res = client.post("/events", content=body, headers={"Authorization": "Bearer ev-t0ken"})
     assert res.status_code == 422 and "field 'status'" in res.json()["detail"][0]
 

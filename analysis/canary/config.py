@@ -1,5 +1,6 @@
 """The canary config: the metrics to judge (how each is read, which way is worse, its tolerance), the
 interval's confidence and the score thresholds (see the README's "The config")."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -10,8 +11,15 @@ from pydantic import Field, field_validator, model_validator
 from gatewatch.errors import CanaryConfigError
 from gatewatch.schema import LIST, Model, validate
 
-__all__ = ["CanaryConfig", "MetricSpec", "CloudWatchMetric", "Thresholds", "config_from_mapping",
-           "DIRECTIONS", "TESTS"]
+__all__ = [
+    "DIRECTIONS",
+    "TESTS",
+    "CanaryConfig",
+    "CloudWatchMetric",
+    "MetricSpec",
+    "Thresholds",
+    "config_from_mapping",
+]
 
 DIRECTIONS = ("increase", "decrease", "either")
 TESTS = ("mann-whitney", "proportion")
@@ -88,8 +96,9 @@ class CanaryConfig(Model):
         if duplicated:
             raise ValueError(f"metrics: duplicate name(s) {duplicated}")
         if self.thresholds.marginal > self.thresholds.pass_:
-            raise ValueError(f"thresholds.marginal: {self.thresholds.marginal:g} is above thresholds.pass "
-                             f"{self.thresholds.pass_:g}")
+            raise ValueError(
+                f"thresholds.marginal: {self.thresholds.marginal:g} is above thresholds.pass {self.thresholds.pass_:g}"
+            )
         return self
 
     @property

@@ -5,12 +5,13 @@ A metric's band is relative to the baseline median: with tolerance 10%, a shift 
 whole confidence interval lies beyond 10% of |baseline median| ("10% worse than baseline").
 Spinnaker's Kayenta judge sets its band relative to the estimate itself; ours does not.
 """
+
 from __future__ import annotations
 
 import math
 import os
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -57,8 +58,13 @@ class Verdict:
     groups: dict[str, float | None]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"verdict": self.verdict, "score": self.score, "reasons": self.reasons,
-                "groups": self.groups, "metrics": [m.to_dict() for m in self.metrics]}
+        return {
+            "verdict": self.verdict,
+            "score": self.score,
+            "reasons": self.reasons,
+            "groups": self.groups,
+            "metrics": [m.to_dict() for m in self.metrics],
+        }
 
 
 def _iqr_filter(values: np.ndarray) -> np.ndarray:
@@ -89,16 +95,26 @@ def _classify(spec: MetricSpec, lower: float, upper: float, reference: float) ->
     else:
         return "pass", True
     worse = (classification == "high" and spec.direction in ("increase", "either")) or (
-        classification == "low" and spec.direction in ("decrease", "either"))
+        classification == "low" and spec.direction in ("decrease", "either")
+    )
     return classification, not worse
 
 
 def _nodata(spec: MetricSpec, why: str, baseline_n: int = 0, canary_n: int = 0) -> MetricResult:
     passed = None if spec.on_nodata == "ignore" else False
     effect = "ignored" if passed is None else "counts as a failure"
-    return MetricResult(spec.name, "nodata", passed, spec.critical, spec.group, spec.weight,
-                        {"n": baseline_n, "median": None}, {"n": canary_n, "median": None},
-                        reason=f"{spec.name}: no data ({why}); {effect}", test=spec.test)
+    return MetricResult(
+        spec.name,
+        "nodata",
+        passed,
+        spec.critical,
+        spec.group,
+        spec.weight,
+        {"n": baseline_n, "median": None},
+        {"n": canary_n, "median": None},
+        reason=f"{spec.name}: no data ({why}); {effect}",
+        test=spec.test,
+    )
 
 
 def judge_metric(spec: MetricSpec, baseline: np.ndarray, canary: np.ndarray, confidence: float) -> MetricResult:
@@ -111,20 +127,34 @@ def judge_metric(spec: MetricSpec, baseline: np.ndarray, canary: np.ndarray, con
     if spec.outliers == "iqr":
         x, y = _iqr_filter(x), _iqr_filter(y)
     if x.size < spec.min_samples or y.size < spec.min_samples:
-        return _nodata(spec, f"{x.size} baseline and {y.size} canary samples, {spec.min_samples} needed",
-                       int(x.size), int(y.size))
+        return _nodata(
+            spec, f"{x.size} baseline and {y.size} canary samples, {spec.min_samples} needed", int(x.size), int(y.size)
+        )
     shift = hodges_lehmann(x, y, confidence)
     b_med, c_med = shift.baseline_median, shift.canary_median
     classification, passed = _classify(spec, shift.lower, shift.upper, b_med)
     rel = (lambda v: v / abs(b_med)) if b_med else (lambda v: math.copysign(math.inf, v) if v else 0.0)
     verdict_word = "ok" if classification == "pass" else ("worse" if not passed else "better")
-    reason = (f"{spec.name} {_pct(rel(shift.estimate))} [{_pct(rel(shift.lower))}, {_pct(rel(shift.upper))}], "
-              f"tolerance {spec.tolerance * 100:g}%: {verdict_word}")
-    return MetricResult(spec.name, classification, passed, spec.critical, spec.group, spec.weight,
-                        {"n": int(x.size), "median": b_med}, {"n": int(y.size), "median": c_med},
-                        shift=shift.estimate, ci=[shift.lower, shift.upper],
-                        relative_shift=rel(shift.estimate) if b_med else None, p_value=shift.p_value,
-                        reason=reason, test=spec.test)
+    reason = (
+        f"{spec.name} {_pct(rel(shift.estimate))} [{_pct(rel(shift.lower))}, {_pct(rel(shift.upper))}], "
+        f"tolerance {spec.tolerance * 100:g}%: {verdict_word}"
+    )
+    return MetricResult(
+        spec.name,
+        classification,
+        passed,
+        spec.critical,
+        spec.group,
+        spec.weight,
+        {"n": int(x.size), "median": b_med},
+        {"n": int(y.size), "median": c_med},
+        shift=shift.estimate,
+        ci=[shift.lower, shift.upper],
+        relative_shift=rel(shift.estimate) if b_med else None,
+        p_value=shift.p_value,
+        reason=reason,
+        test=spec.test,
+    )
 
 
 def _judge_proportion(spec: MetricSpec, baseline: np.ndarray, canary: np.ndarray, confidence: float) -> MetricResult:
@@ -133,19 +163,32 @@ def _judge_proportion(spec: MetricSpec, baseline: np.ndarray, canary: np.ndarray
     bg, bt = b[:, 0].sum(), b[:, 1].sum()
     cg, ct = c[:, 0].sum(), c[:, 1].sum()
     if bt < spec.min_samples or ct < spec.min_samples:
-        return _nodata(spec, f"{bt:g} baseline and {ct:g} canary events, {spec.min_samples} needed",
-                       int(bt), int(ct))
+        return _nodata(spec, f"{bt:g} baseline and {ct:g} canary events, {spec.min_samples} needed", int(bt), int(ct))
     diff = proportion_difference(bg, bt, cg, ct, confidence)
     classification, passed = _classify(spec, diff.lower, diff.upper, diff.baseline_rate)
     verdict_word = "ok" if classification == "pass" else ("worse" if not passed else "better")
     rel = diff.estimate / diff.baseline_rate if diff.baseline_rate else None
-    reason = (f"{spec.name} {diff.baseline_rate:.4%} -> {diff.canary_rate:.4%} "
-              f"(difference {diff.estimate * 100:+.3f} pp [{diff.lower * 100:+.3f}, {diff.upper * 100:+.3f}]), "
-              f"tolerance {spec.tolerance * 100:g}% of baseline: {verdict_word}")
-    return MetricResult(spec.name, classification, passed, spec.critical, spec.group, spec.weight,
-                        {"n": int(bt), "median": diff.baseline_rate}, {"n": int(ct), "median": diff.canary_rate},
-                        shift=diff.estimate, ci=[diff.lower, diff.upper], relative_shift=rel,
-                        p_value=diff.p_value, reason=reason, test=spec.test)
+    reason = (
+        f"{spec.name} {diff.baseline_rate:.4%} -> {diff.canary_rate:.4%} "
+        f"(difference {diff.estimate * 100:+.3f} pp [{diff.lower * 100:+.3f}, {diff.upper * 100:+.3f}]), "
+        f"tolerance {spec.tolerance * 100:g}% of baseline: {verdict_word}"
+    )
+    return MetricResult(
+        spec.name,
+        classification,
+        passed,
+        spec.critical,
+        spec.group,
+        spec.weight,
+        {"n": int(bt), "median": diff.baseline_rate},
+        {"n": int(ct), "median": diff.canary_rate},
+        shift=diff.estimate,
+        ci=[diff.lower, diff.upper],
+        relative_shift=rel,
+        p_value=diff.p_value,
+        reason=reason,
+        test=spec.test,
+    )
 
 
 def score(config: CanaryConfig, results: Sequence[MetricResult]) -> tuple[float | None, dict[str, float | None]]:
@@ -154,8 +197,9 @@ def score(config: CanaryConfig, results: Sequence[MetricResult]) -> tuple[float 
     for group in dict.fromkeys(r.group for r in results):
         scored = [r for r in results if r.group == group and r.passed is not None]
         weight = sum(r.weight for r in scored)
-        groups[group] = None if not scored or weight == 0 else 100.0 * sum(
-            r.weight for r in scored if r.passed) / weight
+        groups[group] = (
+            None if not scored or weight == 0 else 100.0 * sum(r.weight for r in scored if r.passed) / weight
+        )
     judged = {g: s for g, s in groups.items() if s is not None}
     if not judged:
         return None, groups
@@ -166,8 +210,9 @@ def score(config: CanaryConfig, results: Sequence[MetricResult]) -> tuple[float 
     return round(sum(judged[g] * weights[g] for g in judged) / total, 4), groups
 
 
-def judge(config: CanaryConfig, samples: Mapping[str, tuple[np.ndarray, np.ndarray]],
-          errors: Mapping[str, str] | None = None) -> Verdict:
+def judge(
+    config: CanaryConfig, samples: Mapping[str, tuple[np.ndarray, np.ndarray]], errors: Mapping[str, str] | None = None
+) -> Verdict:
     """The verdict for `samples` {metric: (baseline, canary)}; `errors` {metric: why it has no data}."""
     errors = errors or {}
 
@@ -202,8 +247,10 @@ def judge(config: CanaryConfig, samples: Mapping[str, tuple[np.ndarray, np.ndarr
     else:
         verdict = "fail"
     if overall is not None:
-        reasons.append(f"score {overall:.1f} (pass at {config.pass_threshold:g}, marginal at "
-                       f"{config.marginal_threshold:g}): {verdict}")
+        reasons.append(
+            f"score {overall:.1f} (pass at {config.pass_threshold:g}, marginal at "
+            f"{config.marginal_threshold:g}): {verdict}"
+        )
     return Verdict(verdict, overall, reasons, results, groups)
 
 

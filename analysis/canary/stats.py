@@ -5,13 +5,13 @@ The shift estimate and interval are order statistics of the n x m pairwise diffe
 (canary_j - baseline_i). They are selected exactly, by counting in the two sorted samples, without
 building the n x m matrix: the same values brute force gives, in O((n + m) log) per round.
 """
-from __future__ import annotations
 
-from typing import Literal
+from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Literal
 
 import numpy as np
 from scipy import special, stats
@@ -35,8 +35,7 @@ class Shift:
     method: str  # "exact" (small samples, no ties) or "normal" (the normal approximation of U)
 
 
-def _count_below(x: np.ndarray, y: np.ndarray, t: float, lo: np.ndarray, hi: np.ndarray,
-                 inclusive: bool) -> np.ndarray:
+def _count_below(x: np.ndarray, y: np.ndarray, t: float, lo: np.ndarray, hi: np.ndarray, inclusive: bool) -> np.ndarray:
     """Per row i, how many j have y_j - x_i < t (or <= t), clipped to [lo_i, hi_i].
 
     The search runs on x_i + t and is then corrected against the differences as computed in
@@ -78,8 +77,9 @@ def _bracket(x: np.ndarray, y: np.ndarray, k: int, lo: np.ndarray, hi: np.ndarra
     return new_lo, new_hi, None
 
 
-def kth_differences(x: np.ndarray, y: np.ndarray, ranks: list[int],
-                    rng: np.random.Generator | None = None) -> list[float]:
+def kth_differences(
+    x: np.ndarray, y: np.ndarray, ranks: list[int], rng: np.random.Generator | None = None
+) -> list[float]:
     """The k-th smallest (1-based) of y_j - x_i over all pairs for each k; x and y sorted ascending.
 
     One shared sample of the pairs brackets every rank; each bracket is then narrowed by
@@ -114,8 +114,9 @@ def kth_differences(x: np.ndarray, y: np.ndarray, ranks: list[int],
     return out
 
 
-def _select_in_band(x: np.ndarray, y: np.ndarray, k: int, lo: np.ndarray, hi: np.ndarray, enumerate_at: int,
-                    rng: np.random.Generator) -> float:
+def _select_in_band(
+    x: np.ndarray, y: np.ndarray, k: int, lo: np.ndarray, hi: np.ndarray, enumerate_at: int, rng: np.random.Generator
+) -> float:
     """Rank k inside the band [lo, hi) by regula falsi on the exact count (Illinois variant: one count
     per step, superlinear on smooth data), sampling the band when it stalls (ties, cusps)."""
     m = len(y)
@@ -159,8 +160,7 @@ def _select_in_band(x: np.ndarray, y: np.ndarray, k: int, lo: np.ndarray, hi: np
         stalled = stalled + 1 if int((hi - lo).sum()) > active // 2 else 0
 
 
-def _sample_bracket(x: np.ndarray, y: np.ndarray, k: int, lo: np.ndarray, hi: np.ndarray,
-                    rng: np.random.Generator):
+def _sample_bracket(x: np.ndarray, y: np.ndarray, k: int, lo: np.ndarray, hi: np.ndarray, rng: np.random.Generator):
     """Bracket rank k by sampling the active pairs uniformly."""
     widths = hi - lo
     active, below = int(widths.sum()), int(lo.sum())
@@ -183,8 +183,9 @@ def kth_difference(x: np.ndarray, y: np.ndarray, k: int) -> float:
 
 def next_difference(x: np.ndarray, y: np.ndarray, value: float, k: int) -> float:
     """The (k+1)-th smallest difference, given that `value` is the k-th."""
-    at_most = _count_below(x, y, value, np.zeros(len(x), dtype=np.int64), np.full(len(x), len(y), dtype=np.int64),
-                           inclusive=True)
+    at_most = _count_below(
+        x, y, value, np.zeros(len(x), dtype=np.int64), np.full(len(x), len(y), dtype=np.int64), inclusive=True
+    )
     if at_most.sum() > k:
         return value
     rows = np.flatnonzero(at_most < len(y))
@@ -215,7 +216,7 @@ def _u_distribution(n: int, m: int) -> np.ndarray:
             out = np.zeros(i * j + 1)
             above = previous[j]
             out[: above.size] += above * (i / (i + j))
-            out[i: i + current[j - 1].size] += current[j - 1] * (j / (i + j))
+            out[i : i + current[j - 1].size] += current[j - 1] * (j / (i + j))
             current.append(out)
         previous = current
     return previous[m]
@@ -234,7 +235,7 @@ def mann_whitney(x: np.ndarray, y: np.ndarray) -> tuple[float, float, str, np.nd
     if n <= 8 and m <= 8 and ties.size == 0:
         dist = _u_distribution(n, m)
         u_big = max(u, n * m - u)
-        p = float(min(1.0, 2.0 * dist[int(round(u_big)):].sum()))
+        p = float(min(1.0, 2.0 * dist[round(u_big) :].sum()))
         return u, p, "exact", ties
     mu = n * m / 2.0
     tie_term = float((ties.astype(np.float64) ** 3 - ties).sum())
@@ -259,7 +260,7 @@ def interval_rank(n: int, m: int, confidence: float, ties: np.ndarray) -> tuple[
     tie_term = float((ties.astype(np.float64) ** 3 - ties).sum())
     sigma = math.sqrt(n * m / 12.0 * ((n + m + 1) - tie_term / ((n + m) * (n + m - 1))))
     z = stats.norm.ppf(1.0 - alpha / 2.0)
-    return max(int(math.floor(n * m / 2.0 - z * sigma)), 1), "normal"
+    return max(math.floor(n * m / 2.0 - z * sigma), 1), "normal"
 
 
 def _median(values: np.ndarray) -> float:
@@ -297,8 +298,9 @@ class ProportionDiff:
     p_value: float
 
 
-def proportion_difference(baseline_good: float, baseline_total: float, canary_good: float, canary_total: float,
-                          confidence: float = 0.98) -> ProportionDiff:
+def proportion_difference(
+    baseline_good: float, baseline_total: float, canary_good: float, canary_total: float, confidence: float = 0.98
+) -> ProportionDiff:
     """Rates good/total for each side, their difference and its interval (Wald; pooled z-test p)."""
     if baseline_total <= 0 or canary_total <= 0:
         raise ValueError("both totals must be positive")

@@ -2,17 +2,20 @@
 archived as one payload per execution (kind `execution-history`) and projected like EventBridge
 events of the same execution. Executions are stored in batches as they are read, so an interrupted
 backfill keeps what it read; running it again stores only what changed."""
+
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime
 from itertools import islice
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from sqlalchemy import Engine
 
-from ..config import Config
 from gatewatch.errors import ConfigError, SourceUnavailable
+
+from ..config import Config
 from ..ingest import Envelope, IngestSummary, ingest
 from ..timeutil import as_utc
 
@@ -46,8 +49,9 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def execution_histories(client, pipeline: str, since: datetime,
-                        progress: Callable[[int], None] | None = None) -> Iterator[dict]:
+def execution_histories(
+    client, pipeline: str, since: datetime, progress: Callable[[int], None] | None = None
+) -> Iterator[dict]:
     """Each execution of `pipeline` started at or after `since` (newest first), with its actions."""
     executions = client.get_paginator("list_pipeline_executions")
     actions = client.get_paginator("list_action_executions")
@@ -57,12 +61,15 @@ def execution_histories(client, pipeline: str, since: datetime,
             if started is not None and as_utc(started) < since:
                 return  # the API lists newest first: everything after this is older
             details: list[dict] = []
-            for action_page in actions.paginate(pipelineName=pipeline,
-                                                filter={"pipelineExecutionId": summary["pipelineExecutionId"]},
-                                                PaginationConfig={"PageSize": 100}):
+            for action_page in actions.paginate(
+                pipelineName=pipeline,
+                filter={"pipelineExecutionId": summary["pipelineExecutionId"]},
+                PaginationConfig={"PageSize": 100},
+            ):
                 details.extend(action_page.get("actionExecutionDetails", []))
-            yield jsonable({"pipelineName": pipeline, "pipelineExecutionSummary": summary,
-                            "actionExecutionDetails": details})
+            yield jsonable(
+                {"pipelineName": pipeline, "pipelineExecutionSummary": summary, "actionExecutionDetails": details}
+            )
             if progress:
                 progress(1)
 
@@ -79,12 +86,20 @@ def _message(exc: Exception) -> str:
 
 
 def _explain(exc: Exception, pipeline: str, region: str | None) -> Exception:
-    from botocore.exceptions import (ClientError, NoCredentialsError, NoRegionError, ParamValidationError,
-                                     PartialCredentialsError, ProfileNotFound)
+    from botocore.exceptions import (
+        ClientError,
+        NoCredentialsError,
+        NoRegionError,
+        ParamValidationError,
+        PartialCredentialsError,
+        ProfileNotFound,
+    )
 
     if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
-        return ConfigError("no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
-                           "AWS_SECRET_ACCESS_KEY (or run where an IAM role provides them)")
+        return ConfigError(
+            "no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY (or run where an IAM role provides them)"
+        )
     if isinstance(exc, ProfileNotFound):
         return ConfigError(f"{exc}: check AWS_PROFILE")
     if isinstance(exc, NoRegionError):
@@ -94,16 +109,25 @@ def _explain(exc: Exception, pipeline: str, region: str | None) -> Exception:
     if isinstance(exc, ClientError):
         code = exc.response.get("Error", {}).get("Code", "")
         if code == "PipelineNotFoundException":
-            return ConfigError(f"pipeline {pipeline!r} not found in region {region or 'default'}; check --pipeline "
-                               "and --region")
-        if code in ("AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException",
-                    "ExpiredTokenException"):
-            return ConfigError(f"AWS refused the request ({code}): check the credentials (AWS_PROFILE); they need "
-                               "codepipeline:ListPipelineExecutions and codepipeline:ListActionExecutions")
-        hint = ("; set AWS_RETRY_MODE=adaptive and AWS_MAX_ATTEMPTS=10 to slow down and retry"
-                if "Throttl" in code or code == "TooManyRequestsException" else "")
-        return SourceUnavailable(f"CodePipeline answered {code or 'an error'} for {pipeline!r}: "
-                                 f"{_message(exc)}{hint}")
+            return ConfigError(
+                f"pipeline {pipeline!r} not found in region {region or 'default'}; check --pipeline and --region"
+            )
+        if code in (
+            "AccessDeniedException",
+            "UnrecognizedClientException",
+            "InvalidSignatureException",
+            "ExpiredTokenException",
+        ):
+            return ConfigError(
+                f"AWS refused the request ({code}): check the credentials (AWS_PROFILE); they need "
+                "codepipeline:ListPipelineExecutions and codepipeline:ListActionExecutions"
+            )
+        hint = (
+            "; set AWS_RETRY_MODE=adaptive and AWS_MAX_ATTEMPTS=10 to slow down and retry"
+            if "Throttl" in code or code == "TooManyRequestsException"
+            else ""
+        )
+        return SourceUnavailable(f"CodePipeline answered {code or 'an error'} for {pipeline!r}: {_message(exc)}{hint}")
     return SourceUnavailable(f"CodePipeline could not be reached: {exc}")
 
 
@@ -115,13 +139,25 @@ def _batches(items: Iterator[dict], size: int) -> Iterator[list[dict]]:
 def _envelopes(pipeline: str, payloads: list[dict]) -> Iterator[Envelope]:
     for payload in payloads:
         execution = payload["pipelineExecutionSummary"].get("pipelineExecutionId")
-        yield Envelope(json.dumps(payload, separators=(",", ":"), ensure_ascii=False), payload, "codepipeline",
-                       None, f"codepipeline:{pipeline}:{execution}")
+        yield Envelope(
+            json.dumps(payload, separators=(",", ":"), ensure_ascii=False),
+            payload,
+            "codepipeline",
+            None,
+            f"codepipeline:{pipeline}:{execution}",
+        )
 
 
-def backfill(engine: Engine, config: Config, client, pipelines: Iterable[str], since: datetime,
-             progress: Callable[[int], None] | None = None, region: str | None = None,
-             batch_size: int = BATCH) -> IngestSummary:
+def backfill(
+    engine: Engine,
+    config: Config,
+    client,
+    pipelines: Iterable[str],
+    since: datetime,
+    progress: Callable[[int], None] | None = None,
+    region: str | None = None,
+    batch_size: int = BATCH,
+) -> IngestSummary:
     """Archive and project the history of each pipeline since `since`, one transaction per batch."""
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -133,7 +169,9 @@ def backfill(engine: Engine, config: Config, client, pipelines: Iterable[str], s
         except (BotoCoreError, ClientError) as exc:
             error = _explain(exc, pipeline, region)
             if summary.stored:
-                error = type(error)(f"{error} ({summary.stored} execution(s) stored before this; "
-                                    "running the same command again stores only what is missing)")
+                error = type(error)(
+                    f"{error} ({summary.stored} execution(s) stored before this; "
+                    "running the same command again stores only what is missing)"
+                )
             raise error from None
     return summary

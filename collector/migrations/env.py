@@ -1,4 +1,5 @@
 """Alembic environment: runs migrations on the connection Gatewatch hands over."""
+
 from alembic import context
 
 from collector.models import metadata
@@ -9,7 +10,6 @@ if connection is None:  # pragma: no cover - only the alembic CLI gets here
 
     connection = create_store_engine().connect()
 
-context.configure(connection=connection, target_metadata=metadata,
-                  render_as_batch=connection.dialect.name == "sqlite")
+context.configure(connection=connection, target_metadata=metadata, render_as_batch=connection.dialect.name == "sqlite")
 with context.begin_transaction():
     context.run_migrations()

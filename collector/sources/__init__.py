@@ -4,6 +4,7 @@ A source module has `NAME`, `detect(payload, hint) -> kind | None`, `event_id(ki
 str | None` (the source's own delivery id, used for dedupe when present) and
 `normalise(kind, payload, config) -> list[Update]` (raises PayloadError naming the field).
 """
+
 from __future__ import annotations
 
 from types import ModuleType

@@ -1,15 +1,17 @@
 """What every source normaliser shares: the projection update record and field readers that
 name the field and what was expected when a payload does not fit."""
+
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from functools import lru_cache
-from datetime import datetime
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
 from typing import Any, Literal, Protocol, overload
 
 from gatewatch.errors import PayloadError
+
 from ..timeutil import parse_timestamp
 
 _MISSING = object()
@@ -74,8 +76,9 @@ def field(payload: Any, path: str, kind: type = str, required: bool = True) -> A
     value = _walk(payload, path)
     if value is _MISSING or value is None:
         if required:
-            raise PayloadError(path, _TYPE_NAMES.get(kind, kind.__name__) + " (required)",
-                               None if value is None else ...)
+            raise PayloadError(
+                path, _TYPE_NAMES.get(kind, kind.__name__) + " (required)", None if value is None else ...
+            )
         return None
     if type(value) is kind and kind is not int:
         return value
@@ -142,8 +145,13 @@ _CATEGORIES = (
     ("approval", re.compile(r"(?i)approv|\bgate\b|manual|sign.?off")),
     ("deploy", re.compile(r"(?i)deploy|release|publish|rollout|promot")),
     ("source", re.compile(r"(?i)checkout|\bclone\b")),
-    ("test", re.compile(r"(?i)test|lint|check|spec\b|\be2e\b|\bqa\b|scan|analy[sz]|codeql|sonar|audit"
-                        r"|verif")),
+    (
+        "test",
+        re.compile(
+            r"(?i)test|lint|check|spec\b|\be2e\b|\bqa\b|scan|analy[sz]|codeql|sonar|audit"
+            r"|verif"
+        ),
+    ),
     ("build", re.compile(r"(?i)build|compil|package|bundle|docker|image|assembl")),
 )
 

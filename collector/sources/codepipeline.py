@@ -13,36 +13,73 @@ execution's ListActionExecutions details), as the same projection rows.
 - Executions triggered by AutomatedRollback/ManualRollback (or of executionType ROLLBACK) are
   rollbacks; what they roll back is resolved by analysis (the service's previous deployment).
 """
+
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from gatewatch.errors import PayloadError
+
 from .base import TERMINAL, Update, category_for, choice, field, timestamp
 
 NAME = "codepipeline"
-DETAIL_TYPES = {"CodePipeline Pipeline Execution State Change": "pipeline",
-                "CodePipeline Stage Execution State Change": "stage",
-                "CodePipeline Action Execution State Change": "action"}
+DETAIL_TYPES = {
+    "CodePipeline Pipeline Execution State Change": "pipeline",
+    "CodePipeline Stage Execution State Change": "stage",
+    "CodePipeline Action Execution State Change": "action",
+}
 HISTORY = "execution-history"
-EVENT_STATES = {"STARTED": "in_progress", "RESUMED": "in_progress", "STOPPING": "in_progress",
-                "SUCCEEDED": "succeeded", "FAILED": "failed", "CANCELED": "canceled", "STOPPED": "canceled",
-                "SUPERSEDED": "superseded", "ABANDONED": "canceled"}
-LEVEL_STATES = {level: {state: EVENT_STATES[state] for state in states} for level, states in (  # as documented
-    ("pipeline", ("STARTED", "SUCCEEDED", "RESUMED", "FAILED", "CANCELED", "SUPERSEDED", "STOPPING", "STOPPED")),
-    ("stage", ("STARTED", "SUCCEEDED", "RESUMED", "FAILED", "CANCELED", "STOPPING", "STOPPED")),
-    ("action", ("STARTED", "SUCCEEDED", "FAILED", "CANCELED", "ABANDONED")))}
-API_STATES = {"InProgress": "in_progress", "Stopping": "in_progress", "Succeeded": "succeeded",
-              "Failed": "failed", "Cancelled": "canceled", "Stopped": "canceled", "Superseded": "superseded",
-              "Abandoned": "canceled"}
-DEPLOYMENT_STATUS = {"queued": "pending", "in_progress": "in_progress", "succeeded": "success",
-                     "failed": "failure", "canceled": "canceled", "superseded": "canceled"}
+EVENT_STATES = {
+    "STARTED": "in_progress",
+    "RESUMED": "in_progress",
+    "STOPPING": "in_progress",
+    "SUCCEEDED": "succeeded",
+    "FAILED": "failed",
+    "CANCELED": "canceled",
+    "STOPPED": "canceled",
+    "SUPERSEDED": "superseded",
+    "ABANDONED": "canceled",
+}
+LEVEL_STATES = {
+    level: {state: EVENT_STATES[state] for state in states}
+    for level, states in (  # as documented
+        ("pipeline", ("STARTED", "SUCCEEDED", "RESUMED", "FAILED", "CANCELED", "SUPERSEDED", "STOPPING", "STOPPED")),
+        ("stage", ("STARTED", "SUCCEEDED", "RESUMED", "FAILED", "CANCELED", "STOPPING", "STOPPED")),
+        ("action", ("STARTED", "SUCCEEDED", "FAILED", "CANCELED", "ABANDONED")),
+    )
+}
+API_STATES = {
+    "InProgress": "in_progress",
+    "Stopping": "in_progress",
+    "Succeeded": "succeeded",
+    "Failed": "failed",
+    "Cancelled": "canceled",
+    "Stopped": "canceled",
+    "Superseded": "superseded",
+    "Abandoned": "canceled",
+}
+DEPLOYMENT_STATUS = {
+    "queued": "pending",
+    "in_progress": "in_progress",
+    "succeeded": "success",
+    "failed": "failure",
+    "canceled": "canceled",
+    "superseded": "canceled",
+}
 ROLLBACK_TRIGGERS = {"AutomatedRollback", "ManualRollback"}
 GIT_PROVIDERS = frozenset({"CodeCommit", "CodeStarSourceConnection", "GitHub"})
 _SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
-CATEGORIES = {"source": "source", "build": "build", "test": "test", "deploy": "deploy", "approval": "approval",
-              "invoke": "invoke", "compute": "build"}
+CATEGORIES = {
+    "source": "source",
+    "build": "build",
+    "test": "test",
+    "deploy": "deploy",
+    "approval": "approval",
+    "invoke": "invoke",
+    "compute": "build",
+}
 
 
 def detect(payload: Any, hint: str | None = None) -> str | None:
@@ -72,13 +109,22 @@ def _commit(provider: str | None, revision: str | None) -> str | None:
     return None
 
 
-def _deployment(config: Any, pipeline: str, execution: str, stage: str, status: str, at, started, finished,
-                rollback: bool) -> Update:
+def _deployment(
+    config: Any, pipeline: str, execution: str, stage: str, status: str, at, started, finished, rollback: bool
+) -> Update:
     service = config.service_for_pipeline(pipeline)
-    values = {"source": NAME, "service": service, "team": config.team_for(service), "environment": "production",
-              "production": True, "status": DEPLOYMENT_STATUS[status], "status_at": at,
-              "finished_at": finished if status in TERMINAL else None,
-              "pipeline_run_id": f"codepipeline:{pipeline}:{execution}", "is_rollback": rollback}
+    values = {
+        "source": NAME,
+        "service": service,
+        "team": config.team_for(service),
+        "environment": "production",
+        "production": True,
+        "status": DEPLOYMENT_STATUS[status],
+        "status_at": at,
+        "finished_at": finished if status in TERMINAL else None,
+        "pipeline_run_id": f"codepipeline:{pipeline}:{execution}",
+        "is_rollback": rollback,
+    }
     if started is not None:
         values["started_at"] = started
     return Update("deployments", f"codepipeline:{pipeline}:{execution}", values)
@@ -86,9 +132,14 @@ def _deployment(config: Any, pipeline: str, execution: str, stage: str, status: 
 
 def _revision_updates(config: Any, pipeline: str, execution: str, sha: str) -> list[Update]:
     run = f"codepipeline:{pipeline}:{execution}"
-    return [Update("pipeline_runs", run, {"source": NAME, "pipeline": pipeline,
-                                          "service": config.service_for_pipeline(pipeline), "revision": sha}),
-            Update("deployment_changes", f"{run}|{sha}", {"deployment_id": run, "change_id": sha})]
+    return [
+        Update(
+            "pipeline_runs",
+            run,
+            {"source": NAME, "pipeline": pipeline, "service": config.service_for_pipeline(pipeline), "revision": sha},
+        ),
+        Update("deployment_changes", f"{run}|{sha}", {"deployment_id": run, "change_id": sha}),
+    ]
 
 
 def _event(kind: str, payload: Mapping, config: Any) -> list[Update]:
@@ -108,35 +159,81 @@ def _event(kind: str, payload: Mapping, config: Any) -> list[Update]:
     first_seen = at if state == "STARTED" else None
     service = config.service_for_pipeline(pipeline)
     if kind == "pipeline":
-        values = {"source": NAME, "pipeline": pipeline, "service": service, "status": status, "status_at": at,
-                  "finished_at": finished, "started_at": started or first_seen, "trigger": trigger,
-                  "attempt": attempt, "is_rollback": rollback}
+        values = {
+            "source": NAME,
+            "pipeline": pipeline,
+            "service": service,
+            "status": status,
+            "status_at": at,
+            "finished_at": finished,
+            "started_at": started or first_seen,
+            "trigger": trigger,
+            "attempt": attempt,
+            "is_rollback": rollback,
+        }
         return [Update("pipeline_runs", run, values)]
     stage = field(payload, "detail.stage", str)
     stage_id = f"{run}:stage:{stage}"
-    base_run = Update("pipeline_runs", run, {"source": NAME, "pipeline": pipeline, "service": service,
-                                             "started_at": started, "trigger": trigger, "is_rollback": rollback})
+    base_run = Update(
+        "pipeline_runs",
+        run,
+        {
+            "source": NAME,
+            "pipeline": pipeline,
+            "service": service,
+            "started_at": started,
+            "trigger": trigger,
+            "is_rollback": rollback,
+        },
+    )
     if kind == "stage":
-        updates = [base_run, Update("stage_runs", stage_id, {
-            "pipeline_run_id": run, "name": stage, "category": category_for(stage), "status": status,
-            "status_at": at, "started_at": first_seen, "finished_at": finished, "attempt": attempt,
-            "failed_once": status == "failed"})]
+        updates = [
+            base_run,
+            Update(
+                "stage_runs",
+                stage_id,
+                {
+                    "pipeline_run_id": run,
+                    "name": stage,
+                    "category": category_for(stage),
+                    "status": status,
+                    "status_at": at,
+                    "started_at": first_seen,
+                    "finished_at": finished,
+                    "attempt": attempt,
+                    "failed_once": status == "failed",
+                },
+            ),
+        ]
         if config.is_production_stage(pipeline, stage):
-            updates.append(_deployment(config, pipeline, execution, stage, status, at, first_seen, finished,
-                                       rollback))
+            updates.append(_deployment(config, pipeline, execution, stage, status, at, first_seen, finished, rollback))
         return updates
     action = field(payload, "detail.action", str)
     category = _category(field(payload, "detail.type.category", str, required=False), action)
     provider = field(payload, "detail.type.provider", str, required=False)
     external = field(payload, "detail.execution-result.external-execution-id", str, required=False)
-    updates = [base_run, Update("stage_runs", stage_id, {"pipeline_run_id": run, "name": stage,
-                                                         "category": category_for(stage)}),
-               Update("action_runs", f"{stage_id}:action:{action}", {
-                   "pipeline_run_id": run, "stage_run_id": stage_id, "name": action, "category": category,
-                   "provider": provider, "external_id": external,
-                   "url": field(payload, "detail.execution-result.external-execution-url", str, required=False),
-                   "status": status, "status_at": at, "started_at": first_seen, "finished_at": finished,
-                   "failed_once": status == "failed"})]
+    updates = [
+        base_run,
+        Update("stage_runs", stage_id, {"pipeline_run_id": run, "name": stage, "category": category_for(stage)}),
+        Update(
+            "action_runs",
+            f"{stage_id}:action:{action}",
+            {
+                "pipeline_run_id": run,
+                "stage_run_id": stage_id,
+                "name": action,
+                "category": category,
+                "provider": provider,
+                "external_id": external,
+                "url": field(payload, "detail.execution-result.external-execution-url", str, required=False),
+                "status": status,
+                "status_at": at,
+                "started_at": first_seen,
+                "finished_at": finished,
+                "failed_once": status == "failed",
+            },
+        ),
+    ]
     sha = _commit(provider, external) if category == "source" and status == "succeeded" else None
     if sha:
         updates += _revision_updates(config, pipeline, execution, sha)
@@ -154,16 +251,29 @@ def _history(payload: Mapping, config: Any) -> list[Update]:
     rollback = trigger in ROLLBACK_TRIGGERS or summary.get("executionType") == "ROLLBACK"
     run = f"codepipeline:{pipeline}:{execution}"
     service = config.service_for_pipeline(pipeline)
-    updates = [Update("pipeline_runs", run, {
-        "source": NAME, "pipeline": pipeline, "service": service, "status": status, "status_at": updated,
-        "finished_at": updated if status in TERMINAL else None, "started_at": started, "trigger": trigger,
-        "is_rollback": rollback})]
+    updates = [
+        Update(
+            "pipeline_runs",
+            run,
+            {
+                "source": NAME,
+                "pipeline": pipeline,
+                "service": service,
+                "status": status,
+                "status_at": updated,
+                "finished_at": updated if status in TERMINAL else None,
+                "started_at": started,
+                "trigger": trigger,
+                "is_rollback": rollback,
+            },
+        )
+    ]
     details = payload.get("actionExecutionDetails") or []
     if not isinstance(details, list):
         raise PayloadError("actionExecutionDetails", "a list of action executions", details)
     stages: dict[str, list[dict]] = {}
     source_providers: dict[str, str | None] = {}
-    for i, detail in enumerate(details):
+    for i, _detail in enumerate(details):
         where = f"actionExecutionDetails.{i}"
         stage = field(payload, f"{where}.stageName", str)
         action = field(payload, f"{where}.actionName", str)
@@ -175,33 +285,68 @@ def _history(payload: Mapping, config: Any) -> list[Update]:
         if category == "source":
             source_providers[action] = provider
         stage_id = f"{run}:stage:{stage}"
-        updates.append(Update("action_runs", f"{stage_id}:action:{action}", {
-            "pipeline_run_id": run, "stage_run_id": stage_id, "name": action, "category": category,
-            "provider": provider,
-            "external_id": field(payload, f"{where}.output.executionResult.externalExecutionId", str,
-                                 required=False),
-            "url": field(payload, f"{where}.output.executionResult.externalExecutionUrl", str, required=False),
-            "status": a_status, "status_at": a_updated, "started_at": a_started,
-            "finished_at": a_updated if a_status in TERMINAL else None, "failed_once": a_status == "failed"}))
-        stages.setdefault(stage, []).append({"action": action, "status": a_status, "started": a_started,
-                                             "updated": a_updated})
+        updates.append(
+            Update(
+                "action_runs",
+                f"{stage_id}:action:{action}",
+                {
+                    "pipeline_run_id": run,
+                    "stage_run_id": stage_id,
+                    "name": action,
+                    "category": category,
+                    "provider": provider,
+                    "external_id": field(
+                        payload, f"{where}.output.executionResult.externalExecutionId", str, required=False
+                    ),
+                    "url": field(payload, f"{where}.output.executionResult.externalExecutionUrl", str, required=False),
+                    "status": a_status,
+                    "status_at": a_updated,
+                    "started_at": a_started,
+                    "finished_at": a_updated if a_status in TERMINAL else None,
+                    "failed_once": a_status == "failed",
+                },
+            )
+        )
+        stages.setdefault(stage, []).append(
+            {"action": action, "status": a_status, "started": a_started, "updated": a_updated}
+        )
     for stage, actions in stages.items():
         latest: dict[str, dict] = {}
         for item in sorted(actions, key=lambda a: (a["started"] or a["updated"], a["updated"])):
             latest[item["action"]] = item
         states = {a["status"] for a in latest.values()}
-        s_status = ("in_progress" if "in_progress" in states else "failed" if "failed" in states
-                    else "canceled" if "canceled" in states else "succeeded")
+        s_status = (
+            "in_progress"
+            if "in_progress" in states
+            else "failed"
+            if "failed" in states
+            else "canceled"
+            if "canceled" in states
+            else "succeeded"
+        )
         s_updated = max(a["updated"] for a in actions)
         s_started = min((a["started"] for a in actions if a["started"]), default=None)
         finished = s_updated if s_status in TERMINAL else None
-        updates.append(Update("stage_runs", f"{run}:stage:{stage}", {
-            "pipeline_run_id": run, "name": stage, "category": category_for(stage), "status": s_status,
-            "status_at": s_updated, "started_at": s_started, "finished_at": finished,
-            "failed_once": any(a["status"] == "failed" for a in actions)}))
+        updates.append(
+            Update(
+                "stage_runs",
+                f"{run}:stage:{stage}",
+                {
+                    "pipeline_run_id": run,
+                    "name": stage,
+                    "category": category_for(stage),
+                    "status": s_status,
+                    "status_at": s_updated,
+                    "started_at": s_started,
+                    "finished_at": finished,
+                    "failed_once": any(a["status"] == "failed" for a in actions),
+                },
+            )
+        )
         if config.is_production_stage(pipeline, stage):
-            updates.append(_deployment(config, pipeline, execution, stage, s_status, s_updated, s_started,
-                                       finished, rollback))
+            updates.append(
+                _deployment(config, pipeline, execution, stage, s_status, s_updated, s_started, finished, rollback)
+            )
     sha = _source_commit(payload, source_providers)
     if sha:
         updates += _revision_updates(config, pipeline, execution, sha)

@@ -3,21 +3,39 @@ records as JSON objects (one per line, or a JSON list) or CSV rows with the same
 
 Ids are used as given (no prefix), so a record can refer to any deployment in the store.
 """
+
 from __future__ import annotations
 
 import re
-from typing import Any, Literal, Mapping, overload
+from collections.abc import Mapping
+from typing import Any, Literal, overload
 
 from gatewatch.errors import PayloadError
+
 from .base import Update, boolean, choice, field, timestamp
 
 NAME = "generic"
 TYPES = ("deployment", "change", "incident")
-DEPLOYMENT_STATUS = {"success": "success", "failure": "failure", "rolled_back": "rolled_back",
-                     "in_progress": "in_progress"}
+DEPLOYMENT_STATUS = {
+    "success": "success",
+    "failure": "failure",
+    "rolled_back": "rolled_back",
+    "in_progress": "in_progress",
+}
 COLUMNS = {
-    "deployment": ("id", "service", "environment", "status", "started_at", "finished_at", "commits",
-                   "version", "rollback_of", "hotfix", "team"),
+    "deployment": (
+        "id",
+        "service",
+        "environment",
+        "status",
+        "started_at",
+        "finished_at",
+        "commits",
+        "version",
+        "rollback_of",
+        "hotfix",
+        "team",
+    ),
     "change": ("id", "service", "committed_at", "merged_at", "pr", "author"),
     "incident": ("id", "service", "opened_at", "resolved_at", "severity", "deployment_id"),
 }
@@ -80,14 +98,27 @@ def _deployment(payload: Mapping, config: Any) -> list[Update]:
         raise PayloadError("finished_at", "a time at or after started_at", payload.get("finished_at"))
     rollback_of = _text(payload, "rollback_of")
     team = _text(payload, "team") or config.team_for(service)
-    updates = [Update("deployments", key, {
-        "source": NAME, "service": service, "team": team, "environment": environment,
-        "production": config.is_production_environment(environment),
-        "status": status, "status_at": finished or started, "started_at": started,
-        "finished_at": finished, "version": _text(payload, "version"),
-        "rollback_of": rollback_of, "is_rollback": rollback_of is not None,
-        "hotfix": bool(boolean(payload, "hotfix")),
-    })]
+    updates = [
+        Update(
+            "deployments",
+            key,
+            {
+                "source": NAME,
+                "service": service,
+                "team": team,
+                "environment": environment,
+                "production": config.is_production_environment(environment),
+                "status": status,
+                "status_at": finished or started,
+                "started_at": started,
+                "finished_at": finished,
+                "version": _text(payload, "version"),
+                "rollback_of": rollback_of,
+                "is_rollback": rollback_of is not None,
+                "hotfix": bool(boolean(payload, "hotfix")),
+            },
+        )
+    ]
     for sha in _commits(payload):
         updates.append(Update("deployment_changes", f"{key}|{sha}", {"deployment_id": key, "change_id": sha}))
     return updates
@@ -98,13 +129,19 @@ def _change(payload: Mapping, config: Any) -> list[Update]:
     pr = payload.get("pr")
     if isinstance(pr, str):
         pr = pr.strip().lstrip("#") or None
-    return [Update("changes", sha, {
-        "service": _text(payload, "service", True),
-        "committed_at": timestamp(payload, "committed_at"),
-        "merged_at": timestamp(payload, "merged_at", required=False),
-        "pr": field({"pr": pr}, "pr", int, required=False),
-        "author": _text(payload, "author"),
-    })]
+    return [
+        Update(
+            "changes",
+            sha,
+            {
+                "service": _text(payload, "service", True),
+                "committed_at": timestamp(payload, "committed_at"),
+                "merged_at": timestamp(payload, "merged_at", required=False),
+                "pr": field({"pr": pr}, "pr", int, required=False),
+                "author": _text(payload, "author"),
+            },
+        )
+    ]
 
 
 def _incident(payload: Mapping, config: Any) -> list[Update]:
@@ -113,12 +150,23 @@ def _incident(payload: Mapping, config: Any) -> list[Update]:
     resolved = timestamp(payload, "resolved_at", required=False)
     if resolved and resolved < opened:
         raise PayloadError("resolved_at", "a time at or after opened_at", payload.get("resolved_at"))
-    return [Update("incidents", key, {
-        "source": NAME, "service": _text(payload, "service", True),
-        "status": "resolved" if resolved else "triggered", "status_at": resolved or opened,
-        "opened_at": opened, "resolved_at": resolved, "severity": _text(payload, "severity"),
-        "title": _text(payload, "title"), "deployment_id": _text(payload, "deployment_id"),
-    })]
+    return [
+        Update(
+            "incidents",
+            key,
+            {
+                "source": NAME,
+                "service": _text(payload, "service", True),
+                "status": "resolved" if resolved else "triggered",
+                "status_at": resolved or opened,
+                "opened_at": opened,
+                "resolved_at": resolved,
+                "severity": _text(payload, "severity"),
+                "title": _text(payload, "title"),
+                "deployment_id": _text(payload, "deployment_id"),
+            },
+        )
+    ]
 
 
 def normalise(kind: str, payload: Any, config: Any) -> list[Update]:

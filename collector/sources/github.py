@@ -17,38 +17,67 @@ Conventions worth knowing:
   label such as `severity:high`, `sev1` or `severity/2` gives its severity (`high`, `sev1`, `sev2`).
   Events of an issue without the label (e.g. after it was removed) change nothing.
 """
+
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from .base import TERMINAL, Update, boolean, category_for, choice, dispatch, field, timestamp
 
 NAME = "github"
-PROGRESS = {"requested": "queued", "queued": "queued", "waiting": "queued", "pending": "queued",
-            "in_progress": "in_progress", "completed": "completed"}
-CONCLUSIONS = {"success": "succeeded", "neutral": "succeeded", "failure": "failed", "timed_out": "failed",
-               "startup_failure": "failed", "cancelled": "canceled", "skipped": "canceled",
-               "stale": "canceled", "action_required": "queued"}
-DEPLOYMENT_STATES = {"success": "success", "failure": "failure", "error": "failure",
-                     "in_progress": "in_progress", "queued": "pending", "pending": "pending",
-                     "inactive": ""}
+PROGRESS = {
+    "requested": "queued",
+    "queued": "queued",
+    "waiting": "queued",
+    "pending": "queued",
+    "in_progress": "in_progress",
+    "completed": "completed",
+}
+CONCLUSIONS = {
+    "success": "succeeded",
+    "neutral": "succeeded",
+    "failure": "failed",
+    "timed_out": "failed",
+    "startup_failure": "failed",
+    "cancelled": "canceled",
+    "skipped": "canceled",
+    "stale": "canceled",
+    "action_required": "queued",
+}
+DEPLOYMENT_STATES = {
+    "success": "success",
+    "failure": "failure",
+    "error": "failure",
+    "in_progress": "in_progress",
+    "queued": "pending",
+    "pending": "pending",
+    "inactive": "",
+}
 _EVENT_NAME = re.compile(r"[a-z][a-z_]{1,63}")
 _SEVERITY = re.compile(r"(?i)^(?:(?:severity|sev)\s*[:/=_ -]\s*|sev(?=\d))([a-z0-9][a-z0-9_-]*)$")
+
+
 def _looks_like_github(payload: Mapping) -> bool:
     if "object_kind" in payload:
         return False  # GitLab's marker
     repository, sender = payload.get("repository"), payload.get("sender")
-    return ((isinstance(repository, Mapping) and "full_name" in repository) or "hook_id" in payload
-            or (isinstance(sender, Mapping) and "login" in sender))
+    return (
+        (isinstance(repository, Mapping) and "full_name" in repository)
+        or "hook_id" in payload
+        or (isinstance(sender, Mapping) and "login" in sender)
+    )
 
 
 def _shape(payload: Mapping) -> str:
     """The X-GitHub-Event name a payload's shape implies ("other" for events we do not project)."""
+
     def has(key: str) -> bool:
         return isinstance(payload.get(key), Mapping)
+
     if "zen" in payload and "hook_id" in payload:
         return "ping"
     if has("workflow_job"):
@@ -63,8 +92,11 @@ def _shape(payload: Mapping) -> str:
         if has(name):
             return name
     if has("pull_request"):
-        for extra, kind in (("review", "pull_request_review"), ("comment", "pull_request_review_comment"),
-                            ("thread", "pull_request_review_thread")):
+        for extra, kind in (
+            ("review", "pull_request_review"),
+            ("comment", "pull_request_review_comment"),
+            ("thread", "pull_request_review_thread"),
+        ):
             if extra in payload:
                 return kind
         return "pull_request"
@@ -109,20 +141,32 @@ def _workflow_run(payload: Mapping, config: Any) -> list[Update]:
     run_id = field(payload, "workflow_run.id", int)
     status = _status(payload, "workflow_run")
     status_at = timestamp(payload, "workflow_run.updated_at")
-    pipeline = (field(payload, "workflow_run.name", required=False)
-                or field(payload, "workflow.name", required=False) or field(payload, "workflow_run.path"))
-    return [Update("pipeline_runs", f"github:{repo}:run:{run_id}", {
-        "source": NAME, "pipeline": pipeline, "service": service,
-        "revision": field(payload, "workflow_run.head_sha"),
-        "branch": field(payload, "workflow_run.head_branch", required=False),
-        "trigger": field(payload, "workflow_run.event", required=False),
-        "url": field(payload, "workflow_run.html_url", required=False),
-        "status": status, "status_at": status_at,
-        "queued_at": timestamp(payload, "workflow_run.created_at", required=False),
-        "started_at": timestamp(payload, "workflow_run.run_started_at", required=False),
-        "finished_at": status_at if status in TERMINAL else None,
-        "attempt": field(payload, "workflow_run.run_attempt", int, required=False),
-    })]
+    pipeline = (
+        field(payload, "workflow_run.name", required=False)
+        or field(payload, "workflow.name", required=False)
+        or field(payload, "workflow_run.path")
+    )
+    return [
+        Update(
+            "pipeline_runs",
+            f"github:{repo}:run:{run_id}",
+            {
+                "source": NAME,
+                "pipeline": pipeline,
+                "service": service,
+                "revision": field(payload, "workflow_run.head_sha"),
+                "branch": field(payload, "workflow_run.head_branch", required=False),
+                "trigger": field(payload, "workflow_run.event", required=False),
+                "url": field(payload, "workflow_run.html_url", required=False),
+                "status": status,
+                "status_at": status_at,
+                "queued_at": timestamp(payload, "workflow_run.created_at", required=False),
+                "started_at": timestamp(payload, "workflow_run.run_started_at", required=False),
+                "finished_at": status_at if status in TERMINAL else None,
+                "attempt": field(payload, "workflow_run.run_attempt", int, required=False),
+            },
+        )
+    ]
 
 
 def _event_time(payload: Mapping, path: str, status: str, *, required: bool = True) -> datetime | None:
@@ -142,30 +186,51 @@ def _workflow_job(payload: Mapping, config: Any) -> list[Update]:
     name = field(payload, f"{job}.name")
     status = _status(payload, job)
     status_at = _event_time(payload, job, status)
-    updates = [Update("stage_runs", stage_key, {
-        "pipeline_run_id": run_key, "name": name, "category": category_for(name),
-        "status": status, "status_at": status_at,
-        "queued_at": timestamp(payload, f"{job}.created_at", required=False),
-        "started_at": None if status == "queued" else timestamp(payload, f"{job}.started_at", required=False),
-        "finished_at": status_at if status in TERMINAL else None,
-        "attempt": field(payload, f"{job}.run_attempt", int, required=False),
-        "failed_once": status == "failed",
-    })]
+    updates = [
+        Update(
+            "stage_runs",
+            stage_key,
+            {
+                "pipeline_run_id": run_key,
+                "name": name,
+                "category": category_for(name),
+                "status": status,
+                "status_at": status_at,
+                "queued_at": timestamp(payload, f"{job}.created_at", required=False),
+                "started_at": None if status == "queued" else timestamp(payload, f"{job}.started_at", required=False),
+                "finished_at": status_at if status in TERMINAL else None,
+                "attempt": field(payload, f"{job}.run_attempt", int, required=False),
+                "failed_once": status == "failed",
+            },
+        )
+    ]
     for i in range(len(field(payload, f"{job}.steps", list, required=False) or [])):
         path = f"{job}.steps.{i}"
         step_name = field(payload, f"{path}.name")
         step_status = _status(payload, path)
-        step_at = (_event_time(payload, path, step_status, required=False) if step_status != "queued"
-                   else None) or status_at
-        updates.append(Update("action_runs", f"{stage_key}:step:{field(payload, f'{path}.number', int)}", {
-            "pipeline_run_id": run_key, "stage_run_id": stage_key, "name": step_name,
-            "category": category_for(step_name), "provider": "github-actions",
-            "status": step_status, "status_at": step_at,
-            "started_at": (None if step_status == "queued"
-                           else timestamp(payload, f"{path}.started_at", required=False)),
-            "finished_at": step_at if step_status in TERMINAL else None,
-            "failed_once": step_status == "failed",
-        }))
+        step_at = (
+            _event_time(payload, path, step_status, required=False) if step_status != "queued" else None
+        ) or status_at
+        updates.append(
+            Update(
+                "action_runs",
+                f"{stage_key}:step:{field(payload, f'{path}.number', int)}",
+                {
+                    "pipeline_run_id": run_key,
+                    "stage_run_id": stage_key,
+                    "name": step_name,
+                    "category": category_for(step_name),
+                    "provider": "github-actions",
+                    "status": step_status,
+                    "status_at": step_at,
+                    "started_at": (
+                        None if step_status == "queued" else timestamp(payload, f"{path}.started_at", required=False)
+                    ),
+                    "finished_at": step_at if step_status in TERMINAL else None,
+                    "failed_once": step_status == "failed",
+                },
+            )
+        )
     if isinstance(payload.get("deployment"), Mapping):
         updates.extend(_deployment(payload, config, run_key))
     return updates
@@ -201,11 +266,19 @@ def _deployment_row(payload: Mapping, config: Any, run_key: str | None) -> tuple
     if run_key is None and isinstance(payload.get("workflow_run"), Mapping):
         run_key = f"github:{repo}:run:{field(payload, 'workflow_run.id', int)}"
     values = {
-        "source": NAME, "service": service, "team": team, "environment": environment,
+        "source": NAME,
+        "service": service,
+        "team": team,
+        "environment": environment,
         "production": flag if flag is not None else config.is_production_environment(environment),
-        "started_at": timestamp(payload, "deployment.created_at"), "version": version, "revision": sha,
-        "pipeline_run_id": run_key, "rollback_of": rollback_of, "is_rollback": rollback_of is not None,
-        "hotfix": hotfix, "url": field(payload, "deployment.url", required=False),
+        "started_at": timestamp(payload, "deployment.created_at"),
+        "version": version,
+        "revision": sha,
+        "pipeline_run_id": run_key,
+        "rollback_of": rollback_of,
+        "is_rollback": rollback_of is not None,
+        "hotfix": hotfix,
+        "url": field(payload, "deployment.url", required=False),
     }
     link = Update("deployment_changes", f"{key}|{sha}", {"deployment_id": key, "change_id": sha})
     return key, values, [link]
@@ -222,8 +295,9 @@ def _deployment_status(payload: Mapping, config: Any) -> list[Update]:
     status = choice(payload, "deployment_status.state", DEPLOYMENT_STATES)
     if status:  # "" is inactive: superseded later, which says nothing about how this one ended
         status_at = timestamp(payload, "deployment_status.created_at")
-        values.update(status=status, status_at=status_at,
-                      finished_at=status_at if status in ("success", "failure") else None)
+        values.update(
+            status=status, status_at=status_at, finished_at=status_at if status in ("success", "failure") else None
+        )
     return [Update("deployments", key, values), *links]
 
 
@@ -237,14 +311,23 @@ def _push(payload: Mapping, config: Any) -> list[Update]:
     for i in range(len(commits)):
         path = f"commits.{i}"
         message = field(payload, f"{path}.message", required=False) or ""
-        updates.append(Update("changes", field(payload, f"{path}.id"), {
-            "service": service, "repository": repo,
-            "committed_at": timestamp(payload, f"{path}.timestamp"),
-            "author": (field(payload, f"{path}.author.username", required=False)
-                       or field(payload, f"{path}.author.name", required=False)),
-            "title": message.strip().splitlines()[0] if message.strip() else None,
-            "pushed_head": head,
-        }))
+        updates.append(
+            Update(
+                "changes",
+                field(payload, f"{path}.id"),
+                {
+                    "service": service,
+                    "repository": repo,
+                    "committed_at": timestamp(payload, f"{path}.timestamp"),
+                    "author": (
+                        field(payload, f"{path}.author.username", required=False)
+                        or field(payload, f"{path}.author.name", required=False)
+                    ),
+                    "title": message.strip().splitlines()[0] if message.strip() else None,
+                    "pushed_head": head,
+                },
+            )
+        )
     return updates
 
 
@@ -252,13 +335,20 @@ def _pull_request(payload: Mapping, config: Any) -> list[Update]:
     if payload.get("action") != "closed" or field(payload, "pull_request.merged", bool, False) is not True:
         return []
     repo, service, _ = _repository(payload, config)
-    return [Update("changes", field(payload, "pull_request.merge_commit_sha"), {
-        "service": service, "repository": repo,
-        "merged_at": timestamp(payload, "pull_request.merged_at"),
-        "pr": field(payload, "pull_request.number", int),
-        "title": field(payload, "pull_request.title", required=False),
-        "author": field(payload, "pull_request.user.login", required=False),
-    })]
+    return [
+        Update(
+            "changes",
+            field(payload, "pull_request.merge_commit_sha"),
+            {
+                "service": service,
+                "repository": repo,
+                "merged_at": timestamp(payload, "pull_request.merged_at"),
+                "pr": field(payload, "pull_request.number", int),
+                "title": field(payload, "pull_request.title", required=False),
+                "author": field(payload, "pull_request.user.login", required=False),
+            },
+        )
+    ]
 
 
 def _labels(payload: Mapping) -> list[str]:
@@ -285,18 +375,32 @@ def _issue(payload: Mapping, config: Any) -> list[Update]:
     status = choice(payload, "issue.state", {"open": "triggered", "closed": "resolved"})
     closed = timestamp(payload, "issue.closed_at") if status == "resolved" else None
     opened = timestamp(payload, "issue.created_at")
-    return [Update("incidents", f"github:{repo}:issue:{field(payload, 'issue.number', int)}", {
-        "source": NAME, "service": service, "title": field(payload, "issue.title", required=False),
-        "severity": _severity(labels), "status": status,
-        "status_at": timestamp(payload, "issue.updated_at", required=False) or closed or opened,
-        "opened_at": opened, "resolved_at": closed,
-        "url": field(payload, "issue.html_url", required=False),
-    })]
+    return [
+        Update(
+            "incidents",
+            f"github:{repo}:issue:{field(payload, 'issue.number', int)}",
+            {
+                "source": NAME,
+                "service": service,
+                "title": field(payload, "issue.title", required=False),
+                "severity": _severity(labels),
+                "status": status,
+                "status_at": timestamp(payload, "issue.updated_at", required=False) or closed or opened,
+                "opened_at": opened,
+                "resolved_at": closed,
+                "url": field(payload, "issue.html_url", required=False),
+            },
+        )
+    ]
 
 
 HANDLERS: dict[str, Callable[[Mapping, Any], list[Update]]] = {
-    "workflow_run": _workflow_run, "workflow_job": _workflow_job, "deployment": _deployment,
-    "deployment_status": _deployment_status, "push": _push, "pull_request": _pull_request,
+    "workflow_run": _workflow_run,
+    "workflow_job": _workflow_job,
+    "deployment": _deployment,
+    "deployment_status": _deployment_status,
+    "push": _push,
+    "pull_request": _pull_request,
     "issues": _issue,
 }
 

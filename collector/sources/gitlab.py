@@ -15,25 +15,50 @@ Conventions worth knowing:
   `repository.homepage` gives the path.
 - A deployment links to its commit only when the full SHA is known (the end of `commit_url`).
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, Callable, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from gatewatch.errors import PayloadError
+
 from .base import TERMINAL, Update, boolean, category_for, choice, dispatch, field, timestamp
 
 NAME = "gitlab"
-HOOKS = {"Pipeline Hook": "pipeline", "Job Hook": "build", "Build Hook": "build",
-         "Deployment Hook": "deployment", "Push Hook": "push"}
-PIPELINE_STATUS = {"created": "queued", "waiting_for_resource": "queued", "preparing": "queued",
-                   "pending": "queued", "scheduled": "queued", "manual": "queued", "running": "in_progress",
-                   "canceling": "in_progress", "success": "succeeded", "failed": "failed",
-                   "canceled": "canceled", "skipped": "canceled"}
-DEPLOYMENT_STATUS = {"created": "pending", "blocked": "pending", "running": "in_progress",
-                     "success": "success", "failed": "failure", "canceled": "canceled", "skipped": "canceled"}
+HOOKS = {
+    "Pipeline Hook": "pipeline",
+    "Job Hook": "build",
+    "Build Hook": "build",
+    "Deployment Hook": "deployment",
+    "Push Hook": "push",
+}
+PIPELINE_STATUS = {
+    "created": "queued",
+    "waiting_for_resource": "queued",
+    "preparing": "queued",
+    "pending": "queued",
+    "scheduled": "queued",
+    "manual": "queued",
+    "running": "in_progress",
+    "canceling": "in_progress",
+    "success": "succeeded",
+    "failed": "failed",
+    "canceled": "canceled",
+    "skipped": "canceled",
+}
+DEPLOYMENT_STATUS = {
+    "created": "pending",
+    "blocked": "pending",
+    "running": "in_progress",
+    "success": "success",
+    "failed": "failure",
+    "canceled": "canceled",
+    "skipped": "canceled",
+}
 _SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 
@@ -83,14 +108,24 @@ def _job(run_key: str, web_url: str | None, job: dict) -> Update:
         status_at = job["started"]
     else:
         status_at = job["created"]  # may be unknown: then it ranks below any dated state
-    return Update("action_runs", f"{run_key}:job:{job['id']}", {
-        "pipeline_run_id": run_key, "stage_run_id": f"{run_key}:stage:{job['stage']}",
-        "name": job["name"], "category": category_for(job["name"]), "provider": "gitlab-ci",
-        "external_id": str(job["id"]), "url": f"{web_url}/-/jobs/{job['id']}" if web_url else None,
-        "status": status, "status_at": status_at, "started_at": job["started"],
-        "finished_at": status_at if status in TERMINAL else None,
-        "failed_once": status == "failed",
-    })
+    return Update(
+        "action_runs",
+        f"{run_key}:job:{job['id']}",
+        {
+            "pipeline_run_id": run_key,
+            "stage_run_id": f"{run_key}:stage:{job['stage']}",
+            "name": job["name"],
+            "category": category_for(job["name"]),
+            "provider": "gitlab-ci",
+            "external_id": str(job["id"]),
+            "url": f"{web_url}/-/jobs/{job['id']}" if web_url else None,
+            "status": status,
+            "status_at": status_at,
+            "started_at": job["started"],
+            "finished_at": status_at if status in TERMINAL else None,
+            "failed_once": status == "failed",
+        },
+    )
 
 
 def _read_job(payload: Mapping, prefix: str, names: Mapping[str, str]) -> dict:
@@ -140,21 +175,43 @@ def _stage(run_key: str, name: str, jobs: list[dict]) -> Update:
         status_at = _latest(*(j["finished"] or j["started"] or j["created"] for j in jobs))
     else:
         status_at = _latest(*(t for j in jobs for t in (j["created"], j["started"], j["finished"])))
-    return Update("stage_runs", f"{run_key}:stage:{name}", {
-        "pipeline_run_id": run_key, "name": name, "category": category_for(name),
-        "status": status, "status_at": status_at,
-        "queued_at": _earliest(*(j["created"] for j in jobs)),
-        "started_at": _earliest(*(j["started"] for j in jobs)),
-        "finished_at": status_at if status in TERMINAL else None,
-        "failed_once": any(j["status"] == "failed" and not j["allow_failure"] for j in jobs),
-    })
+    return Update(
+        "stage_runs",
+        f"{run_key}:stage:{name}",
+        {
+            "pipeline_run_id": run_key,
+            "name": name,
+            "category": category_for(name),
+            "status": status,
+            "status_at": status_at,
+            "queued_at": _earliest(*(j["created"] for j in jobs)),
+            "started_at": _earliest(*(j["started"] for j in jobs)),
+            "finished_at": status_at if status in TERMINAL else None,
+            "failed_once": any(j["status"] == "failed" and not j["allow_failure"] for j in jobs),
+        },
+    )
 
 
-_BUILD_NAMES = {"id": "id", "name": "name", "stage": "stage", "status": "status", "created": "created_at",
-                "started": "started_at", "finished": "finished_at", "allow_failure": "allow_failure"}
-_JOB_HOOK_NAMES = {"id": "build_id", "name": "build_name", "stage": "build_stage", "status": "build_status",
-                   "created": "build_created_at", "started": "build_started_at",
-                   "finished": "build_finished_at", "allow_failure": "build_allow_failure"}
+_BUILD_NAMES = {
+    "id": "id",
+    "name": "name",
+    "stage": "stage",
+    "status": "status",
+    "created": "created_at",
+    "started": "started_at",
+    "finished": "finished_at",
+    "allow_failure": "allow_failure",
+}
+_JOB_HOOK_NAMES = {
+    "id": "build_id",
+    "name": "build_name",
+    "stage": "build_stage",
+    "status": "build_status",
+    "created": "build_created_at",
+    "started": "build_started_at",
+    "finished": "build_finished_at",
+    "allow_failure": "build_allow_failure",
+}
 
 
 def _pipeline(payload: Mapping, config: Any) -> list[Update]:
@@ -170,17 +227,30 @@ def _pipeline(payload: Mapping, config: Any) -> list[Update]:
     seen = _latest(created, *(t for j in jobs for t in (j["created"], j["started"], j["finished"])))
     status_at = (finished or seen) if status in TERMINAL else seen
     url = field(payload, f"{attrs}.url", required=False) or (
-        f"{web_url}/-/pipelines/{pipeline_id}" if web_url else None)
-    updates = [Update("pipeline_runs", run_key, {
-        "source": NAME, "pipeline": path, "service": service,
-        "revision": field(payload, f"{attrs}.sha"),
-        "branch": (None if boolean(payload, f"{attrs}.tag")
-                   else field(payload, f"{attrs}.ref", required=False)),
-        "trigger": field(payload, f"{attrs}.source", required=False), "url": url,
-        "status": status, "status_at": status_at, "queued_at": created,
-        "started_at": _earliest(*(j["started"] for j in jobs)),
-        "finished_at": status_at if status in TERMINAL else None,
-    })]
+        f"{web_url}/-/pipelines/{pipeline_id}" if web_url else None
+    )
+    updates = [
+        Update(
+            "pipeline_runs",
+            run_key,
+            {
+                "source": NAME,
+                "pipeline": path,
+                "service": service,
+                "revision": field(payload, f"{attrs}.sha"),
+                "branch": (
+                    None if boolean(payload, f"{attrs}.tag") else field(payload, f"{attrs}.ref", required=False)
+                ),
+                "trigger": field(payload, f"{attrs}.source", required=False),
+                "url": url,
+                "status": status,
+                "status_at": status_at,
+                "queued_at": created,
+                "started_at": _earliest(*(j["started"] for j in jobs)),
+                "finished_at": status_at if status in TERMINAL else None,
+            },
+        )
+    ]
     stages: dict[str, list[dict]] = {}
     for job in jobs:
         stages.setdefault(job["stage"], []).append(job)
@@ -198,11 +268,18 @@ def _build(payload: Mapping, config: Any) -> list[Update]:
         raise PayloadError("pipeline_id", "an integer (required)")
     run_key = f"gitlab:{path}:pipeline:{pipeline_id}"
     job = _read_job(payload, "", _JOB_HOOK_NAMES)
-    stage = Update("stage_runs", f"{run_key}:stage:{job['stage']}", {
-        "pipeline_run_id": run_key, "name": job["stage"], "category": category_for(job["stage"]),
-        "queued_at": job["created"], "started_at": job["started"],
-        "failed_once": job["status"] == "failed" and not job["allow_failure"],
-    })
+    stage = Update(
+        "stage_runs",
+        f"{run_key}:stage:{job['stage']}",
+        {
+            "pipeline_run_id": run_key,
+            "name": job["stage"],
+            "category": category_for(job["stage"]),
+            "queued_at": job["created"],
+            "started_at": job["started"],
+            "failed_once": job["status"] == "failed" and not job["allow_failure"],
+        },
+    )
     return [_job(run_key, web_url, job), stage]
 
 
@@ -217,18 +294,31 @@ def _deployment(payload: Mapping, config: Any) -> list[Update]:
     sha = last if _SHA.fullmatch(last) else None
     revision = sha or field(payload, "short_sha", required=False)
     if revision is None:
-        raise PayloadError("commit_url", "a commit URL ending in the full SHA (or a short_sha)",
-                           commit_url or None)
-    updates = [Update("deployments", key, {
-        "source": NAME, "service": service, "team": config.team_for(service), "environment": environment,
-        "production": (field(payload, "environment_tier", required=False) == "production"
-                       or config.is_production_environment(environment)),
-        "status": status, "status_at": status_at,
-        "started_at": status_at if status == "in_progress" else None,
-        "finished_at": status_at if status in ("success", "failure", "canceled") else None,
-        "revision": revision, "url": field(payload, "deployable_url", required=False),
-        "is_rollback": False, "hotfix": False,
-    })]
+        raise PayloadError("commit_url", "a commit URL ending in the full SHA (or a short_sha)", commit_url or None)
+    updates = [
+        Update(
+            "deployments",
+            key,
+            {
+                "source": NAME,
+                "service": service,
+                "team": config.team_for(service),
+                "environment": environment,
+                "production": (
+                    field(payload, "environment_tier", required=False) == "production"
+                    or config.is_production_environment(environment)
+                ),
+                "status": status,
+                "status_at": status_at,
+                "started_at": status_at if status == "in_progress" else None,
+                "finished_at": status_at if status in ("success", "failure", "canceled") else None,
+                "revision": revision,
+                "url": field(payload, "deployable_url", required=False),
+                "is_rollback": False,
+                "hotfix": False,
+            },
+        )
+    ]
     if sha:
         updates.append(Update("deployment_changes", f"{key}|{sha}", {"deployment_id": key, "change_id": sha}))
     return updates
@@ -244,17 +334,28 @@ def _push(payload: Mapping, config: Any) -> list[Update]:
     for i in range(len(commits)):
         prefix = f"commits.{i}"
         message = (field(payload, f"{prefix}.message", required=False) or "").strip()
-        updates.append(Update("changes", field(payload, f"{prefix}.id"), {
-            "service": service, "repository": path,
-            "committed_at": timestamp(payload, f"{prefix}.timestamp"),
-            "author": field(payload, f"{prefix}.author.name", required=False),
-            "title": message.splitlines()[0] if message else None, "pushed_head": head,
-        }))
+        updates.append(
+            Update(
+                "changes",
+                field(payload, f"{prefix}.id"),
+                {
+                    "service": service,
+                    "repository": path,
+                    "committed_at": timestamp(payload, f"{prefix}.timestamp"),
+                    "author": field(payload, f"{prefix}.author.name", required=False),
+                    "title": message.splitlines()[0] if message else None,
+                    "pushed_head": head,
+                },
+            )
+        )
     return updates
 
 
 HANDLERS: dict[str, Callable[[Mapping, Any], list[Update]]] = {
-    "pipeline": _pipeline, "build": _build, "deployment": _deployment, "push": _push,
+    "pipeline": _pipeline,
+    "build": _build,
+    "deployment": _deployment,
+    "push": _push,
 }
 
 

@@ -3,16 +3,22 @@
 Other incident events (annotated, priority_updated, ...) are archived and change nothing. The
 incident's service maps through `services.pagerduty` in gatewatch.yaml (by id or name).
 """
+
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .base import Update, field, timestamp
 
 NAME = "pagerduty"
-STATES = {"incident.triggered": "triggered", "incident.reopened": "triggered",
-          "incident.acknowledged": "acknowledged", "incident.resolved": "resolved",
-          "incident.unacknowledged": "triggered"}
+STATES = {
+    "incident.triggered": "triggered",
+    "incident.reopened": "triggered",
+    "incident.acknowledged": "acknowledged",
+    "incident.resolved": "resolved",
+    "incident.unacknowledged": "triggered",
+}
 
 
 def detect(payload: Any, hint: str | None = None) -> str | None:
@@ -20,8 +26,11 @@ def detect(payload: Any, hint: str | None = None) -> str | None:
     if type(payload) is not dict and not isinstance(payload, Mapping):
         return None
     event = payload.get("event")
-    if isinstance(event, Mapping) and isinstance(event.get("event_type"), str) \
-            and event["event_type"].startswith("incident."):
+    if (
+        isinstance(event, Mapping)
+        and isinstance(event.get("event_type"), str)
+        and event["event_type"].startswith("incident.")
+    ):
         return event["event_type"]
     return None
 

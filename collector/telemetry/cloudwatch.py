@@ -9,6 +9,7 @@ Errors (throttling, access, missing credentials, an unreachable endpoint) make t
 never pass. Credentials and region come from the standard AWS chain; `AWS_ENDPOINT_URL` (or
 `AWS_ENDPOINT_URL_CLOUDWATCH`) points the client at another endpoint.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -33,8 +34,9 @@ def dimensions(scope: str | Mapping[str, str], what: str) -> dict[str, str]:
     matchers = parse_scope(scope)
     other = [f"{label}{op}" for label, op, _ in matchers if op != "="]
     if other:
-        raise ConfigError(f"{what}: CloudWatch dimensions match by equality only (Name=\"value\"); "
-                          f"not {', '.join(other)}")
+        raise ConfigError(
+            f'{what}: CloudWatch dimensions match by equality only (Name="value"); not {", ".join(other)}'
+        )
     return {label: value for label, _, value in matchers}
 
 
@@ -57,24 +59,43 @@ def connect(region: str | None = None) -> Any:
     from botocore.exceptions import NoRegionError
 
     try:  # a session of its own: boto3's default session is not safe to share between threads
-        return boto3.session.Session().client("cloudwatch", region_name=region,
-                                              config=BotoConfig(retries={"mode": "standard", "max_attempts": 3},
-                                                                connect_timeout=5, read_timeout=20))
+        return boto3.session.Session().client(
+            "cloudwatch",
+            region_name=region,
+            config=BotoConfig(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=20),
+        )
     except NoRegionError:
-        raise ConfigError("CloudWatch: no AWS region; give --region (or region: in the policy) or set "
-                          "AWS_REGION") from None
+        raise ConfigError(
+            "CloudWatch: no AWS region; give --region (or region: in the policy) or set AWS_REGION"
+        ) from None
 
 
 def _query(query_id: str, spec: CloudWatchMetric, scope: Mapping[str, str], period: int) -> dict:
     dimensions = {**spec.dimensions, **scope}
-    return {"Id": query_id, "ReturnData": True, "MetricStat": {
-        "Metric": {"Namespace": spec.namespace, "MetricName": spec.metric_name,
-                   "Dimensions": [{"Name": k, "Value": str(v)} for k, v in dimensions.items()]},
-        "Period": spec.period or period, "Stat": spec.stat}}
+    return {
+        "Id": query_id,
+        "ReturnData": True,
+        "MetricStat": {
+            "Metric": {
+                "Namespace": spec.namespace,
+                "MetricName": spec.metric_name,
+                "Dimensions": [{"Name": k, "Value": str(v)} for k, v in dimensions.items()],
+            },
+            "Period": spec.period or period,
+            "Stat": spec.stat,
+        },
+    }
 
 
-def fetch(config: CanaryConfig, client: Any, baseline: Mapping[str, str], canary: Mapping[str, str], start: datetime,
-          end: datetime, period: int = 60) -> Telemetry:
+def fetch(
+    config: CanaryConfig,
+    client: Any,
+    baseline: Mapping[str, str],
+    canary: Mapping[str, str],
+    start: datetime,
+    end: datetime,
+    period: int = 60,
+) -> Telemetry:
     """Baseline and canary samples of every metric with `cloudwatch` settings over [start, end]."""
     telemetry = Telemetry()
     for index, metric in enumerate(config.metrics):
@@ -88,7 +109,12 @@ def fetch(config: CanaryConfig, client: Any, baseline: Mapping[str, str], canary
         try:
             token = None
             while True:
-                kwargs = {"MetricDataQueries": queries, "StartTime": start, "EndTime": end, "ScanBy": "TimestampAscending"}
+                kwargs = {
+                    "MetricDataQueries": queries,
+                    "StartTime": start,
+                    "EndTime": end,
+                    "ScanBy": "TimestampAscending",
+                }
                 if token:
                     kwargs["NextToken"] = token
                 page = client.get_metric_data(**kwargs)
@@ -97,14 +123,17 @@ def fetch(config: CanaryConfig, client: Any, baseline: Mapping[str, str], canary
                 token = page.get("NextToken")
                 if not token:
                     break
-        except Exception as exc:  # noqa: BLE001 - any AWS or network failure: no data, never pass
+        except Exception as exc:
             telemetry.errors[metric.name] = f"CloudWatch could not be read: {exc.__class__.__name__}: {exc}"[:400]
             telemetry.unavailable.add(metric.name)
             continue
         b, c = (np.asarray(values[q["Id"]], dtype=np.float64) for q in queries)
         if b.size == 0 or c.size == 0:
-            telemetry.errors[metric.name] = "no datapoints for the " + " and ".join(
-                side for side, arr in (("baseline", b), ("canary", c)) if arr.size == 0) + " dimensions"
+            telemetry.errors[metric.name] = (
+                "no datapoints for the "
+                + " and ".join(side for side, arr in (("baseline", b), ("canary", c)) if arr.size == 0)
+                + " dimensions"
+            )
             continue
         telemetry.samples[metric.name] = (b, c)
     return telemetry

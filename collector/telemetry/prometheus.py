@@ -1,6 +1,7 @@
 """Canary telemetry from any Prometheus-compatible server (Prometheus, Thanos, Mimir, VictoriaMetrics)
 through prometheus-api-client's range queries. A server that cannot be read makes every affected
 metric `nodata` with the error: missing telemetry never passes a canary."""
+
 from __future__ import annotations
 
 import logging
@@ -13,8 +14,8 @@ from analysis.canary import CanaryConfig, MetricSpec
 from gatewatch.errors import ConfigError
 
 from ..config import Prometheus
-from .scopes import render_query
 from .samples import Telemetry
+from .scopes import render_query
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +29,14 @@ def connect(url: str, auth: Prometheus | None = None, timeout: float = 10.0) -> 
 
     retry = Retry(total=2, backoff_factor=0.25, status_forcelist=[429, 502, 503, 504], allowed_methods=["GET"])
     headers = auth.headers if auth else None
-    return PrometheusConnect(url=url.rstrip("/"), headers=headers, disable_ssl=False,
-                             auth=auth.basic_auth if auth and not headers else None, timeout=timeout, retry=retry)
+    return PrometheusConnect(
+        url=url.rstrip("/"),
+        headers=headers,
+        disable_ssl=False,
+        auth=auth.basic_auth if auth and not headers else None,
+        timeout=timeout,
+        retry=retry,
+    )
 
 
 def _series_values(result: list[dict[str, Any]]) -> dict[float, float]:
@@ -50,8 +57,17 @@ def _samples(result: list[dict[str, Any]]) -> np.ndarray:
     return array[np.isfinite(array)]
 
 
-def fetch(config: CanaryConfig, url: str, baseline_scope: str, canary_scope: str, start: datetime, end: datetime,
-          step: timedelta = timedelta(seconds=30), auth: Prometheus | None = None, timeout: float = 10.0) -> Telemetry:
+def fetch(
+    config: CanaryConfig,
+    url: str,
+    baseline_scope: str,
+    canary_scope: str,
+    start: datetime,
+    end: datetime,
+    step: timedelta = timedelta(seconds=30),
+    auth: Prometheus | None = None,
+    timeout: float = 10.0,
+) -> Telemetry:
     """Baseline and canary samples of every metric in `config` over [start, end] at `step`."""
     telemetry = Telemetry()
     client = connect(url, auth, timeout)
@@ -79,9 +95,11 @@ def fetch(config: CanaryConfig, url: str, baseline_scope: str, canary_scope: str
                 canary = _samples(query(spec, spec.query, canary_scope, "query"))
         except ConfigError:
             raise
-        except Exception as exc:  # noqa: BLE001 - unreachable, timeout, HTTP or query error: no data, never pass
-            telemetry.errors[spec.name] = f"Prometheus at {url} could not be read: {exc.__class__.__name__}: " \
-                                          f"{str(exc).splitlines()[0][:300] if str(exc) else ''}"
+        except Exception as exc:
+            telemetry.errors[spec.name] = (
+                f"Prometheus at {url} could not be read: {exc.__class__.__name__}: "
+                f"{str(exc).splitlines()[0][:300] if str(exc) else ''}"
+            )
             telemetry.unavailable.add(spec.name)
             log.warning("canary metric %s: %s", spec.name, telemetry.errors[spec.name])
             continue

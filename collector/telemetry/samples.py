@@ -1,5 +1,6 @@
 """A canary's samples and where they come from: a CSV file, a Prometheus-compatible server or
 Amazon CloudWatch, each described by one source type (`collector.telemetry.read_samples` reads them)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ import pandas as pd
 from analysis.canary import samples_from_frame
 from gatewatch.errors import ConfigError
 
-__all__ = ["Telemetry", "CsvSamples", "PrometheusSamples", "CloudWatchSamples", "SampleSource", "from_csv"]
+__all__ = ["CloudWatchSamples", "CsvSamples", "PrometheusSamples", "SampleSource", "Telemetry", "from_csv"]
 
 
 @dataclass

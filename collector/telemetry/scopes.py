@@ -1,9 +1,10 @@
 """Baseline and canary scopes as PromQL label matchers, parsed and re-rendered so that a scope can
 never inject PromQL: `version="v1"`, `version="v2",region=~"eu-.*"`."""
+
 from __future__ import annotations
 
 import re
-from typing import Mapping
+from collections.abc import Mapping
 
 from gatewatch.errors import ConfigError
 
@@ -25,22 +26,26 @@ def parse_scope(scope: str | Mapping[str, str]) -> list[tuple[str, str, str]]:
     while position < len(text):
         match = _MATCHER.match(text, position)
         if not match:
-            raise ConfigError(f"scope {scope!r}: expected label matchers such as version=\"v1\" or "
-                              "version=\"v2\",region=~\"eu-.*\" (operators = != =~ !~, values in double quotes)")
+            raise ConfigError(
+                f'scope {scope!r}: expected label matchers such as version="v1" or '
+                'version="v2",region=~"eu-.*" (operators = != =~ !~, values in double quotes)'
+            )
         value = re.sub(r"\\\\|\\\"|\\n", lambda m: _ESCAPES[m.group(0)], match.group(3))
         out.append((match.group(1), match.group(2), value))
         position = match.end()
         if match.group(4) == "" and position < len(text):
             raise ConfigError(f"scope {scope!r}: separate matchers with commas")
     if not out:
-        raise ConfigError("scope: empty; give at least one label matcher such as version=\"v1\"")
+        raise ConfigError('scope: empty; give at least one label matcher such as version="v1"')
     return out
 
 
 def render_scope(scope: str | Mapping[str, str]) -> str:
     """The scope as safely escaped PromQL matchers."""
+
     def escape(value: str) -> str:
         return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
     return ", ".join(f'{label}{op}"{escape(value)}"' for label, op, value in parse_scope(scope))
 
 

@@ -1,18 +1,29 @@
 """SLO telemetry: SLO files, and the good/total sums an SLO's figures need, from a CSV file or pushed
 into a Prometheus-compatible server as instant queries of `sum(increase(...[window]))` (one per
 window, never every sample). A server that cannot be read raises SourceUnavailable with the url."""
+
 from __future__ import annotations
 
 import logging
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from analysis.slo import (BURN_RATE_PAIRS, PrometheusSource, SloSpec, SloStatus, budget_curve, frame_history, from_sums,
-                          slo_from_mapping, spans, window_sums)
+from analysis.slo import (
+    BURN_RATE_PAIRS,
+    PrometheusSource,
+    SloSpec,
+    SloStatus,
+    budget_curve,
+    frame_history,
+    from_sums,
+    slo_from_mapping,
+    spans,
+    window_sums,
+)
 from gatewatch.errors import ConfigError, SloError, SourceUnavailable
 from gatewatch.schema import duration_label
 
@@ -49,8 +60,10 @@ def queries(spec: SloSpec, span: timedelta) -> tuple[str, str]:
     """The instant queries (good, total) that sum the SLI's counters over `span`."""
     window = duration_label(span)
     if spec.sli.ratio is not None:
-        good, total = (q.replace("{window}", window) if "{window}" in q else f"sum(increase({q}[{window}]))"
-                       for q in (spec.sli.ratio.good, spec.sli.ratio.total))
+        good, total = (
+            q.replace("{window}", window) if "{window}" in q else f"sum(increase({q}[{window}]))"
+            for q in (spec.sli.ratio.good, spec.sli.ratio.total)
+        )
         return good, total
     sli = spec.sli.threshold
     if sli is not None:
@@ -85,8 +98,10 @@ def _client(spec: SloSpec, auth: Prometheus | None) -> Any:
 
 def _unavailable(spec: SloSpec, exc: Exception) -> SourceUnavailable:
     detail = str(exc).splitlines()[0][:300] if str(exc) else ""
-    return SourceUnavailable(f"Prometheus at {_server(spec).url} could not be read for SLO "
-                             f"{spec.service}/{spec.name}: {exc.__class__.__name__}: {detail}")
+    return SourceUnavailable(
+        f"Prometheus at {_server(spec).url} could not be read for SLO "
+        f"{spec.service}/{spec.name}: {exc.__class__.__name__}: {detail}"
+    )
 
 
 def _value(result: list[dict]) -> float:
@@ -99,8 +114,9 @@ def _value(result: list[dict]) -> float:
     return total
 
 
-def _prometheus_sums(spec: SloSpec, at: datetime, windows: list[timedelta],
-                     auth: Prometheus | None) -> dict[timedelta, tuple[float, float]]:
+def _prometheus_sums(
+    spec: SloSpec, at: datetime, windows: list[timedelta], auth: Prometheus | None
+) -> dict[timedelta, tuple[float, float]]:
     client = _client(spec, auth)
     sums = {}
     try:
@@ -109,7 +125,7 @@ def _prometheus_sums(spec: SloSpec, at: datetime, windows: list[timedelta],
             good = _value(client.custom_query(good_q, params={"time": f"{at.timestamp():.3f}"}))
             total = _value(client.custom_query(total_q, params={"time": f"{at.timestamp():.3f}"}))
             sums[span] = (min(good, total), total)  # per-series extrapolation may put good a hair above total
-    except Exception as exc:  # noqa: BLE001 - unreachable, timeout, HTTP or query error: the caller holds
+    except Exception as exc:
         error = _unavailable(spec, exc)
         log.info("%s", error)
         raise error from None
@@ -142,8 +158,9 @@ def slo_status(spec: SloSpec, at: datetime, auth: Prometheus | None = None) -> S
     return from_sums(spec.objective, spec.window, at, sums, BURN_RATE_PAIRS)
 
 
-def budget_history(spec: SloSpec, start: datetime, end: datetime, points: int = 48,
-                   auth: Prometheus | None = None) -> pd.DataFrame:
+def budget_history(
+    spec: SloSpec, start: datetime, end: datetime, points: int = 48, auth: Prometheus | None = None
+) -> pd.DataFrame:
     """The burn-down: columns at, sli, budget_remaining at `points` evenly spaced times from start to end,
     each over the SLO window ending then (for Prometheus one range query each of good and total, at a
     whole-second step; NaN where the window holds no events)."""
@@ -161,13 +178,15 @@ def budget_history(spec: SloSpec, start: datetime, end: datetime, points: int = 
     first = round(start.timestamp())
     step_s = max(1, int((round(end.timestamp()) - first) // (points - 1)))
     stamps = [first + i * step_s for i in range(points)]
-    times = [datetime.fromtimestamp(t, timezone.utc) for t in stamps]
+    times = [datetime.fromtimestamp(t, UTC) for t in stamps]
     client = _client(spec, auth)
     good_q, total_q = queries(spec, spec.window)
     try:
-        series = [_by_time(client.custom_query_range(q, start_time=times[0], end_time=times[-1], step=f"{step_s}s"))
-                  for q in (good_q, total_q)]
-    except Exception as exc:  # noqa: BLE001 - see _prometheus_sums
+        series = [
+            _by_time(client.custom_query_range(q, start_time=times[0], end_time=times[-1], step=f"{step_s}s"))
+            for q in (good_q, total_q)
+        ]
+    except Exception as exc:
         raise _unavailable(spec, exc) from None
     good, total = ([s.get(t, 0.0) for t in stamps] for s in series)
     return budget_curve(spec.objective, times, [min(g, t) for g, t in zip(good, total)], total)
@@ -183,4 +202,4 @@ def _by_time(result: list[dict]) -> dict[int, float]:
     return out
 
 
-__all__ = ["load_slo", "load_slos", "slo_status", "budget_history"]
+__all__ = ["budget_history", "load_slo", "load_slos", "slo_status"]

@@ -1,5 +1,6 @@
 """Canary: the runs list, and one run's report: verdict and score, each metric's baseline and canary
 distributions overlaid, its shift with the interval against the tolerance band, and the reasons."""
+
 from __future__ import annotations
 
 import altair as alt
@@ -18,14 +19,21 @@ st.caption(f.caption().replace(", production", "") + "; a service or team filter
 if require_data():
     runs = canary_data.canary_runs(store_url(), f.window.start, f.window.end, f.service, f.team)
     if runs.empty:
-        st.info("No canary runs in this window. Judge one with `gatewatch canary judge --config canary.yaml "
-                "--data samples.csv` or `gatewatch canary run ... --prometheus URL`; each run is stored here.")
+        st.info(
+            "No canary runs in this window. Judge one with `gatewatch canary judge --config canary.yaml "
+            "--data samples.csv` or `gatewatch canary run ... --prometheus URL`; each run is stored here."
+        )
     else:
-        st.dataframe(runs[["created_at", "verdict", "score", "service", "deployment_id", "source", "id"]],
-                     hide_index=True, width="stretch")
-        labels = {r.id: f"{r.created_at:%Y-%m-%d %H:%M} · {r.verdict} · "
-                  f"{'-' if pd.isna(r.score) else f'{r.score:.0f}'} · {r.service or r.deployment_id or r.source}"
-                  for r in runs.itertuples()}
+        st.dataframe(
+            runs[["created_at", "verdict", "score", "service", "deployment_id", "source", "id"]],
+            hide_index=True,
+            width="stretch",
+        )
+        labels = {
+            r.id: f"{r.created_at:%Y-%m-%d %H:%M} · {r.verdict} · "
+            f"{'-' if pd.isna(r.score) else f'{r.score:.0f}'} · {r.service or r.deployment_id or r.source}"
+            for r in runs.itertuples()
+        }
         chosen = st.selectbox("Run", list(labels), format_func=lambda key: labels[key], key="canary_pick")
         run = canary_data.canary_report(store_url(), chosen) if chosen is not None else None
         if run is None:
@@ -39,39 +47,67 @@ if require_data():
             cols[2].metric("Metrics", len(run["metrics"]))
             cols[3].metric("Failed", sum(1 for m in run["metrics"] if m.get("passed") is False))
             start, end = run["window"]
-            st.caption(f"Run `{run['id']}` from {run['source']}"
-                       + (f", deployment `{run['deployment_id']}`" if run["deployment_id"] else "")
-                       + (f", window {start:%Y-%m-%d %H:%M} to {end:%H:%M} UTC" if start and end else "")
-                       + (f", baseline `{run['baseline_scope']}` vs canary `{run['canary_scope']}`"
-                          if run["baseline_scope"] else ""))
+            st.caption(
+                f"Run `{run['id']}` from {run['source']}"
+                + (f", deployment `{run['deployment_id']}`" if run["deployment_id"] else "")
+                + (f", window {start:%Y-%m-%d %H:%M} to {end:%H:%M} UTC" if start and end else "")
+                + (
+                    f", baseline `{run['baseline_scope']}` vs canary `{run['canary_scope']}`"
+                    if run["baseline_scope"]
+                    else ""
+                )
+            )
             st.subheader("Reasons")
             st.markdown("\n".join(f"- {r}" for r in run["reasons"]) or "No reasons recorded.")
 
-            shifts = pd.DataFrame([{"metric": m["name"], "shift": m.get("shift"),
-                                    "lo": (m.get("ci") or [None, None])[0], "hi": (m.get("ci") or [None, None])[1],
-                                    "band": m.get("band"), "classification": m["classification"]}
-                                   for m in run["metrics"]])
+            shifts = pd.DataFrame(
+                [
+                    {
+                        "metric": m["name"],
+                        "shift": m.get("shift"),
+                        "lo": (m.get("ci") or [None, None])[0],
+                        "hi": (m.get("ci") or [None, None])[1],
+                        "band": m.get("band"),
+                        "classification": m["classification"],
+                    }
+                    for m in run["metrics"]
+                ]
+            )
             judged = shifts.dropna(subset=["shift", "lo", "hi", "band"])
             if not judged.empty:
                 st.subheader("Shift (canary - baseline) with its interval, against the tolerance band")
                 judged = judged.assign(neg=-judged["band"])
-                colour = alt.Color("classification:N", scale=alt.Scale(domain=["pass", "high", "low"],
-                                                                       range=["#4c78a8", "#e45756", "#e45756"]))
+                colour = alt.Color(
+                    "classification:N",
+                    scale=alt.Scale(domain=["pass", "high", "low"], range=["#4c78a8", "#e45756", "#e45756"]),
+                )
                 base = alt.Chart().encode()
                 band = base.mark_bar(opacity=0.25, color="#54a24b").encode(x=alt.X("neg:Q", title="shift"), x2="band:Q")
                 interval = base.mark_rule(strokeWidth=3).encode(x="lo:Q", x2="hi:Q", color=colour)
                 point = base.mark_point(filled=True, size=80).encode(
-                    x="shift:Q", color=colour,
-                    tooltip=["metric:N", alt.Tooltip("shift:Q", format=".4g"), alt.Tooltip("lo:Q", format=".4g"),
-                             alt.Tooltip("hi:Q", format=".4g"), alt.Tooltip("band:Q", format=".4g")])
+                    x="shift:Q",
+                    color=colour,
+                    tooltip=[
+                        "metric:N",
+                        alt.Tooltip("shift:Q", format=".4g"),
+                        alt.Tooltip("lo:Q", format=".4g"),
+                        alt.Tooltip("hi:Q", format=".4g"),
+                        alt.Tooltip("band:Q", format=".4g"),
+                    ],
+                )
                 zero = base.mark_rule(strokeDash=[4, 4]).encode(x=alt.datum(0))
                 # one row per metric on its own scale: metrics have different units
-                chart = (alt.layer(band, interval, point, zero, data=judged).properties(height=36)
-                         .facet(row=alt.Row("metric:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left")))
-                         .resolve_scale(x="independent"))
+                chart = (
+                    alt.layer(band, interval, point, zero, data=judged)
+                    .properties(height=36)
+                    .facet(row=alt.Row("metric:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left")))
+                    .resolve_scale(x="independent")
+                )
                 st.altair_chart(chart)
-                st.caption("Green: ± tolerance × |baseline median|. A metric fails when its whole interval lies "
-                           "outside the band on the worse side.")
+                st.caption(
+                    "Green: ± tolerance × |baseline median|. A metric fails when its whole interval lies "
+                    "outside the band on the worse side."
+                )
 
             st.subheader("Distributions")
             for m in run["metrics"]:
@@ -83,11 +119,22 @@ if require_data():
                     if hist.empty or not hist["share"].sum():
                         st.caption("No samples stored for this metric.")
                         continue
-                    st.altair_chart(alt.Chart(hist).mark_bar(opacity=0.5, binSpacing=0).encode(
-                        x=alt.X("lo:Q", title="rate per interval" if m.get("test") == "proportion" else "value",
-                                scale=alt.Scale(zero=False)),
-                        x2="hi:Q", y=alt.Y("share:Q", stack=None, title="share of samples"), y2=alt.datum(0),
-                        color=alt.Color("side:N", scale=alt.Scale(domain=["baseline", "canary"],
-                                                                   range=["#4c78a8", "#f58518"])),
-                        tooltip=["side:N", "lo:Q", "hi:Q", alt.Tooltip("share:Q", format=".1%")]),
-                        width="stretch")
+                    st.altair_chart(
+                        alt.Chart(hist)
+                        .mark_bar(opacity=0.5, binSpacing=0)
+                        .encode(
+                            x=alt.X(
+                                "lo:Q",
+                                title="rate per interval" if m.get("test") == "proportion" else "value",
+                                scale=alt.Scale(zero=False),
+                            ),
+                            x2="hi:Q",
+                            y=alt.Y("share:Q", stack=None, title="share of samples"),
+                            y2=alt.datum(0),
+                            color=alt.Color(
+                                "side:N", scale=alt.Scale(domain=["baseline", "canary"], range=["#4c78a8", "#f58518"])
+                            ),
+                            tooltip=["side:N", "lo:Q", "hi:Q", alt.Tooltip("share:Q", format=".1%")],
+                        ),
+                        width="stretch",
+                    )

@@ -1,4 +1,5 @@
 """Gate decisions: the audit log. Key, attempt, decision, checks, reasons, actions and their outcomes."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -16,8 +17,10 @@ st.caption(f.caption().replace(", production", ""))
 if require_data():
     log = data.gate_decisions(store_url(), f.window.start, f.window.end, f.service, f.team)
     if log.empty:
-        st.info("No gate decisions in this window. `gatewatch gate check --policy gate.yaml` makes one and "
-                "stores it here with its checks, reasons and actions.")
+        st.info(
+            "No gate decisions in this window. `gatewatch gate check --policy gate.yaml` makes one and "
+            "stores it here with its checks, reasons and actions."
+        )
     else:
         counts = log["decision"].value_counts()
         cols = st.columns(4)
@@ -27,16 +30,34 @@ if require_data():
         failed_actions = sum(1 for acts in log["actions"] for a in acts if a.get("status") == "failed")
         if failed_actions:
             st.error(f"{failed_actions} action(s) failed: see the decisions below.")
-        summary = log.assign(checks=[len(c) for c in log["checks"]],
-                             actions=[", ".join(f"{a.get('type')}: {a.get('status')}" for a in acts) or "-"
-                                      for acts in log["actions"]],
-                             reasons=["; ".join(r) for r in log["reasons"]])
-        st.dataframe(summary[["created_at", "gate", "key", "attempt", "decision", "service", "deployment_id",
-                              "checks", "reasons", "actions"]], hide_index=True, width="stretch")
+        summary = log.assign(
+            checks=[len(c) for c in log["checks"]],
+            actions=[", ".join(f"{a.get('type')}: {a.get('status')}" for a in acts) or "-" for acts in log["actions"]],
+            reasons=["; ".join(r) for r in log["reasons"]],
+        )
+        st.dataframe(
+            summary[
+                [
+                    "created_at",
+                    "gate",
+                    "key",
+                    "attempt",
+                    "decision",
+                    "service",
+                    "deployment_id",
+                    "checks",
+                    "reasons",
+                    "actions",
+                ]
+            ],
+            hide_index=True,
+            width="stretch",
+        )
         st.subheader("Decisions")
         for row in log.head(50).itertuples():
-            label = (f"{row.created_at:%Y-%m-%d %H:%M} · {row.gate} · {row.decision} · key {row.key} "
-                     f"(attempt {row.attempt})")
+            label = (
+                f"{row.created_at:%Y-%m-%d %H:%M} · {row.gate} · {row.decision} · key {row.key} (attempt {row.attempt})"
+            )
             with st.expander(label):
                 badge(row.decision, DECISION_COLOURS)
                 st.markdown(f"Service `{row.service or '-'}`, deployment `{row.deployment_id or '-'}`, id `{row.id}`")
@@ -44,8 +65,9 @@ if require_data():
                 st.markdown("**Checks**")
                 if row.checks:
                     checks = pd.DataFrame(row.checks)
-                    st.dataframe(checks.drop(columns=[c for c in ("evidence",) if c in checks]), hide_index=True,
-                                 width="stretch")
+                    st.dataframe(
+                        checks.drop(columns=[c for c in ("evidence",) if c in checks]), hide_index=True, width="stretch"
+                    )
                 else:
                     st.caption("No checks recorded.")
                 st.markdown("**Actions and their outcomes**")

@@ -1,13 +1,14 @@
 """On-call: what needs a person now. Stuck or failing pipeline executions, deployments in progress,
 recent rollbacks, SLO burn-rate alerts firing, open incidents with their linked deployment, runbooks."""
+
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
-from gatewatch import api
 from dashboard import data, slo_data
 from dashboard.common import config, filters, require_data, store_url
+from gatewatch import api
 
 st.title("On-call")
 f = filters()
@@ -45,32 +46,72 @@ if require_data():
     cols[4].metric("Open incidents", len(work["open_incidents"]))
 
     st.subheader("Pipeline executions running longer than their pipeline's p90")
-    st.caption("p90 of the pipeline's finished executions since the date above; every running execution is listed "
-               "under 'All running'.")
-    table(stuck, ["service", "pipeline", "status", "running_hours", "p90_hours", "started_at", "revision", "url", "id"],
-          "Nothing stuck.")
+    st.caption(
+        "p90 of the pipeline's finished executions since the date above; every running execution is listed "
+        "under 'All running'."
+    )
+    table(
+        stuck,
+        ["service", "pipeline", "status", "running_hours", "p90_hours", "started_at", "revision", "url", "id"],
+        "Nothing stuck.",
+    )
     with st.expander(f"All running ({len(active)})"):
-        table(active, ["service", "pipeline", "status", "running_hours", "p90_hours", "stuck", "started_at", "id"],
-              "Nothing running.")
+        table(
+            active,
+            ["service", "pipeline", "status", "running_hours", "p90_hours", "stuck", "started_at", "id"],
+            "Nothing running.",
+        )
     st.subheader("Failing pipelines (latest finished execution failed)")
     table(failing, ["service", "pipeline", "finished_at", "revision", "url", "id"], "No pipeline is failing.")
     st.subheader("Deployments in progress")
-    table(work["active_deployments"], ["service", "environment", "status", "version", "started_at", "url", "id"],
-          "No deployment in progress.")
+    table(
+        work["active_deployments"],
+        ["service", "environment", "status", "version", "started_at", "url", "id"],
+        "No deployment in progress.",
+    )
     st.subheader("Recent rollbacks")
-    table(work["rollbacks"].head(20), ["service", "environment", "status", "finished_at", "rollback_of", "version",
-                                       "url", "id"], "No rollbacks.")
+    table(
+        work["rollbacks"].head(20),
+        ["service", "environment", "status", "finished_at", "rollback_of", "version", "url", "id"],
+        "No rollbacks.",
+    )
     st.subheader("SLO burn-rate alerts firing")
     for problem in slo_errors:
         st.warning(f"SLO not read: {problem}")
     if firing is None:
         st.info(slo_data.NO_SLOS)
     else:
-        table(firing, ["service", "slo", "severity", "long_window", "short_window", "long_burn_rate",
-                       "short_burn_rate", "threshold"], "No burn-rate alert is firing.")
+        table(
+            firing,
+            [
+                "service",
+                "slo",
+                "severity",
+                "long_window",
+                "short_window",
+                "long_burn_rate",
+                "short_burn_rate",
+                "threshold",
+            ],
+            "No burn-rate alert is firing.",
+        )
     st.subheader("Open incidents")
-    table(work["open_incidents"], ["service", "severity", "status", "title", "opened_at", "deployment_id",
-                                   "deployment_status", "deployment_finished_at", "url", "id"], "No open incidents.")
+    table(
+        work["open_incidents"],
+        [
+            "service",
+            "severity",
+            "status",
+            "title",
+            "opened_at",
+            "deployment_id",
+            "deployment_status",
+            "deployment_finished_at",
+            "url",
+            "id",
+        ],
+        "No open incidents.",
+    )
     st.subheader("Runbooks")
     if runbooks:
         shown = {s: u for s, u in sorted(runbooks.items()) if not f.service or s == f.service}

@@ -1,13 +1,14 @@
 """SLOs: error budget remaining and burn-down per SLO, burn rates per window pair."""
+
 from __future__ import annotations
 
 import altair as alt
 import pandas as pd
 import streamlit as st
 
-from gatewatch import api
 from dashboard import slo_data
 from dashboard.common import filters, pct
+from gatewatch import api
 
 st.title("SLOs")
 f = filters()
@@ -16,8 +17,10 @@ if not where:
     st.info(slo_data.NO_SLOS)
 else:
     at = min(api.utcnow(), f.window.end).replace(second=0, microsecond=0)
-    st.caption(f"SLO files in `{where}`; status at {at:%Y-%m-%d %H:%M} UTC, burn-down over the time range"
-               + (f"; service {f.service}" if f.service else ""))
+    st.caption(
+        f"SLO files in `{where}`; status at {at:%Y-%m-%d %H:%M} UTC, burn-down over the time range"
+        + (f"; service {f.service}" if f.service else "")
+    )
     found = slo_data.statuses(where, f.service, at, f.window.start)
     slos = found["slos"]
     if found["error"]:
@@ -46,16 +49,38 @@ else:
                 if history is None or history.empty or history["budget_remaining"].isna().all():
                     st.caption("No SLI data over the time range.")
                 else:
-                    st.altair_chart(alt.Chart(history).mark_line(point=True).encode(
-                        x=alt.X("at:T", title=None),
-                        y=alt.Y("budget_remaining:Q", title="budget remaining", axis=alt.Axis(format="%")),
-                        tooltip=["at:T", alt.Tooltip("budget_remaining:Q", format=".1%"),
-                                 alt.Tooltip("sli:Q", format=".4%")]), width="stretch")
+                    st.altair_chart(
+                        alt.Chart(history)
+                        .mark_line(point=True)
+                        .encode(
+                            x=alt.X("at:T", title=None),
+                            y=alt.Y("budget_remaining:Q", title="budget remaining", axis=alt.Axis(format="%")),
+                            tooltip=[
+                                "at:T",
+                                alt.Tooltip("budget_remaining:Q", format=".1%"),
+                                alt.Tooltip("sli:Q", format=".4%"),
+                            ],
+                        ),
+                        width="stretch",
+                    )
             with right:
                 st.markdown("**Burn rates per window pair**")
                 rates = pd.DataFrame(status["burn_rates"])
                 if rates.empty:
                     st.caption("No burn rates.")
                 else:
-                    st.dataframe(rates[["long_window", "short_window", "threshold", "long_burn_rate",
-                                        "short_burn_rate", "severity", "firing"]], hide_index=True, width="stretch")
+                    st.dataframe(
+                        rates[
+                            [
+                                "long_window",
+                                "short_window",
+                                "threshold",
+                                "long_burn_rate",
+                                "short_burn_rate",
+                                "severity",
+                                "firing",
+                            ]
+                        ],
+                        hide_index=True,
+                        width="stretch",
+                    )

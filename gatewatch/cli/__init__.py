@@ -4,6 +4,7 @@ Exit status: 0 success; 1 the command's negative outcome (e.g. something quarant
 configuration error; 3 hold, marginal or no data; 4 the store cannot be reached or migrated; 5 an
 outside system could not be read (`gatewatch.errors` maps each error to its status).
 """
+
 from __future__ import annotations
 
 import logging
@@ -22,15 +23,21 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 @click.group(context_settings=CONTEXT)
 @click.option("--db", metavar="URL", help="Store URL (default: $GATEWATCH_DB, else sqlite:///gatewatch.db).")
-@click.option("--config", "config_path", metavar="FILE", type=click.Path(dir_okay=False, exists=True),
-              help="Configuration file (default: $GATEWATCH_CONFIG, else ./gatewatch.yaml if present).")
+@click.option(
+    "--config",
+    "config_path",
+    metavar="FILE",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Configuration file (default: $GATEWATCH_CONFIG, else ./gatewatch.yaml if present).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log what happens on stderr.")
 @click.version_option(package_name="gatewatch")
 @click.pass_context
 def cli(ctx: click.Context, db: str | None, config_path: str | None, verbose: bool) -> None:
     """Gatewatch: delivery metrics, canary analysis and deployment gates for CI/CD pipelines."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     ctx.obj = State(db=db, config_path=config_path)
 
 

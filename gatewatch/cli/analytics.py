@@ -1,4 +1,5 @@
 """`gatewatch dora` and `gatewatch pipelines`: delivery analytics over the store."""
+
 from __future__ import annotations
 
 import csv
@@ -13,17 +14,23 @@ from gatewatch.errors import ConfigError
 
 from .common import State, echo_json, pass_state
 
+
 def filters(command: Callable) -> Callable:
     """The window and scope options shared by `dora` and `pipelines`."""
     options = [
-        click.option("--since", metavar="DURATION", help="Window: the last N days up to today, e.g. 90d "
-                     "(default 90d)."),
+        click.option(
+            "--since", metavar="DURATION", help="Window: the last N days up to today, e.g. 90d (default 90d)."
+        ),
         click.option("--start", metavar="DATE", help="Window start (a local date in --tz)."),
         click.option("--end", metavar="DATE", help="Window end, excluded (a local date in --tz)."),
         click.option("--service", help="Only this service."),
         click.option("--team", help="Only services of this team."),
-        click.option("--env", "environment", metavar="ENV",
-                     help="Only this environment (dora default: every environment configured as production)."),
+        click.option(
+            "--env",
+            "environment",
+            metavar="ENV",
+            help="Only this environment (dora default: every environment configured as production).",
+        ),
         click.option("--tz", default="UTC", show_default=True, help="Time zone that draws days and weeks."),
         click.option("--json", "as_json", is_flag=True, help="Print JSON."),
         click.option("--csv", "as_csv", is_flag=True, help="Print CSV."),
@@ -53,34 +60,57 @@ def _pct(value: float | None) -> str:
 
 def dora_lines(report: dict[str, Any]) -> list[tuple[str, str, str]]:
     """The human rows: metric, value, tier."""
-    df, lt, cfr, rt, rw = (report[k] for k in ("deployment_frequency", "lead_time", "change_failure_rate",
-                                               "recovery_time", "rework_rate"))
+    df, lt, cfr, rt, rw = (
+        report[k] for k in ("deployment_frequency", "lead_time", "change_failure_rate", "recovery_time", "rework_rate")
+    )
     rows = []
     if df["per_day"] is None:
         rows.append(("Deployment frequency", f"no data ({df['reason']})", "-"))
     else:
         median = "-" if df["weekly_median"] is None else f"{df['weekly_median']:g}"
-        rows.append(("Deployment frequency", f"{df['deployments']} deployments, {df['per_day']:.2f}/day, "
-                     f"{df['per_week']:.1f}/week, {_pct(df['deploy_day_share'])} of days, weekly median {median}",
-                     df["tier"] or "-"))
+        rows.append(
+            (
+                "Deployment frequency",
+                f"{df['deployments']} deployments, {df['per_day']:.2f}/day, "
+                f"{df['per_week']:.1f}/week, {_pct(df['deploy_day_share'])} of days, weekly median {median}",
+                df["tier"] or "-",
+            )
+        )
     if lt["median_hours"] is None:
         rows.append(("Change lead time", f"no data ({lt['reason']})", "-"))
     else:
-        rows.append(("Change lead time", f"median {_fmt_hours(lt['median_hours'])}, p75 {_fmt_hours(lt['p75_hours'])}, "
-                     f"p90 {_fmt_hours(lt['p90_hours'])}, mean {_fmt_hours(lt['mean_hours'])} "
-                     f"({lt['changes']} changes)", lt["tier"] or "-"))
+        rows.append(
+            (
+                "Change lead time",
+                f"median {_fmt_hours(lt['median_hours'])}, p75 {_fmt_hours(lt['p75_hours'])}, "
+                f"p90 {_fmt_hours(lt['p90_hours'])}, mean {_fmt_hours(lt['mean_hours'])} "
+                f"({lt['changes']} changes)",
+                lt["tier"] or "-",
+            )
+        )
     if cfr["rate"] is None:
         rows.append(("Change failure rate", f"no data ({cfr['reason']})", "-"))
     else:
-        rows.append(("Change failure rate", f"{_pct(cfr['rate'])} ({cfr['failed']} of {cfr['deployments']})",
-                     cfr["tier"] or "-"))
+        rows.append(
+            (
+                "Change failure rate",
+                f"{_pct(cfr['rate'])} ({cfr['failed']} of {cfr['deployments']})",
+                cfr["tier"] or "-",
+            )
+        )
     if rt["median_hours"] is None:
         extra = f", {rt['open']} open" if rt["open"] else ""
         rows.append(("Failed deployment recovery", f"no data ({rt['reason']}{extra})", "-"))
     else:
-        rows.append(("Failed deployment recovery", f"median {_fmt_hours(rt['median_hours'])}, "
-                     f"p90 {_fmt_hours(rt['p90_hours'])}, mean {_fmt_hours(rt['mean_hours'])} "
-                     f"({rt['recovered']} recovered, {rt['open']} open)", rt["tier"] or "-"))
+        rows.append(
+            (
+                "Failed deployment recovery",
+                f"median {_fmt_hours(rt['median_hours'])}, "
+                f"p90 {_fmt_hours(rt['p90_hours'])}, mean {_fmt_hours(rt['mean_hours'])} "
+                f"({rt['recovered']} recovered, {rt['open']} open)",
+                rt["tier"] or "-",
+            )
+        )
     if rw["rate"] is None:
         rows.append(("Rework rate", f"no data ({rw['reason']})", "-"))
     else:
@@ -117,13 +147,21 @@ def _write_csv(rows: list[dict[str, Any]]) -> None:
 @click.command()
 @filters
 @click.option("--by", type=click.Choice(api.BUCKETS), help="Also report each day, week or month (a `series`).")
-@click.option("--benchmark", metavar="NAME", help="Tier table: dora-2024 (default), dora-2023, or one "
-              "defined under dora.benchmarks in gatewatch.yaml.")
-@click.option("--link-window", metavar="DURATION", help="How long after a deployment an unlinked incident of "
-              "the same service is blamed on it (default 24h, or dora.link_window in gatewatch.yaml).")
+@click.option(
+    "--benchmark",
+    metavar="NAME",
+    help="Tier table: dora-2024 (default), dora-2023, or one defined under dora.benchmarks in gatewatch.yaml.",
+)
+@click.option(
+    "--link-window",
+    metavar="DURATION",
+    help="How long after a deployment an unlinked incident of "
+    "the same service is blamed on it (default 24h, or dora.link_window in gatewatch.yaml).",
+)
 @pass_state
-def dora(state: State, since, start, end, service, team, environment, tz, as_json, as_csv, by, benchmark,
-         link_window) -> None:
+def dora(
+    state: State, since, start, end, service, team, environment, tz, as_json, as_csv, by, benchmark, link_window
+) -> None:
     """The DORA keys for a window: deployment frequency, change lead time, change failure rate,
     failed deployment recovery time and rework rate, with performance tiers.
 
@@ -133,10 +171,16 @@ def dora(state: State, since, start, end, service, team, environment, tz, as_jso
     if as_json and as_csv:
         raise ConfigError("choose one of --json and --csv")
     window = api.report_window(since, start, end, tz)
-    report = api.dora_report(state.engine, state.config, window, _scope(service, team, environment), by=by,
-                             benchmark=benchmark, link_window=link_window)
-    report["filters"] = {"service": service, "team": team, "environment": environment or "production",
-                         "tz": tz}
+    report = api.dora_report(
+        state.engine,
+        state.config,
+        window,
+        _scope(service, team, environment),
+        by=by,
+        benchmark=benchmark,
+        link_window=link_window,
+    )
+    report["filters"] = {"service": service, "team": team, "environment": environment or "production", "tz": tz}
     if as_json:
         echo_json(report)
         return
@@ -145,18 +189,23 @@ def dora(state: State, since, start, end, service, team, environment, tz, as_jso
         return
     scope = ", ".join(f"{k}={v}" for k, v in report["filters"].items() if v)
     shown = window.as_dict()
-    click.echo(f"DORA {shown['start'][:10]} .. {shown['end'][:10]} (end excluded; {scope}; "
-               f"benchmark {report['benchmark']})")
+    click.echo(
+        f"DORA {shown['start'][:10]} .. {shown['end'][:10]} (end excluded; {scope}; benchmark {report['benchmark']})"
+    )
     rows = dora_lines(report)
     width = max(len(r[0]) for r in rows)
     for metric, value, tier in rows:
         click.echo(f"  {metric:<{width}}  {tier:<6}  {value}")
     for item in report.get("series") or []:
         if item is (report.get("series") or [None])[0]:
-            click.echo(f"\n  {'bucket':<10}  {'deploys':>7}  {'lead p50':>9}  {'CFR':>6}  {'recovery p50':>12}  {'rework':>6}")
-        click.echo(f"  {item['window']['start'][:10]:<10}  {item['deployment_frequency']['deployments']:>7}  "
-                   f"{_fmt_hours(item['lead_time']['median_hours']):>9}  {_pct(item['change_failure_rate']['rate']):>6}  "
-                   f"{_fmt_hours(item['recovery_time']['median_hours']):>12}  {_pct(item['rework_rate']['rate']):>6}")
+            click.echo(
+                f"\n  {'bucket':<10}  {'deploys':>7}  {'lead p50':>9}  {'CFR':>6}  {'recovery p50':>12}  {'rework':>6}"
+            )
+        click.echo(
+            f"  {item['window']['start'][:10]:<10}  {item['deployment_frequency']['deployments']:>7}  "
+            f"{_fmt_hours(item['lead_time']['median_hours']):>9}  {_pct(item['change_failure_rate']['rate']):>6}  "
+            f"{_fmt_hours(item['recovery_time']['median_hours']):>12}  {_pct(item['rework_rate']['rate']):>6}"
+        )
 
 
 @click.command()
@@ -174,25 +223,44 @@ def pipelines(state: State, since, start, end, service, team, environment, tz, a
         echo_json(report)
         return
     if as_csv:
-        _write_csv([{k: v for k, v in row.items() if k != "duration"}
-                    | {f"duration.{k}": v for k, v in row["duration"].items()} for row in report["per_stage"]])
+        _write_csv(
+            [
+                {k: v for k, v in row.items() if k != "duration"}
+                | {f"duration.{k}": v for k, v in row["duration"].items()}
+                for row in report["per_stage"]
+            ]
+        )
         return
     dep, runs = report["deployments"], report["pipeline_runs"]
     click.echo(f"Pipelines {window.start:%Y-%m-%d} .. {window.end:%Y-%m-%d} (end excluded)")
     click.echo(f"  deployment success rate  {_pct(dep['success_rate'])} ({dep['successful']} of {dep['attempted']})")
     click.echo(f"  failed pipeline rate     {_pct(runs['failed_rate'])} ({runs['failed']} of {runs['finished']})")
-    for key, label in (("time_to_deploy", "time to deploy"), ("time_to_rollback", "time to rollback"),
-                       ("build_duration", "build duration"), ("queue_time", "queue time"),
-                       ("approval_latency", "approval latency")):
+    for key, label in (
+        ("time_to_deploy", "time to deploy"),
+        ("time_to_rollback", "time to rollback"),
+        ("build_duration", "build duration"),
+        ("queue_time", "queue time"),
+        ("approval_latency", "approval latency"),
+    ):
         s = report[key]
-        click.echo(f"  {label:<24} " + ("no data" if not s["count"] else
-                   f"median {_fmt_hours(s['median_hours'])}, p90 {_fmt_hours(s['p90_hours'])}, "
-                   f"mean {_fmt_hours(s['mean_hours'])} (n={s['count']})"))
+        click.echo(
+            f"  {label:<24} "
+            + (
+                "no data"
+                if not s["count"]
+                else f"median {_fmt_hours(s['median_hours'])}, p90 {_fmt_hours(s['p90_hours'])}, "
+                f"mean {_fmt_hours(s['mean_hours'])} (n={s['count']})"
+            )
+        )
     if report["per_stage"]:
-        click.echo(f"\n  {'service':<16} {'pipeline':<24} {'stage':<18} {'runs':>5} {'success':>8} {'p50':>8} "
-                   f"{'p90':>8} {'flaky':>5}")
+        click.echo(
+            f"\n  {'service':<16} {'pipeline':<24} {'stage':<18} {'runs':>5} {'success':>8} {'p50':>8} "
+            f"{'p90':>8} {'flaky':>5}"
+        )
         for row in report["per_stage"]:
-            click.echo(f"  {str(row['service'])[:16]:<16} {str(row['pipeline'])[:24]:<24} {row['stage'][:18]:<18} "
-                       f"{row['runs']:>5} "
-                       f"{_pct(row['success_rate']):>8} {_fmt_hours(row['duration']['median_hours']):>8} "
-                       f"{_fmt_hours(row['duration']['p90_hours']):>8} {row['flaky']:>5}")
+            click.echo(
+                f"  {str(row['service'])[:16]:<16} {str(row['pipeline'])[:24]:<24} {row['stage'][:18]:<18} "
+                f"{row['runs']:>5} "
+                f"{_pct(row['success_rate']):>8} {_fmt_hours(row['duration']['median_hours']):>8} "
+                f"{_fmt_hours(row['duration']['p90_hours']):>8} {row['flaky']:>5}"
+            )

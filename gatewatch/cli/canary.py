@@ -1,4 +1,5 @@
 """`gatewatch canary`: judge a canary against its baseline, from a CSV file or live telemetry."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,9 +31,11 @@ def print_verdict(verdict: Verdict, run_id: str | None, as_json: bool, extra: di
     for m in verdict.metrics:
         mark = {True: "ok  ", False: "FAIL", None: "skip"}[m.passed]
         crit = " critical" if m.critical else ""
-        click.echo(f"  {mark} {m.name:<{width}}  {m.classification:<6} baseline n={m.baseline['n']} "
-                   f"median={_fmt(m.baseline['median'])}  canary n={m.canary['n']} median={_fmt(m.canary['median'])}"
-                   f"{crit}  | {m.reason}")
+        click.echo(
+            f"  {mark} {m.name:<{width}}  {m.classification:<6} baseline n={m.baseline['n']} "
+            f"median={_fmt(m.baseline['median'])}  canary n={m.canary['n']} median={_fmt(m.canary['median'])}"
+            f"{crit}  | {m.reason}"
+        )
     score = "n/a" if verdict.score is None else f"{verdict.score:.1f}"
     click.echo(f"verdict: {verdict.verdict.upper()} (score {score})" + (f", run {run_id}" if run_id else ""))
     for reason in verdict.reasons[:1]:
@@ -54,42 +57,89 @@ def _finish(outcome: api.CanaryOutcome, as_json: bool) -> None:
 
 @canary.command("judge")
 @click.option("--config", "config_path", required=True, metavar="FILE", help="Canary config (YAML).")
-@click.option("--data", required=True, metavar="CSV", help="Samples: columns metric, group (baseline|canary), "
-              "value [, timestamp]; good and total for proportion metrics.")
+@click.option(
+    "--data",
+    required=True,
+    metavar="CSV",
+    help="Samples: columns metric, group (baseline|canary), "
+    "value [, timestamp]; good and total for proportion metrics.",
+)
 @click.option("--deployment", metavar="ID", help="The deployment this canary belongs to (recorded with the run).")
 @click.option("--no-store", is_flag=True, help="Do not record the run in the store.")
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
 @pass_state
-def judge_command(state: State, config_path: str, data: str, deployment: str | None, no_store: bool,
-                  as_json: bool) -> None:
+def judge_command(
+    state: State, config_path: str, data: str, deployment: str | None, no_store: bool, as_json: bool
+) -> None:
     """Judge samples from a CSV file (offline, notebooks, other telemetry systems)."""
     canary = api.load_canary_config(config_path)
-    _finish(api.run_canary(state.engine if not no_store else None, state.config, canary, api.CsvSamples(Path(data)),
-                           deployment_id=deployment, store=not no_store), as_json)
+    _finish(
+        api.run_canary(
+            state.engine if not no_store else None,
+            state.config,
+            canary,
+            api.CsvSamples(Path(data)),
+            deployment_id=deployment,
+            store=not no_store,
+        ),
+        as_json,
+    )
 
 
 @canary.command("run")
 @click.option("--config", "config_path", required=True, metavar="FILE", help="Canary config (YAML) with queries.")
-@click.option("--baseline", required=True, metavar="MATCHERS",
-              help="Baseline scope, e.g. 'version=\"v1\"' (with --cloudwatch: dimensions, 'Version=\"v1\"').")
-@click.option("--canary", "canary_scope", required=True, metavar="MATCHERS", help="Canary scope, e.g. 'version=\"v2\"'.")
+@click.option(
+    "--baseline",
+    required=True,
+    metavar="MATCHERS",
+    help="Baseline scope, e.g. 'version=\"v1\"' (with --cloudwatch: dimensions, 'Version=\"v1\"').",
+)
+@click.option(
+    "--canary", "canary_scope", required=True, metavar="MATCHERS", help="Canary scope, e.g. 'version=\"v2\"'."
+)
 @click.option("--start", required=True, metavar="TIME", help="Window start (ISO 8601), or a duration ago such as 30m.")
 @click.option("--end", default=None, metavar="TIME", help="Window end (ISO 8601; default now).")
-@click.option("--step", default=None, help="Query resolution [default: 30s; 60s with --cloudwatch, where it is the "
-              "GetMetricData period: 1, 5, 10, 30 s or a multiple of 60 s].")
-@click.option("--prometheus", "prometheus_url", metavar="URL",
-              help="Prometheus-compatible base URL (default $GATEWATCH_PROMETHEUS_URL). Auth: "
-                   "$GATEWATCH_PROMETHEUS_TOKEN (bearer) or $GATEWATCH_PROMETHEUS_USER/_PASSWORD (basic).")
-@click.option("--cloudwatch", is_flag=True, help="Read the metrics' `cloudwatch` settings from Amazon CloudWatch "
-              "instead (GetMetricData; credentials from the AWS chain, $AWS_ENDPOINT_URL honoured).")
-@click.option("--region", metavar="REGION", help="AWS region for --cloudwatch (default: the AWS chain's, e.g. $AWS_REGION).")
+@click.option(
+    "--step",
+    default=None,
+    help="Query resolution [default: 30s; 60s with --cloudwatch, where it is the "
+    "GetMetricData period: 1, 5, 10, 30 s or a multiple of 60 s].",
+)
+@click.option(
+    "--prometheus",
+    "prometheus_url",
+    metavar="URL",
+    help="Prometheus-compatible base URL (default $GATEWATCH_PROMETHEUS_URL). Auth: "
+    "$GATEWATCH_PROMETHEUS_TOKEN (bearer) or $GATEWATCH_PROMETHEUS_USER/_PASSWORD (basic).",
+)
+@click.option(
+    "--cloudwatch",
+    is_flag=True,
+    help="Read the metrics' `cloudwatch` settings from Amazon CloudWatch "
+    "instead (GetMetricData; credentials from the AWS chain, $AWS_ENDPOINT_URL honoured).",
+)
+@click.option(
+    "--region", metavar="REGION", help="AWS region for --cloudwatch (default: the AWS chain's, e.g. $AWS_REGION)."
+)
 @click.option("--deployment", metavar="ID", help="The deployment this canary belongs to (recorded with the run).")
 @click.option("--no-store", is_flag=True, help="Do not record the run in the store.")
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
 @pass_state
-def run_command(state: State, config_path: str, baseline: str, canary_scope: str, start: str, end: str | None,
-                step: str | None, prometheus_url: str | None, cloudwatch: bool, region: str | None,
-                deployment: str | None, no_store: bool, as_json: bool) -> None:
+def run_command(
+    state: State,
+    config_path: str,
+    baseline: str,
+    canary_scope: str,
+    start: str,
+    end: str | None,
+    step: str | None,
+    prometheus_url: str | None,
+    cloudwatch: bool,
+    region: str | None,
+    deployment: str | None,
+    no_store: bool,
+    as_json: bool,
+) -> None:
     """Query baseline and canary telemetry from Prometheus (or CloudWatch) over [start, end] and judge it.
 
     An unreachable or failing source gives no data (exit 3) with the error, never a pass.
@@ -109,10 +159,23 @@ def run_command(state: State, config_path: str, baseline: str, canary_scope: str
     finish = api.parse_time(end, "--end", now) if end else now
     if finish <= begin:
         raise ConfigError(f"--end {finish.isoformat()} must be after --start {begin.isoformat()}")
-    source = (api.PrometheusSamples(prometheus_url, baseline, canary_scope, span) if prometheus_url
-              else api.CloudWatchSamples(baseline, canary_scope, span, region, where="--"))
-    _finish(api.run_canary(state.engine if not no_store else None, config, canary, source, window=(begin, finish),
-                           deployment_id=deployment, store=not no_store), as_json)
+    source = (
+        api.PrometheusSamples(prometheus_url, baseline, canary_scope, span)
+        if prometheus_url
+        else api.CloudWatchSamples(baseline, canary_scope, span, region, where="--")
+    )
+    _finish(
+        api.run_canary(
+            state.engine if not no_store else None,
+            config,
+            canary,
+            source,
+            window=(begin, finish),
+            deployment_id=deployment,
+            store=not no_store,
+        ),
+        as_json,
+    )
 
 
 @canary.command("show")
@@ -127,10 +190,15 @@ def show_command(state: State, run_id: str, as_json: bool) -> None:
     if as_json:
         echo_json({"id": run.id, "created_at": run.created_at, "source": run.source, **run.result})
         return
-    window = (f", window {run.window_start:%Y-%m-%d %H:%M} .. {run.window_end:%Y-%m-%d %H:%M} UTC"
-              if run.window_start and run.window_end else "")
-    click.echo(f"canary run {run.id} at {run.created_at:%Y-%m-%d %H:%M:%S} UTC from {run.source}{window}"
-               + (f", deployment {run.deployment_id}" if run.deployment_id else ""))
+    window = (
+        f", window {run.window_start:%Y-%m-%d %H:%M} .. {run.window_end:%Y-%m-%d %H:%M} UTC"
+        if run.window_start and run.window_end
+        else ""
+    )
+    click.echo(
+        f"canary run {run.id} at {run.created_at:%Y-%m-%d %H:%M:%S} UTC from {run.source}{window}"
+        + (f", deployment {run.deployment_id}" if run.deployment_id else "")
+    )
     for metric in run.result.get("metrics", []):
         click.echo(f"  {metric['classification']:<6} {metric['reason']}")
     score = "n/a" if run.score is None else f"{run.score:.1f}"

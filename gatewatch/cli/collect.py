@@ -1,4 +1,5 @@
 """`gatewatch collect`: backfill history from outside systems' APIs."""
+
 from __future__ import annotations
 
 import click
@@ -15,16 +16,28 @@ def collect() -> None:
 
 
 @collect.command("codepipeline")
-@click.option("--pipeline", "pipelines", multiple=True, required=True, metavar="NAME",
-              help="Pipeline to read (repeat for several).")
-@click.option("--since", default="30d", show_default=True, metavar="DURATION",
-              help="How far back to read executions, e.g. 30d or 12h (or an ISO 8601 time).")
+@click.option(
+    "--pipeline",
+    "pipelines",
+    multiple=True,
+    required=True,
+    metavar="NAME",
+    help="Pipeline to read (repeat for several).",
+)
+@click.option(
+    "--since",
+    default="30d",
+    show_default=True,
+    metavar="DURATION",
+    help="How far back to read executions, e.g. 30d or 12h (or an ISO 8601 time).",
+)
 @click.option("--region", help="AWS region (default: the AWS configuration's).")
 @click.option("--endpoint-url", metavar="URL", help="Another CodePipeline endpoint (e.g. a local emulator).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @pass_state
-def codepipeline(state: State, pipelines: tuple[str, ...], since: str, region: str | None,
-                 endpoint_url: str | None, as_json: bool) -> None:
+def codepipeline(
+    state: State, pipelines: tuple[str, ...], since: str, region: str | None, endpoint_url: str | None, as_json: bool
+) -> None:
     """Read CodePipeline executions (ListPipelineExecutions, ListActionExecutions) and archive each
     as one payload; they project into the same rows as EventBridge events. Running it again stores
     only what changed. Credentials come from the usual AWS chain (AWS_PROFILE, environment, role);

@@ -1,4 +1,5 @@
 """What every CLI command shares: the store and config from global options, output, progress."""
+
 from __future__ import annotations
 
 import json

@@ -1,9 +1,9 @@
 """`gatewatch demo`: a realistic organisation's delivery history, ingested like any user's events."""
+
 from __future__ import annotations
 
 import time
 from datetime import datetime
-from pathlib import Path
 
 import click
 
@@ -17,8 +17,10 @@ PLATFORMS = {"codepipeline": "AWS CodePipeline", "github": "GitHub Actions"}
 
 def _describe(result: DemoResult, before: int) -> list[str]:
     days = (result.end - result.start).days
-    lines = [f"Demo organisation: {len(result.services)} services in {len(result.teams)} teams, {days} days "
-             f"from {result.start:%Y-%m-%d} to {result.end:%Y-%m-%d} (seed {result.seed})"]
+    lines = [
+        f"Demo organisation: {len(result.services)} services in {len(result.teams)} teams, {days} days "
+        f"from {result.start:%Y-%m-%d} to {result.end:%Y-%m-%d} (seed {result.seed})"
+    ]
     platform = {s.name: PLATFORMS[s.platform] for s in result.services}
     for team, names in result.teams.items():
         lines.append(f"  {team}: " + ", ".join(f"{n} ({platform[n]})" for n in names))
@@ -37,8 +39,10 @@ def _describe(result: DemoResult, before: int) -> list[str]:
 
 def _ingested(summary: IngestSummary, shown: int = 10) -> list[str]:
     sources = ", ".join(f"{k} {v:,}" for k, v in sorted(summary.by_source.items())) or "none"
-    lines = [f"Ingest: stored {summary.stored:,} ({sources}), duplicates {summary.duplicates:,}, "
-             f"quarantined {len(summary.quarantined):,}"]
+    lines = [
+        f"Ingest: stored {summary.stored:,} ({sources}), duplicates {summary.duplicates:,}, "
+        f"quarantined {len(summary.quarantined):,}"
+    ]
     lines += [f"  quarantined {q.origin} [{q.source}/{q.kind}]: {q.error}" for q in summary.quarantined[:shown]]
     if len(summary.quarantined) > shown:
         lines.append(f"  ... and {len(summary.quarantined) - shown:,} more: `gatewatch quarantine` lists them")
@@ -48,8 +52,10 @@ def _ingested(summary: IngestSummary, shown: int = 10) -> list[str]:
 def _extras(extras: DemoExtras) -> list[str]:
     lines = [f"Demo files: {extras.folder} (SLO files, a canary config and samples, gate policies)"]
     burning = [s["service"] for s in extras.slos if s["profile"] == "burning"]
-    lines.append(f"  SLOs: {len(extras.slos)} in {extras.folder / 'slos'}"
-                 + (f"; {', '.join(burning)} is burning its error budget fast" if burning else ""))
+    lines.append(
+        f"  SLOs: {len(extras.slos)} in {extras.folder / 'slos'}"
+        + (f"; {', '.join(burning)} is burning its error budget fast" if burning else "")
+    )
     new_runs = sum(r["new"] for r in extras.canary_runs)
     verdicts = ", ".join(f"{r['verdict']} ({r['service']})" for r in extras.canary_runs) or "none"
     lines.append(f"  Canary runs: {new_runs} stored, {len(extras.canary_runs) - new_runs} already there: {verdicts}")
@@ -63,24 +69,46 @@ def _outcome(result: DemoResult, seconds: float) -> list[str]:
     summary = result.summary
     lines = []
     if summary.stored == 0 and summary.duplicates:
-        lines.append(f"Nothing new: this demo (seed {result.seed}, end {result.end:%Y-%m-%d}) is already in the "
-                     f"store; all {summary.duplicates:,} payloads were duplicates.")
+        lines.append(
+            f"Nothing new: this demo (seed {result.seed}, end {result.end:%Y-%m-%d}) is already in the "
+            f"store; all {summary.duplicates:,} payloads were duplicates."
+        )
     lines.append(f"Done in {seconds:.1f} s (ingest {result.ingest_seconds:.1f} s).")
-    lines.append("Next: `gatewatch dora` for the delivery metrics, `gatewatch canary show RUN_ID` for a canary run, "
-                 "`gatewatch dashboard` to explore them, `gatewatch ingest FILE...` to add your own events.")
+    lines.append(
+        "Next: `gatewatch dora` for the delivery metrics, `gatewatch canary show RUN_ID` for a canary run, "
+        "`gatewatch dashboard` to explore them, `gatewatch ingest FILE...` to add your own events."
+    )
     return lines
 
 
 @click.command()
-@click.option("--services", default=api.DEMO_DEFAULT_SERVICES, show_default=True,
-              type=click.IntRange(1, api.DEMO_MAX_SERVICES), help="How many services (about half on AWS "
-              "CodePipeline, half on GitHub Actions), in three teams.")
-@click.option("--days", default=api.DEMO_DEFAULT_DAYS, show_default=True,
-              type=click.IntRange(1, api.DEMO_MAX_DAYS), help="How many days of history.")
-@click.option("--seed", default=api.DEMO_DEFAULT_SEED, show_default=True, type=int,
-              help="Random seed: the same seed and end date give the same events.")
-@click.option("--end", type=click.DateTime(formats=["%Y-%m-%d"]), metavar="YYYY-MM-DD",
-              help="The history ends at 00:00 UTC of this day (default: today).")
+@click.option(
+    "--services",
+    default=api.DEMO_DEFAULT_SERVICES,
+    show_default=True,
+    type=click.IntRange(1, api.DEMO_MAX_SERVICES),
+    help="How many services (about half on AWS CodePipeline, half on GitHub Actions), in three teams.",
+)
+@click.option(
+    "--days",
+    default=api.DEMO_DEFAULT_DAYS,
+    show_default=True,
+    type=click.IntRange(1, api.DEMO_MAX_DAYS),
+    help="How many days of history.",
+)
+@click.option(
+    "--seed",
+    default=api.DEMO_DEFAULT_SEED,
+    show_default=True,
+    type=int,
+    help="Random seed: the same seed and end date give the same events.",
+)
+@click.option(
+    "--end",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    metavar="YYYY-MM-DD",
+    help="The history ends at 00:00 UTC of this day (default: today).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")
 @pass_state
 def demo(state: State, services: int, days: int, seed: int, end: datetime | None, as_json: bool) -> None:
@@ -101,8 +129,9 @@ def demo(state: State, services: int, days: int, seed: int, end: datetime | None
     click.echo(f"generating {days} days of history for {services} services ...", err=True)
     progress = Progress("ingested")
     try:
-        run = api.build_demo(state.engine, state.config, services, days, seed, end.date() if end else None,
-                             progress=progress)
+        run = api.build_demo(
+            state.engine, state.config, services, days, seed, end.date() if end else None, progress=progress
+        )
     finally:
         progress.finish()
     result, extras, before, written = run.result, run.extras, run.store_events_before, run.config_written
@@ -110,13 +139,24 @@ def demo(state: State, services: int, days: int, seed: int, end: datetime | None
     if run.warning:
         click.echo(run.warning, err=True)
     if as_json:
-        echo_json({**result.to_dict(), "seconds": round(seconds, 2), "store_events_before": before,
-                   "config": run.mapping, "config_file": run.config.source_path, "config_written": written,
-                   "demo_files": extras.to_dict()})
+        echo_json(
+            {
+                **result.to_dict(),
+                "seconds": round(seconds, 2),
+                "store_events_before": before,
+                "config": run.mapping,
+                "config_file": run.config.source_path,
+                "config_written": written,
+                "demo_files": extras.to_dict(),
+            }
+        )
         raise SystemExit(result.summary.exit_code)
-    click.echo("\n".join(_describe(result, before) + _ingested(result.summary) + _extras(extras)
-                          + _outcome(result, seconds)))
+    click.echo(
+        "\n".join(_describe(result, before) + _ingested(result.summary) + _extras(extras) + _outcome(result, seconds))
+    )
     if written:
-        click.echo(f"Config: wrote the demo's service and team maps to {written}; it is used from now on, "
-                   "and `gatewatch replay` reproduces the same rows with it.")
+        click.echo(
+            f"Config: wrote the demo's service and team maps to {written}; it is used from now on, "
+            "and `gatewatch replay` reproduces the same rows with it."
+        )
     raise SystemExit(result.summary.exit_code)

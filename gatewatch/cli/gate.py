@@ -1,4 +1,5 @@
 """`gatewatch gate check`: may this deployment go on? promote, hold or roll back, with reasons."""
+
 from __future__ import annotations
 
 import click
@@ -23,13 +24,27 @@ def gate() -> None:
 @click.option("--key", metavar="KEY", help="Idempotency key (default: gate name and --deployment).")
 @click.option("--baseline", metavar="MATCHERS", help="Canary baseline scope for Prometheus canary checks.")
 @click.option("--canary", "canary_scope", metavar="MATCHERS", help="Canary scope for Prometheus canary checks.")
-@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
-              help="A parameter for the policy's actions, e.g. codedeploy_deployment_id=d-ABC123 or "
-                   "pipeline_execution_id=... (repeatable).")
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A parameter for the policy's actions, e.g. codedeploy_deployment_id=d-ABC123 or "
+    "pipeline_execution_id=... (repeatable).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the decision as JSON.")
 @pass_state
-def check(state: State, policy_path: str, deployment: str | None, service: str | None, key: str | None,
-          baseline: str | None, canary_scope: str | None, params: tuple[str, ...], as_json: bool) -> None:
+def check(
+    state: State,
+    policy_path: str,
+    deployment: str | None,
+    service: str | None,
+    key: str | None,
+    baseline: str | None,
+    canary_scope: str | None,
+    params: tuple[str, ...],
+    as_json: bool,
+) -> None:
     """Evaluate the policy's checks and answer promote (exit 0), rollback (exit 1) or hold (exit 3);
     2 for usage or configuration errors. A retry with the same key returns the stored decision.
     Missing data never promotes unless the policy says `ignore`. The policy's actions run once, for the
@@ -50,13 +65,21 @@ def check(state: State, policy_path: str, deployment: str | None, service: str |
     else:
         for c in decision["checks"]:
             click.echo(f"  {c['status']:<6} {c['name']:<14} {c['effect']:<8} {c['reason']}")
-        click.echo(f"decision: {stored.decision.upper()}" + (" (stored earlier for this key)" if not stored.first
-                                                              else "") + f", id {stored.id}")
+        click.echo(
+            f"decision: {stored.decision.upper()}"
+            + (" (stored earlier for this key)" if not stored.first else "")
+            + f", id {stored.id}"
+        )
         for a in decision["actions"]:
-            click.echo(f"  action {a['status']:<6} {a['type']:<21} {a.get('target') or '-'}: "
-                       f"{a.get('detail') or a.get('error')}")
+            click.echo(
+                f"  action {a['status']:<6} {a['type']:<21} {a.get('target') or '-'}: "
+                f"{a.get('detail') or a.get('error')}"
+            )
     for a in decision["actions"]:
         if a["status"] != "ok":  # loud whatever the output format; the exit code stays the decision's
-            click.echo(f"ACTION FAILED{'' if stored.first else ' (earlier, not retried)'}: {a['type']} "
-                       f"{a.get('target') or '-'}: {a.get('error')}", err=True)
+            click.echo(
+                f"ACTION FAILED{'' if stored.first else ' (earlier, not retried)'}: {a['type']} "
+                f"{a.get('target') or '-'}: {a.get('error')}",
+                err=True,
+            )
     raise SystemExit(EXIT[stored.decision])

@@ -1,4 +1,5 @@
 """`gatewatch serve`: the webhook receiver and the gate service over HTTP."""
+
 from __future__ import annotations
 
 import gc
@@ -13,8 +14,12 @@ from .common import State, pass_state
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
-@click.option("--policies", "policies_dir", metavar="DIR",
-              help="Folder of gate policy files to serve (default: GATEWATCH_GATE_POLICIES or gates.policies).")
+@click.option(
+    "--policies",
+    "policies_dir",
+    metavar="DIR",
+    help="Folder of gate policy files to serve (default: GATEWATCH_GATE_POLICIES or gates.policies).",
+)
 @pass_state
 def serve(state: State, host: str, port: int, policies_dir: str | None) -> None:
     """Receive webhooks over HTTP and archive every payload in the store; answer gate calls.
@@ -54,8 +59,9 @@ def serve(state: State, host: str, port: int, policies_dir: str | None) -> None:
     policies = api.load_policies(folder) if folder else None
     app = create_app(state.engine, state.config, routers=[build_router(state.engine, state.config, policies)])
     gates = f"{len(policies)} gate(s) from {folder}" if policies is not None else "no gate policies"
-    click.echo(f"gatewatch: listening on http://{host}:{port} (store {api.describe_store(state.url)}; {gates})",
-               err=True)
+    click.echo(
+        f"gatewatch: listening on http://{host}:{port} (store {api.describe_store(state.url)}; {gates})", err=True
+    )
     # What is loaded by now (libraries, policies) lives as long as the process: keep it out of the
     # garbage collector's full passes, whose pauses are otherwise the tail of every request's latency.
     gc.collect()

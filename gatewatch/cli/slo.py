@@ -1,4 +1,5 @@
 """`gatewatch slo status`: an SLO's SLI, error budget and multiwindow burn-rate alerts."""
+
 from __future__ import annotations
 
 import click
@@ -24,10 +25,16 @@ def slo() -> None:
 
 
 @slo.command("status")
-@click.option("--slo", "slo_path", required=True, metavar="FILE",
-              help="SLO file (YAML): service, objective, window, sli (data, ratio or threshold).")
-@click.option("--at", metavar="TIME", help="Evaluate at this time (ISO 8601, or a duration ago such as 1h; "
-              "default now).")
+@click.option(
+    "--slo",
+    "slo_path",
+    required=True,
+    metavar="FILE",
+    help="SLO file (YAML): service, objective, window, sli (data, ratio or threshold).",
+)
+@click.option(
+    "--at", metavar="TIME", help="Evaluate at this time (ISO 8601, or a duration ago such as 1h; default now)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 @pass_state
 def status(state: State, slo_path: str, at: str | None, as_json: bool) -> None:
@@ -44,20 +51,26 @@ def status(state: State, slo_path: str, at: str | None, as_json: bool) -> None:
         echo_json({"service": spec.service, "name": spec.name, **found.to_dict()})
     else:
         window = found.to_dict()["window"]
-        click.echo(f"SLO {spec.service}/{spec.name}: objective {100 * spec.objective:g}% over {window} (rolling), "
-                   f"{spec.sli.kind} SLI, at {found.at:%Y-%m-%d %H:%M:%S} UTC")
+        click.echo(
+            f"SLO {spec.service}/{spec.name}: objective {100 * spec.objective:g}% over {window} (rolling), "
+            f"{spec.sli.kind} SLI, at {found.at:%Y-%m-%d %H:%M:%S} UTC"
+        )
         if found.sli is None:
             click.echo(f"  SLI           n/a: {found.reason}")
         else:
             click.echo(f"  SLI           {_pct(found.sli)} ({found.good:,.0f} good of {found.total:,.0f})")
-            click.echo(f"  error budget  total {found.budget_total:,.1f} bad events, used {found.budget_used:,.1f}, "
-                       f"remaining {_pct(found.budget_remaining, 1)}")
+            click.echo(
+                f"  error budget  total {found.budget_total:,.1f} bad events, used {found.budget_used:,.1f}, "
+                f"remaining {_pct(found.budget_remaining, 1)}"
+            )
         click.echo("  burn rates    threshold  long window        short window       alert")
         for a in found.alerts:
             d = a.to_dict()
-            click.echo(f"    {a.severity:<8}  {a.threshold:>5g}x     {d['long_window']:>3} {_rate(a.long_burn_rate):>10}"
-                       f"     {d['short_window']:>3} {_rate(a.short_burn_rate):>10}     "
-                       f"{'FIRING' if a.firing else 'ok'}")
+            click.echo(
+                f"    {a.severity:<8}  {a.threshold:>5g}x     {d['long_window']:>3} {_rate(a.long_burn_rate):>10}"
+                f"     {d['short_window']:>3} {_rate(a.short_burn_rate):>10}     "
+                f"{'FIRING' if a.firing else 'ok'}"
+            )
         problems = [f"{len(found.firing)} burn-rate alert(s) firing"] if found.firing else []
         problems += ["error budget exhausted"] if found.exhausted else []
         click.echo("status: " + ("; ".join(problems).upper() if problems else "OK"))

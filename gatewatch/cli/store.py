@@ -1,4 +1,5 @@
 """`gatewatch db`, `ingest`, `replay` and `quarantine`: the store and the one ingest path."""
+
 from __future__ import annotations
 
 import click
@@ -41,17 +42,24 @@ def print_summary(summary: api.IngestSummary, as_json: bool) -> None:
         echo_json(summary.to_dict())
         return
     sources = ", ".join(f"{k} {v}" for k, v in sorted(summary.by_source.items())) or "none"
-    click.echo(f"stored {summary.stored} ({sources}), duplicates {summary.duplicates}, "
-               f"quarantined {len(summary.quarantined)}"
-               + (f", {summary.ignored} with nothing to project" if summary.ignored else ""))
+    click.echo(
+        f"stored {summary.stored} ({sources}), duplicates {summary.duplicates}, "
+        f"quarantined {len(summary.quarantined)}"
+        + (f", {summary.ignored} with nothing to project" if summary.ignored else "")
+    )
     for q in summary.quarantined:
         click.echo(f"  quarantined {q.origin} [{q.source}/{q.kind}]: {q.error}")
 
 
 @click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(allow_dash=True))
-@click.option("--source", type=click.Choice(api.SOURCE_CHOICES), default="auto", show_default=True,
-              help="Which system the payloads come from; auto detects each payload.")
+@click.option(
+    "--source",
+    type=click.Choice(api.SOURCE_CHOICES),
+    default="auto",
+    show_default=True,
+    help="Which system the payloads come from; auto detects each payload.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @pass_state
 def ingest(state: State, files: tuple[str, ...], source: str, as_json: bool) -> None:
@@ -82,8 +90,10 @@ def replay(state: State, as_json: bool) -> None:
     if as_json:
         echo_json(summary.to_dict())
         return
-    click.echo(f"replayed {summary.events} events: {summary.recovered} recovered from quarantine, "
-               f"{summary.newly_quarantined} newly quarantined, {summary.still_quarantined} still quarantined")
+    click.echo(
+        f"replayed {summary.events} events: {summary.recovered} recovered from quarantine, "
+        f"{summary.newly_quarantined} newly quarantined, {summary.still_quarantined} still quarantined"
+    )
     click.echo("rows: " + ", ".join(f"{k} {v}" for k, v in summary.rows.items()))
 
 

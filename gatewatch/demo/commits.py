@@ -1,4 +1,5 @@
 """Changes reaching main: commits, direct pushes and merged pull requests (GitHub webhooks)."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -8,12 +9,42 @@ from .github_actions import GitHubActions
 from .organisation import ORG, Person, Service
 from .timeline import ServiceState, minutes
 
-VERBS = ("Fix", "Add", "Refactor", "Improve", "Handle", "Cache", "Validate", "Log", "Speed up", "Remove",
-         "Retry", "Bump")
-THINGS = ("timeout handling", "pagination", "input validation", "retry on 503", "metrics labels",
-          "error messages", "feature flag", "N+1 query", "connection pool size", "dependency versions",
-          "null handling", "rate limiting", "idempotency keys", "tracing spans", "config loading",
-          "health check", "currency rounding", "search ranking", "cache invalidation", "batch size")
+VERBS = (
+    "Fix",
+    "Add",
+    "Refactor",
+    "Improve",
+    "Handle",
+    "Cache",
+    "Validate",
+    "Log",
+    "Speed up",
+    "Remove",
+    "Retry",
+    "Bump",
+)
+THINGS = (
+    "timeout handling",
+    "pagination",
+    "input validation",
+    "retry on 503",
+    "metrics labels",
+    "error messages",
+    "feature flag",
+    "N+1 query",
+    "connection pool size",
+    "dependency versions",
+    "null handling",
+    "rate limiting",
+    "idempotency keys",
+    "tracing spans",
+    "config loading",
+    "health check",
+    "currency rounding",
+    "search ranking",
+    "cache invalidation",
+    "batch size",
+)
 
 
 class Commits(GitHubActions):
@@ -25,10 +56,17 @@ class Commits(GitHubActions):
 
     def files(self, svc: Service) -> list[str]:
         """One to three of the service's source files a commit modifies."""
-        pool = ("handlers.py", "models.py", "client.py", "settings.py", "api/routes.py", "jobs/worker.py",
-                "tests/test_api.py", "tests/test_models.py")
-        return sorted(self.rng.sample([f"src/{svc.name.replace('-', '_')}/{f}" for f in pool],
-                                      self.rng.randint(1, 3)))
+        pool = (
+            "handlers.py",
+            "models.py",
+            "client.py",
+            "settings.py",
+            "api/routes.py",
+            "jobs/worker.py",
+            "tests/test_api.py",
+            "tests/test_models.py",
+        )
+        return sorted(self.rng.sample([f"src/{svc.name.replace('-', '_')}/{f}" for f in pool], self.rng.randint(1, 3)))
 
     def changes(self, svc: Service, gh: Repository, st: ServiceState, at: datetime) -> tuple[dict, Person]:
         """Commits reach main at `at`: a merged pull request (mostly) or a direct push."""
@@ -61,11 +99,28 @@ class Commits(GitHubActions):
         if svc.platform == "github" and (at - max(opened, stamps[-1])) > timedelta(minutes=20):
             self.pull_request_ci(gh, st, branch, commits[-1], author, number, pr_id, max(opened, stamps[-1]))
         merge_sha = self.sha()
-        merge = gh.commit(merge_sha, self.sha(), f"Merge pull request #{number} from {ORG}/{branch}\n\n{title}",
-                          at, merger, [], committer=None)
-        self.emit(at, "github", "pull_request", gh.pull_request_closed(
-            number, pr_id, title, author, merger, branch, parent, st.head, merge_sha, opened, at, count, rng))
-        self.emit(at + timedelta(seconds=rng.randint(1, 4)), "github", "push",
-                  gh.push("main", st.head, [*commits, merge], merger))
+        merge = gh.commit(
+            merge_sha,
+            self.sha(),
+            f"Merge pull request #{number} from {ORG}/{branch}\n\n{title}",
+            at,
+            merger,
+            [],
+            committer=None,
+        )
+        self.emit(
+            at,
+            "github",
+            "pull_request",
+            gh.pull_request_closed(
+                number, pr_id, title, author, merger, branch, parent, st.head, merge_sha, opened, at, count, rng
+            ),
+        )
+        self.emit(
+            at + timedelta(seconds=rng.randint(1, 4)),
+            "github",
+            "push",
+            gh.push("main", st.head, [*commits, merge], merger),
+        )
         st.head = merge_sha
         return merge, merger

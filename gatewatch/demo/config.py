@@ -1,4 +1,5 @@
 """The demo's service and team maps in the user's configuration: merged under it, or written to ./gatewatch.yaml."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,20 +21,31 @@ HEADER = """\
 def merged_config(config: Config, mapping: dict) -> Config:
     """`config` with the demo's maps added underneath: the user's own entries win."""
     services, mine = mapping["services"], config.services
-    return config.model_copy(update={
-        "services": mine.model_copy(update={"pipelines": {**services["pipelines"], **mine.pipelines},
-                                            "repositories": {**services["repositories"], **mine.repositories},
-                                            "pagerduty": {**services["pagerduty"], **mine.pagerduty}}),
-        "teams": {**mapping["teams"], **config.teams},
-        "slos": config.slos or mapping["slos"],
-        "gates": config.gates.model_copy(update={"policies": config.gates.policies or mapping["gates"]["policies"]}),
-    })
+    return config.model_copy(
+        update={
+            "services": mine.model_copy(
+                update={
+                    "pipelines": {**services["pipelines"], **mine.pipelines},
+                    "repositories": {**services["repositories"], **mine.repositories},
+                    "pagerduty": {**services["pagerduty"], **mine.pagerduty},
+                }
+            ),
+            "teams": {**mapping["teams"], **config.teams},
+            "slos": config.slos or mapping["slos"],
+            "gates": config.gates.model_copy(
+                update={"policies": config.gates.policies or mapping["gates"]["policies"]}
+            ),
+        }
+    )
 
 
 def absolute_folders(mapping: dict) -> dict:
     """The mapping with its demo folders as absolute paths (for a configuration file elsewhere)."""
-    return {**mapping, "slos": str(Path(mapping["slos"]).resolve()),
-            "gates": {"policies": str(Path(mapping["gates"]["policies"]).resolve())}}
+    return {
+        **mapping,
+        "slos": str(Path(mapping["slos"]).resolve()),
+        "gates": {"policies": str(Path(mapping["gates"]["policies"]).resolve())},
+    }
 
 
 def write_config(path: Path, mapping: dict) -> bool:
@@ -45,8 +57,9 @@ def write_config(path: Path, mapping: dict) -> bool:
     except FileExistsError:
         return False
     except OSError as exc:
-        raise ConfigError(f"cannot write {path}: {exc.strerror}; run the demo in a folder you can write to, "
-                          "or pass --config FILE") from None
+        raise ConfigError(
+            f"cannot write {path}: {exc.strerror}; run the demo in a folder you can write to, or pass --config FILE"
+        ) from None
     return True
 
 
@@ -60,9 +73,11 @@ def config_for_run(config: Config, mapping: dict) -> tuple[Config, str | None, s
     merged = merged_config(config, mapping)
     if merged == config:  # the configuration already holds the demo's maps (a demo run before wrote it)
         return config, None, None
-    warning = (f"warning: the configuration {config.source_path or CONFIG_FILE} is in use, so the demo's maps "
-               "(services.pipelines, services.repositories, services.pagerduty, teams) and folders (slos, "
-               "gates.policies) were added under it for this run only. Add them to it, or `gatewatch replay` will "
-               "give the demo's CodePipeline and PagerDuty events other service names and no team:\n"
-               + yaml.safe_dump(mapping, sort_keys=False, default_flow_style=False).rstrip())
+    warning = (
+        f"warning: the configuration {config.source_path or CONFIG_FILE} is in use, so the demo's maps "
+        "(services.pipelines, services.repositories, services.pagerduty, teams) and folders (slos, "
+        "gates.policies) were added under it for this run only. Add them to it, or `gatewatch replay` will "
+        "give the demo's CodePipeline and PagerDuty events other service names and no team:\n"
+        + yaml.safe_dump(mapping, sort_keys=False, default_flow_style=False).rstrip()
+    )
     return merged, None, warning

@@ -1,4 +1,5 @@
 """The demo's files (SLOs, canary config and samples, gate policies), canary runs and gate decisions."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -49,11 +50,16 @@ class DemoExtras:
 
     def to_dict(self) -> dict[str, Any]:
         """What was written and stored, as `gatewatch demo --json` prints it under `demo_files`."""
-        return {"folder": str(self.folder), "slos": self.slos, "canary_runs": self.canary_runs,
-                "gate_decisions": self.gate_decisions}
+        return {
+            "folder": str(self.folder),
+            "slos": self.slos,
+            "canary_runs": self.canary_runs,
+            "gate_decisions": self.gate_decisions,
+        }
 
 
 # --- files ---------------------------------------------------------------------------------------
+
 
 def _write(path: Path, text: str) -> None:
     try:
@@ -72,32 +78,46 @@ def write_slos(folder: Path, services: list[Service], end: datetime, seed: int) 
         objective = OBJECTIVES[i % len(OBJECTIVES)]
         csv = folder / f"{svc.name}-sli.csv"
         _write(csv, sli_frame(svc.name, profile, objective, end, seed, intervals).to_csv(index=False))
-        slo = {"service": svc.name, "name": "availability",
-               "description": f"{svc.name} requests answered without a 5xx", "objective": objective,
-               "window": "28d", "sli": {"data": csv.name}}
-        _write(folder / f"{svc.name}.yaml", "# Written by `gatewatch demo` (rewritten by every run).\n"
-               + yaml.safe_dump(slo, sort_keys=False))
-        out.append({"service": svc.name, "objective": objective, "profile": profile,
-                    "file": str(folder / f"{svc.name}.yaml")})
+        slo = {
+            "service": svc.name,
+            "name": "availability",
+            "description": f"{svc.name} requests answered without a 5xx",
+            "objective": objective,
+            "window": "28d",
+            "sli": {"data": csv.name},
+        }
+        _write(
+            folder / f"{svc.name}.yaml",
+            "# Written by `gatewatch demo` (rewritten by every run).\n" + yaml.safe_dump(slo, sort_keys=False),
+        )
+        out.append(
+            {"service": svc.name, "objective": objective, "profile": profile, "file": str(folder / f"{svc.name}.yaml")}
+        )
     return out
 
 
 def _policy(gate: str, service: str, slo_folder: str) -> dict[str, Any]:
     slo = f"../{slo_folder}/{service}.yaml"
-    return {"name": gate, "on_missing_data": "hold", "checks": [
-        {"canary": {"config": "../canary/canary.yaml", "data": f"../canary/{gate}.csv"}, "on_fail": "rollback"},
-        {"error_budget": {"slo": slo, "min_remaining": 0.25}, "on_fail": "hold"},
-        {"burn_rate": {"slo": slo}, "on_fail": "rollback"},
-    ]}
+    return {
+        "name": gate,
+        "on_missing_data": "hold",
+        "checks": [
+            {"canary": {"config": "../canary/canary.yaml", "data": f"../canary/{gate}.csv"}, "on_fail": "rollback"},
+            {"error_budget": {"slo": slo, "min_remaining": 0.25}, "on_fail": "hold"},
+            {"burn_rate": {"slo": slo}, "on_fail": "rollback"},
+        ],
+    }
 
 
 # --- the store -----------------------------------------------------------------------------------
 
+
 def _recent_deployments(engine: Engine, services: list[Service], start: datetime, end: datetime) -> pd.DataFrame:
     """The demo services' production deployments of the window, newest first."""
     deps = load_dora_frames(engine, start, end, Scope()).deployments
-    deps = deps[deps["service"].isin([s.name for s in services]) & (deps["finished_at"] >= start)
-                & (deps["finished_at"] < end)]
+    deps = deps[
+        deps["service"].isin([s.name for s in services]) & (deps["finished_at"] >= start) & (deps["finished_at"] < end)
+    ]
     return deps.sort_values(["finished_at", "id"], ascending=[False, True]).reset_index(drop=True)
 
 
@@ -106,21 +126,51 @@ def _save_canary(engine: Engine, dep: pd.Series, kind: str, seed: int) -> dict[s
     finished = dep["finished_at"].to_pydatetime()
     if not existing.empty:
         row = existing.iloc[0]
-        return {"id": row["id"], "deployment_id": dep["id"], "service": dep["service"], "kind": kind,
-                "verdict": row["verdict"], "new": False}
+        return {
+            "id": row["id"],
+            "deployment_id": dep["id"],
+            "service": dep["service"],
+            "kind": kind,
+            "verdict": row["verdict"],
+            "new": False,
+        }
     config = config_from_mapping(CANARY_CONFIG)
     samples = canary_samples(dep["id"], kind, seed)
     verdict = judge(config, samples)
     scope = f'service="{dep["service"]}",track='
-    run_id = save_run(engine, config, verdict, samples, "demo", deployment_id=dep["id"],
-                      window=(finished - CANARY_SPAN, finished), baseline_scope=scope + '"baseline"',
-                      canary_scope=scope + '"canary"')
-    return {"id": run_id, "deployment_id": dep["id"], "service": dep["service"], "kind": kind,
-            "verdict": verdict.verdict, "new": True}
+    run_id = save_run(
+        engine,
+        config,
+        verdict,
+        samples,
+        "demo",
+        deployment_id=dep["id"],
+        window=(finished - CANARY_SPAN, finished),
+        baseline_scope=scope + '"baseline"',
+        canary_scope=scope + '"canary"',
+    )
+    return {
+        "id": run_id,
+        "deployment_id": dep["id"],
+        "service": dep["service"],
+        "kind": kind,
+        "verdict": verdict.verdict,
+        "new": True,
+    }
 
 
-def build(engine: Engine, config: Config, services: list[Service], start: datetime, end: datetime, seed: int,
-          folder: Path, slo_folder: str = "slos", gate_folder: str = "gates", runs: int = 6) -> DemoExtras:
+def build(
+    engine: Engine,
+    config: Config,
+    services: list[Service],
+    start: datetime,
+    end: datetime,
+    seed: int,
+    folder: Path,
+    slo_folder: str = "slos",
+    gate_folder: str = "gates",
+    runs: int = 6,
+) -> DemoExtras:
     """Write the demo files under `folder`, store canary runs of recent deployments, make the gate decisions.
 
     `build_demo` calls it after ingesting the delivery history. It writes SLO files with their SLI
@@ -142,14 +192,19 @@ def build(engine: Engine, config: Config, services: list[Service], start: dateti
             gated.append((services[position], kind, by_service[services[position].name]))
     canary_dir = folder / "canary"
     header = "# Written by `gatewatch demo` (rewritten by every run)"
-    _write(canary_dir / "canary.yaml", f"{header}: the demo gates' canary config.\n"
-           + yaml.safe_dump(CANARY_CONFIG, sort_keys=False))
+    _write(
+        canary_dir / "canary.yaml",
+        f"{header}: the demo gates' canary config.\n" + yaml.safe_dump(CANARY_CONFIG, sort_keys=False),
+    )
     for svc, kind, dep in gated:
         gate = f"{svc.name}-prod"
         frame = samples_frame(canary_samples(dep["id"], kind, seed), dep["finished_at"].to_pydatetime())
         _write(canary_dir / f"{gate}.csv", frame.to_csv(index=False))
-        _write(folder / gate_folder / f"{gate}.yaml", f"{header}: the {svc.name} production gate.\n"
-               + yaml.safe_dump(_policy(gate, svc.name, slo_folder), sort_keys=False))
+        _write(
+            folder / gate_folder / f"{gate}.yaml",
+            f"{header}: the {svc.name} production gate.\n"
+            + yaml.safe_dump(_policy(gate, svc.name, slo_folder), sort_keys=False),
+        )
 
     # Canary runs: the latest deployment of each service not gated, and the latest rolled-back ones.
     gated_ids = {dep["id"] for *_, dep in gated}
@@ -173,7 +228,16 @@ def build(engine: Engine, config: Config, services: list[Service], start: dateti
         if stored is None:
             request = GateRequest(deployment_id=dep["id"], service=svc.name, key=key)
             stored = evaluate_gate(engine, config, policies[gate], request, now=end)
-        extras.gate_decisions.append({"gate": gate, "key": key, "deployment_id": dep["id"], "service": svc.name,
-                                      "decision": stored.decision, "reasons": stored.reasons,
-                                      "canary_run_id": stored.evidence.get("canary_run_id"), "new": new})
+        extras.gate_decisions.append(
+            {
+                "gate": gate,
+                "key": key,
+                "deployment_id": dep["id"],
+                "service": svc.name,
+                "decision": stored.decision,
+                "reasons": stored.reasons,
+                "canary_run_id": stored.evidence.get("canary_run_id"),
+                "new": new,
+            }
+        )
     return extras

@@ -1,4 +1,5 @@
 """The demo's history: each service walked through its releases, bad ones and incidents, in time order."""
+
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
@@ -42,8 +43,9 @@ class History(Commits, CodePipeline, Incidents):
         """One service's releases over the window, each on its platform; a few go bad."""
         rng = self.rng
         gh = Repository(svc, rng, self.start - timedelta(days=rng.randrange(400, 1500)))
-        st = ServiceState(head=self.sha(), busy_until=self.start,
-                          version=[rng.randrange(1, 4), rng.randrange(0, 40), 0])
+        st = ServiceState(
+            head=self.sha(), busy_until=self.start, version=[rng.randrange(1, 4), rng.randrange(0, 40), 0]
+        )
         for t in self.release_times(svc):
             if t < st.busy_until:
                 t = st.busy_until + minutes(rng.uniform(2, 25))
@@ -80,9 +82,20 @@ class History(Commits, CodePipeline, Incidents):
                 t = self.codepipeline_rollback(svc, st, t, "ManualRollback", role)
             else:
                 done = t + minutes(rng.uniform(2, 6))
-                self.github_deployment(svc, gh, st, good.sha or "", good.version, {
-                    "version": good.version, "rollback_of": bad.native}, engineer, t, done, "success", None,
-                    f"Roll back to {good.version}")
+                self.github_deployment(
+                    svc,
+                    gh,
+                    st,
+                    good.sha or "",
+                    good.version,
+                    {"version": good.version, "rollback_of": bad.native},
+                    engineer,
+                    t,
+                    done,
+                    "success",
+                    None,
+                    f"Roll back to {good.version}",
+                )
                 t = done
             restored = t
         if mode.endswith("hotfix"):
@@ -115,10 +128,24 @@ class History(Commits, CodePipeline, Incidents):
         finished = started + minutes(rng.uniform(3, 8))
         version = self.version(st, hotfix=True)
         record_id = f"deploy-{svc.name}-{finished:%Y%m%d%H%M}"
-        self.emit(finished, "generic", None, {
-            "type": "deployment", "id": record_id, "service": svc.name, "environment": "production",
-            "status": "success", "started_at": iso(started), "finished_at": iso(finished), "commits": [sha],
-            "version": version, "hotfix": True, "team": svc.team})
+        self.emit(
+            finished,
+            "generic",
+            None,
+            {
+                "type": "deployment",
+                "id": record_id,
+                "service": svc.name,
+                "environment": "production",
+                "status": "success",
+                "started_at": iso(started),
+                "finished_at": iso(finished),
+                "commits": [sha],
+                "version": version,
+                "hotfix": True,
+                "team": svc.team,
+            },
+        )
         return Deployment(record_id, record_id, sha, version, finished)
 
 
@@ -132,9 +159,12 @@ def end_of(end: date | datetime | None) -> datetime:
     return datetime(end.year, end.month, end.day, tzinfo=UTC)
 
 
-def generate(services: int = DEFAULT_SERVICES, days: int = DEFAULT_DAYS, seed: int = DEFAULT_SEED,
-             end: date | datetime | None = None) -> list[tuple[str, str | None, dict]]:
+def generate(
+    services: int = DEFAULT_SERVICES,
+    days: int = DEFAULT_DAYS,
+    seed: int = DEFAULT_SEED,
+    end: date | datetime | None = None,
+) -> list[tuple[str, str | None, dict]]:
     """The demo's payloads in time order: (source, hint, payload), hint being the GitHub event name."""
     check(services, days)
     return History(services, days, seed, end_of(end)).run()
-

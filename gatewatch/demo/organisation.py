@@ -1,4 +1,5 @@
 """The demo organisation: its catalogue of services, teams and engineers, and the config that maps them."""
+
 from __future__ import annotations
 
 import random
@@ -18,19 +19,36 @@ DEMO_FILES = "gatewatch-demo"  # the demo's SLO files and gate policies, beside 
 
 # name, owning team, releases per working day (several a day .. a few a week)
 CATALOGUE = (
-    ("checkout", "payments", 3.0), ("search", "discovery", 4.5), ("identity", "platform", 0.4),
-    ("payments", "payments", 1.2), ("catalog", "discovery", 0.6), ("notifications", "platform", 2.0),
-    ("recommendations", "discovery", 1.5), ("billing", "payments", 0.5), ("inventory", "platform", 1.0),
-    ("shipping", "payments", 0.8), ("pricing", "discovery", 2.5), ("gateway", "platform", 0.7),
+    ("checkout", "payments", 3.0),
+    ("search", "discovery", 4.5),
+    ("identity", "platform", 0.4),
+    ("payments", "payments", 1.2),
+    ("catalog", "discovery", 0.6),
+    ("notifications", "platform", 2.0),
+    ("recommendations", "discovery", 1.5),
+    ("billing", "payments", 0.5),
+    ("inventory", "platform", 1.0),
+    ("shipping", "payments", 0.8),
+    ("pricing", "discovery", 2.5),
+    ("gateway", "platform", 0.7),
 )
 # team -> (UTC offset in minutes of its working hours, PagerDuty team name, engineers)
 TEAMS = {
-    "payments": (60, "Payments", ("Amara Okafor", "Lukas Schmidt", "Sofia Rossi", "Jonas Berg",
-                                  "Elif Yilmaz", "Marta Nowak", "Pieter de Vries")),
-    "discovery": (-300, "Discovery", ("Maya Patel", "Diego Alvarez", "Hannah Kim", "Tom Becker",
-                                      "Grace Liu", "Samuel Adeyemi", "Nora Walsh")),
-    "platform": (330, "Platform", ("Arjun Mehta", "Priya Nair", "Chen Wei", "Fatima Khan",
-                                   "Ravi Kumar", "Ines Duarte", "Oskar Lind")),
+    "payments": (
+        60,
+        "Payments",
+        ("Amara Okafor", "Lukas Schmidt", "Sofia Rossi", "Jonas Berg", "Elif Yilmaz", "Marta Nowak", "Pieter de Vries"),
+    ),
+    "discovery": (
+        -300,
+        "Discovery",
+        ("Maya Patel", "Diego Alvarez", "Hannah Kim", "Tom Becker", "Grace Liu", "Samuel Adeyemi", "Nora Walsh"),
+    ),
+    "platform": (
+        330,
+        "Platform",
+        ("Arjun Mehta", "Priya Nair", "Chen Wei", "Fatima Khan", "Ravi Kumar", "Ines Duarte", "Oskar Lind"),
+    ),
 }
 
 GITHUB_SERVICE_WORKFLOW = ("Build and deploy", ".github/workflows/deploy.yml")
@@ -66,8 +84,7 @@ class Service:
 def check(services: int, days: int) -> None:
     """Raise ConfigError unless `services` and `days` are within the demo's limits."""
     if not isinstance(services, int) or not 1 <= services <= MAX_SERVICES:
-        raise ConfigError(f"--services: expected a number of services from 1 to {MAX_SERVICES}, "
-                          f"got {services!r}")
+        raise ConfigError(f"--services: expected a number of services from 1 to {MAX_SERVICES}, got {services!r}")
     if not isinstance(days, int) or not 1 <= days <= MAX_DAYS:
         raise ConfigError(f"--days: expected a number of days from 1 to {MAX_DAYS}, got {days!r}")
 
@@ -89,12 +106,19 @@ def organisation(services: int = DEFAULT_SERVICES, seed: int = DEFAULT_SEED) -> 
         if lap:
             rate = round(rate * rng.uniform(0.5, 1.5), 2)
         platform = "codepipeline" if i % 2 == 0 else "github"
-        out.append(Service(
-            name=name, team=team, platform=platform, repository=f"{ORG}/{name}-service",
-            pipeline=f"{name}-pipeline" if platform == "codepipeline" else GITHUB_SERVICE_WORKFLOW[0],
-            rate=rate, pagerduty_id=pd_id(rng),
-            pagerduty_name=f"{name.replace('-', ' ').title()} (production)",
-            offset=TEAMS[team][0]))
+        out.append(
+            Service(
+                name=name,
+                team=team,
+                platform=platform,
+                repository=f"{ORG}/{name}-service",
+                pipeline=f"{name}-pipeline" if platform == "codepipeline" else GITHUB_SERVICE_WORKFLOW[0],
+                rate=rate,
+                pagerduty_id=pd_id(rng),
+                pagerduty_name=f"{name.replace('-', ' ').title()} (production)",
+                offset=TEAMS[team][0],
+            )
+        )
     return out
 
 
@@ -120,6 +144,8 @@ def people(seed: int) -> dict[str, list[Person]]:
     rng = random.Random(f"gatewatch-demo-people:{seed}")
     out: dict[str, list[Person]] = {}
     for team, (offset, _, names) in TEAMS.items():
-        out[team] = [Person(n, n.lower().replace(" ", "-"), rng.randrange(10_000_000, 160_000_000),
-                            pd_id(rng), offset) for n in names]
+        out[team] = [
+            Person(n, n.lower().replace(" ", "-"), rng.randrange(10_000_000, 160_000_000), pd_id(rng), offset)
+            for n in names
+        ]
     return out

@@ -1,15 +1,15 @@
 """Running the demo: its payloads counted by kind, ingested through the one ingest path, and the result."""
+
 from __future__ import annotations
 
 import json
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from collections.abc import Callable, Iterator
-from typing import Any
-
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -20,7 +20,15 @@ from collector.listings import count_raw_events
 from .config import config_for_run
 from .extras import DemoExtras, build
 from .history import end_of, generate
-from .organisation import DEFAULT_DAYS, DEFAULT_SEED, DEFAULT_SERVICES, DEMO_FILES, Service, demo_config_mapping, organisation
+from .organisation import (
+    DEFAULT_DAYS,
+    DEFAULT_SEED,
+    DEFAULT_SERVICES,
+    DEMO_FILES,
+    Service,
+    demo_config_mapping,
+    organisation,
+)
 
 
 def payload_kind(source: str, hint: str | None, payload: dict) -> str:
@@ -61,11 +69,25 @@ class DemoResult:
         for (source, kind), n in sorted(self.payloads.items()):
             by_source.setdefault(source, {})[kind] = n
         return {
-            "services": [{"name": s.name, "team": s.team, "platform": s.platform, "repository": s.repository,
-                          "pipeline": s.pipeline, "pagerduty_service": s.pagerduty_id} for s in self.services],
-            "teams": self.teams, "seed": self.seed, "start": self.start.isoformat(), "end": self.end.isoformat(),
-            "payloads": sum(self.payloads.values()), "payloads_by_source": by_source,
-            "ingest": self.summary.to_dict(), "generate_seconds": round(self.generate_seconds, 2),
+            "services": [
+                {
+                    "name": s.name,
+                    "team": s.team,
+                    "platform": s.platform,
+                    "repository": s.repository,
+                    "pipeline": s.pipeline,
+                    "pagerduty_service": s.pagerduty_id,
+                }
+                for s in self.services
+            ],
+            "teams": self.teams,
+            "seed": self.seed,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "payloads": sum(self.payloads.values()),
+            "payloads_by_source": by_source,
+            "ingest": self.summary.to_dict(),
+            "generate_seconds": round(self.generate_seconds, 2),
             "ingest_seconds": round(self.ingest_seconds, 2),
         }
 
@@ -73,13 +95,20 @@ class DemoResult:
 def envelopes(payloads: list[tuple[str, str | None, dict]]) -> Iterator[Envelope]:
     """Each payload as the ingest path receives it: compact JSON text, its source and hint."""
     for i, (source, hint, payload) in enumerate(payloads, 1):
-        yield Envelope(json.dumps(payload, separators=(",", ":"), ensure_ascii=False), payload, source, hint,
-                       f"demo#{i}")
+        yield Envelope(
+            json.dumps(payload, separators=(",", ":"), ensure_ascii=False), payload, source, hint, f"demo#{i}"
+        )
 
 
-def run_demo(engine: Engine, config: Config, services: int = DEFAULT_SERVICES, days: int = DEFAULT_DAYS,
-             seed: int = DEFAULT_SEED, end: date | datetime | None = None,
-             progress: Callable[[int], None] | None = None) -> DemoResult:
+def run_demo(
+    engine: Engine,
+    config: Config,
+    services: int = DEFAULT_SERVICES,
+    days: int = DEFAULT_DAYS,
+    seed: int = DEFAULT_SEED,
+    end: date | datetime | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> DemoResult:
     """Generate the demo history and ingest it, in time order, through the one ingest path."""
     end_at = end_of(end)
     began = time.perf_counter()
@@ -88,8 +117,16 @@ def run_demo(engine: Engine, config: Config, services: int = DEFAULT_SERVICES, d
     summary = ingest(engine, envelopes(payloads), config, progress=progress)
     done = time.perf_counter()
     counts = Counter((source, payload_kind(source, hint, p)) for source, hint, p in payloads)
-    return DemoResult(organisation(services, seed), end_at - timedelta(days=days), end_at, seed, counts, summary,
-                      generated - began, done - generated)
+    return DemoResult(
+        organisation(services, seed),
+        end_at - timedelta(days=days),
+        end_at,
+        seed,
+        counts,
+        summary,
+        generated - began,
+        done - generated,
+    )
 
 
 @dataclass
@@ -106,9 +143,16 @@ class DemoRun:
     warning: str | None
 
 
-def build_demo(engine: Engine, config: Config, services: int = DEFAULT_SERVICES, days: int = DEFAULT_DAYS,
-               seed: int = DEFAULT_SEED, end: date | datetime | None = None,
-               progress: Callable[[int], None] | None = None, folder: str | Path = DEMO_FILES) -> DemoRun:
+def build_demo(
+    engine: Engine,
+    config: Config,
+    services: int = DEFAULT_SERVICES,
+    days: int = DEFAULT_DAYS,
+    seed: int = DEFAULT_SEED,
+    end: date | datetime | None = None,
+    progress: Callable[[int], None] | None = None,
+    folder: str | Path = DEMO_FILES,
+) -> DemoRun:
     """The demo organisation in the store: its service and team maps merged into the configuration (or
     written to ./gatewatch.yaml when none is in use), its delivery history ingested, then its SLO files,
     canary runs and gate decisions under `folder`. Running it again stores only duplicates."""

@@ -1,4 +1,5 @@
 """Synthesized telemetry, drawn from the seed: SLI request counts and canary samples (pure)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -12,8 +13,7 @@ SLO_WINDOW = timedelta(days=28)
 SLI_STEP, SLI_FINE = timedelta(minutes=5), timedelta(days=3)
 CANARY_SPAN, CANARY_STEP = timedelta(minutes=30), timedelta(seconds=30)
 # How a canary differs from its baseline: multipliers of latency p99, p50, error rate and CPU.
-KINDS = {"healthy": (1.0, 1.0, 1.0, 1.0), "marginal": (1.02, 1.18, 1.0, 1.03),
-         "regressed": (1.35, 1.12, 4.0, 1.1)}
+KINDS = {"healthy": (1.0, 1.0, 1.0, 1.0), "marginal": (1.02, 1.18, 1.0, 1.03), "regressed": (1.35, 1.12, 4.0, 1.1)}
 
 
 def _rng(*parts: Any) -> np.random.Generator:
@@ -35,8 +35,14 @@ def sli_intervals(end: datetime) -> tuple[list[str], np.ndarray]:
     return stamps, np.concatenate([np.full(coarse, 60.0), np.full(fine, SLI_STEP / timedelta(minutes=1))])
 
 
-def sli_frame(service: str, profile: str, objective: float, end: datetime, seed: int,
-              intervals: tuple[list[str], np.ndarray] | None = None) -> pd.DataFrame:
+def sli_frame(
+    service: str,
+    profile: str,
+    objective: float,
+    end: datetime,
+    seed: int,
+    intervals: tuple[list[str], np.ndarray] | None = None,
+) -> pd.DataFrame:
     """Request counts per interval over the SLO window up to `end`: timestamp (interval end), good, total.
 
     healthy: errors at a steady fraction of the budget; low_budget: an outage ten days ago spent most
@@ -50,8 +56,9 @@ def sli_frame(service: str, profile: str, objective: float, end: datetime, seed:
     allowed = 1 - objective / 100
     rate = np.full(len(stamps), rng.uniform(0.1, 0.35) * allowed)
     if profile == "low_budget":  # an afternoon outage that, with the steady errors, spends 88% of the budget
-        outage = (ends > end - timedelta(days=10) + timedelta(hours=14)) & (ends <= end - timedelta(days=10)
-                                                                             + timedelta(hours=20))
+        outage = (ends > end - timedelta(days=10) + timedelta(hours=14)) & (
+            ends <= end - timedelta(days=10) + timedelta(hours=20)
+        )
         rest = (rate * total)[~outage].sum()
         rate[outage] = (0.88 * allowed * total.sum() - rest) / total[outage].sum()
     elif profile == "burning":
@@ -70,8 +77,11 @@ def canary_samples(deployment_id: str, kind: str, seed: int) -> dict[str, tuple[
     sides: dict[str, list[np.ndarray]] = {}
     for factors in ((1.0, 1.0, 1.0, 1.0), KINDS[kind]):
         p99_x, p50_x, err_x, cpu_x = factors
-        for metric, centre, spread in (("latency_p99", p99 * p99_x, 0.08), ("latency_p50", p50 * p50_x, 0.06),
-                                       ("cpu_cores", cpu * cpu_x, 0.10)):
+        for metric, centre, spread in (
+            ("latency_p99", p99 * p99_x, 0.08),
+            ("latency_p50", p50 * p50_x, 0.06),
+            ("cpu_cores", cpu * cpu_x, 0.10),
+        ):
             sides.setdefault(metric, []).append(np.round(rng.lognormal(np.log(centre), spread, n), 4))
         requests = rng.poisson(300, n)
         errors = rng.binomial(requests, min(error_rate * err_x, 1.0))
@@ -89,10 +99,18 @@ def samples_frame(samples: dict[str, tuple[np.ndarray, np.ndarray]], finished_at
                 stamps_of[len(values)] = _stamps(finished_at, CANARY_STEP, len(values))
             stamps = stamps_of[len(values)]
             if values.ndim == 2:
-                parts.append(pd.DataFrame({"metric": metric, "group": group, "timestamp": stamps,
-                                           "good": values[:, 0].astype(int), "total": values[:, 1].astype(int)}))
+                parts.append(
+                    pd.DataFrame(
+                        {
+                            "metric": metric,
+                            "group": group,
+                            "timestamp": stamps,
+                            "good": values[:, 0].astype(int),
+                            "total": values[:, 1].astype(int),
+                        }
+                    )
+                )
             else:
                 parts.append(pd.DataFrame({"metric": metric, "group": group, "timestamp": stamps, "value": values}))
     frame = pd.concat(parts, ignore_index=True)[["metric", "group", "timestamp", "value", "good", "total"]]
     return frame.astype({"good": "Int64", "total": "Int64"})
-

@@ -1,4 +1,5 @@
 """The simulation's clock and draws: timestamp formats, release times, ids, and the recorded payloads."""
+
 from __future__ import annotations
 
 import math
@@ -134,8 +135,7 @@ class Timeline:
         while day <= last:
             factor = 1.0 if day.weekday() < 5 else 0.08
             for _ in range(poisson(self.rng, svc.rate * factor)):
-                local = (datetime(day.year, day.month, day.day, 9, tzinfo=tz)
-                         + minutes(self.rng.uniform(0, 540)))
+                local = datetime(day.year, day.month, day.day, 9, tzinfo=tz) + minutes(self.rng.uniform(0, 540))
                 t = local.astimezone(UTC)
                 if self.start <= t < self.end:
                     times.append(t)

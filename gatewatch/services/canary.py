@@ -1,5 +1,6 @@
 """Canary analysis: read a canary's samples, judge them and store the run (one path for the CLI, the
 gates and the demo), read stored runs back, and a stored run's report for the dashboard."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -18,8 +19,14 @@ from collector.loaders import Scope
 from collector.telemetry import SampleSource, read_samples
 from gatewatch.errors import CanaryConfigError
 
-__all__ = ["load_canary_config", "run_canary", "get_canary_run", "list_canary_runs", "canary_runs_between",
-           "canary_report"]
+__all__ = [
+    "canary_report",
+    "canary_runs_between",
+    "get_canary_run",
+    "list_canary_runs",
+    "load_canary_config",
+    "run_canary",
+]
 
 
 def load_canary_config(path: str | Path) -> CanaryConfig:
@@ -31,9 +38,16 @@ def load_canary_config(path: str | Path) -> CanaryConfig:
         raise CanaryConfigError(f"{path}: {exc}") from None
 
 
-def run_canary(engine: Engine | None, config: Config, canary: CanaryConfig, source: SampleSource, *,
-               window: tuple[datetime, datetime] | None = None, deployment_id: str | None = None,
-               store: bool = True) -> CanaryOutcome:
+def run_canary(
+    engine: Engine | None,
+    config: Config,
+    canary: CanaryConfig,
+    source: SampleSource,
+    *,
+    window: tuple[datetime, datetime] | None = None,
+    deployment_id: str | None = None,
+    store: bool = True,
+) -> CanaryOutcome:
     """Read the samples (`source` over `window`), judge them and, with `store`, record the run with
     what it judged (`engine` may be None when not storing). A source that cannot be read gives
     `nodata` for its metrics, never a pass."""
@@ -44,8 +58,17 @@ def run_canary(engine: Engine | None, config: Config, canary: CanaryConfig, sour
         if engine is None:
             raise ValueError("run_canary: storing a run needs the store's engine")
         scopes = (getattr(source, "baseline", None), getattr(source, "canary", None))
-        run_id = save_run(engine, canary, verdict, telemetry.samples, source.kind, deployment_id=deployment_id,
-                          window=window, baseline_scope=scopes[0], canary_scope=scopes[1])
+        run_id = save_run(
+            engine,
+            canary,
+            verdict,
+            telemetry.samples,
+            source.kind,
+            deployment_id=deployment_id,
+            window=window,
+            baseline_scope=scopes[0],
+            canary_scope=scopes[1],
+        )
     return CanaryOutcome(verdict, run_id, telemetry)
 
 
@@ -59,8 +82,9 @@ def list_canary_runs(engine: Engine, limit: int = 50, deployment_id: str | None 
     return list_runs(engine, limit, deployment_id)
 
 
-def canary_runs_between(engine: Engine, start: datetime, end: datetime, scope: Scope | None = None,
-                        limit: int = 200) -> pd.DataFrame:
+def canary_runs_between(
+    engine: Engine, start: datetime, end: datetime, scope: Scope | None = None, limit: int = 200
+) -> pd.DataFrame:
     """Runs created in [start, end), newest first, with their deployment's service (of the scope's
     service or team when given)."""
     return load_canary_runs(engine, start, end, scope or Scope(), limit)
@@ -81,13 +105,29 @@ def canary_report(engine: Engine, run_id: str, bins: int = 40) -> dict[str, Any]
             baseline, canary = _rates(baseline), _rates(canary)
         reference = (item.get("baseline") or {}).get("median")
         band = None if spec is None or reference is None else tolerance_band(spec, reference)
-        metrics.append({**item, "tolerance": None if spec is None else spec.tolerance, "band": band,
-                        "direction": None if spec is None else spec.direction,
-                        "histogram": _histogram(np.asarray(baseline, float), np.asarray(canary, float), bins)})
-    return {"id": run.id, "created_at": run.created_at, "verdict": run.verdict, "score": run.score,
-            "source": run.source, "deployment_id": run.deployment_id, "window": (run.window_start, run.window_end),
-            "baseline_scope": run.baseline_scope, "canary_scope": run.canary_scope,
-            "reasons": run.result.get("reasons", []), "groups": run.result.get("groups"), "metrics": metrics}
+        metrics.append(
+            {
+                **item,
+                "tolerance": None if spec is None else spec.tolerance,
+                "band": band,
+                "direction": None if spec is None else spec.direction,
+                "histogram": _histogram(np.asarray(baseline, float), np.asarray(canary, float), bins),
+            }
+        )
+    return {
+        "id": run.id,
+        "created_at": run.created_at,
+        "verdict": run.verdict,
+        "score": run.score,
+        "source": run.source,
+        "deployment_id": run.deployment_id,
+        "window": (run.window_start, run.window_end),
+        "baseline_scope": run.baseline_scope,
+        "canary_scope": run.canary_scope,
+        "reasons": run.result.get("reasons", []),
+        "groups": run.result.get("groups"),
+        "metrics": metrics,
+    }
 
 
 def _histogram(baseline: np.ndarray, canary: np.ndarray, bins: int) -> pd.DataFrame:
@@ -103,8 +143,9 @@ def _histogram(baseline: np.ndarray, canary: np.ndarray, bins: int) -> pd.DataFr
     for side, sample in (("baseline", baseline), ("canary", canary)):
         sample = sample[np.isfinite(sample)]
         counts, _ = np.histogram(np.clip(sample, lo, hi), bins=edges)
-        rows.append(pd.DataFrame({"side": side, "lo": edges[:-1], "hi": edges[1:],
-                                  "share": counts / max(sample.size, 1)}))
+        rows.append(
+            pd.DataFrame({"side": side, "lo": edges[:-1], "hi": edges[1:], "share": counts / max(sample.size, 1)})
+        )
     return pd.concat(rows, ignore_index=True)
 
 

@@ -1,5 +1,6 @@
 """Delivery analytics: the DORA keys and pipeline metrics of a window and scope, computed in one place
 for the CLI, the dashboard, the gates and the notebooks (with the configured tiers and link window)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,12 +21,27 @@ from collector.timeutil import utcnow
 from gatewatch.errors import ConfigError
 from gatewatch.schema import parse_duration
 
-__all__ = ["report_window", "dora_settings", "dora_frames", "dora_report", "dora_details", "DoraDetails",
-           "pipeline_report", "pipeline_overview", "open_work", "run_detail"]
+__all__ = [
+    "DoraDetails",
+    "dora_details",
+    "dora_frames",
+    "dora_report",
+    "dora_settings",
+    "open_work",
+    "pipeline_overview",
+    "pipeline_report",
+    "report_window",
+    "run_detail",
+]
 
 
-def report_window(since: str | None = None, start: str | date | None = None, end: str | date | None = None,
-                  tz: str = "UTC", now: datetime | None = None) -> Window:
+def report_window(
+    since: str | None = None,
+    start: str | date | None = None,
+    end: str | date | None = None,
+    tz: str = "UTC",
+    now: datetime | None = None,
+) -> Window:
     """The report window from `since` (whole days or weeks up to today, default 90d) or `start`/`end`
     (local dates in `tz`, end excluded); ConfigError says which option is wrong."""
     if start or end:
@@ -55,8 +71,9 @@ def _date(value: str | date | None, option: str) -> date | None:
         raise ConfigError(f"{option} {value!r}: expected a date such as 2024-05-01") from None
 
 
-def dora_settings(config: Config, benchmark: str | Benchmark | None = None,
-                  link_window: str | timedelta | None = None) -> tuple[Benchmark, timedelta]:
+def dora_settings(
+    config: Config, benchmark: str | Benchmark | None = None, link_window: str | timedelta | None = None
+) -> tuple[Benchmark, timedelta]:
     """The tier table and link window a report uses: the given ones, else `dora.benchmark` and
     `dora.link_window` from the configuration."""
     bench = benchmark if isinstance(benchmark, Benchmark) else config.dora.tiers(benchmark)
@@ -70,8 +87,13 @@ def dora_settings(config: Config, benchmark: str | Benchmark | None = None,
     return bench, link_window
 
 
-def dora_frames(engine: Engine, config: Config, window: Window, scope: Scope | None = None,
-                link_window: str | timedelta | None = None) -> dora.DoraFrames:
+def dora_frames(
+    engine: Engine,
+    config: Config,
+    window: Window,
+    scope: Scope | None = None,
+    link_window: str | timedelta | None = None,
+) -> dora.DoraFrames:
     """The rows the DORA report of `window` reads (deployments, changes, incidents, commit links)."""
     _, link = dora_settings(config, None, link_window)
     return load_dora_frames(engine, window.start, window.end, scope or Scope(), link)
@@ -93,9 +115,16 @@ class DoraDetails:
         return dora.window_lead_hours(self.annotated, window)
 
 
-def dora_details(engine: Engine, config: Config, window: Window, scope: Scope | None = None, *,
-                 by: str | None = None, benchmark: str | Benchmark | None = None,
-                 link_window: str | timedelta | None = None) -> DoraDetails:
+def dora_details(
+    engine: Engine,
+    config: Config,
+    window: Window,
+    scope: Scope | None = None,
+    *,
+    by: str | None = None,
+    benchmark: str | Benchmark | None = None,
+    link_window: str | timedelta | None = None,
+) -> DoraDetails:
     """`dora_report` with the annotated frames behind it."""
     bench, link = dora_settings(config, benchmark, link_window)
     frames = load_dora_frames(engine, window.start, window.end, scope or Scope(), link)
@@ -103,9 +132,16 @@ def dora_details(engine: Engine, config: Config, window: Window, scope: Scope | 
     return DoraDetails(dora.report_annotated(annotated, window, by=by, benchmark=bench, link_window=link), annotated)
 
 
-def dora_report(engine: Engine, config: Config, window: Window, scope: Scope | None = None, *,
-                by: str | None = None, benchmark: str | Benchmark | None = None,
-                link_window: str | timedelta | None = None) -> dict[str, Any]:
+def dora_report(
+    engine: Engine,
+    config: Config,
+    window: Window,
+    scope: Scope | None = None,
+    *,
+    by: str | None = None,
+    benchmark: str | Benchmark | None = None,
+    link_window: str | timedelta | None = None,
+) -> dict[str, Any]:
     """The DORA keys of `window` for `scope` (`gatewatch dora --json`), with the configured tier table
     and link window unless given, and with `by` (day, week, month) a `series` of buckets."""
     return dora_details(engine, config, window, scope, by=by, benchmark=benchmark, link_window=link_window).report
@@ -117,26 +153,31 @@ def pipeline_report(engine: Engine, window: Window, scope: Scope | None = None) 
     return pipeline_analysis.report(frames, window)
 
 
-def pipeline_overview(engine: Engine, window: Window, scope: Scope | None = None, slowest: int = 25
-                      ) -> dict[str, Any]:
+def pipeline_overview(engine: Engine, window: Window, scope: Scope | None = None, slowest: int = 25) -> dict[str, Any]:
     """`pipeline_report` with the median time per execution in each kind of stage (`breakdown`), the
     `slowest` executions and approval latency per pipeline (`approvals`): the Pipelines page."""
     frames = load_pipeline_frames(engine, window.start, window.end, scope or Scope())
-    return {"report": pipeline_analysis.report(frames, window),
-            "breakdown": pipeline_analysis.stage_breakdown(frames, window),
-            "slowest": pipeline_analysis.slowest_runs(frames.runs, window, slowest),
-            "approvals": pipeline_analysis.approval_latency_by_pipeline(frames, window)}
+    return {
+        "report": pipeline_analysis.report(frames, window),
+        "breakdown": pipeline_analysis.stage_breakdown(frames, window),
+        "slowest": pipeline_analysis.slowest_runs(frames.runs, window, slowest),
+        "approvals": pipeline_analysis.approval_latency_by_pipeline(frames, window),
+    }
 
 
-def open_work(engine: Engine, since: datetime, scope: Scope | None = None, now: datetime | None = None
-              ) -> dict[str, pd.DataFrame]:
+def open_work(
+    engine: Engine, since: datetime, scope: Scope | None = None, now: datetime | None = None
+) -> dict[str, pd.DataFrame]:
     """What needs a person now: running executions (`active_runs`, with `stuck` when running longer than
     their pipeline's p90 since `since`), pipelines whose latest finished execution failed
     (`failing_runs`), deployments in progress, rollbacks and open incidents since `since`."""
     work = load_open_work(engine, since, scope or Scope())
     finished = work["finished_runs"]
-    return {**work, "active_runs": pipeline_analysis.running_runs(work["active_runs"], finished, now or utcnow()),
-            "failing_runs": pipeline_analysis.failing_pipelines(work["failed_runs"], finished)}
+    return {
+        **work,
+        "active_runs": pipeline_analysis.running_runs(work["active_runs"], finished, now or utcnow()),
+        "failing_runs": pipeline_analysis.failing_pipelines(work["failed_runs"], finished),
+    }
 
 
 def run_detail(engine: Engine, run_id: str) -> dict[str, pd.DataFrame]:

@@ -1,12 +1,14 @@
 """Deployment gates: read policies, evaluate a gate for a deployment into a stored decision (its checks'
 evidence from the other services, with the store and configuration in use), read decisions back."""
+
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import Engine
@@ -28,8 +30,16 @@ from gates.policy import Policy
 from . import canary as canary_service
 from . import delivery, slos
 
-__all__ = ["unreadable_checks", "GateRequest", "load_policy", "load_policies", "evaluate_gate", "get_gate_decision", "describe_gates",
-           "gate_decisions_between"]
+__all__ = [
+    "GateRequest",
+    "describe_gates",
+    "evaluate_gate",
+    "gate_decisions_between",
+    "get_gate_decision",
+    "load_policies",
+    "load_policy",
+    "unreadable_checks",
+]
 
 
 @dataclass(frozen=True)
@@ -56,10 +66,16 @@ class _Evidence:
     engine: Engine
     config: Config
 
-    def canary(self, config: CanaryConfig, source: SampleSource, window: tuple[datetime, datetime] | None,
-               deployment_id: str | None) -> CanaryOutcome:
-        return canary_service.run_canary(self.engine, self.config, config, source, window=window,
-                                         deployment_id=deployment_id)
+    def canary(
+        self,
+        config: CanaryConfig,
+        source: SampleSource,
+        window: tuple[datetime, datetime] | None,
+        deployment_id: str | None,
+    ) -> CanaryOutcome:
+        return canary_service.run_canary(
+            self.engine, self.config, config, source, window=window, deployment_id=deployment_id
+        )
 
     def slo(self, spec: SloSpec, at: datetime) -> SloStatus:
         return slos.slo_status(self.config, spec, at)
@@ -78,16 +94,30 @@ def load_policies(folder: str | Path | None) -> dict[str, Policy]:
     return service.load_policies(folder)
 
 
-def evaluate_gate(engine: Engine, config: Config, policy: Policy, request: GateRequest | None = None, *,
-                  now: datetime | None = None, clients: Callable[[str, str | None], Any] | None = None
-                  ) -> StoredDecision:
+def evaluate_gate(
+    engine: Engine,
+    config: Config,
+    policy: Policy,
+    request: GateRequest | None = None,
+    *,
+    now: datetime | None = None,
+    clients: Callable[[str, str | None], Any] | None = None,
+) -> StoredDecision:
     """The gate's decision for the request: the stored one when final (promote, rollback) for its key,
     else made now from the policy's checks and stored (a hold is the key's next attempt), running the
     policy's actions once, for the call that made the decision."""
     request = request or GateRequest()
     key = request.key_for(policy.name) or f"{policy.name}:{uuid.uuid4()}"
-    ctx = Context(engine, _Evidence(engine, config), now or utcnow(), request.deployment_id, request.service,
-                  request.baseline, request.canary, dict(request.params))
+    ctx = Context(
+        engine,
+        _Evidence(engine, config),
+        now or utcnow(),
+        request.deployment_id,
+        request.service,
+        request.baseline,
+        request.canary,
+        dict(request.params),
+    )
     return service.evaluate(policy, ctx, key, clients=clients)
 
 
@@ -98,15 +128,23 @@ def get_gate_decision(engine: Engine, decision_id: str) -> StoredDecision | None
 
 def describe_gates(policies: dict[str, Policy]) -> list[dict[str, Any]]:
     """The gates served, by name: each one's checks (name, type, on_fail, on_missing_data) and actions."""
-    return [{"name": p.name, "on_missing_data": p.on_missing_data,
-             "checks": [{"name": c.name, "type": c.type, "on_fail": c.on_fail, "on_missing_data": c.on_missing_data}
-                        for c in p.checks],
-             "actions": [a.type for a in p.actions]}
-            for p in sorted(policies.values(), key=lambda p: p.name)]
+    return [
+        {
+            "name": p.name,
+            "on_missing_data": p.on_missing_data,
+            "checks": [
+                {"name": c.name, "type": c.type, "on_fail": c.on_fail, "on_missing_data": c.on_missing_data}
+                for c in p.checks
+            ],
+            "actions": [a.type for a in p.actions],
+        }
+        for p in sorted(policies.values(), key=lambda p: p.name)
+    ]
 
 
-def gate_decisions_between(engine: Engine, start: datetime, end: datetime, scope: Scope | None = None,
-                           limit: int = 500) -> pd.DataFrame:
+def gate_decisions_between(
+    engine: Engine, start: datetime, end: datetime, scope: Scope | None = None, limit: int = 500
+) -> pd.DataFrame:
     """The audit log: decisions made in [start, end) for the scope's services, newest first, with their
     checks, reasons, actions and evidence parsed."""
     import json
@@ -120,5 +158,8 @@ def gate_decisions_between(engine: Engine, start: datetime, end: datetime, scope
 def unreadable_checks(decision: StoredDecision) -> dict[str, list[str]]:
     """The checks that hold because their telemetry could not be read (an outage, not merely no data),
     with why: what tells a pipeline to report "system unavailable" rather than "failed"."""
-    return {c["name"]: list((c.get("evidence") or {})[UNAVAILABLE]) for c in decision.checks
-            if c.get("status") == "nodata" and c.get("effect") == "hold" and (c.get("evidence") or {}).get(UNAVAILABLE)}
+    return {
+        c["name"]: list((c.get("evidence") or {})[UNAVAILABLE])
+        for c in decision.checks
+        if c.get("status") == "nodata" and c.get("effect") == "hold" and (c.get("evidence") or {}).get(UNAVAILABLE)
+    }

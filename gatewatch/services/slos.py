@@ -1,5 +1,6 @@
 """SLOs: SLO files, an SLO's status (SLI, error budget, burn-rate alerts) and burn-down, read with the
 configured Prometheus credentials, and the overview of a folder of SLOs that the dashboard shows."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -13,7 +14,7 @@ from collector.config import Config
 from collector.telemetry import sli
 from gatewatch.errors import GatewatchError
 
-__all__ = ["load_slo", "load_slos", "slo_status", "budget_history", "slo_overview"]
+__all__ = ["budget_history", "load_slo", "load_slos", "slo_overview", "slo_status"]
 
 
 def load_slo(path: str | Path) -> SloSpec:
@@ -37,8 +38,14 @@ def budget_history(config: Config, spec: SloSpec, start: datetime, end: datetime
     return sli.budget_history(spec, start, end, points, config.prometheus)
 
 
-def slo_overview(config: Config, folder: str | Path, service: str | None, at: datetime,
-                 history_start: datetime | None = None, points: int = 48) -> dict[str, Any]:
+def slo_overview(
+    config: Config,
+    folder: str | Path,
+    service: str | None,
+    at: datetime,
+    history_start: datetime | None = None,
+    points: int = 48,
+) -> dict[str, Any]:
     """Every SLO of `folder` (of `service` when given) at `at`: {"slos": [{name, service, status (as
     `to_dict`), firing alerts, budget history since `history_start`} or {name, service, error}],
     "error": why the folder could not be read}. One SLO that cannot be read does not hide the others."""
@@ -53,12 +60,15 @@ def slo_overview(config: Config, folder: str | Path, service: str | None, at: da
         item: dict[str, Any] = {"name": spec.name, "service": spec.service, "error": None}
         try:
             state = slo_status(config, spec, at)
-            history = (budget_history(config, spec, history_start, at, points)
-                       if history_start and history_start < at
-                       else pd.DataFrame(columns=["at", "sli", "budget_remaining"]))
+            history = (
+                budget_history(config, spec, history_start, at, points)
+                if history_start and history_start < at
+                else pd.DataFrame(columns=["at", "sli", "budget_remaining"])
+            )
         except GatewatchError as exc:  # an SLI file missing or a server down: say so for this SLO only
             out.append(item | {"error": str(exc)})
             continue
-        out.append(item | {"status": state.to_dict(), "firing": [a.to_dict() for a in state.firing],
-                           "history": history})
+        out.append(
+            item | {"status": state.to_dict(), "firing": [a.to_dict() for a in state.firing], "history": history}
+        )
     return {"slos": out, "error": None}

@@ -1,6 +1,7 @@
 """The store and getting events into it: open (and migrate) the store, ingest payload files and webhook
 bodies through the one ingest path, replay the archive, list what is quarantined, backfill CodePipeline
 history, and the counts and filter choices the dashboard starts from."""
+
 from __future__ import annotations
 
 import io
@@ -9,18 +10,42 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 
 from collector import ingest, listings
 from collector.config import Config
-from sqlalchemy.engine import make_url
-
-from collector.db import (create_store_engine, current_revision, describe_url, dispose_engines, get_engine,
-                          head_revision, in_memory, ping, upgrade)
+from collector.db import (
+    create_store_engine,
+    current_revision,
+    describe_url,
+    dispose_engines,
+    get_engine,
+    head_revision,
+    in_memory,
+    ping,
+    upgrade,
+)
 from collector.history import codepipeline as codepipeline_history
 
-__all__ = ["in_memory_store", "schema_revision", "close_stores", "describe_store", "open_store", "upgrade_store", "store_revision", "check_store", "store_counts", "filter_options",
-           "count_raw_events", "ingest_files", "ingest_text", "replay", "list_quarantined", "backfill_codepipeline",
-           "codepipeline_client"]
+__all__ = [
+    "backfill_codepipeline",
+    "check_store",
+    "close_stores",
+    "codepipeline_client",
+    "count_raw_events",
+    "describe_store",
+    "filter_options",
+    "in_memory_store",
+    "ingest_files",
+    "ingest_text",
+    "list_quarantined",
+    "open_store",
+    "replay",
+    "schema_revision",
+    "store_counts",
+    "store_revision",
+    "upgrade_store",
+]
 
 Progress = Callable[[int], None]
 
@@ -83,16 +108,24 @@ def count_raw_events(engine: Engine) -> int:
     return listings.count_raw_events(engine)
 
 
-def ingest_files(engine: Engine, config: Config, paths: Iterable[str], source: str | None = None,
-                 progress: Progress | None = None) -> ingest.IngestSummary:
+def ingest_files(
+    engine: Engine, config: Config, paths: Iterable[str], source: str | None = None, progress: Progress | None = None
+) -> ingest.IngestSummary:
     """Archive and project every payload of the files (`-` is stdin): a JSON object or list, NDJSON or
     CSV; `source` forces the sender, else each payload's is detected. Nothing is dropped: what cannot
     be parsed is archived as quarantined with the reason."""
     return ingest.ingest(engine, ingest.read_files(paths, source), config, progress=progress)
 
 
-def ingest_text(engine: Engine, config: Config, text: str, origin: str, source: str | None = None,
-                hint: str | None = None, single: bool = False) -> ingest.IngestSummary:
+def ingest_text(
+    engine: Engine,
+    config: Config,
+    text: str,
+    origin: str,
+    source: str | None = None,
+    hint: str | None = None,
+    single: bool = False,
+) -> ingest.IngestSummary:
     """Archive and project a received body: one payload of `source` (`single`, e.g. a GitHub webhook with
     its event header as `hint`), else a stream of JSON, NDJSON or CSV records."""
     if single:
@@ -118,8 +151,15 @@ def codepipeline_client(region: str | None = None, endpoint_url: str | None = No
     return codepipeline_history.make_client(region, endpoint_url)
 
 
-def backfill_codepipeline(engine: Engine, config: Config, client: Any, pipelines: Iterable[str], since: datetime,
-                          progress: Progress | None = None, region: str | None = None) -> ingest.IngestSummary:
+def backfill_codepipeline(
+    engine: Engine,
+    config: Config,
+    client: Any,
+    pipelines: Iterable[str],
+    since: datetime,
+    progress: Progress | None = None,
+    region: str | None = None,
+) -> ingest.IngestSummary:
     """Archive and project each pipeline's executions since `since` (ListPipelineExecutions and
     ListActionExecutions), as the EventBridge events of the same executions would."""
     return codepipeline_history.backfill(engine, config, client, pipelines, since, progress, region)

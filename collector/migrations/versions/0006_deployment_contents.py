@@ -13,12 +13,12 @@ Revision ID: 0006
 Revises: 0005
 Create Date: 2026-12-02 04:00:00
 """
+
 import sqlalchemy as sa
 from alembic import op
 
-
-revision = '0006'
-down_revision = '0005'
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
@@ -49,10 +49,11 @@ _CHANGED = [  # the rows a (new or changed) commit has: a link to it, or a link 
     "FROM deployment_changes dc WHERE dc.change_id = NEW.pushed_head{conflict}",
 ]
 _GONE = ["DELETE FROM deployment_contents WHERE change_id = OLD.id"]
-_CHANGED_WHEN = ("OLD.committed_at IS DISTINCT FROM NEW.committed_at OR OLD.merged_at IS DISTINCT FROM "
-                 "NEW.merged_at OR OLD.pushed_head IS DISTINCT FROM NEW.pushed_head")
-_RELINKED_WHEN = ("OLD.deployment_id IS DISTINCT FROM NEW.deployment_id "
-                  "OR OLD.change_id IS DISTINCT FROM NEW.change_id")
+_CHANGED_WHEN = (
+    "OLD.committed_at IS DISTINCT FROM NEW.committed_at OR OLD.merged_at IS DISTINCT FROM "
+    "NEW.merged_at OR OLD.pushed_head IS DISTINCT FROM NEW.pushed_head"
+)
+_RELINKED_WHEN = "OLD.deployment_id IS DISTINCT FROM NEW.deployment_id OR OLD.change_id IS DISTINCT FROM NEW.change_id"
 
 
 def _body(statements: list[str], dialect: str) -> str:
@@ -64,16 +65,25 @@ def _body(statements: list[str], dialect: str) -> str:
 def _sqlite_triggers() -> list[str]:
     changed, relinked = (w.replace("IS DISTINCT FROM", "IS NOT") for w in (_CHANGED_WHEN, _RELINKED_WHEN))
     trigger = "CREATE TRIGGER tr_{name} AFTER {event} BEGIN {body} END"
-    return [trigger.format(name=name, event=event, body=_body(body, "sqlite")) for name, event, body in (
-        ("deployment_changes_contents_insert", "INSERT ON deployment_changes", _LINKED),
-        ("deployment_changes_contents_delete", "DELETE ON deployment_changes", _UNLINKED),
-        ("deployment_changes_contents_update", f"UPDATE OF deployment_id, change_id ON deployment_changes "
-         f"WHEN {relinked}", _UNLINKED + _LINKED),
-        ("changes_contents_insert", "INSERT ON changes", _CHANGED),
-        ("changes_contents_delete", "DELETE ON changes", _GONE),
-        ("changes_contents_update", f"UPDATE OF committed_at, merged_at, pushed_head ON changes WHEN {changed}",
-         _GONE + _CHANGED),
-    )]
+    return [
+        trigger.format(name=name, event=event, body=_body(body, "sqlite"))
+        for name, event, body in (
+            ("deployment_changes_contents_insert", "INSERT ON deployment_changes", _LINKED),
+            ("deployment_changes_contents_delete", "DELETE ON deployment_changes", _UNLINKED),
+            (
+                "deployment_changes_contents_update",
+                f"UPDATE OF deployment_id, change_id ON deployment_changes WHEN {relinked}",
+                _UNLINKED + _LINKED,
+            ),
+            ("changes_contents_insert", "INSERT ON changes", _CHANGED),
+            ("changes_contents_delete", "DELETE ON changes", _GONE),
+            (
+                "changes_contents_update",
+                f"UPDATE OF committed_at, merged_at, pushed_head ON changes WHEN {changed}",
+                _GONE + _CHANGED,
+            ),
+        )
+    ]
 
 
 def _postgresql_triggers() -> list[str]:
@@ -85,10 +95,15 @@ def _postgresql_triggers() -> list[str]:
             RETURN NULL;
         END $$"""
     return [
-        function.format(table="deployment_changes", lock=LOCK, before=_body(_UNLINKED, "postgresql"),
-                        after=_body(_LINKED, "postgresql")),
-        function.format(table="changes", lock=LOCK, before=_body(_GONE, "postgresql"),
-                        after=_body(_CHANGED, "postgresql")),
+        function.format(
+            table="deployment_changes",
+            lock=LOCK,
+            before=_body(_UNLINKED, "postgresql"),
+            after=_body(_LINKED, "postgresql"),
+        ),
+        function.format(
+            table="changes", lock=LOCK, before=_body(_GONE, "postgresql"), after=_body(_CHANGED, "postgresql")
+        ),
         "CREATE TRIGGER tr_deployment_changes_contents AFTER INSERT OR DELETE ON deployment_changes "
         "FOR EACH ROW EXECUTE FUNCTION gw_deployment_changes_contents()",
         f"CREATE TRIGGER tr_deployment_changes_contents_update AFTER UPDATE OF deployment_id, change_id "
@@ -102,19 +117,23 @@ def _postgresql_triggers() -> list[str]:
 
 def upgrade() -> None:
     op.create_table(
-        'deployment_contents',
-        sa.Column('deployment_id', sa.String(length=255), nullable=False),
-        sa.Column('change_id', sa.String(length=255), nullable=False),
-        sa.Column('committed_at', sa.DateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint('deployment_id', 'change_id', name=op.f('pk_deployment_contents')),
+        "deployment_contents",
+        sa.Column("deployment_id", sa.String(length=255), nullable=False),
+        sa.Column("change_id", sa.String(length=255), nullable=False),
+        sa.Column("committed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("deployment_id", "change_id", name=op.f("pk_deployment_contents")),
         sqlite_with_rowid=False,
     )
-    op.create_index('ix_deployment_contents_change_id', 'deployment_contents', ['change_id', 'deployment_id'])
+    op.create_index("ix_deployment_contents_change_id", "deployment_contents", ["change_id", "deployment_id"])
     postgresql = op.get_bind().dialect.name == "postgresql"
-    held = ("SELECT dc.deployment_id, c.id, coalesce(c.committed_at, c.merged_at) "
-            "FROM deployment_changes dc JOIN changes c ON c.{} = dc.change_id")
-    op.execute("INSERT INTO deployment_contents (deployment_id, change_id, committed_at) "
-               f"{held.format('id')} UNION {held.format('pushed_head')}")
+    held = (
+        "SELECT dc.deployment_id, c.id, coalesce(c.committed_at, c.merged_at) "
+        "FROM deployment_changes dc JOIN changes c ON c.{} = dc.change_id"
+    )
+    op.execute(
+        "INSERT INTO deployment_contents (deployment_id, change_id, committed_at) "
+        f"{held.format('id')} UNION {held.format('pushed_head')}"
+    )
     for statement in _postgresql_triggers() if postgresql else _sqlite_triggers():
         op.execute(statement)
 
@@ -128,9 +147,14 @@ def downgrade() -> None:
         op.execute("DROP FUNCTION gw_deployment_changes_contents()")
         op.execute("DROP FUNCTION gw_changes_contents()")
     else:
-        for name in ("deployment_changes_contents_insert", "deployment_changes_contents_delete",
-                     "deployment_changes_contents_update", "changes_contents_insert", "changes_contents_delete",
-                     "changes_contents_update"):
+        for name in (
+            "deployment_changes_contents_insert",
+            "deployment_changes_contents_delete",
+            "deployment_changes_contents_update",
+            "changes_contents_insert",
+            "changes_contents_delete",
+            "changes_contents_update",
+        ):
             op.execute(f"DROP TRIGGER tr_{name}")
-    op.drop_index('ix_deployment_contents_change_id', table_name='deployment_contents')
-    op.drop_table('deployment_contents')
+    op.drop_index("ix_deployment_contents_change_id", table_name="deployment_contents")
+    op.drop_table("deployment_contents")
