@@ -110,7 +110,7 @@ def main() -> None:
     now = dora_bench.END - timedelta(hours=1)
     with (
         mock.patch("collector.timeutil.utcnow", return_value=now),
-        mock.patch("dashboard.common.utcnow", return_value=now),
+        mock.patch("gatewatch.api.utcnow", return_value=now),
     ):
         st.cache_data.clear()
         at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=600)
@@ -141,7 +141,7 @@ def main() -> None:
 
         expired = []
         for _ in range(3):
-            for cached in (data.executive, common.store_counts, common.filter_options):
+            for cached in (data.executive, common.store_counts, common.schema, common.filter_options):
                 cached.clear()
             t0 = time.perf_counter()
             at.run()

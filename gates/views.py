@@ -1,6 +1,6 @@
 """The gate service over HTTP: evaluate a gate, read a stored decision, and the adapters for Flagger
-webhooks and Argo Rollouts `web` metrics. Thin routes: validation and status codes here, decisions in
-`gates.service`.
+webhooks and Argo Rollouts `web` metrics. Thin routes: validation and status codes here, decisions
+through the service API (`gatewatch.api.evaluate_gate`).
 
 Every route needs the gate token (GATEWATCH_GATE_TOKEN), compared in constant time: as
 `Authorization: Bearer ...`, or for Flagger (which cannot send headers) as `metadata.token` in its
