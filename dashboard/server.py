@@ -14,9 +14,18 @@ import logging
 import sys
 
 # The pages' modules and the services behind them (`gatewatch.api` loads those on first use).
-PAGE_MODULES = ("pandas", "altair", "dashboard.data", "dashboard.canary_data", "dashboard.slo_data",
-                "gatewatch.services.store", "gatewatch.services.delivery", "gatewatch.services.canary",
-                "gatewatch.services.slos", "gatewatch.services.gates")
+PAGE_MODULES = (
+    "pandas",
+    "altair",
+    "dashboard.data",
+    "dashboard.canary_data",
+    "dashboard.slo_data",
+    "gatewatch.services.store",
+    "gatewatch.services.delivery",
+    "gatewatch.services.canary",
+    "gatewatch.services.slos",
+    "gatewatch.services.gates",
+)
 
 
 def warm_up(wait: bool = False) -> None:
