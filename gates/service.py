@@ -24,7 +24,10 @@ def load_policy(path: str | Path) -> Policy:
         raise PolicyError(str(exc)) from None
     if raw is None:
         raise PolicyError(f"policy {str(path)!r}: the file is empty; expected a mapping with 'name' and 'checks'")
-    return policy_from_mapping(raw, base_dir=Path(path).resolve().parent)
+    try:
+        return policy_from_mapping(raw, base_dir=Path(path).resolve().parent)
+    except PolicyError as exc:
+        raise PolicyError(f"policy {str(path)!r}: {exc}") from None
 
 
 def load_policies(directory: str | Path | None) -> dict[str, Policy]:
@@ -42,10 +45,7 @@ def load_policies(directory: str | Path | None) -> dict[str, Policy]:
         raise PolicyError(f"gate policies {str(directory)!r}: no such folder")
     policies: dict[str, Policy] = {}
     for file in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
-        try:
-            policy = load_policy(file)
-        except PolicyError as exc:
-            raise PolicyError(f"{file.name}: {exc}") from None
+        policy = load_policy(file)  # a PolicyError names the file
         if policy.name in policies:
             raise PolicyError(f"{file.name}: gate name {policy.name!r} is already used by another file")
         policies[policy.name] = policy
