@@ -71,6 +71,9 @@ class SloStatus:
     budget_remaining: float | None  # fraction of the budget left (negative when overspent)
     alerts: list[BurnRateAlert] = field(default_factory=list)
     reason: str | None = None
+    newest: datetime | None = None  # the SLI's newest data point at or before `at`, where known
+    stale: str | None = None  # why the SLI data is too old to judge at `at`: no data for every figure
+    gaps: str | None = None  # where a pair's short window is mostly without data: no data for burn rates
 
     @property
     def firing(self) -> list[BurnRateAlert]:
@@ -93,10 +96,56 @@ class SloStatus:
             "burn_rates": [a.to_dict() for a in self.alerts],
             "firing": [a.to_dict() for a in self.firing],
             "reason": self.reason,
+            "newest": self.newest.isoformat() if self.newest else None,
+            "stale": self.stale,
+            "gaps": self.gaps,
         }
 
 
 label = duration_label
+
+
+def age_label(span: timedelta) -> str:
+    """An age for people: 45s, 12m, 6h31m, 3d4h."""
+    seconds = max(int(span.total_seconds()), 0)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours}h" if hours else f"{days}d"
+    if hours:
+        return f"{hours}h{minutes:02d}m" if minutes else f"{hours}h"
+    return f"{minutes}m" if minutes else f"{secs}s"
+
+
+def staleness_bound(step: timedelta | None, configured: timedelta | None = None) -> timedelta:
+    """How old the newest SLI point may be: the SLO's `max_staleness`, else two evaluation steps or
+    10 minutes, whichever is larger."""
+    if configured is not None:
+        return configured
+    return max(2 * step, timedelta(minutes=10)) if step else timedelta(minutes=10)
+
+
+def freshness(newest: datetime | None, at: datetime, bound: timedelta) -> str | None:
+    """Why SLI data is too old to judge at `at` (None when it is fresh): no point at all, or a newest
+    point older than `bound`."""
+    if newest is None:
+        return "stale: no SLI data at or before this time"
+    if at - newest > bound:
+        return f"stale: newest point {age_label(at - newest)} ago (at most {age_label(bound)} allowed)"
+    return None
+
+
+def gaps(
+    coverage: Mapping[timedelta, float], pairs: Iterable[tuple[timedelta, timedelta, float, str]] = BURN_RATE_PAIRS
+) -> str | None:
+    """Why burn rates cannot be judged (None when they can): a pair's short window of which more than
+    half holds no data (`coverage`: span -> the share of it that holds data)."""
+    for _, short, _, _ in pairs:
+        share = coverage.get(short)
+        if share is not None and share < 0.5:
+            return f"gaps: no data over {1 - share:.0%} of the last {duration_label(short)} (at most half allowed)"
+    return None
 
 
 def fraction(objective: float) -> float:
@@ -248,6 +297,7 @@ class SloSpec(Model):
     window: PositiveDuration = timedelta(days=28)
     sli: Sli
     prometheus: PrometheusSource | None = None
+    max_staleness: PositiveDuration | None = None  # default: two evaluation steps or 10 minutes
 
     @model_validator(mode="before")
     @classmethod
@@ -291,7 +341,7 @@ class SloSpec(Model):
                 raise ValueError(
                     f"duration: expected a duration such as 28d, 30d or 4w, got {raw['duration']!r}"
                 ) from None
-        if not isinstance(raw, str):
+        if not isinstance(raw, (str, timedelta)):
             raise ValueError(f"expected a duration such as 28d, 30d or 4w, got {raw!r}")
         return raw
 
@@ -408,6 +458,33 @@ def _sums(frame: pd.DataFrame, start: datetime, end: datetime) -> tuple[float, f
     mask = (frame["timestamp"] > start) & (frame["timestamp"] <= end)
     part = frame.loc[mask]
     return float(part["good"].sum()), float(part["total"].sum())
+
+
+def frame_freshness(
+    frame: pd.DataFrame,
+    at: datetime,
+    max_staleness: timedelta | None = None,
+    pairs: Iterable[tuple[timedelta, timedelta, float, str]] = BURN_RATE_PAIRS,
+) -> tuple[datetime | None, str | None, str | None]:
+    """(newest point at or before `at`, why the data is stale, where it has gaps) of counts per interval:
+    the evaluation step is the spacing of the newest points, and a short window's covered share is the
+    intervals it holds times that step."""
+    frame = _frame(frame)
+    stamps = frame.loc[frame["timestamp"] <= at, "timestamp"]
+    if stamps.empty:
+        return None, freshness(None, at, staleness_bound(None, max_staleness)), None
+    newest = stamps.iloc[-1].to_pydatetime()
+    recent = stamps.iloc[-11:]
+    spacing = recent.diff().dropna().median() if len(recent) > 1 else None
+    step = (
+        spacing.to_pytimedelta() if spacing is not None and not pd.isna(spacing) and spacing > pd.Timedelta(0) else None
+    )
+    coverage = {}
+    if step is not None:
+        for _, short, _, _ in pairs:
+            held = int(((stamps > at - short) & (stamps <= at)).sum())
+            coverage[short] = min(1.0, held * step / short)
+    return newest, freshness(newest, at, staleness_bound(step, max_staleness)), gaps(coverage, pairs)
 
 
 def window_sums(

@@ -32,27 +32,36 @@ def folder() -> str | None:
     return config().slos
 
 
-def firing_alerts(service: str | None, at: datetime) -> tuple[pd.DataFrame | None, list[str]]:
-    """Burn-rate alerts firing now (None when no SLO folder is configured), and what could not be read."""
+def firing_alerts(service: str | None, at: datetime) -> tuple[pd.DataFrame | None, list[str], list[str]]:
+    """Burn-rate alerts firing now (None when no SLO folder is configured; an SLO whose data stopped is
+    shown as of its newest point, `as_of`), what could not be read, and the notes on stale data."""
     where = folder()
     if not where:
-        return None, []
+        return None, [], []
     found = statuses(where, service, at)
     rows = [
-        {"service": s["service"], "slo": s["name"], **alert} for s in found["slos"] for alert in s.get("firing", [])
+        {"service": s["service"], "slo": s["name"], "as_of": s["status"]["at"], **alert}
+        for s in found["slos"]
+        for alert in s.get("firing", [])
     ]
     errors = [found["error"]] if found["error"] else [f"{s['name']}: {s['error']}" for s in found["slos"] if s["error"]]
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "service",
-            "slo",
-            "severity",
-            "long_window",
-            "short_window",
-            "long_burn_rate",
-            "short_burn_rate",
-            "threshold",
-            "firing",
-        ],
-    ), errors
+    notes = [f"{s['service']}/{s['name']}: {s['note']}" for s in found["slos"] if s.get("note")]
+    return (
+        pd.DataFrame(
+            rows,
+            columns=[
+                "service",
+                "slo",
+                "as_of",
+                "severity",
+                "long_window",
+                "short_window",
+                "long_burn_rate",
+                "short_burn_rate",
+                "threshold",
+                "firing",
+            ],
+        ),
+        errors,
+        notes,
+    )

@@ -149,19 +149,28 @@ def _slo(policy: Policy, relative: str, ctx: Context) -> tuple[SloSpec, SloStatu
 
 
 def _slo_nodata(spec: SloSpec, state: SloStatus | None, problem: str | Exception | None) -> Outcome:
-    evidence = {UNAVAILABLE: [str(problem)]} if isinstance(problem, Exception) else {}
-    return "nodata", f"SLO {spec.service}/{spec.name}: {problem or (state.reason if state else '')}", evidence
+    """No data: the SLI could not be read (`problem`), is stale, has gaps, or holds no events."""
+    evidence: dict[str, Any] = {UNAVAILABLE: [str(problem)]} if isinstance(problem, Exception) else {}
+    why = problem or (state and (state.stale or state.gaps or state.reason)) or "no SLI data"
+    if state is not None and state.newest is not None:
+        evidence["sli_newest"] = state.newest.isoformat()
+    return "nodata", f"SLO {spec.service}/{spec.name}: {why}", evidence
 
 
 def _slo_evidence(spec: SloSpec, state: SloStatus) -> dict[str, Any]:
-    return {"slo": f"{spec.service}/{spec.name}", "sli": state.sli, "error_budget_remaining": state.budget_remaining}
+    return {
+        "slo": f"{spec.service}/{spec.name}",
+        "sli": state.sli,
+        "error_budget_remaining": state.budget_remaining,
+        "sli_newest": state.newest.isoformat() if state.newest else None,
+    }
 
 
 def error_budget(policy: Policy, check: Check, ctx: Context) -> Outcome:
     settings = check.error_budget
     assert isinstance(settings, ErrorBudgetCheck)
     spec, state, problem = _slo(policy, settings.slo, ctx)
-    if state is None or state.budget_remaining is None:
+    if state is None or state.budget_remaining is None or state.stale:
         return _slo_nodata(spec, state, problem)
     minimum = settings.min_remaining
     reason = (
@@ -174,7 +183,7 @@ def error_budget(policy: Policy, check: Check, ctx: Context) -> Outcome:
 def burn_rate(policy: Policy, check: Check, ctx: Context) -> Outcome:
     assert check.burn_rate is not None
     spec, state, problem = _slo(policy, check.burn_rate.slo, ctx)
-    if state is None or state.total <= 0:
+    if state is None or state.total <= 0 or state.stale or state.gaps:
         return _slo_nodata(spec, state, problem)
     evidence = {**_slo_evidence(spec, state), "burn_rates": [a.to_dict() for a in state.alerts]}
     firing = state.firing

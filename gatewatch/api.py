@@ -86,6 +86,7 @@ _EXPORTS = {
     "slo_status": "gatewatch.services.slos",
     "budget_history": "gatewatch.services.slos",
     "slo_overview": "gatewatch.services.slos",
+    "SloStatus": "analysis.slo",
     # gates
     "GateRequest": "gatewatch.services.gates",
     "StoredDecision": "collector.gate_decisions",

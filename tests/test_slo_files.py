@@ -324,10 +324,16 @@ def test_slo_status_cli_exhausted_budget_outage_and_usage_errors(server, tmp_pat
                     "total": 1_000_000,
                 }
             ),
+            # the SLI's recent intervals, quiet (no events): the data is fresh at `at`
+            pd.DataFrame(
+                {"timestamp": [(at - timedelta(minutes=5 * i)).isoformat() for i in range(72)], "good": 0, "total": 0}
+            ),
         ]
     )
     frame.to_csv(tmp_path / "sli.csv", index=False)
     data = write_slo(tmp_path, "spent", BASE)
+    later = run("slo", "status", "--slo", str(data), "--at", (at + timedelta(hours=6, minutes=31)).isoformat())
+    assert later.returncode == 3 and "status: stale: newest point 6h31m ago" in later.stdout  # never "OK"
     res = run("slo", "status", "--slo", str(data), "--at", at.isoformat(), "--json")
     out = json.loads(res.stdout)
     # 4,060,000 events allow 4,060 bad; 6,000 were: exhausted, while no burn-rate pair fires

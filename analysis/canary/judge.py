@@ -87,6 +87,8 @@ def tolerance_band(spec: MetricSpec, reference: float) -> float:
 
 
 def _classify(spec: MetricSpec, lower: float, upper: float, reference: float) -> tuple[str, bool]:
+    if not all(math.isfinite(v) for v in (lower, upper, reference)):
+        raise ValueError(f"non-finite bounds [{lower}, {upper}] or reference {reference}")  # callers give nodata
     band = tolerance_band(spec, reference)
     if lower > band:
         classification = "high"
@@ -131,7 +133,17 @@ def judge_metric(spec: MetricSpec, baseline: np.ndarray, canary: np.ndarray, con
             spec, f"{x.size} baseline and {y.size} canary samples, {spec.min_samples} needed", int(x.size), int(y.size)
         )
     shift = hodges_lehmann(x, y, confidence)
+    if shift.max_confidence < confidence:
+        return _nodata(
+            spec,
+            f"{x.size} baseline and {y.size} canary samples cannot give a {confidence:.0%} interval "
+            f"(the widest covers {shift.max_confidence:.1%})",
+            int(x.size),
+            int(y.size),
+        )
     b_med, c_med = shift.baseline_median, shift.canary_median
+    if not all(math.isfinite(v) for v in (shift.lower, shift.upper, b_med)):
+        return _nodata(spec, "the interval is not finite (samples too large to subtract)", int(x.size), int(y.size))
     classification, passed = _classify(spec, shift.lower, shift.upper, b_med)
     rel = (lambda v: v / abs(b_med)) if b_med else (lambda v: math.copysign(math.inf, v) if v else 0.0)
     verdict_word = "ok" if classification == "pass" else ("worse" if not passed else "better")
@@ -157,14 +169,44 @@ def judge_metric(spec: MetricSpec, baseline: np.ndarray, canary: np.ndarray, con
     )
 
 
+def valid_counts(pairs: np.ndarray) -> tuple[np.ndarray, str | None]:
+    """The (good, total) rows that are counts: finite, not negative, good at most total. The others are
+    dropped, and the second value says which and why (None when none was)."""
+    rows = np.asarray(pairs, dtype=np.float64).reshape(-1, 2)
+    good, total = rows[:, 0], rows[:, 1]
+    checks = (
+        (~np.isfinite(good) | ~np.isfinite(total), "a missing or non-finite good or total"),
+        (np.isfinite(good) & np.isfinite(total) & ((good < 0) | (total < 0)), "a negative count"),
+        (np.isfinite(good) & np.isfinite(total) & (good > total), "good above total"),
+    )
+    bad = np.zeros(len(rows), dtype=bool)
+    why = []
+    for mask, reason in checks:
+        mask = mask & ~bad
+        if mask.any():
+            first = int(np.flatnonzero(mask)[0])
+            why.append(
+                f"{int(mask.sum())} with {reason} (first: row {first + 1}, good {good[first]:g}, "
+                f"total {total[first]:g})"
+            )
+            bad |= mask
+    return rows[~bad], ("dropped " + "; ".join(why)) if why else None
+
+
 def _judge_proportion(spec: MetricSpec, baseline: np.ndarray, canary: np.ndarray, confidence: float) -> MetricResult:
-    b = np.asarray(baseline, dtype=np.float64).reshape(-1, 2)
-    c = np.asarray(canary, dtype=np.float64).reshape(-1, 2)
-    bg, bt = b[:, 0].sum(), b[:, 1].sum()
-    cg, ct = c[:, 0].sum(), c[:, 1].sum()
+    b, b_dropped = valid_counts(baseline)
+    c, c_dropped = valid_counts(canary)
+    dropped = "; ".join(f"{side} {why}" for side, why in (("baseline", b_dropped), ("canary", c_dropped)) if why)
+    bg, bt = float(b[:, 0].sum()), float(b[:, 1].sum())
+    cg, ct = float(c[:, 0].sum()), float(c[:, 1].sum())
     if bt < spec.min_samples or ct < spec.min_samples:
-        return _nodata(spec, f"{bt:g} baseline and {ct:g} canary events, {spec.min_samples} needed", int(bt), int(ct))
+        why = f"{bt:g} baseline and {ct:g} canary events, {spec.min_samples} needed" + (
+            f"; {dropped}" if dropped else ""
+        )
+        return _nodata(spec, why, int(bt), int(ct))
     diff = proportion_difference(bg, bt, cg, ct, confidence)
+    if not all(math.isfinite(v) for v in (diff.lower, diff.upper, diff.baseline_rate)):
+        return _nodata(spec, "the rates' interval is not finite", int(bt), int(ct))
     classification, passed = _classify(spec, diff.lower, diff.upper, diff.baseline_rate)
     verdict_word = "ok" if classification == "pass" else ("worse" if not passed else "better")
     rel = diff.estimate / diff.baseline_rate if diff.baseline_rate else None
@@ -172,7 +214,7 @@ def _judge_proportion(spec: MetricSpec, baseline: np.ndarray, canary: np.ndarray
         f"{spec.name} {diff.baseline_rate:.4%} -> {diff.canary_rate:.4%} "
         f"(difference {diff.estimate * 100:+.3f} pp [{diff.lower * 100:+.3f}, {diff.upper * 100:+.3f}]), "
         f"tolerance {spec.tolerance * 100:g}% of baseline: {verdict_word}"
-    )
+    ) + (f" ({dropped})" if dropped else "")
     return MetricResult(
         spec.name,
         classification,
@@ -232,11 +274,28 @@ def judge(
     else:
         results = [one(spec) for spec in config.metrics]
     overall, groups = score(config, results)
+    return _verdict(config, results, overall, groups)
+
+
+def _verdict(
+    config: CanaryConfig, results: list[MetricResult], overall: float | None, groups: dict[str, float | None]
+) -> Verdict:
+    """The verdict from the metrics' results. It fails closed: a failed critical metric fails; a critical
+    metric without data makes it nodata, as do half or more of the metrics without data (each with
+    on_nodata: ignore; with on_nodata: fail a metric counts as failed); only then does the score decide."""
     failing_critical = [r for r in results if r.critical and r.passed is False]
+    blind_critical = [r for r in results if r.critical and r.classification == "nodata" and r.passed is None]
+    missing = [r for r in results if r.classification == "nodata" and r.passed is None]  # on_nodata: ignore
     reasons = [r.reason for r in results if r.passed is False] + [r.reason for r in results if r.passed is None]
     if failing_critical:
         verdict = "fail"
         reasons.insert(0, "critical metric failed: " + ", ".join(r.name for r in failing_critical))
+    elif blind_critical:
+        verdict, overall = "nodata", None
+        reasons.insert(0, "critical metric without data: " + ", ".join(r.name for r in blind_critical))
+    elif results and 2 * len(missing) >= len(results):
+        verdict, overall = "nodata", None
+        reasons.insert(0, f"{len(missing)} of {len(results)} metrics without data: too little evidence to judge")
     elif overall is None:
         verdict = "nodata"
         reasons.insert(0, "no metric could be judged")
@@ -267,13 +326,32 @@ def samples_from_frame(frame: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.nd
     pairs = {"good", "total"} <= set(frame.columns)
     if "value" not in frame.columns and not pairs:
         raise ConfigError("samples: expected a 'value' column (or 'good' and 'total' for proportions)")
+    frame = frame.copy()
+    for column in ("value", "good", "total"):
+        if column in frame.columns:
+            frame[column] = _numbers(frame, column)
     for metric, rows in frame.groupby("metric", sort=False):
         sides = []
         for side in ("baseline", "canary"):
             part = rows[rows["group"] == side]
-            if pairs and part.get("total") is not None and part["total"].notna().any():
-                sides.append(part[["good", "total"]].to_numpy(dtype=np.float64))
+            if pairs and part["total"].notna().any():
+                sides.append(part[["good", "total"]].to_numpy(dtype=np.float64))  # bad rows: the judge drops them
             else:
-                sides.append(pd.to_numeric(part["value"], errors="coerce").to_numpy(dtype=np.float64))
+                sides.append(part["value"].to_numpy(dtype=np.float64))
         out[str(metric)] = (sides[0], sides[1])
     return out
+
+
+def _numbers(frame: pd.DataFrame, column: str) -> pd.Series:
+    """A column as numbers (empty cells NaN); ConfigError names the first cell that is not a number, by
+    its line in a CSV file with a header row."""
+    numbers = pd.to_numeric(frame[column], errors="coerce")
+    bad = numbers.isna() & frame[column].notna() & (frame[column].astype(str).str.strip() != "")
+    if bad.any():
+        position = int(np.flatnonzero(bad.to_numpy())[0])
+        row = frame.iloc[position]
+        raise ConfigError(
+            f"samples line {position + 2} (metric {row['metric']!r}, {row['group']}): {column} "
+            f"{row[column]!r} is not a number"
+        )
+    return numbers

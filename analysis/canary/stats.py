@@ -33,6 +33,7 @@ class Shift:
     canary_median: float
     rank: int  # k: the interval is [D_(k), D_(nm+1-k)] of the sorted differences
     method: str  # "exact" (small samples, no ties) or "normal" (the normal approximation of U)
+    max_confidence: float = 1.0  # the most any interval reaches with these samples (below `confidence`: none)
 
 
 def _count_below(x: np.ndarray, y: np.ndarray, t: float, lo: np.ndarray, hi: np.ndarray, inclusive: bool) -> np.ndarray:
@@ -247,6 +248,19 @@ def mann_whitney(x: np.ndarray, y: np.ndarray) -> tuple[float, float, str, np.nd
     return u, p, "normal", ties
 
 
+def max_coverage(n: int, m: int, ties: np.ndarray) -> float:
+    """The highest confidence any interval [D_(k), D_(nm+1-k)] reaches with these sample sizes: that of
+    the widest, [D_(1), D_(nm)] (exactly 1 - 2/C(n+m, n) for small samples without ties)."""
+    if _exact_ok(n, m, ties):
+        return 1.0 - 2.0 * float(_u_distribution(n, m)[0])
+    tie_term = float((ties.astype(np.float64) ** 3 - ties).sum())
+    var = n * m / 12.0 * ((n + m + 1) - tie_term / ((n + m) * (n + m - 1))) if n + m > 1 else 0.0
+    if var <= 0:
+        return 0.0
+    z = (n * m / 2.0 - 1.0) / math.sqrt(var)  # k = 1 under the normal approximation
+    return float(max(0.0, 1.0 - 2.0 * special.ndtr(-z)))
+
+
 def interval_rank(n: int, m: int, confidence: float, ties: np.ndarray) -> tuple[int, str]:
     """k such that [D_(k), D_(nm+1-k)] covers the shift with the confidence asked.
 
@@ -283,7 +297,8 @@ def hodges_lehmann(baseline: np.ndarray, canary: np.ndarray, confidence: float =
     middle = (total + 1) // 2
     lower, upper, median = kth_differences(x, y, [k, total + 1 - k, middle])
     estimate = median if total % 2 else 0.5 * (median + next_difference(x, y, median, middle))
-    return Shift(estimate, lower, upper, confidence, p, u, _median(x), _median(y), k, method)
+    reachable = max_coverage(n, m, ties)
+    return Shift(estimate, lower, upper, confidence, p, u, _median(x), _median(y), k, method, reachable)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ window, never every sample). A server that cannot be read raises SourceUnavailab
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from datetime import UTC, datetime, timedelta
@@ -18,10 +19,13 @@ from analysis.slo import (
     SloSpec,
     SloStatus,
     budget_curve,
+    frame_freshness,
     frame_history,
+    freshness,
     from_sums,
     slo_from_mapping,
     spans,
+    staleness_bound,
     window_sums,
 )
 from gatewatch.errors import ConfigError, SloError, SourceUnavailable
@@ -29,7 +33,7 @@ from gatewatch.schema import duration_label
 
 from ..config import Prometheus, read_yaml
 from ..timeutil import as_utc
-from .prometheus import connect
+from .prometheus import connect, instant_query, range_query
 from .scopes import render_scope
 
 log = logging.getLogger(__name__)
@@ -98,9 +102,9 @@ def _client(spec: SloSpec, auth: Prometheus | None) -> Any:
 
 def _unavailable(spec: SloSpec, exc: Exception) -> SourceUnavailable:
     detail = str(exc).splitlines()[0][:300] if str(exc) else ""
+    what = detail if isinstance(exc, SourceUnavailable) else f"{exc.__class__.__name__}: {detail}"
     return SourceUnavailable(
-        f"Prometheus at {_server(spec).url} could not be read for SLO "
-        f"{spec.service}/{spec.name}: {exc.__class__.__name__}: {detail}"
+        f"Prometheus at {_server(spec).url} could not be read for SLO {spec.service}/{spec.name}: {what}"
     )
 
 
@@ -122,8 +126,8 @@ def _prometheus_sums(
     try:
         for span in windows:
             good_q, total_q = queries(spec, span)
-            good = _value(client.custom_query(good_q, params={"time": f"{at.timestamp():.3f}"}))
-            total = _value(client.custom_query(total_q, params={"time": f"{at.timestamp():.3f}"}))
+            good = _value(instant_query(client, good_q, at))
+            total = _value(instant_query(client, total_q, at))
             sums[span] = (min(good, total), total)  # per-series extrapolation may put good a hair above total
     except Exception as exc:
         error = _unavailable(spec, exc)
@@ -151,11 +155,58 @@ def slo_status(spec: SloSpec, at: datetime, auth: Prometheus | None = None) -> S
         frame = _read_frame(spec)
         try:
             sums = window_sums(frame, at, windows)
+            newest, stale, holes = frame_freshness(frame, at, spec.max_staleness)
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"SLI data {str(_data_path(spec))!r}: {exc}") from None
     else:
         sums = _prometheus_sums(spec, at, windows, auth)
-    return from_sums(spec.objective, spec.window, at, sums, BURN_RATE_PAIRS)
+        newest, stale, holes = _prometheus_freshness(spec, at, auth, sums)
+    status = from_sums(spec.objective, spec.window, at, sums, BURN_RATE_PAIRS)
+    return dataclasses.replace(status, newest=newest, stale=stale, gaps=holes)
+
+
+# How far back a server is asked for the SLI's newest sample, and at what resolution.
+NEWEST_LOOKBACK, NEWEST_RESOLUTION = timedelta(days=1), timedelta(minutes=1)
+
+
+def newest_query(spec: SloSpec) -> str | None:
+    """The instant query for the timestamp of the SLI's newest `total` sample (None for an expression
+    SLI, whose series Gatewatch cannot name): the latest sample time seen at each minute of a day."""
+    if spec.sli.ratio is not None:
+        if "{window}" in spec.sli.ratio.total:
+            return None
+        selector = spec.sli.ratio.total
+    else:
+        sli = spec.sli.threshold
+        assert sli is not None
+        scope = render_scope(sli.selector) if sli.selector else ""
+        selector = f"{sli.metric}_count{{{scope}}}" if scope else f"{sli.metric}_count"
+    span, step = duration_label(NEWEST_LOOKBACK), duration_label(NEWEST_RESOLUTION)
+    return f"max(max_over_time(timestamp({selector})[{span}:{step}]))"
+
+
+def _prometheus_freshness(
+    spec: SloSpec, at: datetime, auth: Prometheus | None, sums: dict[timedelta, tuple[float, float]]
+) -> tuple[datetime | None, str | None, str | None]:
+    """(newest total sample, stale reason, None): a server's SLI is stale when its newest sample is older
+    than `max_staleness` (default 10 minutes). An expression SLI is judged by its events instead: events
+    in the last hour but none in the last 5 minutes mean the data stopped."""
+    bound = staleness_bound(None, spec.max_staleness)
+    query = newest_query(spec)
+    if query is None:
+        recent, hour = sums[timedelta(minutes=5)][1], sums[timedelta(hours=1)][1]
+        stale = "stale: events in the last hour but none in the last 5m" if hour > 0 and recent <= 0 else None
+        return None, stale, None
+    try:
+        result = instant_query(_client(spec, auth), query, at)
+    except Exception as exc:
+        raise _unavailable(spec, exc) from None
+    stamps = [float(s["value"][1]) for s in result if isinstance(s, dict) and "value" in s]
+    stamps = [t for t in stamps if math.isfinite(t)]
+    if not stamps:
+        return None, f"stale: no SLI sample in the last {duration_label(NEWEST_LOOKBACK)}", None
+    newest = datetime.fromtimestamp(max(stamps), UTC)
+    return newest, freshness(newest, at, bound), None
 
 
 def budget_history(
@@ -182,10 +233,7 @@ def budget_history(
     client = _client(spec, auth)
     good_q, total_q = queries(spec, spec.window)
     try:
-        series = [
-            _by_time(client.custom_query_range(q, start_time=times[0], end_time=times[-1], step=f"{step_s}s"))
-            for q in (good_q, total_q)
-        ]
+        series = [_by_time(range_query(client, q, times[0], times[-1], f"{step_s}s")) for q in (good_q, total_q)]
     except Exception as exc:
         raise _unavailable(spec, exc) from None
     good, total = ([s.get(t, 0.0) for t in stamps] for s in series)

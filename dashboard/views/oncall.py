@@ -37,7 +37,7 @@ if require_data():
     work = data.open_work(store_url(), since, f.service, f.team, f.environment, now.replace(second=0, microsecond=0))
     active, failing = work["active_runs"], work["failing_runs"]
     stuck = active[active["stuck"]]
-    firing, slo_errors = slo_data.firing_alerts(f.service, now.replace(second=0, microsecond=0))
+    firing, slo_errors, slo_notes = slo_data.firing_alerts(f.service, now.replace(second=0, microsecond=0))
     cols = st.columns(5)
     cols[0].metric("Stuck executions", len(stuck))
     cols[1].metric("Failing pipelines", len(failing))
@@ -78,6 +78,8 @@ if require_data():
     st.subheader("SLO burn-rate alerts firing")
     for problem in slo_errors:
         st.warning(f"SLO not read: {problem}")
+    for note in slo_notes:
+        st.warning(f"SLI data stopped: {note}")
     if firing is None:
         st.info(slo_data.NO_SLOS)
     else:
@@ -86,6 +88,7 @@ if require_data():
             [
                 "service",
                 "slo",
+                "as_of",
                 "severity",
                 "long_window",
                 "short_window",

@@ -40,6 +40,10 @@ else:
             cols[1].metric("SLI", pct(status["sli"]) if status["sli"] is None else f"{status['sli'] * 100:.3f}%")
             cols[2].metric("Error budget remaining", pct(budget["remaining"]))
             cols[3].metric("Alerts firing", len(item["firing"]))
+            if item.get("note"):
+                st.warning(f"SLI data stopped: {item['note']}")
+            if status.get("gaps"):
+                st.warning(f"Burn rates not trustworthy: {status['gaps']}")
             if status.get("reason"):
                 st.caption(status["reason"])
             history = item["history"]

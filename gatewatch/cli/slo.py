@@ -8,7 +8,7 @@ from gatewatch import api
 
 from .common import State, echo_json, pass_state
 
-EXIT_OK, EXIT_ALERT = 0, 1
+EXIT_OK, EXIT_ALERT, EXIT_NODATA = 0, 1, 3
 
 
 def _pct(value: float | None, digits: int = 3) -> str:
@@ -42,8 +42,10 @@ def status(state: State, slo_path: str, at: str | None, as_json: bool) -> None:
     of the SRE workbook's multiwindow pairs (14.4x 1h/5m and 6x 6h/30m page, 3x 1d/2h and 1x 3d/6h
     ticket; a pair fires only when both its windows exceed the threshold).
 
-    Exit status: 0 ok; 1 a burn-rate alert fires or the error budget is exhausted; 2 usage or
-    configuration error; 5 the telemetry (Prometheus, the SLI data file) could not be read.
+    Exit status: 0 ok; 1 a burn-rate alert fires or the error budget is exhausted; 3 the SLI data is
+    stale (its newest point older than max_staleness, default 10 minutes or two steps) or has gaps over
+    half a short window: no data; 2 usage or configuration error; 5 the telemetry (Prometheus, the SLI
+    data file) could not be read.
     """
     spec = api.load_slo(slo_path)
     found = api.slo_status(state.config, spec, api.parse_time(at, "--at") if at else api.utcnow())
@@ -71,7 +73,18 @@ def status(state: State, slo_path: str, at: str | None, as_json: bool) -> None:
                 f"     {d['short_window']:>3} {_rate(a.short_burn_rate):>10}     "
                 f"{'FIRING' if a.firing else 'ok'}"
             )
-        problems = [f"{len(found.firing)} burn-rate alert(s) firing"] if found.firing else []
-        problems += ["error budget exhausted"] if found.exhausted else []
-        click.echo("status: " + ("; ".join(problems).upper() if problems else "OK"))
-    raise SystemExit(EXIT_ALERT if found.firing or found.exhausted else EXIT_OK)
+        if found.stale or found.gaps:  # fail closed: figures from data that stopped are not "OK"
+            click.echo(f"status: {found.stale or found.gaps} (no data: exit 3)")
+        else:
+            problems = [f"{len(found.firing)} burn-rate alert(s) firing"] if found.firing else []
+            problems += ["error budget exhausted"] if found.exhausted else []
+            click.echo("status: " + ("; ".join(problems).upper() if problems else "OK"))
+    raise SystemExit(exit_code(found))
+
+
+def exit_code(found: api.SloStatus) -> int:
+    """3 when the SLI data is stale or has gaps (no data), else 1 when an alert fires or the budget is
+    spent, else 0."""
+    if found.stale or found.gaps:
+        return EXIT_NODATA
+    return EXIT_ALERT if found.firing or found.exhausted else EXIT_OK

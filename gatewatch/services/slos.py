@@ -47,8 +47,9 @@ def slo_overview(
     points: int = 48,
 ) -> dict[str, Any]:
     """Every SLO of `folder` (of `service` when given) at `at`: {"slos": [{name, service, status (as
-    `to_dict`), firing alerts, budget history since `history_start`} or {name, service, error}],
-    "error": why the folder could not be read}. One SLO that cannot be read does not hide the others."""
+    `to_dict`), firing alerts, budget history since `history_start`, note} or {name, service, error}],
+    "error": why the folder could not be read}. One SLO that cannot be read does not hide the others.
+    An SLO whose data stopped before `at` is shown as of its newest point, with a `note` saying so."""
     try:
         specs = load_slos(folder)
     except GatewatchError as exc:
@@ -57,9 +58,16 @@ def slo_overview(
     for spec in specs:
         if service and spec.service != service:
             continue
-        item: dict[str, Any] = {"name": spec.name, "service": spec.service, "error": None}
+        item: dict[str, Any] = {"name": spec.name, "service": spec.service, "error": None, "note": None}
         try:
             state = slo_status(config, spec, at)
+            if state.stale and state.newest is not None and state.newest < at:
+                # Shown as of the SLI's newest point, and said so (a gate holds on such data instead).
+                item["note"] = (
+                    f"{state.stale.removeprefix('stale: ')}: the figures are as of the SLI's newest point, "
+                    f"{state.newest:%Y-%m-%d %H:%M} UTC"
+                )
+                state = slo_status(config, spec, state.newest)
             history = (
                 budget_history(config, spec, history_start, at, points)
                 if history_start and history_start < at
