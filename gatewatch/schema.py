@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError, model_validator
 
 from .errors import ConfigError
 
@@ -43,8 +43,11 @@ def parse_duration(text: str) -> timedelta:
 
 
 def duration_label(span: timedelta) -> str:
-    """A span in the shortest whole unit, as PromQL writes durations: 28d, 6h, 5m, 90s."""
-    seconds = int(span.total_seconds())
+    """A span in the largest whole unit, as PromQL writes durations: 28d, 6h, 5m, 90s (0.5s)."""
+    total = span.total_seconds()
+    if total != int(total):
+        return f"{total:g}s"
+    seconds = int(total)
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds % size == 0 and seconds:
             return f"{seconds // size}{unit}"
@@ -81,10 +84,11 @@ def _non_empty(value: Any) -> str:
     return value
 
 
-Duration = Annotated[timedelta, BeforeValidator(_duration)]
+_LABEL = PlainSerializer(lambda span: duration_label(span), return_type=str, when_used="json")
+Duration = Annotated[timedelta, BeforeValidator(_duration), _LABEL]
 """A duration written as a number and a unit (30s, 5m, 24h, 28d, 2w) or a number of seconds."""
 
-PositiveDuration = Annotated[timedelta, BeforeValidator(_positive_duration)]
+PositiveDuration = Annotated[timedelta, BeforeValidator(_positive_duration), _LABEL]
 """A duration above zero."""
 
 NonEmpty = Annotated[str, BeforeValidator(_non_empty)]

@@ -4,12 +4,13 @@ interval's confidence and the score thresholds (see the README's "The config")."
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from gatewatch.errors import CanaryConfigError
-from gatewatch.schema import LIST, Model, validate
+from gatewatch.schema import LIST, Model, PositiveDuration, validate
 
 __all__ = [
     "DIRECTIONS",
@@ -74,6 +75,21 @@ class Thresholds(Model):
     marginal: float = Field(75.0, ge=0, le=100)
 
 
+class Sequential(Model):
+    """How a sequential canary is judged over a rollout (see `analysis.canary.sequential`)."""
+
+    min_duration: PositiveDuration = timedelta(minutes=10)
+    max_duration: PositiveDuration = timedelta(minutes=30)
+    look_interval: PositiveDuration = timedelta(minutes=1)
+    quantile: float = Field(0.5, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Sequential:
+        if self.min_duration > self.max_duration:
+            raise ValueError("min_duration: longer than max_duration")
+        return self
+
+
 class CanaryConfig(Model):
     """A canary config: metrics, the interval's confidence, and the score thresholds."""
 
@@ -81,6 +97,8 @@ class CanaryConfig(Model):
     confidence: float = Field(0.98, ge=0.5, le=0.9999)
     thresholds: Thresholds = Field(default_factory=Thresholds)
     group_weights: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
+    mode: Literal["fixed", "sequential"] = "fixed"
+    sequential: Sequential = Field(default_factory=Sequential)
 
     @field_validator("metrics")
     @classmethod

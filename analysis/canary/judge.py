@@ -42,32 +42,40 @@ class MetricResult:
     p_value: float | None = None
     reason: str = ""
     test: str = "mann-whitney"
+    sequence: dict[str, Any] | None = None  # a sequential look's bounds (analysis.canary.sequential)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if out["sequence"] is None:
+            del out["sequence"]
+        return out
 
 
 @dataclass
 class Verdict:
     """The judge's answer with its score, reasons and per-metric results."""
 
-    verdict: str  # pass | marginal | fail | nodata
+    verdict: str  # pass | marginal | fail | nodata; sequential looks also: continue
     score: float | None
     reasons: list[str]
     metrics: list[MetricResult]
     groups: dict[str, float | None]
+    sequence: dict[str, Any] | None = None  # a sequential look: its number, elapsed time, durations
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "verdict": self.verdict,
             "score": self.score,
             "reasons": self.reasons,
             "groups": self.groups,
             "metrics": [m.to_dict() for m in self.metrics],
         }
+        if self.sequence is not None:
+            out["sequence"] = self.sequence
+        return out
 
 
-def _iqr_filter(values: np.ndarray) -> np.ndarray:
+def iqr_filter(values: np.ndarray) -> np.ndarray:
     if values.size < 4:
         return values
     q1, q3 = np.percentile(values, [25, 75])
@@ -127,7 +135,7 @@ def judge_metric(spec: MetricSpec, baseline: np.ndarray, canary: np.ndarray, con
     y = np.asarray(canary, dtype=np.float64)
     x, y = x[np.isfinite(x)], y[np.isfinite(y)]
     if spec.outliers == "iqr":
-        x, y = _iqr_filter(x), _iqr_filter(y)
+        x, y = iqr_filter(x), iqr_filter(y)
     if x.size < spec.min_samples or y.size < spec.min_samples:
         return _nodata(
             spec, f"{x.size} baseline and {y.size} canary samples, {spec.min_samples} needed", int(x.size), int(y.size)
@@ -274,10 +282,10 @@ def judge(
     else:
         results = [one(spec) for spec in config.metrics]
     overall, groups = score(config, results)
-    return _verdict(config, results, overall, groups)
+    return verdict_of(config, results, overall, groups)
 
 
-def _verdict(
+def verdict_of(
     config: CanaryConfig, results: list[MetricResult], overall: float | None, groups: dict[str, float | None]
 ) -> Verdict:
     """The verdict from the metrics' results. It fails closed: a failed critical metric fails; a critical
