@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 
 from analysis.canary import CanaryConfig, Verdict, config_from_mapping
 
@@ -74,60 +74,88 @@ def save_run(
     extra: Mapping[str, Any] | None = None,
 ) -> str:
     """Store a verdict with what it was judged from; returns the run id."""
+    with write_transaction(engine) as conn:
+        return insert_run(
+            conn,
+            config,
+            verdict,
+            samples,
+            source,
+            deployment_id=deployment_id,
+            window=window,
+            baseline_scope=baseline_scope,
+            canary_scope=canary_scope,
+            extra=extra,
+        )
+
+
+def insert_run(
+    conn: Connection,
+    config: CanaryConfig,
+    verdict: Verdict,
+    samples: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    source: str,
+    *,
+    deployment_id: str | None = None,
+    window: tuple[datetime, datetime] | None = None,
+    baseline_scope: str | None = None,
+    canary_scope: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> str:
+    """`save_run` inside the caller's transaction (a sequential look stores its run with the look)."""
     run_id = str(uuid.uuid4())
     result = verdict.to_dict() | dict(extra or {})
-    with write_transaction(engine) as conn:
-        conn.execute(
-            canary_runs.insert(),
+    conn.execute(
+        canary_runs.insert(),
+        {
+            "id": run_id,
+            "created_at": utcnow(),
+            "verdict": verdict.verdict,
+            "score": verdict.score,
+            "source": source,
+            "deployment_id": deployment_id,
+            "window_start": window[0] if window else None,
+            "window_end": window[1] if window else None,
+            "baseline_scope": baseline_scope,
+            "canary_scope": canary_scope,
+            "config": json.dumps(config.to_dict()),
+            "result": json.dumps(result, default=str),
+        },
+    )
+    rows = []
+    for m in verdict.metrics:
+        rows.append(
             {
-                "id": run_id,
-                "created_at": utcnow(),
-                "verdict": verdict.verdict,
-                "score": verdict.score,
-                "source": source,
-                "deployment_id": deployment_id,
-                "window_start": window[0] if window else None,
-                "window_end": window[1] if window else None,
-                "baseline_scope": baseline_scope,
-                "canary_scope": canary_scope,
-                "config": json.dumps(config.to_dict()),
-                "result": json.dumps(result, default=str),
-            },
+                "run_id": run_id,
+                "metric": m.name,
+                "classification": m.classification,
+                "passed": m.passed,
+                "critical": m.critical,
+                "metric_group": m.group,
+                "weight": m.weight,
+                "baseline_n": m.baseline["n"],
+                "baseline_median": m.baseline["median"],
+                "canary_n": m.canary["n"],
+                "canary_median": m.canary["median"],
+                "shift": m.shift,
+                "ci_low": m.ci[0] if m.ci else None,
+                "ci_high": m.ci[1] if m.ci else None,
+                "relative_shift": m.relative_shift
+                if m.relative_shift is None or np.isfinite(m.relative_shift)
+                else None,
+                "p_value": m.p_value,
+                "reason": m.reason,
+            }
         )
-        rows = []
-        for m in verdict.metrics:
-            rows.append(
-                {
-                    "run_id": run_id,
-                    "metric": m.name,
-                    "classification": m.classification,
-                    "passed": m.passed,
-                    "critical": m.critical,
-                    "metric_group": m.group,
-                    "weight": m.weight,
-                    "baseline_n": m.baseline["n"],
-                    "baseline_median": m.baseline["median"],
-                    "canary_n": m.canary["n"],
-                    "canary_median": m.canary["median"],
-                    "shift": m.shift,
-                    "ci_low": m.ci[0] if m.ci else None,
-                    "ci_high": m.ci[1] if m.ci else None,
-                    "relative_shift": m.relative_shift
-                    if m.relative_shift is None or np.isfinite(m.relative_shift)
-                    else None,
-                    "p_value": m.p_value,
-                    "reason": m.reason,
-                }
-            )
-        if rows:
-            conn.execute(canary_metric_results.insert(), rows)
-        packed = []
-        for metric, (baseline, canary) in samples.items():
-            for side, values in (("baseline", baseline), ("canary", canary)):
-                shape, data = _pack(np.asarray(values, dtype=np.float64))
-                packed.append({"run_id": run_id, "metric": metric, "side": side, "shape": shape, "data": data})
-        if packed:
-            conn.execute(canary_samples.insert(), packed)
+    if rows:
+        conn.execute(canary_metric_results.insert(), rows)
+    packed = []
+    for metric, (baseline, canary) in samples.items():
+        for side, values in (("baseline", baseline), ("canary", canary)):
+            shape, data = _pack(np.asarray(values, dtype=np.float64))
+            packed.append({"run_id": run_id, "metric": metric, "side": side, "shape": shape, "data": data})
+    if packed:
+        conn.execute(canary_samples.insert(), packed)
     return run_id
 
 

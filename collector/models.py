@@ -267,6 +267,39 @@ canary_samples = Table(
     Column("data", LargeBinary, nullable=False),
 )
 
+# Sequential canaries: a sequence per key (a gate key and check, or `canary run --sequence KEY`) with
+# the state its next look continues from, in any process; each look is a row, with the canary run that
+# holds its samples and result. Looks are numbered from 1; (key, look) is unique, so two processes
+# taking the same look cannot both record it.
+canary_sequences = Table(
+    "canary_sequences",
+    metadata,
+    Column("key", String(255), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("config", Text, nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("deployment_id", Key()),
+    Column("baseline_scope", Text),
+    Column("canary_scope", Text),
+    Column("looks", Integer, nullable=False),
+    Column("decision", String(16)),  # pass | fail once decided (final), else NULL
+    Column("state", Text, nullable=False),  # JSON: analysis.canary.sequential.SequenceState
+)
+
+canary_looks = Table(
+    "canary_looks",
+    metadata,
+    Column("sequence_key", String(255), primary_key=True),
+    Column("look", Integer, primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("elapsed_s", Float, nullable=False),
+    Column("verdict", String(16), nullable=False),  # pass | fail | continue | nodata
+    Column("run_id", String(36)),
+    Column("result", Text, nullable=False),  # JSON: the look's verdict
+)
+
 # Gate decisions: one per idempotency key (CodePipeline job id, --key, or execution id + stage); a
 # retried call returns the stored decision and never acts twice.
 gate_decisions = Table(

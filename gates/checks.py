@@ -38,8 +38,9 @@ class Evidence(Protocol):
         source: SampleSource,
         window: tuple[datetime, datetime] | None,
         deployment_id: str | None,
+        sequence: str | None = None,
     ) -> CanaryOutcome:
-        """Read, judge and store a canary run."""
+        """Read, judge and store a canary run (a sequential config: the next look of `sequence`)."""
 
     def slo(self, spec: SloSpec, at: datetime) -> SloStatus:
         """An SLO's status at `at`; SourceUnavailable when its SLI cannot be read."""
@@ -62,6 +63,7 @@ class Context:
     baseline: str | None = None
     canary: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    key: str | None = None  # the decision's idempotency key when the caller gave one (stable across calls)
 
 
 Outcome = tuple[str, str, dict[str, Any]]  # status, reason, evidence
@@ -115,12 +117,19 @@ def canary(policy: Policy, check: Check, ctx: Context) -> Outcome:
     config = _canary_config(policy, settings.config)
     source, span = _sample_source(policy, settings, ctx)
     window = (ctx.now - span, ctx.now) if span is not None else None
+    sequence = None
+    if config.mode == "sequential":
+        if not ctx.key:
+            return "nodata", "a sequential canary needs a stable key: give the request a key or deployment_id", {}
+        sequence, window = f"{ctx.key}/{check.name}", None  # a sequence reads from its own start
     try:
-        outcome = ctx.evidence.canary(config, source, window, ctx.deployment_id)
+        outcome = ctx.evidence.canary(config, source, window, ctx.deployment_id, sequence)
     except ConfigError as exc:
         raise PolicyError(str(exc)) from None
     verdict, telemetry = outcome.verdict, outcome.telemetry
-    status = {"pass": "pass", "fail": "fail", "marginal": "fail", "nodata": "nodata"}[verdict.verdict]
+    status = {"pass": "pass", "fail": "fail", "marginal": "fail", "nodata": "nodata", "continue": "continue"}[
+        verdict.verdict
+    ]
     score = "n/a" if verdict.score is None else f"{verdict.score:.1f}"
     reason = f"canary {verdict.verdict} (score {score})" + (f": {verdict.reasons[0]}" if verdict.reasons else "")
     evidence: dict[str, Any] = {
@@ -128,6 +137,9 @@ def canary(policy: Policy, check: Check, ctx: Context) -> Outcome:
         "canary_score": verdict.score,
         "canary_verdict": verdict.verdict,
     }
+    if verdict.sequence is not None:
+        evidence["canary_sequence"] = sequence
+        evidence["canary_look"] = verdict.sequence.get("look")
     if telemetry.unavailable:
         evidence[UNAVAILABLE] = [telemetry.errors[name] for name in sorted(telemetry.unavailable)]
     return status, reason, evidence

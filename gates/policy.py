@@ -346,7 +346,7 @@ def policy_from_mapping(raw: Any, base_dir: Path = Path(".")) -> Policy:
 
 @dataclass(frozen=True)
 class CheckResult:
-    """A check's outcome: `status` pass|fail|nodata, the `effect` it has on the decision, and why."""
+    """A check's outcome: `status` pass|fail|nodata|continue, the `effect` it has on the decision, and why."""
 
     name: str
     status: str
@@ -382,9 +382,12 @@ def decide(results: list[CheckResult]) -> tuple[str, list[str]]:
 
 
 def effect_of(check: Check, status: str) -> str:
-    """What a check's status does to the decision under its policy."""
+    """What a check's status does to the decision under its policy: a sequential canary that has not
+    decided yet (`continue`) always holds, whatever `on_missing_data` says."""
     if status == "pass":
         return "none"
+    if status == "continue":
+        return "hold"
     if status == "fail":
         return check.on_fail
     return "none" if check.on_missing_data == "ignore" else check.on_missing_data

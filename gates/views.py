@@ -82,7 +82,7 @@ class CheckOut(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     name: str
-    status: Literal["pass", "fail", "nodata"]
+    status: Literal["pass", "fail", "nodata", "continue"]
     effect: Literal["none", "hold", "rollback"]
     reason: str
     evidence: dict[str, Any] = Field(default_factory=dict)

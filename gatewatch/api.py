@@ -80,6 +80,8 @@ _EXPORTS = {
     "list_canary_runs": "gatewatch.services.canary",
     "canary_runs_between": "gatewatch.services.canary",
     "canary_report": "gatewatch.services.canary",
+    "canary_sequence": "gatewatch.services.canary",
+    "list_canary_sequences": "gatewatch.services.canary",
     # SLOs
     "load_slo": "gatewatch.services.slos",
     "load_slos": "gatewatch.services.slos",

@@ -2,8 +2,9 @@
 
 from gatewatch.errors import CanaryConfigError
 
-from .config import CanaryConfig, CloudWatchMetric, MetricSpec, Thresholds, config_from_mapping
+from .config import CanaryConfig, CloudWatchMetric, MetricSpec, Sequential, Thresholds, config_from_mapping
 from .judge import MetricResult, Verdict, judge, judge_metric, samples_from_frame, score, tolerance_band
+from .sequential import SequenceState, sequential_look
 from .stats import Shift, hodges_lehmann, kth_difference, mann_whitney, proportion_difference
 
 __all__ = [
@@ -12,6 +13,8 @@ __all__ = [
     "CloudWatchMetric",
     "MetricResult",
     "MetricSpec",
+    "SequenceState",
+    "Sequential",
     "Shift",
     "Thresholds",
     "Verdict",
@@ -24,5 +27,6 @@ __all__ = [
     "proportion_difference",
     "samples_from_frame",
     "score",
+    "sequential_look",
     "tolerance_band",
 ]

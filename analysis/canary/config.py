@@ -18,6 +18,7 @@ __all__ = [
     "CanaryConfig",
     "CloudWatchMetric",
     "MetricSpec",
+    "Sequential",
     "Thresholds",
     "config_from_mapping",
 ]

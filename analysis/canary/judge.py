@@ -74,6 +74,19 @@ class Verdict:
             out["sequence"] = self.sequence
         return out
 
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Verdict:
+        """A verdict from its `to_dict` form (a stored run's or look's result)."""
+        fields = MetricResult.__dataclass_fields__
+        return cls(
+            raw["verdict"],
+            raw.get("score"),
+            list(raw.get("reasons") or []),
+            [MetricResult(**{k: v for k, v in m.items() if k in fields}) for m in raw.get("metrics") or []],
+            dict(raw.get("groups") or {}),
+            raw.get("sequence"),
+        )
+
 
 def iqr_filter(values: np.ndarray) -> np.ndarray:
     if values.size < 4:

@@ -46,11 +46,14 @@ from .judge import MetricResult, Verdict, iqr_filter, judge, score, valid_counts
 __all__ = [
     "CONCENTRATION",
     "SequenceState",
+    "autocorrelation",
     "effective_fraction",
+    "inflation",
     "log_mixture",
     "quantile_bounds",
     "rate_bounds",
     "sequential_look",
+    "thinning_lag",
 ]
 
 # The mixture's prior: Beta(c p0, c (1 - p0)). A wide prior, whose bounds are tight from tens of
@@ -128,20 +131,49 @@ def rate_bounds(good: float, total: float, alpha: float) -> tuple[float, float]:
     return lower, upper
 
 
-def effective_fraction(values: np.ndarray) -> float:
-    """n_eff / n for samples in time order: (1 - r) / (1 + r), r the lag-1 autocorrelation of their
-    signs about the median (0 for independent samples, never negative)."""
+def autocorrelation(values: np.ndarray) -> float:
+    """The lag-1 autocorrelation of samples in time order, robustly: r from the signs about the median,
+    mapped to the Gaussian's by rho = sin(pi r / 2) (for a Gaussian AR(1), the signs correlate as
+    (2/pi) arcsin(rho)); 0 below 8 samples or when r is within the noise of independent samples
+    (2 / sqrt(n)), clipped to 0.98."""
     x = np.asarray(values, dtype=np.float64)
     if x.size < 8:
-        return 1.0
+        return 0.0
     signs = np.where(x > np.median(x), 1.0, -1.0)
     centred = signs - signs.mean()
     denominator = float(centred @ centred)
     if denominator == 0:
-        return 1.0
+        return 0.0
     r = float(centred[1:] @ centred[:-1]) / denominator
-    r = min(max(r, 0.0), 0.98)
-    return (1.0 - r) / (1.0 + r)
+    if r < 2.0 / math.sqrt(x.size):
+        return 0.0
+    return min(math.sin(math.pi * r / 2.0), 0.98)
+
+
+def inflation(rho: float) -> float:
+    """The variance inflation of a count of samples below a quantile (the median's indicators) under a
+    Gaussian AR(1) with lag-1 correlation rho: 1 + 2 sum_k (2/pi) arcsin(rho^k), the integrated
+    autocorrelation time of the indicator series (1 for independent samples)."""
+    if rho <= 0:
+        return 1.0
+    total, power = 0.0, rho
+    while power > 1e-6:
+        total += (2.0 / math.pi) * math.asin(power)
+        power *= rho
+    return 1.0 + 2.0 * total
+
+
+def effective_fraction(values: np.ndarray) -> float:
+    """n_eff / n for samples in time order: 1 / inflation(autocorrelation) (1 for independent samples)."""
+    return 1.0 / inflation(autocorrelation(values))
+
+
+def thinning_lag(rho: float, tolerated: float = 1.1) -> int:
+    """The smallest lag L at which samples every L apart inflate the variance by at most `tolerated`."""
+    lag = 1
+    while inflation(rho**lag) > tolerated:
+        lag += 1
+    return lag
 
 
 @dataclass
@@ -240,7 +272,8 @@ def _metric_look(
                 int(x.size),
                 int(y.size),
             ), None
-        fractions = (effective_fraction(x), effective_fraction(y))
+        fraction = 1.0 / inflation(max(autocorrelation(x), autocorrelation(y)))
+        fractions = (fraction, fraction)
         sides = {
             side: quantile_bounds(v, quantile, per_bound, f)
             for side, v, f in (("baseline", x, fractions[0]), ("canary", y, fractions[1]))
@@ -308,7 +341,8 @@ def _thinned(samples: Mapping[str, tuple[Any, Any]], config: CanaryConfig) -> di
         if spec.test != "proportion":
             baseline, canary = (np.asarray(v, dtype=np.float64) for v in (baseline, canary))
             baseline, canary = (v[np.isfinite(v)] for v in (baseline, canary))
-            baseline, canary = (v[:: max(1, math.ceil(1.0 / effective_fraction(v)))] for v in (baseline, canary))
+            lag = thinning_lag(max(autocorrelation(baseline), autocorrelation(canary)))
+            baseline, canary = baseline[::lag], canary[::lag]
         out[spec.name] = (baseline, canary)
     return out
 

@@ -15,7 +15,7 @@ from .common import State, echo_json, pass_state
 if TYPE_CHECKING:
     from gatewatch.api import Verdict
 
-EXIT = {"pass": 0, "fail": 1, "marginal": 3, "nodata": 3}
+EXIT = {"pass": 0, "fail": 1, "marginal": 3, "nodata": 3, "continue": 3}
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
@@ -38,6 +38,12 @@ def print_verdict(verdict: Verdict, run_id: str | None, as_json: bool, extra: di
         )
     score = "n/a" if verdict.score is None else f"{verdict.score:.1f}"
     click.echo(f"verdict: {verdict.verdict.upper()} (score {score})" + (f", run {run_id}" if run_id else ""))
+    if verdict.sequence is not None:
+        look = verdict.sequence
+        click.echo(
+            f"  look {look['look']} at {look['elapsed_s'] / 60:.1f} min (a pass from "
+            f"{look['min_duration_s'] / 60:g} min, the fixed-horizon judge at {look['max_duration_s'] / 60:g} min)"
+        )
     for reason in verdict.reasons[:1]:
         click.echo(f"  {reason}")
 
@@ -46,7 +52,8 @@ def print_verdict(verdict: Verdict, run_id: str | None, as_json: bool, extra: di
 def canary() -> None:
     """Judge a canary against its baseline (Mann-Whitney / Hodges-Lehmann, proportions).
 
-    Exit status: 0 pass, 1 fail, 3 marginal or no data, 2 usage or configuration error.
+    Exit status: 0 pass, 1 fail, 3 marginal, no data or (a sequential canary) continue, 2 usage or
+    configuration error.
     """
 
 
@@ -65,11 +72,23 @@ def _finish(outcome: api.CanaryOutcome, as_json: bool) -> None:
     "value [, timestamp]; good and total for proportion metrics.",
 )
 @click.option("--deployment", metavar="ID", help="The deployment this canary belongs to (recorded with the run).")
+@click.option(
+    "--sequence",
+    metavar="KEY",
+    help="For a config with mode: sequential, the sequence this look continues (one key per rollout; "
+    "its looks are stored, so any process continues it).",
+)
 @click.option("--no-store", is_flag=True, help="Do not record the run in the store.")
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
 @pass_state
 def judge_command(
-    state: State, config_path: str, data: str, deployment: str | None, no_store: bool, as_json: bool
+    state: State,
+    config_path: str,
+    data: str,
+    deployment: str | None,
+    sequence: str | None,
+    no_store: bool,
+    as_json: bool,
 ) -> None:
     """Judge samples from a CSV file (offline, notebooks, other telemetry systems)."""
     canary = api.load_canary_config(config_path)
@@ -81,6 +100,7 @@ def judge_command(
             api.CsvSamples(Path(data)),
             deployment_id=deployment,
             store=not no_store,
+            sequence=sequence,
         ),
         as_json,
     )
@@ -122,6 +142,12 @@ def judge_command(
     "--region", metavar="REGION", help="AWS region for --cloudwatch (default: the AWS chain's, e.g. $AWS_REGION)."
 )
 @click.option("--deployment", metavar="ID", help="The deployment this canary belongs to (recorded with the run).")
+@click.option(
+    "--sequence",
+    metavar="KEY",
+    help="For a config with mode: sequential, the sequence this look continues (one key per rollout; "
+    "its looks are stored, so any process continues it).",
+)
 @click.option("--no-store", is_flag=True, help="Do not record the run in the store.")
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
 @pass_state
@@ -137,6 +163,7 @@ def run_command(
     cloudwatch: bool,
     region: str | None,
     deployment: str | None,
+    sequence: str | None,
     no_store: bool,
     as_json: bool,
 ) -> None:
@@ -173,6 +200,7 @@ def run_command(
             window=(begin, finish),
             deployment_id=deployment,
             store=not no_store,
+            sequence=sequence,
         ),
         as_json,
     )

@@ -11,19 +11,31 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
-from analysis.canary import CanaryConfig, config_from_mapping, judge, tolerance_band
+from analysis.canary import CanaryConfig, Verdict, config_from_mapping, judge, tolerance_band
+from analysis.canary.sequential import sequential_look
 from collector.canary_runs import CanaryOutcome, CanaryRun, list_runs, load_run, save_run
+from collector.canary_sequences import (
+    CanaryLook,
+    CanarySequence,
+    list_looks,
+    list_sequences,
+    load_sequence,
+    record_look,
+)
 from collector.config import Config, read_yaml
 from collector.listings import load_canary_runs
 from collector.loaders import Scope
-from collector.telemetry import SampleSource, read_samples
+from collector.telemetry import SampleSource, Telemetry, read_samples
+from collector.timeutil import utcnow
 from gatewatch.errors import CanaryConfigError
 
 __all__ = [
     "canary_report",
     "canary_runs_between",
+    "canary_sequence",
     "get_canary_run",
     "list_canary_runs",
+    "list_canary_sequences",
     "load_canary_config",
     "run_canary",
 ]
@@ -47,17 +59,32 @@ def run_canary(
     window: tuple[datetime, datetime] | None = None,
     deployment_id: str | None = None,
     store: bool = True,
+    sequence: str | None = None,
+    at: datetime | None = None,
 ) -> CanaryOutcome:
     """Read the samples (`source` over `window`), judge them and, with `store`, record the run with
     what it judged (`engine` may be None when not storing). A source that cannot be read gives
-    `nodata` for its metrics, never a pass."""
+    `nodata` for its metrics, never a pass.
+
+    A config with `mode: sequential` takes the next look of the sequence stored under `sequence` (a
+    key: the gate's key and check, or `canary run --sequence`) at `at` (default now), reading every
+    sample since the sequence started (`window`'s start at its first look, else one look interval
+    before it), and answers pass, fail, continue or nodata; a look asked again within the look interval,
+    or of a decided sequence, returns the last look."""
+    if canary.mode == "sequential":
+        if engine is None or not store or not sequence:
+            raise CanaryConfigError(
+                "mode: sequential: a sequential canary needs a sequence key (--sequence KEY) and the store, "
+                "which keeps its looks"
+            )
+        return _sequential(engine, config, canary, source, sequence, window, deployment_id, at or utcnow())
     telemetry = read_samples(canary, source, window, config.prometheus)
     verdict = judge(canary, telemetry.samples, telemetry.errors)
     run_id = None
     if store:
         if engine is None:
             raise ValueError("run_canary: storing a run needs the store's engine")
-        scopes = (getattr(source, "baseline", None), getattr(source, "canary", None))
+        scopes = _scopes(source)
         run_id = save_run(
             engine,
             canary,
@@ -70,6 +97,117 @@ def run_canary(
             canary_scope=scopes[1],
         )
     return CanaryOutcome(verdict, run_id, telemetry)
+
+
+def _scopes(source: SampleSource) -> tuple[str | None, str | None]:
+    return getattr(source, "baseline", None), getattr(source, "canary", None)
+
+
+def _sequential(
+    engine: Engine,
+    config: Config,
+    canary: CanaryConfig,
+    source: SampleSource,
+    key: str,
+    window: tuple[datetime, datetime] | None,
+    deployment_id: str | None,
+    now: datetime,
+) -> CanaryOutcome:
+    """The next look of sequence `key` (see `run_canary`)."""
+    stored = load_sequence(engine, key)
+    rules = canary.sequential
+    if stored is not None:
+        if stored.config.to_dict() != canary.to_dict():
+            raise CanaryConfigError(
+                f"sequence {key!r} was started with another canary config: use a new key for a new rollout"
+            )
+        looks = list_looks(engine, key)
+        if looks and (stored.decision is not None or now - looks[-1].created_at < rules.look_interval):
+            return _stored_look(looks[-1])
+        started = stored.started_at
+    else:
+        started = window[0] if window is not None else now - rules.look_interval
+    if now <= started:
+        raise CanaryConfigError(f"sequence {key!r}: a look at {now.isoformat()} is not after its start")
+    span = (started, now)
+    telemetry = read_samples(canary, source, span, config.prometheus)
+    verdict, state = sequential_look(
+        canary, telemetry.samples, now - started, stored.state if stored else None, telemetry.errors
+    )
+    scopes = _scopes(source)
+    new = CanarySequence(
+        key,
+        stored.created_at if stored else now,
+        started,
+        now,
+        canary,
+        source.kind,
+        deployment_id if stored is None else stored.deployment_id,
+        scopes[0],
+        scopes[1],
+        state.looks,
+        state.decision,
+        state,
+    )
+    recorded, run_id = record_look(engine, key, stored, new, verdict, telemetry.samples, span)
+    if not recorded:  # another process took this look first: its answer is the sequence's
+        return _stored_look(list_looks(engine, key)[-1])
+    return CanaryOutcome(verdict, run_id, telemetry)
+
+
+def _stored_look(look: CanaryLook) -> CanaryOutcome:
+    verdict = Verdict.from_dict(look.result)
+    verdict.reasons.insert(0, f"look {look.look} (taken {look.created_at:%H:%M:%S} UTC) stands")
+    return CanaryOutcome(verdict, look.run_id, Telemetry())
+
+
+def canary_sequence(engine: Engine, key: str) -> dict[str, Any] | None:
+    """A sequence as the Canary page draws it: its state and, per look, the elapsed minutes, verdict and
+    each metric's anytime-valid interval and bands relative to the baseline; None when unknown."""
+    stored = load_sequence(engine, key)
+    if stored is None:
+        return None
+    rows = []
+    for look in list_looks(engine, key):
+        for metric in look.result.get("metrics", []):
+            reference = (metric.get("baseline") or {}).get("median")
+            ci = metric.get("ci")
+            bands = (metric.get("sequence") or {}).get("band")
+            scale = abs(reference) if reference else None
+            rows.append(
+                {
+                    "look": look.look,
+                    "minutes": look.elapsed_s / 60.0,
+                    "verdict": look.verdict,
+                    "metric": metric["name"],
+                    "classification": metric.get("classification"),
+                    "low": ci[0] / scale if ci and scale else None,
+                    "high": ci[1] / scale if ci and scale else None,
+                    "shift": metric["shift"] / scale if metric.get("shift") is not None and scale else None,
+                    "fail_band": bands[0] / scale if bands and scale else None,
+                    "pass_band": bands[1] / scale if bands and scale else None,
+                    "run_id": look.run_id,
+                }
+            )
+    columns = [
+        "look", "minutes", "verdict", "metric", "classification", "low", "high", "shift", "fail_band",
+        "pass_band", "run_id",
+    ]  # fmt: skip
+    return {
+        "key": stored.key,
+        "started_at": stored.started_at,
+        "updated_at": stored.updated_at,
+        "looks": stored.looks,
+        "decision": stored.decision,
+        "deployment_id": stored.deployment_id,
+        "rules": stored.config.sequential.model_dump(mode="json"),
+        "frame": pd.DataFrame(rows, columns=columns),
+    }
+
+
+def list_canary_sequences(engine: Engine, limit: int = 50) -> pd.DataFrame:
+    """The latest sequential canaries, newest first (key, started_at, updated_at, looks, decision)."""
+    return list_sequences(engine, limit)
 
 
 def get_canary_run(engine: Engine, run_id: str) -> CanaryRun | None:

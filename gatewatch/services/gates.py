@@ -65,6 +65,7 @@ class _Evidence:
 
     engine: Engine
     config: Config
+    now: datetime
 
     def canary(
         self,
@@ -72,9 +73,17 @@ class _Evidence:
         source: SampleSource,
         window: tuple[datetime, datetime] | None,
         deployment_id: str | None,
+        sequence: str | None = None,
     ) -> CanaryOutcome:
         return canary_service.run_canary(
-            self.engine, self.config, config, source, window=window, deployment_id=deployment_id
+            self.engine,
+            self.config,
+            config,
+            source,
+            window=window,
+            deployment_id=deployment_id,
+            sequence=sequence,
+            at=self.now,
         )
 
     def slo(self, spec: SloSpec, at: datetime) -> SloStatus:
@@ -107,16 +116,19 @@ def evaluate_gate(
     else made now from the policy's checks and stored (a hold is the key's next attempt), running the
     policy's actions once, for the call that made the decision."""
     request = request or GateRequest()
-    key = request.key_for(policy.name) or f"{policy.name}:{uuid.uuid4()}"
+    given = request.key_for(policy.name)
+    key = given or f"{policy.name}:{uuid.uuid4()}"
+    now = now or utcnow()
     ctx = Context(
         engine,
-        _Evidence(engine, config),
-        now or utcnow(),
+        _Evidence(engine, config, now),
+        now,
         request.deployment_id,
         request.service,
         request.baseline,
         request.canary,
         dict(request.params),
+        given,
     )
     return service.evaluate(policy, ctx, key, clients=clients)
 
