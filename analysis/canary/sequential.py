@@ -203,7 +203,10 @@ class SequenceState:
 
 
 def _intersect(previous: list[float] | None, lower: float, upper: float) -> list[float]:
-    if previous is None:
+    """The running bounds: this look's intersected with the earlier ones, or this look's alone when they
+    do not overlap (the side's distribution changed during the rollout; this look's bounds, from every
+    sample so far, are still valid)."""
+    if previous is None or max(previous[0], lower) > min(previous[1], upper):
         return [lower, upper]
     return [max(previous[0], lower), min(previous[1], upper)]
 
