@@ -23,3 +23,9 @@ def canary_runs(url: str, start: datetime, end: datetime, service: str | None, t
 def canary_report(url: str, run_id: str) -> dict[str, Any] | None:
     """One stored run: its result, and per metric the tolerance band and binned samples of both sides."""
     return api.canary_report(engine(url), run_id)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def canary_sequence(url: str, key: str) -> dict[str, Any] | None:
+    """A sequential canary: its state and, per look and metric, the anytime-valid interval and bands."""
+    return api.canary_sequence(engine(url), key)

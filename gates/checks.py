@@ -115,6 +115,8 @@ def canary(policy: Policy, check: Check, ctx: Context) -> Outcome:
     settings = check.canary
     assert settings is not None
     config = _canary_config(policy, settings.config)
+    if settings.mode is not None:
+        config = config.model_copy(update={"mode": settings.mode})
     source, span = _sample_source(policy, settings, ctx)
     window = (ctx.now - span, ctx.now) if span is not None else None
     sequence = None

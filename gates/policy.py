@@ -75,6 +75,7 @@ class CanaryCheck(Model):
     data: NonEmpty | None = None
     prometheus: CanaryPrometheus | None = None
     cloudwatch: CanaryCloudWatch | None = None
+    mode: Literal["fixed", "sequential"] | None = None  # overrides the canary config's mode
 
     @model_validator(mode="before")
     @classmethod

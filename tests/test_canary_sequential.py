@@ -376,3 +376,44 @@ def test_the_gate_continues_one_sequence_across_attempts_until_it_decides(engine
     second = api.evaluate_gate(engine, config, policy, request, now=t0 + timedelta(minutes=2))
     assert second.decision == "rollback" and second.attempt == 2
     assert second.evidence["canary_sequence"] == "checkout-prod:d-7/canary" and second.evidence["canary_look"] == 2
+
+
+def test_the_canary_page_draws_a_sequence_look_by_look(engine, store_url, tmp_path, monkeypatch, fresh_dashboard):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.test_dashboard import APP
+
+    config, data, t0 = gatewatch_config({}, environ={}), tmp_path / "samples.csv", utcnow() - timedelta(minutes=10)
+    for look, n in enumerate((20, 40, 150), start=1):
+        write_samples(data, 1.7, n, before=20)
+        api.run_canary(
+            engine, config, canary_config(), api.CsvSamples(data), sequence="r-9", at=t0 + timedelta(minutes=look)
+        )
+    monkeypatch.setenv("GATEWATCH_DB", store_url)
+    monkeypatch.chdir(tmp_path)
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page("views/canary.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(h.value.startswith("Sequence: the anytime-valid interval") for h in at.subheader)
+    assert any("Sequence `r-9`: 3 look(s), fail" in c.value for c in at.caption)
+    looks = at.dataframe[-1].value
+    assert list(looks["look"]) == [1, 2, 3] and list(looks["verdict"]) == ["continue", "continue", "fail"]
+
+
+def test_a_policy_check_can_make_a_fixed_canary_config_sequential(engine, sequential_gate, tmp_path):
+    fixed = yaml.safe_load((tmp_path / "canary.yaml").read_text()) | {"mode": "fixed"}
+    (tmp_path / "canary.yaml").write_text(yaml.safe_dump(fixed))
+    config = gatewatch_config({}, environ={})
+    policy = yaml.safe_load((sequential_gate / "checkout-prod.yaml").read_text())
+    (sequential_gate / "checkout-prod.yaml").write_text(yaml.safe_dump(policy))
+    assert api.evaluate_gate(engine, config, api.load_policy(sequential_gate / "checkout-prod.yaml")).decision == (
+        "promote"
+    )  # a better canary, judged once
+    policy["checks"][0]["canary"]["mode"] = "sequential"
+    (sequential_gate / "checkout-prod.yaml").write_text(yaml.safe_dump(policy))
+    held = api.evaluate_gate(
+        engine, config, api.load_policy(sequential_gate / "checkout-prod.yaml"), api.GateRequest(key="k-1")
+    )
+    assert held.decision == "hold" and held.checks[0]["status"] == "continue"
+    no_key = api.evaluate_gate(engine, config, api.load_policy(sequential_gate / "checkout-prod.yaml"))
+    assert no_key.decision == "hold" and "stable key" in no_key.checks[0]["reason"]

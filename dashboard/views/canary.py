@@ -10,7 +10,67 @@ import streamlit as st
 from dashboard import canary_data
 from dashboard.common import Colour, badge, filters, require_data, store_url
 
-VERDICT_COLOURS: dict[str, Colour] = {"pass": "green", "marginal": "orange", "fail": "red", "nodata": "gray"}
+VERDICT_COLOURS: dict[str, Colour] = {
+    "pass": "green",
+    "marginal": "orange",
+    "fail": "red",
+    "nodata": "gray",
+    "continue": "blue",
+}
+LOOK_COLOURS = alt.Scale(
+    domain=["continue", "pass", "fail", "nodata"], range=["#4c78a8", "#54a24b", "#e45756", "#9d9d9d"]
+)
+
+
+def sequence_section(key: str) -> None:
+    """A sequential run's confidence sequence: per metric, its interval at each look against elapsed
+    minutes with the tolerance band, and each look's decision."""
+    sequence = canary_data.canary_sequence(store_url(), key)
+    if sequence is None:
+        st.caption(f"Sequence `{key}` is no longer in the store.")
+        return
+    rules, frame = sequence["rules"], sequence["frame"]
+    st.subheader("Sequence: the anytime-valid interval at every look")
+    decided = sequence["decision"] or "undecided"
+    st.caption(
+        f"Sequence `{key}`: {sequence['looks']} look(s), {decided}; a pass only from {rules['min_duration']}, "
+        f"the fixed-horizon judge at {rules['max_duration']}. Each look's interval holds at every look at once, "
+        "so the gate may ask as often as it likes."
+    )
+    drawn = frame.dropna(subset=["low", "high"]).copy()
+    drawn = drawn[drawn[["low", "high"]].abs().le(1e6).all(axis=1)]  # the first looks' bounds may be infinite
+    if not drawn.empty:
+        drawn = drawn.assign(band_low=-drawn["fail_band"])
+        x = alt.X("minutes:Q", title="minutes since the sequence started")
+        base = alt.Chart().encode(x=x)
+        band = base.mark_area(opacity=0.2, color="#54a24b").encode(
+            y=alt.Y("band_low:Q", title="shift relative to the baseline", axis=alt.Axis(format="%")), y2="fail_band:Q"
+        )
+        interval = base.mark_rule(strokeWidth=3).encode(
+            y="low:Q", y2="high:Q", color=alt.Color("verdict:N", scale=LOOK_COLOURS, title="look")
+        )
+        point = base.mark_point(filled=True).encode(
+            y="shift:Q",
+            color=alt.Color("verdict:N", scale=LOOK_COLOURS),
+            tooltip=[
+                "look:Q",
+                alt.Tooltip("minutes:Q", format=".1f"),
+                "verdict:N",
+                alt.Tooltip("shift:Q", format="+.1%"),
+                alt.Tooltip("low:Q", format="+.1%"),
+                alt.Tooltip("high:Q", format="+.1%"),
+                alt.Tooltip("fail_band:Q", format=".1%", title="tolerance"),
+            ],
+        )
+        zero = base.mark_rule(strokeDash=[4, 4]).encode(y=alt.datum(0))
+        st.altair_chart(
+            alt.layer(band, interval, point, zero, data=drawn)
+            .properties(height=160)
+            .facet(row=alt.Row("metric:N", title=None))
+            .resolve_scale(y="independent")
+        )
+    looks = frame.drop_duplicates("look")[["look", "minutes", "verdict", "run_id"]]
+    st.dataframe(looks.round({"minutes": 1}), hide_index=True, width="stretch")
 
 st.title("Canary analysis")
 f = filters()
@@ -59,6 +119,8 @@ if require_data():
             )
             st.subheader("Reasons")
             st.markdown("\n".join(f"- {r}" for r in run["reasons"]) or "No reasons recorded.")
+            if run.get("sequence_key"):
+                sequence_section(run["sequence_key"])
 
             shifts = pd.DataFrame(
                 [

@@ -265,6 +265,7 @@ def canary_report(engine: Engine, run_id: str, bins: int = 40) -> dict[str, Any]
         "reasons": run.result.get("reasons", []),
         "groups": run.result.get("groups"),
         "metrics": metrics,
+        "sequence_key": run.result.get("sequence_key"),  # a sequential look's sequence (see canary_sequence)
     }
 
 
