@@ -136,7 +136,7 @@ if require_data():
                 ]
             )
             judged = shifts.dropna(subset=["shift", "lo", "hi", "band"])
-            if not judged.empty:
+            if not judged.empty and not run.get("sequence_key"):  # a sequence's look is drawn above
                 st.subheader("Shift (canary - baseline) with its interval, against the tolerance band")
                 judged = judged.assign(neg=-judged["band"])
                 colour = alt.Color(
