@@ -72,6 +72,7 @@ def sequence_section(key: str) -> None:
     looks = frame.drop_duplicates("look")[["look", "minutes", "verdict", "run_id"]]
     st.dataframe(looks.round({"minutes": 1}), hide_index=True, width="stretch")
 
+
 st.title("Canary analysis")
 f = filters()
 st.caption(f.caption().replace(", production", "") + "; a service or team filter keeps runs of its deployments")
