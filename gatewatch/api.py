@@ -82,6 +82,8 @@ _EXPORTS = {
     "canary_report": "gatewatch.services.canary",
     "canary_sequence": "gatewatch.services.canary",
     "list_canary_sequences": "gatewatch.services.canary",
+    "import_kayenta_config": "gatewatch.services.canary",
+    "KayentaImport": "gatewatch.services.canary",
     # SLOs
     "load_slo": "gatewatch.services.slos",
     "load_slos": "gatewatch.services.slos",

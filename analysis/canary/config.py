@@ -17,6 +17,8 @@ __all__ = [
     "TESTS",
     "CanaryConfig",
     "CloudWatchMetric",
+    "CriticalEffectSize",
+    "EffectSize",
     "MetricSpec",
     "Sequential",
     "Thresholds",
@@ -38,6 +40,34 @@ class CloudWatchMetric(Model):
     period: int | None = Field(None, gt=0)
 
 
+class EffectSize(Model):
+    """Kayenta's `allowedIncrease`/`allowedDecrease`: how far the mean ratio (canary mean / baseline
+    mean) must go for a significant shift to count; a shift within it passes."""
+
+    allowed_increase: float | None = Field(None, ge=1)
+    allowed_decrease: float | None = Field(None, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _some(self) -> EffectSize:
+        if self.allowed_increase is None and self.allowed_decrease is None:
+            raise ValueError("expected allowed_increase and/or allowed_decrease")
+        return self
+
+
+class CriticalEffectSize(Model):
+    """Kayenta's `criticalIncrease`/`criticalDecrease`: a failing critical metric fails the canary only
+    when its mean ratio is at or beyond these (a side left out: any failure that way is critical)."""
+
+    critical_increase: float | None = Field(None, ge=1)
+    critical_decrease: float | None = Field(None, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _some(self) -> CriticalEffectSize:
+        if self.critical_increase is None and self.critical_decrease is None:
+            raise ValueError("expected critical_increase and/or critical_decrease")
+        return self
+
+
 class MetricSpec(Model):
     """One metric of a canary config (see the README for each field)."""
 
@@ -55,6 +85,9 @@ class MetricSpec(Model):
     good_query: str | None = None
     total_query: str | None = None
     cloudwatch: CloudWatchMetric | None = None
+    effect_size: EffectSize | None = None
+    critical_effect_size: CriticalEffectSize | None = None
+    outlier_factor: float | None = Field(None, gt=0)  # None: 1.5
 
     @field_validator("name")
     @classmethod
@@ -67,6 +100,16 @@ class MetricSpec(Model):
     @classmethod
     def _group(cls, value: Any) -> Any:
         return value or "default"
+
+    @model_validator(mode="after")
+    def _effects(self) -> MetricSpec:
+        if self.outlier_factor is not None and self.outliers != "iqr":
+            raise ValueError("outlier_factor: applies with outliers: iqr only")
+        if self.critical_effect_size is not None and not self.critical:
+            raise ValueError(
+                "critical_effect_size: applies to critical metrics only (set critical: true), as in Kayenta"
+            )
+        return self
 
 
 class Thresholds(Model):
@@ -114,6 +157,14 @@ class CanaryConfig(Model):
         duplicated = sorted({n for n in names if names.count(n) > 1})
         if duplicated:
             raise ValueError(f"metrics: duplicate name(s) {duplicated}")
+        if self.mode == "sequential":
+            for i, metric in enumerate(self.metrics):
+                for key in ("effect_size", "critical_effect_size"):
+                    if getattr(metric, key) is not None:
+                        raise ValueError(
+                            f"metrics[{i}].{key}: effect sizes are a fixed-horizon notion, not for mode: "
+                            "sequential (use tolerance)"
+                        )
         if self.thresholds.marginal > self.thresholds.pass_:
             raise ValueError(
                 f"thresholds.marginal: {self.thresholds.marginal:g} is above thresholds.pass {self.thresholds.pass_:g}"

@@ -43,12 +43,20 @@ class MetricResult:
     reason: str = ""
     test: str = "mann-whitney"
     sequence: dict[str, Any] | None = None  # a sequential look's bounds (analysis.canary.sequential)
+    mean_ratio: float | None = None  # canary mean / baseline mean (rates for proportion), Kayenta's effect size
+    critical_failure: bool | None = None  # set by critical_effect_size; None: a failed critical metric fails
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        if out["sequence"] is None:
-            del out["sequence"]
+        for key in ("sequence", "critical_failure"):
+            if out[key] is None:
+                del out[key]
         return out
+
+    @property
+    def fails_verdict(self) -> bool:
+        """A critical metric that failed, beyond its critical effect size when it has one."""
+        return self.critical and self.passed is False and self.critical_failure is not False
 
 
 @dataclass
@@ -88,12 +96,74 @@ class Verdict:
         )
 
 
-def iqr_filter(values: np.ndarray) -> np.ndarray:
+def iqr_filter(values: np.ndarray, factor: float | None = None) -> np.ndarray:
+    """The values within [Q1 - factor x IQR, Q3 + factor x IQR] (Tukey's fences; factor default 1.5,
+    Kayenta's judge uses 3); fewer than 4 values are kept as they are."""
+    factor = 1.5 if factor is None else factor
+    if not factor > 0:
+        raise ValueError(f"iqr_filter: factor must be above 0, got {factor}")
     if values.size < 4:
         return values
     q1, q3 = np.percentile(values, [25, 75])
     spread = q3 - q1
-    return values[(values >= q1 - 1.5 * spread) & (values <= q3 + 1.5 * spread)]
+    return values[(values >= q1 - factor * spread) & (values <= q3 + factor * spread)]
+
+
+def mean_ratio(baseline_mean: float, canary_mean: float) -> float | None:
+    """Kayenta's effect size, canary mean / baseline mean: 1 when both are 0, +inf when only the
+    baseline's is (Kayenta takes 1 there, which would excuse any rise from zero), None when a mean is
+    negative or not finite (no ratio: an effect size does not apply)."""
+    if not (math.isfinite(baseline_mean) and math.isfinite(canary_mean)) or baseline_mean < 0 or canary_mean < 0:
+        return None
+    if baseline_mean == 0:
+        return 1.0 if canary_mean == 0 else math.inf
+    return canary_mean / baseline_mean
+
+
+def _ratio_text(ratio: float | None) -> str:
+    return "n/a" if ratio is None else ("inf" if math.isinf(ratio) else f"{ratio:.2f}")
+
+
+def apply_effect_size(
+    spec: MetricSpec, classification: str, passed: bool, ratio: float | None
+) -> tuple[str, bool, bool | None, str]:
+    """Kayenta's effect sizes over a classification: a significant `high` whose mean ratio is under
+    `allowed_increase` (a `low` above `allowed_decrease`) is a pass; a failing critical metric fails
+    the verdict only at or beyond its critical effect size. Returns the classification, passed, the
+    critical failure (None: no critical_effect_size) and a clause for the reason ("" when none decided)."""
+    note = ""
+    effect = spec.effect_size
+    if effect is not None and classification in ("high", "low"):
+        side, limit = (
+            ("increase", effect.allowed_increase) if classification == "high" else ("decrease", effect.allowed_decrease)
+        )
+        if limit is not None:
+            if ratio is None:
+                note = f"; mean ratio n/a, allowed {side} {limit:.2f} not applied"
+            elif (ratio < limit) if classification == "high" else (ratio > limit):
+                return (
+                    "pass",
+                    True,
+                    None,
+                    f"; significant but mean ratio {_ratio_text(ratio)} within allowed {side} {limit:.2f}",
+                )
+            else:
+                note = f"; mean ratio {_ratio_text(ratio)} beyond allowed {side} {limit:.2f}"
+    critical_failure = None
+    crit = spec.critical_effect_size
+    if crit is not None and spec.critical and not passed and classification in ("high", "low"):
+        side, limit = (
+            ("increase", crit.critical_increase) if classification == "high" else ("decrease", crit.critical_decrease)
+        )
+        if limit is None or ratio is None:
+            critical_failure = True
+        else:
+            critical_failure = ratio >= limit if classification == "high" else ratio <= limit
+            word = "at or beyond" if critical_failure else "within"
+            note += f"; mean ratio {_ratio_text(ratio)} {word} critical {side} {limit:.2f}" + (
+                "" if critical_failure else " (not a critical failure)"
+            )
+    return classification, passed, critical_failure, note
 
 
 def _pct(value: float | None) -> str:
@@ -148,7 +218,7 @@ def judge_metric(spec: MetricSpec, baseline: np.ndarray, canary: np.ndarray, con
     y = np.asarray(canary, dtype=np.float64)
     x, y = x[np.isfinite(x)], y[np.isfinite(y)]
     if spec.outliers == "iqr":
-        x, y = iqr_filter(x), iqr_filter(y)
+        x, y = iqr_filter(x, spec.outlier_factor), iqr_filter(y, spec.outlier_factor)
     if x.size < spec.min_samples or y.size < spec.min_samples:
         return _nodata(
             spec, f"{x.size} baseline and {y.size} canary samples, {spec.min_samples} needed", int(x.size), int(y.size)
@@ -166,11 +236,13 @@ def judge_metric(spec: MetricSpec, baseline: np.ndarray, canary: np.ndarray, con
     if not all(math.isfinite(v) for v in (shift.lower, shift.upper, b_med)):
         return _nodata(spec, "the interval is not finite (samples too large to subtract)", int(x.size), int(y.size))
     classification, passed = _classify(spec, shift.lower, shift.upper, b_med)
+    ratio = mean_ratio(float(np.mean(x)), float(np.mean(y)))
+    classification, passed, critical_failure, effect = apply_effect_size(spec, classification, passed, ratio)
     rel = (lambda v: v / abs(b_med)) if b_med else (lambda v: math.copysign(math.inf, v) if v else 0.0)
     verdict_word = "ok" if classification == "pass" else ("worse" if not passed else "better")
     reason = (
         f"{spec.name} {_pct(rel(shift.estimate))} [{_pct(rel(shift.lower))}, {_pct(rel(shift.upper))}], "
-        f"tolerance {spec.tolerance * 100:g}%: {verdict_word}"
+        f"tolerance {spec.tolerance * 100:g}%{effect}: {verdict_word}"
     )
     return MetricResult(
         spec.name,
@@ -187,7 +259,13 @@ def judge_metric(spec: MetricSpec, baseline: np.ndarray, canary: np.ndarray, con
         p_value=shift.p_value,
         reason=reason,
         test=spec.test,
+        mean_ratio=_finite(ratio),
+        critical_failure=critical_failure,
     )
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
 
 
 def valid_counts(pairs: np.ndarray) -> tuple[np.ndarray, str | None]:
@@ -229,12 +307,14 @@ def _judge_proportion(spec: MetricSpec, baseline: np.ndarray, canary: np.ndarray
     if not all(math.isfinite(v) for v in (diff.lower, diff.upper, diff.baseline_rate)):
         return _nodata(spec, "the rates' interval is not finite", int(bt), int(ct))
     classification, passed = _classify(spec, diff.lower, diff.upper, diff.baseline_rate)
+    ratio = mean_ratio(diff.baseline_rate, diff.canary_rate)
+    classification, passed, critical_failure, effect = apply_effect_size(spec, classification, passed, ratio)
     verdict_word = "ok" if classification == "pass" else ("worse" if not passed else "better")
     rel = diff.estimate / diff.baseline_rate if diff.baseline_rate else None
     reason = (
         f"{spec.name} {diff.baseline_rate:.4%} -> {diff.canary_rate:.4%} "
         f"(difference {diff.estimate * 100:+.3f} pp [{diff.lower * 100:+.3f}, {diff.upper * 100:+.3f}]), "
-        f"tolerance {spec.tolerance * 100:g}% of baseline: {verdict_word}"
+        f"tolerance {spec.tolerance * 100:g}% of baseline{effect}: {verdict_word}"
     ) + (f" ({dropped})" if dropped else "")
     return MetricResult(
         spec.name,
@@ -251,6 +331,8 @@ def _judge_proportion(spec: MetricSpec, baseline: np.ndarray, canary: np.ndarray
         p_value=diff.p_value,
         reason=reason,
         test=spec.test,
+        mean_ratio=_finite(ratio),
+        critical_failure=critical_failure,
     )
 
 
@@ -304,7 +386,7 @@ def verdict_of(
     """The verdict from the metrics' results. It fails closed: a failed critical metric fails; a critical
     metric without data makes it nodata, as do half or more of the metrics without data (each with
     on_nodata: ignore; with on_nodata: fail a metric counts as failed); only then does the score decide."""
-    failing_critical = [r for r in results if r.critical and r.passed is False]
+    failing_critical = [r for r in results if r.fails_verdict]
     blind_critical = [r for r in results if r.critical and r.classification == "nodata" and r.passed is None]
     missing = [r for r in results if r.classification == "nodata" and r.passed is None]  # on_nodata: ignore
     reasons = [r.reason for r in results if r.passed is False] + [r.reason for r in results if r.passed is None]

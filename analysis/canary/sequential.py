@@ -267,7 +267,7 @@ def _metric_look(
         y = np.asarray(canary, dtype=np.float64)
         x, y = x[np.isfinite(x)], y[np.isfinite(y)]
         if spec.outliers == "iqr":
-            x, y = iqr_filter(x), iqr_filter(y)
+            x, y = iqr_filter(x, spec.outlier_factor), iqr_filter(y, spec.outlier_factor)
         if x.size < spec.min_samples or y.size < spec.min_samples:
             return _waiting(
                 spec,

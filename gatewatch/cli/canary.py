@@ -231,3 +231,43 @@ def show_command(state: State, run_id: str, as_json: bool) -> None:
         click.echo(f"  {metric['classification']:<6} {metric['reason']}")
     score = "n/a" if run.score is None else f"{run.score:.1f}"
     click.echo(f"verdict: {run.verdict.upper()} (score {score})")
+
+
+@canary.command("import-kayenta")
+@click.argument("source", metavar="CONFIG.json")
+@click.option("--out", "out_path", metavar="FILE", help="Write the Gatewatch config (YAML) here instead of stdout.")
+@click.option(
+    "--pass",
+    "pass_threshold",
+    type=float,
+    metavar="SCORE",
+    help="Pass threshold (0-100); wins over the file's scoreThresholds / executionRequest.thresholds.",
+)
+@click.option("--marginal", "marginal_threshold", type=float, metavar="SCORE", help="Marginal threshold (0-100).")
+@click.option("--json", "as_json", is_flag=True, help="Print {config, notes, out} as JSON.")
+def import_kayenta_command(
+    source: str, out_path: str | None, pass_threshold: float | None, marginal_threshold: float | None, as_json: bool
+) -> None:
+    """Turn a Spinnaker Kayenta canary config (JSON) into a Gatewatch canary config (YAML).
+
+    What could not be mapped is listed on stderr (`note: ...`, each naming the Kayenta field) and, as
+    comments, at the top of the YAML. Exit status: 0 when converted, notes or not; 2 when the file is
+    missing, not JSON or not a Kayenta canary config.
+    """
+    result = api.import_kayenta_config(source, pass_threshold=pass_threshold, marginal_threshold=marginal_threshold)
+    if out_path:
+        try:
+            Path(out_path).write_text(result.yaml, encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"--out {out_path!r}: cannot be written ({exc.strerror or exc})") from None
+    if as_json:
+        echo_json({"config": result.config, "notes": result.notes, "out": out_path})
+        return
+    if not out_path:
+        click.echo(result.yaml, nl=False)
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
+    if out_path:
+        click.echo(
+            f"wrote {out_path}: {len(result.config['metrics'])} metric(s), {len(result.notes)} note(s)", err=True
+        )

@@ -3,15 +3,20 @@ gates and the demo), read stored runs back, and a stored run's report for the da
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
 from sqlalchemy import Engine
 
 from analysis.canary import CanaryConfig, Verdict, config_from_mapping, judge, tolerance_band
+from analysis.canary.kayenta import from_kayenta, is_kayenta_config
 from analysis.canary.sequential import sequential_look
 from collector.canary_runs import CanaryOutcome, CanaryRun, list_runs, load_run, save_run
 from collector.canary_sequences import (
@@ -27,13 +32,15 @@ from collector.listings import load_canary_runs
 from collector.loaders import Scope
 from collector.telemetry import SampleSource, Telemetry, read_samples
 from collector.timeutil import utcnow
-from gatewatch.errors import CanaryConfigError
+from gatewatch.errors import CanaryConfigError, ConfigError
 
 __all__ = [
+    "KayentaImport",
     "canary_report",
     "canary_runs_between",
     "canary_sequence",
     "get_canary_run",
+    "import_kayenta_config",
     "list_canary_runs",
     "list_canary_sequences",
     "load_canary_config",
@@ -48,6 +55,65 @@ def load_canary_config(path: str | Path) -> CanaryConfig:
         return config_from_mapping(raw)
     except CanaryConfigError as exc:
         raise CanaryConfigError(f"{path}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class KayentaImport:
+    """A Kayenta canary config as a Gatewatch one: the config (as its YAML file holds it, validated), the
+    YAML text, and a note per thing that was not mapped, each naming its Kayenta field path."""
+
+    config: dict[str, Any]
+    yaml: str
+    notes: list[str] = field(default_factory=list)
+    canary: CanaryConfig | None = None
+
+
+def import_kayenta_config(
+    source: str | Path | Mapping[str, Any],
+    *,
+    pass_threshold: float | None = None,
+    marginal_threshold: float | None = None,
+) -> KayentaImport:
+    """A Spinnaker Kayenta canary config (a JSON file's path, or its parsed content; a bare config or an
+    ad-hoc request holding it under `canaryConfig`) as a Gatewatch canary config. The score thresholds
+    given here win over the file's (`classifier.scoreThresholds`, `executionRequest.thresholds`).
+    ConfigError names the file and the problem when it cannot be read or is not a Kayenta config."""
+    label = "Kayenta config"
+    if isinstance(source, Mapping):
+        raw: Any = source
+    else:
+        label = f"Kayenta config {str(source)!r}"
+        raw = _read_json(Path(source), label)
+    if not is_kayenta_config(raw):
+        raise ConfigError(
+            f"{label}: not a Kayenta canary config (expected a JSON object with a non-empty list of metrics, "
+            "each with query and analysisConfigurations)"
+        )
+    config, notes = from_kayenta(raw, pass_threshold, marginal_threshold)
+    try:
+        canary = config_from_mapping(config)
+    except CanaryConfigError as exc:
+        raise CanaryConfigError(f"{label}: the imported config does not validate: {exc}") from None
+    inner = raw.get("canaryConfig", raw)
+    header = f"# Gatewatch canary config imported from Kayenta canary config {inner.get('name', '(unnamed)')!r}\n"
+    header += "".join(f"# not mapped: {note}\n" for note in notes)
+    text = header + yaml.safe_dump(config, sort_keys=False, allow_unicode=True, width=120)
+    return KayentaImport(config, text, notes, canary)
+
+
+def _read_json(path: Path, label: str) -> Any:
+    if not path.is_file():
+        raise ConfigError(f"{label}: no such file")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{label}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"{label}: cannot be read ({exc.strerror or exc})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{label}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
 
 
 def run_canary(
