@@ -67,6 +67,18 @@ def test_the_allowed_decrease_for_a_metric_where_lower_is_worse():
     assert other.passed is False
 
 
+def test_a_side_left_out_is_kayentas_default_1():
+    # a significant rise of the bulk whose mean falls (one low value): not a `high` once effect sizes apply
+    baseline = BASE.copy()
+    canary = 1.05 * BASE
+    canary[0] = -2000.0  # canary sum 5250 - 1.05 x 99 - 2000 = 3146.05: mean 62.921, ratio 0.62921
+    plain = judge_metric(spec(), baseline, canary, 0.98)
+    assert plain.classification == "high" and plain.mean_ratio == pytest.approx(0.62921)
+    ratio_under_1 = judge_metric(spec(effect_size={"allowed_decrease": 0.5}), baseline, canary, 0.98)
+    assert ratio_under_1.classification == "pass"
+    assert "within allowed increase 1.00" in ratio_under_1.reason
+
+
 def test_the_mean_ratio_when_a_mean_is_zero_or_negative():
     assert mean_ratio(0.0, 0.0) == 1.0
     assert mean_ratio(0.0, 3.0) == float("inf")  # Kayenta takes 1 here; a rise from zero is not excused

@@ -128,27 +128,28 @@ def apply_effect_size(
     spec: MetricSpec, classification: str, passed: bool, ratio: float | None
 ) -> tuple[str, bool, bool | None, str]:
     """Kayenta's effect sizes over a classification: a significant `high` whose mean ratio is under
-    `allowed_increase` (a `low` above `allowed_decrease`) is a pass; a failing critical metric fails
-    the verdict only at or beyond its critical effect size. Returns the classification, passed, the
-    critical failure (None: no critical_effect_size) and a clause for the reason ("" when none decided)."""
+    `allowed_increase` (a `low` above `allowed_decrease`; a side left out is 1) is a pass; a failing
+    critical metric fails the verdict only at or beyond its critical effect size. Returns the
+    classification, passed, the critical failure (None: no critical_effect_size) and a clause for the
+    reason ("" when none decided)."""
     note = ""
     effect = spec.effect_size
     if effect is not None and classification in ("high", "low"):
-        side, limit = (
+        side, given = (
             ("increase", effect.allowed_increase) if classification == "high" else ("decrease", effect.allowed_decrease)
         )
-        if limit is not None:
-            if ratio is None:
-                note = f"; mean ratio n/a, allowed {side} {limit:.2f} not applied"
-            elif (ratio < limit) if classification == "high" else (ratio > limit):
-                return (
-                    "pass",
-                    True,
-                    None,
-                    f"; significant but mean ratio {_ratio_text(ratio)} within allowed {side} {limit:.2f}",
-                )
-            else:
-                note = f"; mean ratio {_ratio_text(ratio)} beyond allowed {side} {limit:.2f}"
+        limit = 1.0 if given is None else given  # a side left out: Kayenta's default 1
+        if ratio is None:
+            note = f"; mean ratio n/a, allowed {side} {limit:.2f} not applied"
+        elif (ratio < limit) if classification == "high" else (ratio > limit):
+            return (
+                "pass",
+                True,
+                None,
+                f"; significant but mean ratio {_ratio_text(ratio)} within allowed {side} {limit:.2f}",
+            )
+        elif given is not None:
+            note = f"; mean ratio {_ratio_text(ratio)} beyond allowed {side} {limit:.2f}"
     critical_failure = None
     crit = spec.critical_effect_size
     if crit is not None and spec.critical and not passed and classification in ("high", "low"):
