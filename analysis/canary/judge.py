@@ -153,15 +153,15 @@ def apply_effect_size(
     critical_failure = None
     crit = spec.critical_effect_size
     if crit is not None and spec.critical and not passed and classification in ("high", "low"):
-        side, limit = (
+        side, bound = (
             ("increase", crit.critical_increase) if classification == "high" else ("decrease", crit.critical_decrease)
         )
-        if limit is None or ratio is None:
+        if bound is None or ratio is None:
             critical_failure = True
         else:
-            critical_failure = ratio >= limit if classification == "high" else ratio <= limit
+            critical_failure = ratio >= bound if classification == "high" else ratio <= bound
             word = "at or beyond" if critical_failure else "within"
-            note += f"; mean ratio {_ratio_text(ratio)} {word} critical {side} {limit:.2f}" + (
+            note += f"; mean ratio {_ratio_text(ratio)} {word} critical {side} {bound:.2f}" + (
                 "" if critical_failure else " (not a critical failure)"
             )
     return classification, passed, critical_failure, note
