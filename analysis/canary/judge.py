@@ -21,6 +21,7 @@ import pandas as pd
 from gatewatch.errors import ConfigError
 
 from .config import CanaryConfig, MetricSpec
+from .shape import shape_tests
 from .stats import hodges_lehmann, proportion_difference
 
 
@@ -43,11 +44,13 @@ class MetricResult:
     reason: str = ""
     test: str = "mann-whitney"
     sequence: dict[str, Any] | None = None  # a sequential look's bounds (analysis.canary.sequential)
+    shape: dict[str, dict[str, Any]] | None = None  # per shape test that ran (analysis.canary.shape)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        if out["sequence"] is None:
-            del out["sequence"]
+        for key in ("sequence", "shape"):
+            if out[key] is None:
+                del out[key]
         return out
 
 
@@ -172,6 +175,13 @@ def judge_metric(spec: MetricSpec, baseline: np.ndarray, canary: np.ndarray, con
         f"{spec.name} {_pct(rel(shift.estimate))} [{_pct(rel(shift.lower))}, {_pct(rel(shift.upper))}], "
         f"tolerance {spec.tolerance * 100:g}%: {verdict_word}"
     )
+    # Shape tests (fixed-horizon, after the shift): one that fires fails the metric; the classification
+    # stays the shift's (pass, high, low) and the reason names the test.
+    shapes = shape_tests(spec, x, y, confidence, shift.estimate)
+    fired = [s for s in shapes if s.fired]
+    if fired:
+        passed = False
+        reason = "; ".join([reason] + [f"{spec.name}: {s.reason}" for s in fired])
     return MetricResult(
         spec.name,
         classification,
@@ -187,6 +197,7 @@ def judge_metric(spec: MetricSpec, baseline: np.ndarray, canary: np.ndarray, con
         p_value=shift.p_value,
         reason=reason,
         test=spec.test,
+        shape={s.test: s.to_dict() for s in shapes} or None,
     )
 
 
