@@ -123,17 +123,25 @@ def scale_test(
     return ShapeResult("scale", method, f, p, ratio, (lower, upper), tolerance, fired, reason, {})
 
 
+def _permutations(resamples: int) -> Any:
+    """scipy's permutation method with a fixed seed (`rng` from scipy 1.15, `random_state` before)."""
+    try:
+        return stats.PermutationMethod(n_resamples=resamples, rng=np.random.default_rng(0))
+    except TypeError:
+        return stats.PermutationMethod(n_resamples=resamples, random_state=np.random.default_rng(0))
+
+
 def anderson_darling(baseline: np.ndarray, canary: np.ndarray) -> tuple[float, float]:
-    """Anderson-Darling k-sample (scipy, midrank): (statistic, p). With heavy ties (fewer distinct values than
-    half the samples) its tabled p-value runs low, so p is a permutation p-value (499 resamples, fixed seed:
-    the same samples give the same verdict); otherwise scipy's, capped to [0.001, 0.25]."""
+    """Anderson-Darling k-sample (scipy; midrank, its default): (statistic, p). With heavy ties (fewer distinct
+    values than half the samples) its tabled p-value runs low, so p is a permutation p-value (499 resamples,
+    fixed seed: the same samples give the same verdict); otherwise scipy's, capped to [0.001, 0.25]."""
     pooled = np.concatenate([baseline, canary])
     if np.unique(pooled).size < 2:  # a single value in both samples: nothing to compare
         return 0.0, 1.0
-    method = stats.PermutationMethod(n_resamples=499, rng=0) if np.unique(pooled).size < pooled.size / 2 else None
+    method = _permutations(499) if np.unique(pooled).size < pooled.size / 2 else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the cap's warning: the p-value says it
-        ad = stats.anderson_ksamp([baseline, canary], midrank=True, method=method)
+        ad = stats.anderson_ksamp([baseline, canary], method=method)  # midrank, the default
     return float(ad.statistic), float(ad.pvalue)
 
 
