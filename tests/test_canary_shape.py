@@ -318,3 +318,18 @@ def test_cli_judge_fails_a_variance_only_change_on_scale(tmp_path, gatewatch):
     assert as_json["metrics"][0]["shape"]["scale"]["fired"] is True
     plain = gatewatch(*args, "--config", str(tmp_path / "plain.yaml"))
     assert plain.returncode == 0 and "verdict: PASS" in plain.stdout  # the shift alone sees nothing
+
+
+def test_a_gate_check_that_sets_mode_sequential_refuses_shape_tests(tmp_path, gatewatch):
+    rng = np.random.default_rng(15)
+    rows = [
+        {"metric": "latency", "group": g, "value": v} for g in ("baseline", "canary") for v in rng.normal(200, 10, 50)
+    ]
+    pd.DataFrame(rows).to_csv(tmp_path / "samples.csv", index=False)
+    (tmp_path / "canary.yaml").write_text("metrics:\n  - name: latency\n    scale: true\n")
+    check = "  - canary: {config: canary.yaml, data: samples.csv, mode: sequential}\n    on_fail: rollback\n"
+    (tmp_path / "gate.yaml").write_text("name: g\nchecks:\n" + check)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    res = gatewatch("--db", url, "gate", "check", "--policy", str(tmp_path / "gate.yaml"), "--key", "k1")
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "metrics[0].scale: shape tests are fixed-horizon; not available in mode: sequential" in res.stderr
