@@ -123,26 +123,50 @@ def scale_test(
     return ShapeResult("scale", method, f, p, ratio, (lower, upper), tolerance, fired, reason, {})
 
 
-def _permutations(resamples: int) -> Any:
-    """scipy's permutation method with a fixed seed (`rng` from scipy 1.15, `random_state` before)."""
-    try:
-        return stats.PermutationMethod(n_resamples=resamples, rng=np.random.default_rng(0))
-    except TypeError:
-        return stats.PermutationMethod(n_resamples=resamples, random_state=np.random.default_rng(0))
+def ad_midrank(counts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """The two-sample Anderson-Darling midrank statistic A2akN (Scholz & Stephens 1987, eq. 7) from the
+    counts of each distinct value (in increasing order) per sample: `counts` (..., 2, L), `sizes` (2,)."""
+    lj = counts.sum(axis=-2, keepdims=True).astype(np.float64)  # (..., 1, L)
+    n_total = float(sizes.sum())
+    bj = np.cumsum(lj, axis=-1) - lj / 2.0
+    mij = np.cumsum(counts, axis=-1) - counts / 2.0
+    n = sizes.astype(np.float64)[:, None]
+    inner = lj / n_total * (n_total * mij - bj * n) ** 2 / (bj * (n_total - bj) - n_total * lj / 4.0)
+    return (n_total - 1.0) / n_total * (inner.sum(axis=-1) / n[:, 0]).sum(axis=-1)
+
+
+def _tied_permutation_p(baseline: np.ndarray, canary: np.ndarray, resamples: int = 999) -> float:
+    """The permutation p-value of the midrank statistic, drawing the canary's counts per distinct value
+    from their multivariate hypergeometric law (a permutation of the pooled samples, without sorting)."""
+    values, inverse = np.unique(np.concatenate([baseline, canary]), return_inverse=True)
+    lj = np.bincount(inverse, minlength=values.size)
+    c = np.bincount(inverse[baseline.size :], minlength=values.size)
+    sizes = np.array([baseline.size, canary.size])
+    observed = float(ad_midrank(np.stack([lj - c, c]), sizes))
+    rng = np.random.default_rng(0)  # fixed: the same samples give the same verdict
+    chunk = max(1, 2_000_000 // values.size)
+    above = 0
+    for start in range(0, resamples, chunk):
+        draws = rng.multivariate_hypergeometric(lj, canary.size, size=min(chunk, resamples - start))
+        stat = ad_midrank(np.stack([lj - draws, draws], axis=1), sizes)
+        above += int(np.count_nonzero(stat >= observed * (1 - 1e-12)))
+    return (1 + above) / (1 + resamples)
 
 
 def anderson_darling(baseline: np.ndarray, canary: np.ndarray) -> tuple[float, float]:
-    """Anderson-Darling k-sample (scipy; midrank, its default): (statistic, p). With heavy ties (fewer distinct
-    values than half the samples) its tabled p-value runs low, so p is a permutation p-value (499 resamples,
-    fixed seed: the same samples give the same verdict); otherwise scipy's, capped to [0.001, 0.25]."""
+    """Anderson-Darling k-sample (scipy's standardized statistic; midrank, its default): (statistic, p). With
+    heavy ties (fewer distinct values than half the samples) scipy's tabled p-value runs low (4.7% below 0.01
+    for two A/A samples of 200 with 8% non-zero counts), so p is a permutation p-value (999 resamples, fixed
+    seed); otherwise scipy's, capped to [0.001, 0.25]."""
     pooled = np.concatenate([baseline, canary])
-    if np.unique(pooled).size < 2:  # a single value in both samples: nothing to compare
+    distinct = np.unique(pooled).size
+    if distinct < 2:  # a single value in both samples: nothing to compare
         return 0.0, 1.0
-    method = _permutations(499) if np.unique(pooled).size < pooled.size / 2 else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the cap's warning: the p-value says it
-        ad = stats.anderson_ksamp([baseline, canary], method=method)  # midrank, the default
-    return float(ad.statistic), float(ad.pvalue)
+        ad = stats.anderson_ksamp([baseline, canary])  # midrank, the default
+    p = _tied_permutation_p(baseline, canary) if distinct < pooled.size / 2 else float(ad.pvalue)
+    return float(ad.statistic), p
 
 
 TAILS = (0.5, 0.75, 0.9, 0.95, 0.975)  # increase: the shares above these pooled quantiles; decrease: below 1 - p
