@@ -162,7 +162,7 @@ def test_zero_inflation_0_of_10_vs_6_of_10_fails_naming_the_test():
     canary = np.array([0.0] * 4 + [2.0, 1, 4, 1, 3, 2])
     result = judge_metric(spec(zeros=True), baseline, canary, 0.98)
     assert result.passed is False
-    assert "zeros: non-zero share 0/10 -> 6/10" in result.reason and "Fisher's exact" in result.reason
+    assert "latency: zeros 0/10 -> 6/10 non-zero (+60.0 pp" in result.reason and "Fisher's exact" in result.reason
     assert result.shape is not None and result.shape["zeros"]["fired"] is True
     assert result.shape["zeros"]["p_value"] == pytest.approx(210 / 38760)
     # off (the default): the same samples pass on the shift alone, and no shape is reported
@@ -228,6 +228,11 @@ def test_shape_keys_and_their_defaults():
     assert metric.shape_tests() == {"scale": 0.2, "distribution": 0.3}
     assert spec(zeros=True).shape_tests() == {"zeros": 0.05} and spec().shape_tests() == {}
     assert spec(scale=1).shape_tolerance("scale") == 1.0
+    # a stored run's config (to_dict) reads back the same; metrics without shape keys store none
+    config = config_from_mapping({"metrics": [{"name": "a", "scale": True, "zeros": 0.1}, {"name": "b"}]})
+    assert config_from_mapping(config.to_dict()) == config
+    stored = config.to_dict()["metrics"]
+    assert stored[0]["scale"] is True and stored[0]["zeros"] == 0.1 and "scale" not in stored[1]
 
 
 @pytest.mark.parametrize(

@@ -4,9 +4,10 @@ beyond its own tolerance:
 
 - scale: the ratio of spreads (mean absolute deviation from the median, canary / baseline) with a
   log-scale interval; Brown-Forsythe's test. Fires when the whole interval lies beyond x(1 + tolerance).
-- distribution: Anderson-Darling k-sample on the baseline and the canary less its shift (the shape only:
-  the shift is the location test's), and the largest quantile difference (5% to 95% in steps of 5%)
-  beyond a band of tolerance x the baseline's 10%-90% spread.
+- distribution: Anderson-Darling k-sample, with Fisher's exact test on the shares beyond pooled tail
+  quantiles (a rank test alone misses a few far-off samples), on the baseline and the canary less its
+  shift (the shape only: the shift is the location test's), and the largest quantile difference (5% to
+  95% in steps of 5%) on the worse side beyond a band of tolerance x the baseline's 10%-90% spread.
 - zeros: the share of non-zero values; Fisher's exact test (one-sided by direction) and a Newcombe
   (Wilson score) interval for the difference of shares. Fires when the interval lies beyond tolerance.
 
@@ -211,7 +212,9 @@ def distribution_test(
     statistic, p_ad = anderson_darling(x, y)
     tail_at, p_tail, _ = tail_exceedance(x, y, direction)
     p = min(1.0, 2 * min(p_ad, p_tail))
-    method = "Anderson-Darling k-sample" if p_ad <= p_tail else f"tail exceedance at q{tail_at * 100:g}, Fisher's exact"
+    method = "Anderson-Darling k-sample"
+    if p_tail < p_ad:
+        method += f" + tail exceedance at q{tail_at * 100:g} (Fisher's exact)"
     qx, qy = np.quantile(x, QUANTILES), np.quantile(y, QUANTILES)
     spread = float(np.quantile(x, 0.9) - np.quantile(x, 0.1)) or float(np.mean(np.abs(x - np.median(x))))
     band = tolerance * spread
@@ -242,7 +245,7 @@ def distribution_test(
     }
     return ShapeResult(
         "distribution",
-        "Anderson-Darling k-sample",
+        "Anderson-Darling k-sample + tail exceedance (Fisher's exact), Bonferroni",
         statistic,
         p,
         estimate,
@@ -297,7 +300,7 @@ def zeros_test(
     reason = ""
     if fired:
         reason = (
-            f"zeros: non-zero share {nx}/{x.size} -> {ny}/{y.size} ({diff * 100:+.1f} pp [{lower * 100:+.1f}, "
+            f"zeros {nx}/{x.size} -> {ny}/{y.size} non-zero ({diff * 100:+.1f} pp [{lower * 100:+.1f}, "
             f"{upper * 100:+.1f}]) beyond tolerance {tolerance * 100:g} pp ({method}, p {p:.2g}): worse"
         )
     detail = {"baseline_nonzero": nx, "canary_nonzero": ny, "alternative": alternative}
