@@ -115,8 +115,11 @@ def canary(policy: Policy, check: Check, ctx: Context) -> Outcome:
     settings = check.canary
     assert settings is not None
     config = _canary_config(policy, settings.config)
-    if settings.mode is not None:
-        config = config.model_copy(update={"mode": settings.mode})
+    if settings.mode is not None and settings.mode != config.mode:
+        try:  # validated again: shape tests, for one, are refused in mode: sequential
+            config = config_from_mapping({**config.to_dict(), "mode": settings.mode})
+        except CanaryConfigError as exc:
+            raise PolicyError(f"canary config {settings.config!r} with mode: {settings.mode}: {exc}") from None
     source, span = _sample_source(policy, settings, ctx)
     window = (ctx.now - span, ctx.now) if span is not None else None
     sequence = None

@@ -3,17 +3,20 @@ interval's confidence and the score thresholds (see the README's "The config")."
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from gatewatch.errors import CanaryConfigError
 from gatewatch.schema import LIST, Model, PositiveDuration, validate
 
 __all__ = [
     "DIRECTIONS",
+    "SHAPE_DEFAULTS",
+    "SHAPE_TESTS",
     "TESTS",
     "CanaryConfig",
     "CloudWatchMetric",
@@ -28,6 +31,20 @@ __all__ = [
 DIRECTIONS = ("increase", "decrease", "either")
 TESTS = ("mann-whitney", "proportion")
 Text = Annotated[str, Field(min_length=1)]
+SHAPE_TESTS = ("scale", "distribution", "zeros")  # analysis.canary.shape
+SHAPE_DEFAULTS = {"scale": 0.2, "distribution": 0.1, "zeros": 0.05}
+
+
+def _shape_option(value: Any) -> Any:
+    """A shape test's key: true (on, default tolerance), false or absent (off), or a tolerance (a number >= 0)."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and math.isfinite(value) and value >= 0:
+        return float(value)
+    raise ValueError(f"expected true, false or a tolerance (a number at least 0), got {value!r}")
+
+
+ShapeOption = Annotated[bool | float | None, BeforeValidator(_shape_option)]
 
 
 class CloudWatchMetric(Model):
@@ -88,6 +105,9 @@ class MetricSpec(Model):
     effect_size: EffectSize | None = None
     critical_effect_size: CriticalEffectSize | None = None
     outlier_factor: float | None = Field(None, gt=0)  # None: 1.5
+    scale: ShapeOption = None
+    distribution: ShapeOption = None
+    zeros: ShapeOption = None
 
     @field_validator("name")
     @classmethod
@@ -110,6 +130,29 @@ class MetricSpec(Model):
                 "critical_effect_size: applies to critical metrics only (set critical: true), as in Kayenta"
             )
         return self
+
+    @model_validator(mode="after")
+    def _shape(self) -> MetricSpec:
+        for test in self.shape_tests():
+            if self.test != "mann-whitney":
+                raise ValueError(
+                    f"{test}: shape tests need test: mann-whitney (a {self.test} metric has no distribution of values)"
+                )
+        zeros = self.shape_tolerance("zeros")
+        if zeros is not None and zeros >= 1:
+            raise ValueError(f"zeros: expected a tolerance below 1 (a difference of non-zero shares), got {zeros:g}")
+        return self
+
+    def shape_tolerance(self, test: str) -> float | None:
+        """A shape test's tolerance (its default for `true`), or None when it is off."""
+        value = getattr(self, test)
+        if value is None or value is False:
+            return None
+        return SHAPE_DEFAULTS[test] if value is True else float(value)
+
+    def shape_tests(self) -> dict[str, float]:
+        """The shape tests that are on, with their tolerances."""
+        return {t: tol for t in SHAPE_TESTS if (tol := self.shape_tolerance(t)) is not None}
 
 
 class Thresholds(Model):
@@ -165,6 +208,11 @@ class CanaryConfig(Model):
                             f"metrics[{i}].{key}: effect sizes are a fixed-horizon notion, not for mode: "
                             "sequential (use tolerance)"
                         )
+                if metric.shape_tests():
+                    test = next(iter(metric.shape_tests()))
+                    raise ValueError(
+                        f"metrics[{i}].{test}: shape tests are fixed-horizon; not available in mode: sequential"
+                    )
         if self.thresholds.marginal > self.thresholds.pass_:
             raise ValueError(
                 f"thresholds.marginal: {self.thresholds.marginal:g} is above thresholds.pass {self.thresholds.pass_:g}"

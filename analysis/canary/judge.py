@@ -21,6 +21,7 @@ import pandas as pd
 from gatewatch.errors import ConfigError
 
 from .config import CanaryConfig, MetricSpec
+from .shape import shape_tests
 from .stats import hodges_lehmann, proportion_difference
 
 
@@ -45,10 +46,11 @@ class MetricResult:
     sequence: dict[str, Any] | None = None  # a sequential look's bounds (analysis.canary.sequential)
     mean_ratio: float | None = None  # canary mean / baseline mean (rates for proportion), Kayenta's effect size
     critical_failure: bool | None = None  # set by critical_effect_size; None: a failed critical metric fails
+    shape: dict[str, dict[str, Any]] | None = None  # per shape test that ran (analysis.canary.shape)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        for key in ("sequence", "critical_failure"):
+        for key in ("sequence", "critical_failure", "shape"):
             if out[key] is None:
                 del out[key]
         return out
@@ -245,6 +247,13 @@ def judge_metric(spec: MetricSpec, baseline: np.ndarray, canary: np.ndarray, con
         f"{spec.name} {_pct(rel(shift.estimate))} [{_pct(rel(shift.lower))}, {_pct(rel(shift.upper))}], "
         f"tolerance {spec.tolerance * 100:g}%{effect}: {verdict_word}"
     )
+    # Shape tests (fixed-horizon, after the shift): one that fires fails the metric; the classification
+    # stays the shift's (pass, high, low) and the reason names the test.
+    shapes = shape_tests(spec, x, y, confidence, shift.estimate)
+    fired = [s for s in shapes if s.fired]
+    if fired:
+        passed = False
+        reason = "; ".join([reason] + [f"{spec.name}: {s.reason}" for s in fired])
     return MetricResult(
         spec.name,
         classification,
@@ -262,6 +271,7 @@ def judge_metric(spec: MetricSpec, baseline: np.ndarray, canary: np.ndarray, con
         test=spec.test,
         mean_ratio=_finite(ratio),
         critical_failure=critical_failure,
+        shape={s.test: s.to_dict() for s in shapes} or None,
     )
 
 
