@@ -23,7 +23,7 @@ a minute for 30 minutes (looks at 1, 2, ..., 30 minutes, each with every sample 
   effect size, which a team does not).
 - Tolerance 0 and 0.1 (the band is relative to the baseline median).
 - Shape tests (per-metric `scale`, `distribution`, `zeros` keys), n = 200 a side, fixed judge: variance
-  x3 at the same median, 10% of the canary's samples at 5x, zeros 8% -> 30% of samples; and A/A for
+  x3 at the same median, 10% of the canary's samples at 5x, non-zero 8% -> 30% of samples; and A/A for
   each. Printed as not available when the config loader refuses those keys.
 
     python benchmarks/verdicts.py [--runs 2000] [--seed 16] [--quick] [--json]
@@ -61,7 +61,7 @@ SHIFTS = (1.2, 1.5)
 SEQUENTIAL = {"min_duration": "10m", "max_duration": "30m", "look_interval": "1m", "quantile": 0.5}
 FULL_RUNS, QUICK_RUNS = 2000, 150
 SHAPE_N = 200
-SHAPE_ZEROS = (0.08, 0.30)  # share of samples at zero: baseline, canary
+SHAPE_NONZERO = (0.08, 0.30)  # share of samples that are not zero: baseline, canary (the 8% -> 30%)
 SHAPE_OUTLIERS = (0.10, 5.0)  # share of the canary's samples, and the factor they are multiplied by
 SHAPE_VARIANCE = 3.0
 
@@ -298,8 +298,8 @@ def shape_samples(test: str, rng: np.random.Generator) -> tuple[np.ndarray, np.n
     elif test == "distribution":
         changed = np.where(rng.random(SHAPE_N) < SHAPE_OUTLIERS[0], SHAPE_OUTLIERS[1] * c, c)
     else:
-        b, a = (np.where(rng.random(SHAPE_N) < SHAPE_ZEROS[0], 0.0, v) for v in (b, a))
-        changed = np.where(rng.random(SHAPE_N) < SHAPE_ZEROS[1], 0.0, c)
+        b, a = (np.where(rng.random(SHAPE_N) < SHAPE_NONZERO[0], v, 0.0) for v in (b, a))
+        changed = np.where(rng.random(SHAPE_N) < SHAPE_NONZERO[1], c, 0.0)
     return b, a, changed
 
 
@@ -310,7 +310,7 @@ def shape_rows(runs: int, rng: np.random.Generator) -> list[Row]:
     scenarios = {
         "scale": f"variance x{SHAPE_VARIANCE:g}, same median",
         "distribution": f"{SHAPE_OUTLIERS[0]:.0%} of canary samples at {SHAPE_OUTLIERS[1]:g}x",
-        "zeros": f"zeros {SHAPE_ZEROS[0]:.0%} -> {SHAPE_ZEROS[1]:.0%} of samples",
+        "zeros": f"non-zero {SHAPE_NONZERO[0]:.0%} -> {SHAPE_NONZERO[1]:.0%} of samples",
     }
     location = canary_config(0.1, "fixed")
     rows = []

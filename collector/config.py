@@ -35,6 +35,7 @@ __all__ = [
     "config_from_mapping",
     "environment_variable",
     "load_config",
+    "read_text",
     "read_yaml",
     "store_url",
 ]
@@ -288,17 +289,22 @@ def _relative(folder: str | None, base: Path) -> str | None:
     return str(base / folder) if folder and not Path(folder).is_absolute() else folder
 
 
-def read_yaml(path: str | os.PathLike[str], what: str) -> Any:
-    """A YAML file's content; ConfigError naming `what` and the file when it cannot be read or parsed."""
+def read_text(path: str | os.PathLike[str], what: str) -> str:
+    """A text file's content (UTF-8, a BOM dropped); ConfigError naming `what` and the file when it cannot be read."""
     file = Path(path)
     if not file.is_file():
         raise ConfigError(f"{what} {str(path)!r}: no such file")
     try:
-        text = file.read_text(encoding="utf-8-sig")
+        return file.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{what} {str(path)!r}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
     except OSError as exc:
         raise ConfigError(f"{what} {str(path)!r}: cannot be read ({exc.strerror or exc})") from None
+
+
+def read_yaml(path: str | os.PathLike[str], what: str) -> Any:
+    """A YAML file's content; ConfigError naming `what` and the file when it cannot be read or parsed."""
+    text = read_text(path, what)
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -64,20 +64,33 @@ def test_scale_ratio_and_interval_by_hand():
     zx, zy = np.abs(x - np.median(x)), np.abs(y - np.median(y))
     assert result.estimate == pytest.approx(zy.mean() / zx.mean())
     se = math.sqrt(zy.var(ddof=1) / (N * zy.mean() ** 2) + zx.var(ddof=1) / (N * zx.mean() ** 2))
-    q = stats.t.ppf(0.99, 2 * N - 2)
+    # Only wider is worse for direction increase: one-sided bound and p (alpha on the wide side).
+    q = stats.t.ppf(0.98, 2 * N - 2)
     assert result.interval == pytest.approx((result.estimate * math.exp(-q * se), result.estimate * math.exp(q * se)))
+    assert result.p_value == pytest.approx(stats.levene(x, y, center="median").pvalue / 2, rel=1e-8)
     assert result.fired and 2.4 < result.estimate < 3.6 and result.interval[0] > 1.2
     assert "scale ×" in result.reason and "Brown-Forsythe" in result.reason
+    # Either way worse: two-sided.
+    either = scale_test(x, y, 0.98, 0.2, "either")
+    q2 = stats.t.ppf(0.99, 2 * N - 2)
+    assert either.interval == pytest.approx((either.estimate * math.exp(-q2 * se), either.estimate * math.exp(q2 * se)))
+    assert either.p_value == pytest.approx(stats.levene(x, y, center="median").pvalue, rel=1e-8)
+    # A narrower canary is not significant one-sided.
+    assert scale_test(y, x, 0.98, 0.2).p_value > 0.5
 
 
 def test_scale_interval_covers_the_true_ratio():
-    """The log-scale interval's coverage (98%) of the true ratio of mean absolute deviations (x1.5), 400 runs."""
+    """The log-scale interval's coverage of the true ratio of mean absolute deviations (x1.5), 400 runs: the
+    two-sided interval (direction either) 98%, the one-sided lower bound (direction increase) 98%."""
     rng = np.random.default_rng(3)
-    covered = 0
+    covered = lower_covered = 0
     for _ in range(400):
-        result = scale_test(rng.normal(0, 1, N), rng.normal(0, 1.5, N), 0.98, 0.2)
-        covered += result.interval[0] <= 1.5 <= result.interval[1]
+        x, y = rng.normal(0, 1, N), rng.normal(0, 1.5, N)
+        both = scale_test(x, y, 0.98, 0.2, "either")
+        covered += both.interval[0] <= 1.5 <= both.interval[1]
+        lower_covered += scale_test(x, y, 0.98, 0.2, "increase").interval[0] <= 1.5
     assert covered / 400 >= 0.96  # nominal 0.98; binomial sd at 400 runs 0.007
+    assert lower_covered / 400 >= 0.96
 
 
 def test_anderson_darling_is_scipys():

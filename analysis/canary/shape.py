@@ -99,7 +99,7 @@ def scale_test(
 ) -> ShapeResult:
     """The ratio of spreads (mean |x - median|, canary / baseline), its log-scale (delta method, t) interval
     and Brown-Forsythe's test; fires when significant and the interval lies beyond x(1 + tolerance) on a
-    worse side (wider: always; narrower: only for direction either)."""
+    worse side (wider: always; narrower: only for direction either, the only two-sided case)."""
     x, y = np.asarray(baseline, dtype=np.float64), np.asarray(canary, dtype=np.float64)
     zx, zy = np.abs(x - np.median(x)), np.abs(y - np.median(y))
     mx, my = float(zx.mean()), float(zy.mean())
@@ -111,8 +111,13 @@ def scale_test(
         return ShapeResult("scale", method, f, p, ratio, (math.nan, math.nan), tolerance, False, "", {})
     ratio = my / mx
     se = math.sqrt(zy.var(ddof=1) / (zy.size * my**2) + zx.var(ddof=1) / (zx.size * mx**2))
-    q = float(stats.t.ppf(0.5 + confidence / 2.0, zx.size + zy.size - 2))
+    # Only a wider spread is worse unless the direction is either: then the test and the bound are one-sided
+    # (alpha all on the wide side), and the interval shown is the two-sided one at 1 - 2 alpha.
+    one_sided = direction != "either"
+    q = float(stats.t.ppf(confidence if one_sided else 0.5 + confidence / 2.0, zx.size + zy.size - 2))
     lower, upper = ratio * math.exp(-q * se), ratio * math.exp(q * se)
+    if one_sided:
+        p = p / 2.0 if ratio > 1.0 else 1.0 - p / 2.0
     significant = p < 1.0 - confidence
     wider = significant and lower > bound  # wider is worse whichever way the metric is worse
     narrower = significant and direction == "either" and upper < 1.0 / bound

@@ -27,7 +27,7 @@ from collector.canary_sequences import (
     load_sequence,
     record_look,
 )
-from collector.config import Config, read_yaml
+from collector.config import Config, read_text, read_yaml
 from collector.listings import load_canary_runs
 from collector.loaders import Scope
 from collector.telemetry import SampleSource, Telemetry, read_samples
@@ -102,14 +102,7 @@ def import_kayenta_config(
 
 
 def _read_json(path: Path, label: str) -> Any:
-    if not path.is_file():
-        raise ConfigError(f"{label}: no such file")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{label}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise ConfigError(f"{label}: cannot be read ({exc.strerror or exc})") from None
+    text = read_text(path, "Kayenta config")
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
