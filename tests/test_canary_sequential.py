@@ -127,7 +127,7 @@ def test_inflation_matches_the_variance_of_sign_counts_of_a_simulated_ar1():
     assert autocorrelation(ar1(rng, 5000, 0.8)) == pytest.approx(0.8, abs=0.05)
     assert autocorrelation(rng.standard_normal(5000)) == 0.0  # within noise: independent
     assert thinning_lag(0.0) == 1 and thinning_lag(0.8) > 5
-    assert inflation(0.8 ** thinning_lag(0.8)) <= 1.1
+    assert inflation(0.8 ** thinning_lag(0.8)) <= 1.25 < inflation(0.8 ** (thinning_lag(0.8) - 1))
 
 
 # --- decisions at each look --------------------------------------------------------------------------
@@ -185,6 +185,47 @@ def test_aa_canaries_fail_at_most_alpha_over_thirty_looks_independent_and_autoco
             history = run_sequence(canary_config(tolerance), 100 * np.exp(0.3 * baseline), 100 * np.exp(0.3 * canary))
             fails += history[-1] == "fail"
         assert fails / runs <= bound + 3 * math.sqrt(bound * (1 - bound) / runs), (rho, fails)
+
+
+def test_the_shift_sequence_covers_the_hodges_lehmann_shift_at_every_look():
+    """The median shift comes from one sequence over paired differences (i-th canary less i-th baseline
+    sample): its running bounds cover the median of Y - X, the Hodges-Lehmann shift parameter (here, of
+    skewed data, not the difference of the medians), at all 30 looks at once in at least 1 - alpha/2 of runs."""
+    rng = np.random.default_rng(7)
+    draws = rng.standard_normal((2, 2_000_000))
+    theta = float(np.median(120 * np.exp(0.3 * draws[1]) - 100 * np.exp(0.3 * draws[0])))
+    assert abs(theta - 20) > 0.3  # not the medians' difference, 20 (Monte Carlo s.e. of theta about 0.04)
+    config = canary_config(2.0, min_duration="40m", max_duration="41m")  # a band nothing reaches: no decision
+    runs, missed = 200, 0
+    for _ in range(runs):
+        baseline, canary = 100 * np.exp(0.3 * rng.standard_normal(300)), 120 * np.exp(0.3 * rng.standard_normal(300))
+        state = None
+        for look in range(1, 31):
+            verdict, state = sequential_look(
+                config, {"latency": (baseline[: 10 * look], canary[: 10 * look])}, timedelta(minutes=look), state
+            )
+            assert verdict.verdict == "continue"
+            lo, hi = verdict.metrics[0].ci
+            if not lo <= theta <= hi:
+                missed += 1
+                break
+    assert missed / runs <= 0.01 + 3 * math.sqrt(0.01 * 0.99 / runs), missed
+
+
+def test_one_sequence_for_the_shift_is_narrower_than_the_two_sides_combined_and_pairs_in_arrival_order():
+    rng = np.random.default_rng(8)
+    baseline, canary = 100 * np.exp(0.3 * rng.standard_normal(300)), 120 * np.exp(0.3 * rng.standard_normal(300))
+    verdict, _ = sequential_look(canary_config(0.0), {"latency": (baseline, canary)}, timedelta(minutes=1))
+    lo, hi = verdict.metrics[0].ci
+    assert lo <= float(np.median(canary - baseline)) <= hi
+    # The former construction at the same level: each side's median bounds, combined (their widths add).
+    (b_lo, b_hi), (c_lo, c_hi) = quantile_bounds(baseline, 0.5, 0.005), quantile_bounds(canary, 0.5, 0.005)
+    assert hi - lo < 0.8 * ((c_hi - b_lo) - (c_lo - b_hi))
+    # More baseline than canary samples: the surplus waits for its pair.
+    verdict, _ = sequential_look(canary_config(0.0), {"latency": (baseline[:150], canary[:100])}, timedelta(minutes=1))
+    metric = verdict.metrics[0]
+    assert metric.sequence["pairs"] == 100 and metric.baseline["n"] == 150
+    assert metric.shift == pytest.approx(float(np.median(canary[:100] - baseline[:100])))
 
 
 # --- the stored sequence -------------------------------------------------------------------------------
