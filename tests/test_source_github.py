@@ -431,6 +431,33 @@ def test_release_facts_come_from_the_deployment_payload(engine, config, release)
     )
 
 
+@pytest.mark.parametrize(
+    ("environment", "flag", "production"),
+    [
+        ("prod", False, True),  # GitHub's false means "not marked", not "not production"
+        ("Live", False, True),
+        ("eu-checkout", False, True),  # a configured name
+        ("eu-checkout", None, True),
+        ("staging", True, True),  # the repository marked it production
+        ("staging", False, False),
+        ("staging", None, False),
+    ],
+)
+def test_production_is_the_payloads_flag_or_a_configured_environment_name(engine, environment, flag, production):
+    config = config_from_mapping(
+        {"production": {"environments": ["production", "prod", "live", "eu-checkout"]}}, environ={}
+    )
+    payload = load("deployment")
+    payload["deployment"]["environment"] = environment
+    if flag is None:
+        payload["deployment"].pop("production_environment", None)
+    else:
+        payload["deployment"]["production_environment"] = flag
+    feed(engine, config, ("deployment", payload))
+    (deployment,) = dump_projections(engine)["deployments"]
+    assert (deployment["environment"], deployment["production"]) == (environment, production)
+
+
 def test_a_branch_push_records_its_commits_and_the_deployment_links_to_one(engine, config):
     summaries = feed(engine, config, sample("push.branch"), sample("deployment"), hint=False)
     assert [s.stored for s in summaries] == [1, 1]

@@ -270,7 +270,9 @@ def _deployment_row(payload: Mapping, config: Any, run_key: str | None) -> tuple
         "service": service,
         "team": team,
         "environment": environment,
-        "production": flag if flag is not None else config.is_production_environment(environment),
+        # GitHub sends production_environment false for every environment a repository did not mark, so the
+        # flag can only add: production = the flag or a configured name (as the GitLab adapter's tier).
+        "production": bool(flag) or config.is_production_environment(environment),
         "started_at": timestamp(payload, "deployment.created_at"),
         "version": version,
         "revision": sha,
