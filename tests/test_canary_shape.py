@@ -370,3 +370,16 @@ def test_a_gate_check_that_sets_mode_sequential_refuses_shape_tests(tmp_path, ga
     res = gatewatch("--db", url, "gate", "check", "--policy", str(tmp_path / "gate.yaml"), "--key", "k1")
     assert res.returncode == 2, res.stdout + res.stderr
     assert "metrics[0].scale: shape tests are fixed-horizon; not available in mode: sequential" in res.stderr
+
+
+def test_a_canary_with_spread_where_the_baseline_has_none_is_wider():
+    """No ratio to bound when the baseline has no spread: a significant spread in the canary is still
+    wider (fail closed), and two samples without spread are not."""
+    rng = np.random.default_rng(12)
+    flat, noisy = np.full(N, 100.0), 100 * np.exp(0.3 * rng.standard_normal(N))
+    result = scale_test(flat, noisy, 0.98, 0.2)
+    assert result.fired and result.estimate == math.inf and "scale" in result.reason
+    assert result.p_value == pytest.approx(stats.levene(flat, noisy, center="median").pvalue / 2, rel=1e-8)
+    assert not scale_test(flat, flat.copy(), 0.98, 0.2).fired
+    assert not scale_test(noisy, flat, 0.98, 0.2).fired  # narrower: worse only for direction either
+    assert scale_test(noisy, flat, 0.98, 0.2, "either").fired

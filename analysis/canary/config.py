@@ -26,6 +26,7 @@ __all__ = [
     "Sequential",
     "Thresholds",
     "config_from_mapping",
+    "worse_sides",
 ]
 
 DIRECTIONS = ("increase", "decrease", "either")
@@ -45,6 +46,11 @@ def _shape_option(value: Any) -> Any:
 
 
 ShapeOption = Annotated[bool | float | None, BeforeValidator(_shape_option)]
+
+
+def worse_sides(direction: str) -> tuple[bool, bool]:
+    """(a rise is worse, a fall is worse) for a metric's direction."""
+    return direction in ("increase", "either"), direction in ("decrease", "either")
 
 
 class CloudWatchMetric(Model):

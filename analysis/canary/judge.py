@@ -20,7 +20,7 @@ import pandas as pd
 
 from gatewatch.errors import ConfigError
 
-from .config import CanaryConfig, MetricSpec
+from .config import CanaryConfig, MetricSpec, worse_sides
 from .shape import shape_tests
 from .stats import hodges_lehmann, proportion_difference
 
@@ -190,9 +190,8 @@ def _classify(spec: MetricSpec, lower: float, upper: float, reference: float) ->
         classification = "low"
     else:
         return "pass", True
-    worse = (classification == "high" and spec.direction in ("increase", "either")) or (
-        classification == "low" and spec.direction in ("decrease", "either")
-    )
+    up_is_worse, down_is_worse = worse_sides(spec.direction)
+    worse = (classification == "high" and up_is_worse) or (classification == "low" and down_is_worse)
     return classification, not worse
 
 

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 from scipy import special
 
-from .config import CanaryConfig, MetricSpec
+from .config import CanaryConfig, MetricSpec, worse_sides
 from .judge import MetricResult, Verdict, iqr_filter, judge, score, valid_counts, verdict_of
 
 __all__ = [
@@ -215,10 +215,6 @@ def _intersect(previous: list[float] | None, lower: float, upper: float) -> list
     return [max(previous[0], lower), min(previous[1], upper)]
 
 
-def _worse_directions(spec: MetricSpec) -> tuple[bool, bool]:
-    return spec.direction in ("increase", "either"), spec.direction in ("decrease", "either")
-
-
 def _bands(baseline: list[float], tolerance: float) -> tuple[float, float]:
     """(band to fail beyond, band to pass within): tolerance x |baseline|, the largest and the smallest
     |baseline| the baseline's bounds allow."""
@@ -230,7 +226,7 @@ def _bands(baseline: list[float], tolerance: float) -> tuple[float, float]:
 
 
 def _classify(spec: MetricSpec, lo: float, hi: float, fail_band: float, pass_band: float) -> str:
-    up_is_worse, down_is_worse = _worse_directions(spec)
+    up_is_worse, down_is_worse = worse_sides(spec.direction)
     if up_is_worse and lo > fail_band:
         return "high"
     if down_is_worse and hi < -fail_band:
@@ -253,7 +249,7 @@ def _metric_look(
     previous: Mapping[str, list[float]] | None,
 ) -> tuple[MetricResult, dict[str, list[float]] | None]:
     """One metric at a look: its result (classification pass, high, low, continue) and new bounds."""
-    directions = sum(_worse_directions(spec))
+    directions = sum(worse_sides(spec.direction))
     per_bound = alpha / (2 * directions)  # each fail event uses two bounds; `either` has two such events
     previous = previous or {}
     if spec.test == "proportion":
@@ -302,7 +298,7 @@ def _paired_look(
     the Hodges-Lehmann shift parameter, the median of Y - X. One sequence for the shift, not one per side
     whose widths add. With a tolerance the band needs the baseline's median too: alpha is then split
     half to the shift's bounds, half to the baseline's two bounds."""
-    directions = sum(_worse_directions(spec))
+    directions = sum(worse_sides(spec.direction))
     shift_alpha = alpha / directions if spec.tolerance == 0 else alpha / (2 * directions)
     pairs = min(x.size, y.size)
     d = y[:pairs] - x[:pairs]

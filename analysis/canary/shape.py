@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from .config import SHAPE_DEFAULTS, SHAPE_TESTS, MetricSpec
+from .config import SHAPE_DEFAULTS, SHAPE_TESTS, MetricSpec, worse_sides
 
 __all__ = [
     "SHAPE_DEFAULTS",
@@ -74,11 +74,6 @@ def _finite(value: float) -> float | None:
     return float(value) if value is not None and math.isfinite(value) else None
 
 
-def _worse_sides(direction: str) -> tuple[bool, bool]:
-    """(up is worse, down is worse) for a metric's direction."""
-    return direction in ("increase", "either"), direction in ("decrease", "either")
-
-
 def brown_forsythe(baseline: np.ndarray, canary: np.ndarray) -> tuple[float, float]:
     """Brown-Forsythe's test of equal spread (Levene's ANOVA on |x - median|): (F, two-sided p)."""
     groups = [np.abs(v - np.median(v)) for v in (baseline, canary)]
@@ -106,21 +101,23 @@ def scale_test(
     f, p = brown_forsythe(x, y)
     bound = 1.0 + tolerance
     method = "Brown-Forsythe"
-    if mx == 0 or my == 0:  # a side without spread: no ratio to bound
-        ratio = 1.0 if mx == my else (math.inf if mx == 0 else 0.0)
-        return ShapeResult("scale", method, f, p, ratio, (math.nan, math.nan), tolerance, False, "", {})
-    ratio = my / mx
-    se = math.sqrt(zy.var(ddof=1) / (zy.size * my**2) + zx.var(ddof=1) / (zx.size * mx**2))
-    # Only a wider spread is worse unless the direction is either: then the test and the bound are one-sided
-    # (alpha all on the wide side), and the interval shown is the two-sided one at 1 - 2 alpha.
-    one_sided = direction != "either"
-    q = float(stats.t.ppf(confidence if one_sided else 0.5 + confidence / 2.0, zx.size + zy.size - 2))
-    lower, upper = ratio * math.exp(-q * se), ratio * math.exp(q * se)
+    one_sided = direction != "either"  # only a wider spread is worse: test and bound one-sided (alpha all there)
     if one_sided:
-        p = p / 2.0 if ratio > 1.0 else 1.0 - p / 2.0
+        p = p / 2.0 if my > mx else 1.0 - p / 2.0
     significant = p < 1.0 - confidence
-    wider = significant and lower > bound  # wider is worse whichever way the metric is worse
-    narrower = significant and direction == "either" and upper < 1.0 / bound
+    if mx == 0 or my == 0:  # a side without spread: no interval; a canary spread where the baseline has none is wider
+        ratio = 1.0 if mx == my else (math.inf if mx == 0 else 0.0)
+        lower = upper = ratio
+        wider = significant and ratio == math.inf
+        narrower = significant and direction == "either" and ratio == 0.0
+    else:
+        ratio = my / mx
+        se = math.sqrt(zy.var(ddof=1) / (zy.size * my**2) + zx.var(ddof=1) / (zx.size * mx**2))
+        # The interval shown is two-sided at 1 - 2 alpha when one-sided, at 1 - alpha for either.
+        q = float(stats.t.ppf(confidence if one_sided else 0.5 + confidence / 2.0, zx.size + zy.size - 2))
+        lower, upper = ratio * math.exp(-q * se), ratio * math.exp(q * se)
+        wider = significant and lower > bound  # wider is worse whichever way the metric is worse
+        narrower = significant and direction == "either" and upper < 1.0 / bound
     fired = wider or narrower
     reason = ""
     if fired:
@@ -298,7 +295,7 @@ def zeros_test(
     alternative = {"increase": "greater", "decrease": "less", "either": "two-sided"}[direction]
     odds, p = stats.fisher_exact(table, alternative=alternative)
     diff, lower, upper = newcombe_interval(nx, x.size, ny, y.size, confidence)
-    up_worse, down_worse = _worse_sides(direction)
+    up_worse, down_worse = worse_sides(direction)
     significant = p < 1.0 - confidence
     fired = bool(significant and ((up_worse and lower > tolerance) or (down_worse and upper < -tolerance)))
     method = "Fisher's exact"
