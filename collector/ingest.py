@@ -72,7 +72,8 @@ class Quarantine:
 
 @dataclass
 class IngestSummary:
-    """What an ingest did: stored (new payloads archived), duplicates, quarantined with reasons."""
+    """What an ingest did: stored (new payloads archived and projected), duplicates, and quarantined
+    (archived too, with reasons); a payload is counted in exactly one of the three."""
 
     stored: int = 0
     duplicates: int = 0
@@ -232,12 +233,13 @@ def _store_batch(engine: Engine, batch: list[Processed]) -> IngestSummary:
                     "error": item.error,
                 }
             )
-            summary.stored += 1
-            summary.by_source[item.source] += 1
             if item.status == QUARANTINED:
                 summary.quarantined.append(Quarantine(item.origin, item.source, item.kind, item.error or ""))
-            elif not item.updates:
-                summary.ignored += 1
+            else:
+                summary.stored += 1
+                summary.by_source[item.source] += 1
+                if not item.updates:
+                    summary.ignored += 1
             updates.extend(item.updates)
         bulk_insert(conn, raw_events, rows)
         projections.apply(conn, updates)
@@ -338,6 +340,22 @@ def _csv_envelopes(lines: Iterable[str], name: str, source: str | None) -> Itera
         yield Envelope(text, record, source, None, f"{name}:{reader.line_num}")
 
 
+def _parses(text: str) -> bool:
+    """Whether `text` is one JSON object on its own."""
+    try:
+        return isinstance(json.loads(text), dict)
+    except ValueError:
+        return False
+
+
+def _ndjson_envelopes(
+    lines: Iterable[str], first_line_no: int, name: str, source: str | None, hint: str | None
+) -> Iterator[Envelope]:
+    for line_no, line in enumerate(lines, first_line_no):
+        if line.strip():
+            yield Envelope(line.rstrip("\r\n"), None, source, hint, f"{name}:{line_no}")
+
+
 def read_stream(stream: TextIO, name: str, source: str | None = None, hint: str | None = None) -> Iterator[Envelope]:
     """Envelopes from a text stream: a JSON object, a JSON list, NDJSON, or CSV with a header."""
     first = stream.readline()
@@ -362,21 +380,18 @@ def read_stream(stream: TextIO, name: str, source: str | None = None, hint: str 
             )
         return
     if stripped.startswith("{"):
-        try:
-            json.loads(first)
-            single_line_object = True
-        except ValueError:
-            single_line_object = False
-        if not single_line_object:  # a pretty-printed object: the whole stream is one payload
-            yield Envelope(first + stream.read(), None, source, hint, name)
+        if _parses(first):
+            yield from _ndjson_envelopes(itertools.chain([first], stream), 1 + skipped, name, source, hint)
             return
-        line_no = 1 + skipped
-        line = first
-        while line:
-            if line.strip():
-                yield Envelope(line.rstrip("\r\n"), None, source, hint, f"{name}:{line_no}")
-            line = stream.readline()
-            line_no += 1
+        rest = stream.read()
+        lines = (first + rest).splitlines(keepends=True)
+        others = [line for line in lines[1:] if line.strip()]
+        if _parses(first + rest) or sum(map(_parses, others)) * 2 < len(others) or not others:
+            # A pretty-printed object (or one broken document): the whole stream is one payload.
+            yield Envelope(first + rest, None, source, hint, name)
+            return
+        # NDJSON whose first line is broken: every line is its own payload.
+        yield from _ndjson_envelopes(iter(lines), 1 + skipped, name, source, hint)
         return
     yield from _csv_envelopes(itertools.chain([first], stream), name, source)  # the first line put back
 

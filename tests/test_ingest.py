@@ -47,7 +47,7 @@ def test_the_same_payload_twice_is_stored_once(engine, config):
 def test_unparseable_and_unknown_payloads_are_quarantined_not_dropped(engine, config):
     bodies = ["{not json", "[1, 2]", json.dumps({"hello": "world"}), json.dumps(["a"])]
     summary = ingest.ingest(engine, [ingest.Envelope(b, origin=f"b{i}") for i, b in enumerate(bodies)], config)
-    assert summary.stored == 4 and summary.exit_code == 1
+    assert (summary.stored, len(summary.quarantined), summary.exit_code) == (0, 4, 1)
     errors = {q.origin: q.error for q in summary.quarantined}
     assert errors["b0"].startswith("body: expected JSON")
     assert errors["b1"] == "body: expected a JSON object, got list"
@@ -127,9 +127,41 @@ def test_replay_quarantines_what_a_new_config_rejects_and_reports_it(engine, con
 def test_read_stream_handles_blank_lines_and_reports_bad_lines_by_number(engine, config):
     text = "\n" + json.dumps(DEPLOY) + "\n\n{broken\n" + json.dumps(CHANGE) + "\n"
     summary = ingest.ingest(engine, ingest.read_stream(io.StringIO(text), "f.ndjson"), config)
-    assert summary.stored == 3
+    assert summary.stored == 2  # the broken line is counted once, as quarantined
     (q,) = summary.quarantined
     assert q.origin == "f.ndjson:4"
+
+
+INCIDENT = {
+    "type": "incident",
+    "id": "inc-1",
+    "service": "api",
+    "opened_at": "2024-05-01T11:00:00Z",
+    "status": "triggered",
+}
+
+
+def test_ndjson_whose_first_line_is_broken_is_still_read_line_by_line(engine, config):
+    # A truncated first record (a log rotated mid-write): the valid records after it must reach the tables.
+    text = '{"type": "deployment", "id": "d0", "serv\n' + "\n".join(json.dumps(r) for r in (DEPLOY, CHANGE, INCIDENT))
+    summary = ingest.ingest(engine, ingest.read_stream(io.StringIO(text + "\n"), "f.ndjson"), config)
+    assert (summary.stored, len(summary.quarantined), summary.duplicates) == (3, 1, 0)
+    assert summary.to_dict()["by_source"] == {"generic": 3}  # the broken line is not also "stored"
+    (q,) = summary.quarantined
+    assert q.origin == "f.ndjson:1" and q.error.startswith("body: expected JSON")
+    rows = dump_projections(engine)
+    assert [d["id"] for d in rows["deployments"]] == ["d1"]
+    assert [c["id"] for c in rows["changes"]] == ["abc1234"] and [i["id"] for i in rows["incidents"]] == ["inc-1"]
+    assert [r["status"] for r in raw_rows(engine)] == ["quarantined", "ok", "ok", "ok"]
+
+
+def test_a_broken_pretty_printed_object_stays_one_quarantined_payload(engine, config):
+    # Lines of a pretty-printed document are not records: one payload, quarantined whole.
+    text = json.dumps(DEPLOY, indent=2)[:-2] + "\n"  # its closing brace lost
+    summary = ingest.ingest(engine, ingest.read_stream(io.StringIO(text), "f.json"), config)
+    assert (summary.stored, len(summary.quarantined)) == (0, 1)
+    assert summary.quarantined[0].origin == "f.json"
+    assert [r["payload"] for r in raw_rows(engine)] == [text]
 
 
 def _ingest_in_process(url: str, payloads: list, config) -> None:

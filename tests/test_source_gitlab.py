@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from collector import ingest
 from collector.config import config_from_mapping
-from collector.models import raw_events
+from collector.models import deployment_contents, raw_events
 from collector.sources import detect, gitlab
 from tests.conftest import dump_projections, fixture_path
 
@@ -28,6 +28,7 @@ HOOKS = {
     "deployment_hook__failed": ("Deployment Hook", "deployment"),
     "deployment_hook__canceled": ("Deployment Hook", "deployment"),
     "push_hook": ("Push Hook", "push"),
+    "merge_request_hook__merged": ("Merge Request Hook", "merge_request"),
 }
 PROJECT = "TomaszKolek/my-awesome-project"
 RUN = f"gitlab:{PROJECT}:pipeline:4414206"
@@ -92,7 +93,7 @@ def test_the_samples_all_ingest_and_replay_to_the_same_rows(engine, config):
         "action_runs": 4,
         "deployments": 3,
         "deployment_changes": 3,
-        "changes": 2,
+        "changes": 4,  # two pushed; the merge request's merge commit and its last commit
     }
     replayed = ingest.replay(engine, config)
     assert replayed.still_quarantined == 0 and dump_projections(engine) == before
@@ -560,3 +561,71 @@ def test_a_hook_header_without_object_kind_is_quarantined_as_gitlab(engine, conf
     (q,) = ingest.ingest(engine, [envelope], config).quarantined
     assert (q.origin, q.source, q.kind) == ("hook", "gitlab", "pipeline")
     assert q.error.startswith("field 'project.path_with_namespace': expected a string (required")
+
+
+MERGE_SHA = "f2a1c0b9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3"
+MR_HEAD = "da1560886d4f094c3e6c9ef40349f7d38b5d27d7"
+
+
+@pytest.mark.parametrize("hint", [True, False], ids=["header", "shape"])
+def test_a_merged_merge_request_is_its_merge_commit_with_merged_at(engine, config, hint):
+    feed(engine, config, ("Merge Request Hook", load("merge_request_hook__merged")), hint=hint)
+    changes = rows_by_id(engine, "changes")
+    assert changes[MERGE_SHA] == {
+        "id": MERGE_SHA,
+        "service": "gitlab-test",
+        "repository": "gitlabhq/gitlab-test",
+        "committed_at": None,
+        "merged_at": utc("2013-12-04T09:41:12"),
+        "pr": 1,
+        "author": "root",
+        "title": "MS-Viewport",
+        "pushed_head": None,
+    }
+    head = changes[MR_HEAD]
+    # The MR's last commit: its own time (+02:00 in the hook), held by a deployment of the merge commit.
+    assert (head["committed_at"], head["pushed_head"], head["title"]) == (
+        utc("2012-01-03T21:36:29"),
+        MERGE_SHA,
+        "fixed readme",
+    )
+
+
+def test_a_deployment_of_the_merge_commit_holds_the_merge_request(engine, config):
+    deployment = load("deployment_hook.succeeded")
+    deployment["commit_url"] = deployment["commit_url"].rsplit("/", 1)[0] + "/" + MERGE_SHA
+    deployment["project"]["path_with_namespace"] = "gitlabhq/gitlab-test"
+    feed(engine, config, ("Deployment Hook", deployment), ("Merge Request Hook", load("merge_request_hook__merged")))
+    with engine.connect() as conn:
+        held = conn.execute(select(deployment_contents.c.change_id).order_by(deployment_contents.c.change_id))
+        assert list(held.scalars()) == sorted([MERGE_SHA, MR_HEAD])
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda a: a.update(state="opened", action="open"),
+        lambda a: a.update(state="closed", action="close"),
+        lambda a: a.update(action="update"),  # a later edit of a merged MR is not its merge time
+    ],
+    ids=["opened", "closed-unmerged", "edited-after-merge"],
+)
+def test_merge_request_hooks_other_than_the_merge_project_nothing(engine, config, change):
+    payload = load("merge_request_hook__merged")
+    change(payload["object_attributes"])
+    (summary,) = feed(engine, config, ("Merge Request Hook", payload))
+    assert (summary.stored, summary.ignored, summary.quarantined) == (1, 1, [])
+    assert dump_projections(engine)["changes"] == []
+
+
+def test_a_fast_forward_merge_is_the_source_branch_head(engine, config):
+    payload = load("merge_request_hook__merged")
+    payload["object_attributes"]["merge_commit_sha"] = None
+    feed(engine, config, ("Merge Request Hook", payload))
+    (change,) = dump_projections(engine)["changes"]
+    assert (change["id"], change["pr"], change["merged_at"], change["committed_at"]) == (
+        MR_HEAD,
+        1,
+        utc("2013-12-04T09:41:12"),
+        utc("2012-01-03T21:36:29"),
+    )

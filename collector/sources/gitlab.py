@@ -14,6 +14,10 @@ Conventions worth knowing:
 - Legacy job hooks lack `pipeline_id` and the project path: their `commit.id` is the pipeline id and
   `repository.homepage` gives the path.
 - A deployment links to its commit only when the full SHA is known (the end of `commit_url`).
+- A merged merge request (`action` `merge`) is its merge commit as a change with `merged_at` and the
+  MR's `iid` as `pr`; the hook has no `merged_at`, so the merge hook's `updated_at` is the merge time.
+  Its `last_commit` is recorded with its commit time and the merge commit as its pushed head, so a
+  deployment of the merge commit holds it.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ HOOKS = {
     "Build Hook": "build",
     "Deployment Hook": "deployment",
     "Push Hook": "push",
+    "Merge Request Hook": "merge_request",
 }
 PIPELINE_STATUS = {
     "created": "queued",
@@ -351,11 +356,65 @@ def _push(payload: Mapping, config: Any) -> list[Update]:
     return updates
 
 
+def _merge_request(payload: Mapping, config: Any) -> list[Update]:
+    attributes = "object_attributes"
+    action = field(payload, f"{attributes}.action", required=False)
+    if field(payload, f"{attributes}.state", required=False) != "merged" or action not in (None, "merge"):
+        return []
+    path, service, _ = _project(payload, config)
+    # A fast-forward merge has no merge commit: the source branch's head is what was merged.
+    merge_sha = (
+        field(payload, f"{attributes}.merge_commit_sha", required=False)
+        or field(payload, f"{attributes}.squash_commit_sha", required=False)
+        or field(payload, f"{attributes}.last_commit.id", required=False)
+    )
+    if not merge_sha:
+        raise PayloadError(f"{attributes}.merge_commit_sha", "a commit SHA (or last_commit.id) for a merged MR")
+    updates = [
+        Update(
+            "changes",
+            merge_sha,
+            {
+                "service": service,
+                "repository": path,
+                "merged_at": timestamp(payload, f"{attributes}.merged_at", required=False)
+                or timestamp(payload, f"{attributes}.updated_at"),
+                "pr": field(payload, f"{attributes}.iid", int),
+                "title": field(payload, f"{attributes}.title", required=False),
+                "author": field(payload, "user.username", required=False),
+            },
+        )
+    ]
+    last = field(payload, f"{attributes}.last_commit.id", required=False)
+    if last == merge_sha:
+        updates.append(
+            Update("changes", last, {"committed_at": timestamp(payload, f"{attributes}.last_commit.timestamp")})
+        )
+    elif last:
+        message = (field(payload, f"{attributes}.last_commit.message", required=False) or "").strip()
+        updates.append(
+            Update(
+                "changes",
+                last,
+                {
+                    "service": service,
+                    "repository": path,
+                    "committed_at": timestamp(payload, f"{attributes}.last_commit.timestamp"),
+                    "author": field(payload, f"{attributes}.last_commit.author.name", required=False),
+                    "title": message.splitlines()[0] if message else None,
+                    "pushed_head": merge_sha,
+                },
+            )
+        )
+    return updates
+
+
 HANDLERS: dict[str, Callable[[Mapping, Any], list[Update]]] = {
     "pipeline": _pipeline,
     "build": _build,
     "deployment": _deployment,
     "push": _push,
+    "merge_request": _merge_request,
 }
 
 
