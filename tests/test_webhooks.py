@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import json
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from collector import ingest
 from collector.config import config_from_mapping
 from collector.db import create_store_engine
-from collector.models import deployments, incidents, raw_events
+from collector.models import deployments, incidents, pipeline_runs, raw_events
 from collector.webhooks import create_app
 from tests.conftest import fixture_path
 
@@ -22,6 +24,9 @@ SECRETS = {
     "pagerduty_secret": "pd-s3cret",
     "events_token": "ev-t0ken",
 }
+
+
+CONFIG = config_from_mapping({}, environ={})
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -179,3 +184,67 @@ def test_healthz(client, engine):
 def test_openapi_document_lists_the_endpoints(client):
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/webhooks/github", "/webhooks/gitlab", "/webhooks/pagerduty", "/events", "/healthz"} <= set(paths)
+
+
+def _deployment_review() -> dict:
+    """A `deployment_review` (requested) delivery as GitHub documents it: the waiting run, its jobs, reviewers."""
+    run = json.loads(fixture_path("github/workflow_run.requested.json").read_text())
+    waiting = dict(run["workflow_run"], status="waiting", conclusion=None)
+    job = {
+        "id": 399444496,
+        "name": "deploy",
+        "status": "waiting",
+        "conclusion": None,
+        "environment": "production",
+        "html_url": waiting["html_url"] + "/job/399444496",
+        "created_at": waiting["created_at"],
+        "updated_at": waiting["updated_at"],
+    }
+    return {
+        "action": "requested",
+        "environment": "production",
+        "since": waiting["updated_at"],
+        "requestor": run["sender"],
+        "reviewers": [{"type": "User", "reviewer": run["sender"]}],
+        "workflow_job_run": job,
+        "workflow_job_runs": [job],
+        "workflow": run["workflow"],
+        "workflow_run": waiting,
+        "repository": run["repository"],
+        "sender": run["sender"],
+    }
+
+
+def test_a_deployment_review_is_the_same_event_from_a_file_and_from_the_webhook(client, engine):
+    body = json.dumps(_deployment_review()).encode()
+    from_file = ingest.ingest(engine, ingest.read_stream(io.StringIO(body.decode()), "review.json"), CONFIG)
+    (raw,) = rows(engine, raw_events)
+    assert (raw["source"], raw["kind"], from_file.ignored) == ("github", "deployment_review", 1)
+    res = client.post(
+        "/webhooks/github",
+        content=body,
+        headers={"X-GitHub-Event": "deployment_review", "X-Hub-Signature-256": "sha256=" + sign("gh-s3cret", body)},
+    )
+    assert res.status_code == 200 and res.json()["duplicates"] == 1  # the same payload, recognised the same way
+    assert rows(engine, pipeline_runs) == [] and rows(engine, deployments) == []
+    # The workflow run it carries, delivered as a workflow_run event, is a run.
+    run = fixture_path("github/workflow_run.requested.json").read_text()
+    ingest.ingest(engine, ingest.read_stream(io.StringIO(run), "run.json"), CONFIG)
+    assert len(rows(engine, pipeline_runs)) == 1
+
+
+def test_a_deployment_protection_rule_is_not_a_new_deployment(engine):
+    deployment = json.loads(fixture_path("github/deployment.json").read_text())
+    rule = {
+        "action": "requested",
+        "environment": "production",
+        "event": "push",
+        "deployment_callback_url": "https://api.github.com/repos/Codertocat/Hello-World/actions/runs/1/deployment_protection_rule",
+        "deployment": deployment["deployment"],
+        "pull_requests": [],
+        "repository": deployment["repository"],
+        "sender": deployment["sender"],
+    }
+    ingest.ingest(engine, ingest.read_stream(io.StringIO(json.dumps(rule)), "rule.json"), CONFIG)
+    (raw,) = rows(engine, raw_events)
+    assert raw["kind"] == "deployment_protection_rule" and rows(engine, deployments) == []

@@ -61,6 +61,9 @@ _EVENT_NAME = re.compile(r"[a-z][a-z_]{1,63}")
 _SEVERITY = re.compile(r"(?i)^(?:(?:severity|sev)\s*[:/=_ -]\s*|sev(?=\d))([a-z0-9][a-z0-9_-]*)$")
 
 
+_REVIEW_KEYS = frozenset({"since", "workflow_job_run", "workflow_job_runs", "approver", "requestor", "reviewers"})
+
+
 def _looks_like_github(payload: Mapping) -> bool:
     if "object_kind" in payload:
         return False  # GitLab's marker
@@ -82,12 +85,15 @@ def _shape(payload: Mapping) -> str:
         return "ping"
     if has("workflow_job"):
         return "workflow_job"
+    if "deployment_callback_url" in payload:
+        return "deployment_protection_rule"  # carries the deployment it asks about; not a new deployment
     if has("deployment_status") and has("deployment"):
         return "deployment_status"
     if has("deployment"):
         return "deployment"
     if has("workflow_run"):
-        return "workflow_run"
+        # A review of a waiting deployment carries its (waiting) workflow run; it is not a run event.
+        return "deployment_review" if not _REVIEW_KEYS.isdisjoint(payload) else "workflow_run"
     for name in ("check_run", "check_suite"):
         if has(name):
             return name
