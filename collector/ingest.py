@@ -27,6 +27,7 @@ from . import projections, sources
 from .config import Config
 from .db import DEFAULT_KEY_CHUNK, KEY_CHUNK, bulk_insert, key_filter, translates_store_errors, write_transaction
 from .models import PROJECTION_TABLES, raw_events
+from .sources import senders
 from .timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -142,12 +143,16 @@ def normalise_payload(
     else:
         found = sources.detect(payload, hint)
         if found is None:
+            sender = senders.identify(payload)
             return (
                 "unknown",
                 "unknown",
                 [],
                 (
-                    "unrecognised payload: expected a CodePipeline EventBridge event, a GitHub, GitLab "
+                    f"unrecognised payload: looks like {sender}; Gatewatch has no adapter for it (send its "
+                    "deployments as generic records, see the README's generic format)"
+                    if sender
+                    else "unrecognised payload: expected a CodePipeline EventBridge event, a GitHub, GitLab "
                     "or PagerDuty webhook, or a generic record with a 'type' field "
                     "(deployment, change or incident)"
                 ),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, func, inspect, or_, select, true
+from sqlalchemy import Connection, Engine, bindparam, func, inspect, or_, select, true
 from sqlalchemy.sql import ColumnElement
 
 from .db import translates_store_errors
@@ -27,6 +27,7 @@ __all__ = [
     "ACTIVE_RUN",
     "count_raw_events",
     "list_quarantined",
+    "quarantine_groups",
     "load_canary_runs",
     "load_filter_options",
     "load_gate_decisions",
@@ -280,6 +281,42 @@ def count_raw_events(engine: Engine) -> int:
 
 
 @translates_store_errors
+@translates_store_errors
+def quarantine_groups(engine: Engine, limit: int = 50, examples: int = 3, head: int = 120) -> list[dict]:
+    """Quarantined payloads grouped by (source, kind, reason), newest group first: each with its count,
+    first and last arrival, and the ids and first `head` characters of its newest `examples` payloads."""
+    r = raw_events
+    quarantined = r.c.status == "quarantined"
+    with reading(engine) as conn:
+        groups = conn.execute(
+            select(
+                r.c.source,
+                r.c.kind,
+                r.c.error,
+                func.count().label("count"),
+                func.min(r.c.received_at).label("first_received_at"),
+                func.max(r.c.received_at).label("last_received_at"),
+                func.max(r.c.id).label("newest_id"),
+            )
+            .where(quarantined)
+            .group_by(r.c.source, r.c.kind, r.c.error)
+            .order_by(func.max(r.c.id).desc())
+            .limit(limit)
+        ).mappings()
+        out = [dict(group) for group in groups]
+        sample = (
+            select(r.c.id, func.substr(r.c.payload, 1, head).label("head"))
+            .where(quarantined, r.c.source == bindparam("source"), r.c.kind == bindparam("kind"))
+            .order_by(r.c.id.desc())
+            .limit(examples)
+        )
+        for group in out:
+            same_reason = r.c.error.is_(None) if group["error"] is None else r.c.error == group["error"]
+            rows = conn.execute(sample.where(same_reason), {"source": group["source"], "kind": group["kind"]})
+            group["examples"] = [{"id": row.id, "head": row.head} for row in rows]
+        return out
+
+
 def list_quarantined(engine: Engine, limit: int = 50) -> list[dict]:
     """The newest quarantined payloads: id, source, kind, received_at and the reason (error)."""
     r = raw_events

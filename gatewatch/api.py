@@ -49,6 +49,7 @@ _EXPORTS = {
     "ingest_text": "gatewatch.services.store",
     "replay": "gatewatch.services.store",
     "list_quarantined": "gatewatch.services.store",
+    "quarantine_groups": "gatewatch.services.store",
     "backfill_codepipeline": "gatewatch.services.store",
     "codepipeline_client": "gatewatch.services.store",
     # delivery analytics

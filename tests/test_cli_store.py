@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from tests.conftest import fixture_path
+
 DEPLOY = {
     "type": "deployment",
     "id": "d1",
@@ -35,7 +37,30 @@ def test_ingest_exit_codes_and_json_summary(store_url, tmp_path, gatewatch):
 
     res = gatewatch("--db", store_url, "quarantine", "--json")
     (entry,) = json.loads(res.stdout)
-    assert entry["source"] == "generic" and "status" in entry["error"]
+    assert (entry["source"], entry["count"]) == ("generic", 1) and "status" in entry["error"]
+    assert entry["examples"][0]["head"] == json.dumps(dict(DEPLOY, id="d2", status="exploded"))[:120]
+
+
+def test_quarantine_groups_identical_reasons_with_a_count_and_the_first_bytes(store_url, tmp_path, gatewatch):
+    circleci = json.loads(fixture_path("senders/circleci.workflow-completed.json").read_text())
+    hooks = [dict(circleci, id=f"hook-{i}") for i in range(30)]  # 30 deliveries, one reason
+    broken = [dict(DEPLOY, id=f"b{i}", status="exploded") for i in range(2)]
+    path = tmp_path / "mixed.ndjson"
+    path.write_text("".join(json.dumps(p) + "\n" for p in [*hooks, *broken]))
+    res = gatewatch("--db", store_url, "ingest", str(path), "--json")
+    assert (res.returncode, json.loads(res.stdout)["quarantined"]) == (1, 32)
+
+    res = gatewatch("--db", store_url, "quarantine")
+    lines = res.stdout.splitlines()
+    heads = [line for line in lines if " x [" in line]
+    assert len(heads) == 2  # one line per reason, not 32
+    assert heads[0].split(" x ")[0].strip() == "2" and "field 'status'" in heads[0]  # the newest reason first
+    assert heads[1].split(" x ")[0].strip() == "30" and "looks like a CircleCI webhook" in heads[1]
+    assert sum('"id": "hook-' in line for line in lines) == 3 and "... and 27 more" in res.stdout
+
+    groups = json.loads(gatewatch("--db", store_url, "quarantine", "--json", "--examples", "1").stdout)
+    assert [(g["count"], len(g["examples"])) for g in groups] == [(2, 1), (30, 1)]
+    assert groups[1]["examples"][0]["head"].startswith('{"type": "workflow-completed", "id": "hook-29"')
 
 
 def test_usage_errors_exit_2_without_traceback(tmp_path, gatewatch):

@@ -6,13 +6,14 @@ import io
 import json
 import multiprocessing
 
+import pytest
 from sqlalchemy import func, select
 
 from collector import ingest
 from collector.db import create_store_engine
 from collector.models import raw_events
 from collector.sources import generic
-from tests.conftest import dump_projections
+from tests.conftest import dump_projections, fixture_path
 
 DEPLOY = {
     "type": "deployment",
@@ -187,3 +188,28 @@ def test_two_processes_ingesting_the_same_events_agree(engine, config, store_url
     rows = dump_projections(engine)
     assert len(rows["deployments"]) == 300 and len(rows["changes"]) == 300
     assert len(rows["deployment_changes"]) == 300
+
+
+SENDERS = {
+    "circleci.workflow-completed": "a CircleCI webhook",
+    "jenkins.notification": "a Jenkins Notification plugin event",
+    "buildkite.build-finished": "a Buildkite webhook",
+    "opsgenie.alert-create": "an Opsgenie webhook",
+    "argocd.app-sync-succeeded": "an Argo CD notification",
+}
+
+
+@pytest.mark.parametrize("name", SENDERS)
+def test_a_sender_without_an_adapter_is_named_not_reported_as_a_broken_generic_record(engine, config, name):
+    text = fixture_path(f"senders/{name}.json").read_text()
+    summary = ingest.ingest(engine, ingest.read_stream(io.StringIO(text), f"{name}.json"), config)
+    (q,) = summary.quarantined
+    assert (q.source, q.kind, summary.stored) == ("unknown", "unknown", 0)
+    assert q.error.startswith(f"unrecognised payload: looks like {SENDERS[name]}; Gatewatch has no adapter")
+    assert [r["payload"] for r in raw_rows(engine)] == [text]  # archived as received
+
+
+def test_an_object_with_an_unknown_type_and_no_generic_field_is_unrecognised(engine, config):
+    summary = ingest.ingest(engine, [ingest.Envelope(json.dumps({"type": "release", "name": "v2"}))], config)
+    (q,) = summary.quarantined
+    assert q.error.startswith("unrecognised payload: expected a CodePipeline EventBridge event")

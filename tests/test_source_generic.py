@@ -242,7 +242,7 @@ def test_resolving_an_open_incident_later_updates_the_row(engine, config):
             "resolved_at",
             "at or after opened_at",
         ),
-        ({"type": "release"}, "type", "one of deployment, change, incident"),
+        ({"type": "release", "service": "api"}, "type", "one of deployment, change, incident"),
     ],
 )
 def test_bad_records_are_quarantined_with_the_field_named(engine, config, record, field, expected):

@@ -13,6 +13,7 @@ from typing import Any, Literal, overload
 from gatewatch.errors import PayloadError
 
 from .base import Update, boolean, choice, field, timestamp
+from .senders import identify
 
 NAME = "generic"
 TYPES = ("deployment", "change", "incident")
@@ -39,13 +40,19 @@ COLUMNS = {
     "change": ("id", "service", "committed_at", "merged_at", "pr", "author"),
     "incident": ("id", "service", "opened_at", "resolved_at", "severity", "deployment_id"),
 }
+_RECORD_FIELDS = frozenset(column for columns in COLUMNS.values() for column in columns) - {"id"}
 
 
 def detect(payload: Any, hint: str | None = None) -> str | None:
-    """Any object with a `type` field is meant for us (an unknown type is then reported by name)."""
+    """A record whose `type` is deployment, change or incident; one with another type is claimed (and
+    reported by its type) only when it has a generic field such as `service`, so another system's
+    payload that happens to have a `type` is reported as unrecognised, not as a broken record."""
     if isinstance(payload, Mapping) and "type" in payload and "detail-type" not in payload:
         kind = payload.get("type")
-        return kind if kind in TYPES else "unknown"
+        if kind in TYPES:
+            return kind
+        if not _RECORD_FIELDS.isdisjoint(payload) and identify(payload) is None:
+            return "unknown"
     return None
 
 

@@ -98,16 +98,26 @@ def replay(state: State, as_json: bool) -> None:
 
 
 @click.command()
-@click.option("--limit", default=50, show_default=True, help="Show at most this many, newest first.")
+@click.option("--limit", default=50, show_default=True, help="Show at most this many reasons, newest first.")
+@click.option("--examples", default=3, show_default=True, help="Payloads shown per reason (their first bytes).")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @pass_state
-def quarantine(state: State, limit: int, as_json: bool) -> None:
-    """List quarantined payloads with their reasons (fix the parser or config, then `replay`)."""
-    rows = api.list_quarantined(state.engine, limit)
+def quarantine(state: State, limit: int, examples: int, as_json: bool) -> None:
+    """List quarantined payloads grouped by reason, with a count and the first bytes of the newest
+    payloads of each (fix the parser or config, then `replay`)."""
+    groups = api.quarantine_groups(state.engine, limit, examples)
     if as_json:
-        echo_json(rows)
+        echo_json(groups)
         return
-    if not rows:
+    if not groups:
         click.echo("nothing is quarantined")
-    for r in rows:
-        click.echo(f"#{r['id']} {r['received_at']:%Y-%m-%d %H:%M:%S} [{r['source']}/{r['kind']}] {r['error']}")
+    for g in groups:
+        times = f"{g['first_received_at']:%Y-%m-%d %H:%M:%S}"
+        if g["count"] > 1:
+            times += f" .. {g['last_received_at']:%Y-%m-%d %H:%M:%S}"
+        click.echo(f"{g['count']:>5} x [{g['source']}/{g['kind']}] {g['error']}  ({times})")
+        for example in g["examples"]:
+            head = " ".join(example["head"].split())
+            click.echo(f"        #{example['id']} {head[:100]}{'...' if len(head) > 100 else ''}")
+        if g["count"] > len(g["examples"]):
+            click.echo(f"        ... and {g['count'] - len(g['examples'])} more")

@@ -39,6 +39,7 @@ __all__ = [
     "ingest_files",
     "ingest_text",
     "list_quarantined",
+    "quarantine_groups",
     "open_store",
     "replay",
     "schema_revision",
@@ -144,6 +145,11 @@ def replay(engine: Engine, config: Config, progress: Progress | None = None) -> 
 def list_quarantined(engine: Engine, limit: int = 50) -> list[dict[str, Any]]:
     """The newest quarantined payloads with their reasons."""
     return listings.list_quarantined(engine, limit)
+
+
+def quarantine_groups(engine: Engine, limit: int = 50, examples: int = 3) -> list[dict[str, Any]]:
+    """Quarantined payloads grouped by identical reason, with a count and the first bytes of examples."""
+    return listings.quarantine_groups(engine, limit, examples)
 
 
 def codepipeline_client(region: str | None = None, endpoint_url: str | None = None) -> Any:
