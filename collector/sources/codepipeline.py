@@ -245,7 +245,7 @@ def _event(kind: str, payload: Mapping, config: Any) -> list[Update]:
 
 def _history(payload: Mapping, config: Any) -> list[Update]:
     pipeline = field(payload, "pipelineName", str)
-    summary = field(payload, "pipelineExecutionSummary", dict)
+    field(payload, "pipelineExecutionSummary", dict)  # an object, or the payload is refused here
     execution = field(payload, "pipelineExecutionSummary.pipelineExecutionId", str)
     status = choice(payload, "pipelineExecutionSummary.status", API_STATES)
     updated = timestamp(payload, "pipelineExecutionSummary.lastUpdateTime")
