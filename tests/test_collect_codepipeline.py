@@ -382,7 +382,7 @@ def test_a_bad_history_payload_is_quarantined_with_the_field_named(engine, confi
     )
 
 
-def test_history_gives_the_rows_eventbridge_events_give(engine, config, tmp_path):
+def test_history_gives_the_rows_eventbridge_events_give(engine, another_engine, config):
     """The same execution seen through the API and through EventBridge projects identically (the events
     here carry no `pipeline-execution-attempt`, which the API does not report)."""
     cp = client()
@@ -452,13 +452,8 @@ def test_history_gives_the_rows_eventbridge_events_give(engine, config, tmp_path
     stream += act("Prod", "Deploy", "Deploy", "CodeDeploy", at(401), at(570), "FAILED", "d-123")
     stream += act("Prod", "Deploy", "Deploy", "CodeDeploy", at(1201), at(1425), "SUCCEEDED", "d-456")
     stream += [event("Pipeline", at(1425), state="SUCCEEDED")]
-    from collector.db import create_store_engine, upgrade
-
-    other = create_store_engine(f"sqlite:///{tmp_path / 'events.db'}")
-    upgrade(other)
-    assert ingest.ingest_payloads(other, stream, config).quarantined == []
-    from_events = dump_projections(other)
-    other.dispose()
+    assert ingest.ingest_payloads(another_engine, stream, config).quarantined == []
+    from_events = dump_projections(another_engine)
     assert from_events == from_api
     assert from_api["deployments"] and from_api["deployment_changes"]  # the comparison covers them
 
@@ -721,28 +716,31 @@ def test_a_rollback_gets_its_trigger_and_commit_from_get_pipeline_execution(engi
     assert [(d["deployment_id"], d["change_id"]) for d in rows["deployment_changes"]] == [(DOC_RUN, SHA)]
 
 
-def test_an_s3_artifact_revision_is_not_a_commit(engine, config):
-    """An artifact revision that is an S3 object version, from an S3 source action: no revision."""
+@pytest.mark.parametrize("version", ["3sL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY", "a" * 40], ids=["version-id", "sha-shaped"])
+def test_an_s3_artifact_revision_is_not_a_commit(engine, config, version):
+    """An S3 source's artifact revision is an object version: no revision, even one shaped like a SHA
+    (the provider of the action that output the artifact decides, as for summaries' source revisions)."""
     actions = [
         api_action(
-            "Source", "Source", "S3", "10:00:01", "10:00:05", "Failed", {}, outputs=("SourceArtifact",)
-        )  # failed: its id is no candidate, only the artifact's revision is
-    ]
+            "Source", "Source", "S3", "10:00:01", "10:00:05", "Succeeded", {"externalExecutionId": version},
+            outputs=("SourceArtifact",),
+        )
+    ]  # fmt: skip
     cp = client()
     with Stubber(cp) as stubber:
-        bare = {"pipelineExecutionId": DOC_EXECUTION, "status": "Failed", "lastUpdateTime": on_day("10:00:05")}
+        bare = {"pipelineExecutionId": DOC_EXECUTION, "status": "InProgress", "lastUpdateTime": on_day("10:00:05")}
         respond(stubber, "list_pipeline_executions", {"pipelineExecutionSummaries": [bare]}, PAGE)
         respond(stubber, "list_action_executions", {"actionExecutionDetails": actions}, actions_of(DOC_EXECUTION))
         respond(
             stubber,
             "get_pipeline_execution",
-            pipeline_execution(DOC_EXECUTION, "PollForSourceChanges", "", [source_artifact("a" * 40)]),
+            pipeline_execution(DOC_EXECUTION, "PollForSourceChanges", "Source", [source_artifact(version)]),
             {"pipelineName": "myPipeline", "pipelineExecutionId": DOC_EXECUTION},
         )
         history.backfill(engine, config, cp, ["myPipeline"], T0)
     rows = dump_projections(engine)
-    assert rows["pipeline_runs"][0]["revision"] is None and rows["deployment_changes"] == []
-    assert rows["pipeline_runs"][0]["trigger"] == "PollForSourceChanges"
+    assert (rows["pipeline_runs"][0]["revision"], rows["pipeline_runs"][0]["trigger"]) == (None, "PollForSourceChanges")
+    assert rows["deployment_changes"] == []
 
 
 def test_aws_errors_become_clear_messages(engine, config):

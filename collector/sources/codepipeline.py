@@ -8,8 +8,9 @@ GetPipelineExecution's `pipelineExecution`), as the same projection rows.
 - The source action's external execution id is the commit SHA (CodeCommit, CodeStar connections,
   GitHub): it becomes the run's revision and the deployment's commit. In the API history the summary's
   source revisions come first, then the succeeded source actions' ids, then GetPipelineExecution's
-  artifact revisions (the provider is that of the action that output the artifact). The link is written even for an
-  execution that never reaches production: harmless, analysis joins links on stored deployments.
+  artifact revisions (whose provider is that of the action that output the artifact). The link is
+  written even for an execution that never reaches production: harmless, analysis joins links on
+  stored deployments.
   S3 and ECR sources give an object version or image digest, not a commit: no revision.
 - `pipeline-execution-attempt` counts retries of the execution; a stage records the attempt in which
   it reached its status (the API history does not say, so its stages and runs have none).
