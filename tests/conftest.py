@@ -114,6 +114,23 @@ def engine(store_url):
     eng.dispose()
 
 
+@pytest.fixture
+def another_engine(store_url, tmp_path):
+    """A second migrated engine on a fresh store of the same kind as `engine`'s, to compare two ingest paths."""
+    if store_url.startswith("sqlite"):
+        url, schema = f"sqlite:///{tmp_path / 'another.db'}", None
+    else:
+        url, schema = _postgres_store_url()
+    eng = create_store_engine(url)
+    upgrade(eng)
+    try:
+        yield eng
+    finally:
+        eng.dispose()
+        if schema:
+            _drop_schema(schema)
+
+
 def dump_projections(engine) -> dict[str, list[dict]]:
     """Every projection row, sorted by id: what 'the same rows' means in order and replay tests."""
     from sqlalchemy import select

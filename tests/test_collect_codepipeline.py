@@ -23,7 +23,7 @@ from collector.history import codepipeline as history
 from collector.models import raw_events
 from collector.sources import codepipeline as source
 from gatewatch.errors import ConfigError, SourceUnavailable
-from tests.conftest import dump_projections
+from tests.conftest import dump_projections, fixture_path
 from tests.processes import free_port
 
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
@@ -382,7 +382,7 @@ def test_a_bad_history_payload_is_quarantined_with_the_field_named(engine, confi
     )
 
 
-def test_history_gives_the_rows_eventbridge_events_give(engine, config, tmp_path):
+def test_history_gives_the_rows_eventbridge_events_give(engine, another_engine, config):
     """The same execution seen through the API and through EventBridge projects identically (the events
     here carry no `pipeline-execution-attempt`, which the API does not report)."""
     cp = client()
@@ -452,15 +452,295 @@ def test_history_gives_the_rows_eventbridge_events_give(engine, config, tmp_path
     stream += act("Prod", "Deploy", "Deploy", "CodeDeploy", at(401), at(570), "FAILED", "d-123")
     stream += act("Prod", "Deploy", "Deploy", "CodeDeploy", at(1201), at(1425), "SUCCEEDED", "d-456")
     stream += [event("Pipeline", at(1425), state="SUCCEEDED")]
-    from collector.db import create_store_engine, upgrade
-
-    other = create_store_engine(f"sqlite:///{tmp_path / 'events.db'}")
-    upgrade(other)
-    assert ingest.ingest_payloads(other, stream, config).quarantined == []
-    from_events = dump_projections(other)
-    other.dispose()
+    assert ingest.ingest_payloads(another_engine, stream, config).quarantined == []
+    from_events = dump_projections(another_engine)
     assert from_events == from_api
     assert from_api["deployments"] and from_api["deployment_changes"]  # the comparison covers them
+
+
+# --- one execution both ways: the documented EventBridge events and the API (issue 17) ----------------
+
+DOC_EXECUTION = "5e1f7a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
+DOC_RUN = f"codepipeline:myPipeline:{DOC_EXECUTION}"
+CONNECTION = "arn:aws:codestar-connections:us-west-2:123456789012:connection/0f5b706a-1a1d-46c5-86b6-f177321bcfb2"
+BUCKET = "codepipeline-us-west-2-BUCKETEXAMPLE"
+
+
+def on_day(hms: str) -> datetime:
+    return datetime.fromisoformat(f"2024-05-01T{hms}+00:00")
+
+
+def api_action(
+    stage: str,
+    name: str,
+    provider: str,
+    start: str,
+    end: str,
+    status: str,
+    result: dict,
+    inputs: tuple[str, ...] = (),
+    outputs: tuple[str, ...] = (),
+    execution_id: str = DOC_EXECUTION,
+) -> dict:
+    """An ActionExecutionDetail as ListActionExecutions answers it."""
+
+    def artifact(name: str) -> dict:
+        return {"name": name, "s3location": {"bucket": BUCKET, "key": f"myPipeline/{name[:10]}/KEYEXAMPLE"}}
+
+    category = {"CodeDeploy": "Deploy", "CodeBuild": "Build"}.get(provider, "Source")
+    return {
+        "pipelineExecutionId": execution_id,
+        "actionExecutionId": f"{name}-{start}",
+        "pipelineVersion": 3,
+        "stageName": stage,
+        "actionName": name,
+        "startTime": on_day(start),
+        "lastUpdateTime": on_day(end),
+        "status": status,
+        "input": {
+            "actionTypeId": {"category": category, "owner": "AWS", "provider": provider, "version": "1"},
+            "configuration": {},
+            "region": "us-west-2",
+            "inputArtifacts": [artifact(n) for n in inputs],
+        },
+        "output": {"outputArtifacts": [artifact(n) for n in outputs], "executionResult": result},
+    }
+
+
+def deployment_result(deployment: str, outcome: str) -> dict:
+    return {
+        "externalExecutionId": deployment,
+        "externalExecutionSummary": f"Deployment {deployment} {outcome}",
+        "externalExecutionUrl": f"https://us-west-2.console.aws.amazon.com/codedeploy/home?#/deployments/{deployment}",
+    }
+
+
+BUILD_ID = "checkout-build:1b2c3d4e-5f60-4718-8293-a4b5c6d7e8f9"
+DOC_ACTIONS = [  # newest first, as the API lists them
+    api_action(
+        "Prod", "myAction", "CodeDeploy", "10:20:01", "10:23:45", "Succeeded",
+        deployment_result("d-ABCDEF456", "succeeded"), inputs=("BuildArtifact",),
+    ),
+    api_action(
+        "Prod", "myAction", "CodeDeploy", "10:06:41", "10:09:30", "Failed",
+        deployment_result("d-ABCDEF123", "failed"), inputs=("BuildArtifact",),
+    ),
+    api_action(
+        "Build", "Build", "CodeBuild", "10:00:21", "10:06:40", "Succeeded",
+        {
+            "externalExecutionId": BUILD_ID,
+            "externalExecutionSummary": "Build succeeded",
+            "externalExecutionUrl": "https://console.aws.amazon.com/codebuild/home?region=us-west-2"
+            f"#/builds/{BUILD_ID}/view/new",
+        },
+        inputs=("SourceArtifact",), outputs=("BuildArtifact",),
+    ),
+    api_action(
+        "Source", "Source", "CodeStarSourceConnection", "10:00:01", "10:00:20", "Succeeded",
+        {
+            "externalExecutionId": SHA,
+            "externalExecutionSummary": '{"ProviderType":"GitHub","CommitMessage":"Fix checkout totals"}',
+            "externalExecutionUrl": f"https://github.com/acme/checkout/commit/{SHA}",
+        },
+        outputs=("SourceArtifact",),
+    ),
+]  # fmt: skip
+
+
+def pipeline_execution(execution_id: str, trigger: str, detail: str, revisions: list[dict], **extra) -> dict:
+    """GetPipelineExecution's answer."""
+    return {
+        "pipelineExecution": {
+            "pipelineName": "myPipeline",
+            "pipelineVersion": 3,
+            "pipelineExecutionId": execution_id,
+            "status": "Succeeded",
+            "artifactRevisions": revisions,
+            "trigger": {"triggerType": trigger, "triggerDetail": detail},
+            "executionMode": "SUPERSEDED",
+            **extra,
+        }
+    }
+
+
+def source_artifact(revision: str) -> dict:
+    return {
+        "name": "SourceArtifact",
+        "revisionId": revision,
+        "revisionSummary": '{"ProviderType":"GitHub","CommitMessage":"Fix checkout totals"}',
+        "created": on_day("09:58:12"),
+        "revisionUrl": f"https://github.com/acme/checkout/commit/{revision}",
+    }
+
+
+def without_attempt(rows: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    return {table: [{k: v for k, v in r.items() if k != "attempt"} for r in rs] for table, rs in rows.items()}
+
+
+def test_one_execution_gives_the_same_rows_from_its_events_and_from_the_api(engine, another_engine, config):
+    """The documented EventBridge events of one execution into one store; the backfill of the same
+    execution, whose summary carries neither trigger nor source revisions (so GetPipelineExecution is
+    called), into another. Every projected column is equal except `attempt` (runs and stages): only
+    events carry `pipeline-execution-attempt`. Stage times come from the API's action times."""
+    events = [json.loads(line) for line in fixture_path("aws/codepipeline-execution.documented.ndjson").open()]
+    assert ingest.ingest_payloads(engine, events, config).quarantined == []
+    from_events = dump_projections(engine)
+
+    cp = client()
+    with Stubber(cp) as stubber:
+        bare = {
+            "pipelineExecutionId": DOC_EXECUTION,
+            "status": "Succeeded",
+            "startTime": datetime(2024, 5, 1, 10, 0, 0, 208000, tzinfo=UTC),
+            "lastUpdateTime": on_day("10:23:45"),
+            "executionMode": "SUPERSEDED",
+        }
+        respond(stubber, "list_pipeline_executions", {"pipelineExecutionSummaries": [bare]}, PAGE)
+        respond(stubber, "list_action_executions", {"actionExecutionDetails": DOC_ACTIONS}, actions_of(DOC_EXECUTION))
+        respond(
+            stubber,
+            "get_pipeline_execution",
+            pipeline_execution(DOC_EXECUTION, "Webhook", CONNECTION, [source_artifact(SHA)], executionType="STANDARD"),
+            {"pipelineName": "myPipeline", "pipelineExecutionId": DOC_EXECUTION},
+        )
+        assert history.backfill(another_engine, config, cp, ["myPipeline"], T0).quarantined == []
+        stubber.assert_no_pending_responses()
+    from_api = dump_projections(another_engine)
+
+    assert without_attempt(from_api) == without_attempt(from_events)
+    (run,) = from_events["pipeline_runs"]
+    assert (run["id"], run["revision"], run["trigger"], run["is_rollback"], run["attempt"]) == (
+        DOC_RUN,
+        SHA,
+        "Webhook",
+        False,
+        2,
+    )
+    assert [(s["name"], s["attempt"]) for s in from_events["stage_runs"]] == [("Build", 1), ("Prod", 2), ("Source", 1)]
+    assert {r["attempt"] for r in from_api["pipeline_runs"] + from_api["stage_runs"]} == {None}
+    (dep,) = from_api["deployments"]
+    assert (dep["id"], dep["status"], dep["started_at"], dep["finished_at"]) == (
+        DOC_RUN,
+        "success",
+        on_day("10:06:41"),
+        on_day("10:23:45"),
+    )
+    assert [(link["deployment_id"], link["change_id"]) for link in from_api["deployment_changes"]] == [(DOC_RUN, SHA)]
+    assert len(from_api["action_runs"]) == 3 and len(from_api["stage_runs"]) == 3
+
+    (payload,) = [json.loads(p) for p in raw_payloads(another_engine)]
+    assert payload["pipelineExecution"]["trigger"]["triggerType"] == "Webhook"  # archived with the execution
+    ingest.replay(another_engine, config)
+    assert dump_projections(another_engine) == from_api  # the archive alone rebuilds the same rows
+
+
+def test_the_source_action_gives_the_revision_when_the_summary_has_none(engine, config):
+    """A summary with a trigger but no source revisions: GetPipelineExecution is asked (here it lists no
+    artifact revisions), the succeeded CodeCommit action's commit is the revision, the S3 action's object
+    version is not. A summary with both needs no GetPipelineExecution call (Stubber refuses unstubbed ones)."""
+    actions = [
+        api_action("Source", "Artifacts", "S3", "10:00:01", "10:00:05", "Succeeded", {"externalExecutionId": "v3.XyZ"}),
+        api_action("Source", "Code", "CodeCommit", "10:00:01", "10:00:06", "Succeeded", {"externalExecutionId": SHA}),
+        api_action("Prod", "Deploy", "CodeDeploy", "10:00:10", "10:01:30", "Succeeded", deployment_result("d-9", "ok")),
+    ]
+    no_revisions = {
+        "pipelineExecutionId": DOC_EXECUTION,
+        "status": "Succeeded",
+        "startTime": on_day("10:00:00"),
+        "lastUpdateTime": on_day("10:01:30"),
+        "trigger": {"triggerType": "StartPipelineExecution", "triggerDetail": "arn:aws:iam::123456789012:user/ops"},
+    }
+    complete = summary("exec-full", T0 - timedelta(hours=1), T0 - timedelta(minutes=50))
+    cp = client()
+    with Stubber(cp) as stubber:
+        respond(stubber, "list_pipeline_executions", {"pipelineExecutionSummaries": [no_revisions, complete]}, PAGE)
+        respond(stubber, "list_action_executions", {"actionExecutionDetails": actions}, actions_of(DOC_EXECUTION))
+        respond(
+            stubber,
+            "get_pipeline_execution",
+            pipeline_execution(DOC_EXECUTION, "StartPipelineExecution", "arn:aws:iam::123456789012:user/ops", []),
+            {"pipelineName": "myPipeline", "pipelineExecutionId": DOC_EXECUTION},
+        )
+        respond(stubber, "list_action_executions", {"actionExecutionDetails": []}, actions_of("exec-full"))
+        assert history.backfill(engine, config, cp, ["myPipeline"], T0 - timedelta(days=1)).stored == 2
+        stubber.assert_no_pending_responses()
+    runs = {r["id"]: r for r in dump_projections(engine)["pipeline_runs"]}
+    assert (runs[DOC_RUN]["revision"], runs[DOC_RUN]["trigger"]) == (SHA, "StartPipelineExecution")
+    links = {(d["deployment_id"], d["change_id"]) for d in dump_projections(engine)["deployment_changes"]}
+    assert (DOC_RUN, SHA) in links and (DOC_RUN, "v3.XyZ") not in links
+    full = [json.loads(p) for p in raw_payloads(engine)][1]
+    assert full["pipelineExecutionSummary"]["pipelineExecutionId"] == "exec-full" and "pipelineExecution" not in full
+
+
+def test_a_rollback_gets_its_trigger_and_commit_from_get_pipeline_execution(engine, config):
+    """A rollback execution re-runs only the rolled-back stage (no source action) and its summary names
+    neither trigger nor revisions: GetPipelineExecution's trigger, execution type and artifact revision
+    (its provider unknown, so only a bare SHA counts) mark the rollback and give its commit."""
+    summary_ = {
+        "pipelineExecutionId": DOC_EXECUTION,
+        "status": "Succeeded",
+        "startTime": on_day("11:00:00"),
+        "lastUpdateTime": on_day("11:04:00"),
+    }
+    deploy = api_action(
+        "Prod", "myAction", "CodeDeploy", "11:00:01", "11:04:00", "Succeeded", deployment_result("d-7", "ok")
+    )
+    cp = client()
+    with Stubber(cp) as stubber:
+        respond(stubber, "list_pipeline_executions", {"pipelineExecutionSummaries": [summary_]}, PAGE)
+        respond(stubber, "list_action_executions", {"actionExecutionDetails": [deploy]}, actions_of(DOC_EXECUTION))
+        respond(
+            stubber,
+            "get_pipeline_execution",
+            pipeline_execution(
+                DOC_EXECUTION,
+                "AutomatedRollback",
+                "exec-failed",
+                [source_artifact(SHA)],
+                executionType="ROLLBACK",
+                rollbackMetadata={"rollbackTargetPipelineExecutionId": "exec-previous"},
+            ),
+            {"pipelineName": "myPipeline", "pipelineExecutionId": DOC_EXECUTION},
+        )
+        history.backfill(engine, config, cp, ["myPipeline"], T0)
+        stubber.assert_no_pending_responses()
+    rows = dump_projections(engine)
+    (run,) = rows["pipeline_runs"]
+    (dep,) = rows["deployments"]
+    assert (run["trigger"], run["is_rollback"], dep["is_rollback"], run["revision"]) == (
+        "AutomatedRollback",
+        True,
+        True,
+        SHA,
+    )
+    assert [(d["deployment_id"], d["change_id"]) for d in rows["deployment_changes"]] == [(DOC_RUN, SHA)]
+
+
+@pytest.mark.parametrize("version", ["3sL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY", "a" * 40], ids=["version-id", "sha-shaped"])
+def test_an_s3_artifact_revision_is_not_a_commit(engine, config, version):
+    """An S3 source's artifact revision is an object version: no revision, even one shaped like a SHA
+    (the provider of the action that output the artifact decides, as for summaries' source revisions)."""
+    actions = [
+        api_action(
+            "Source", "Source", "S3", "10:00:01", "10:00:05", "Succeeded", {"externalExecutionId": version},
+            outputs=("SourceArtifact",),
+        )
+    ]  # fmt: skip
+    cp = client()
+    with Stubber(cp) as stubber:
+        bare = {"pipelineExecutionId": DOC_EXECUTION, "status": "InProgress", "lastUpdateTime": on_day("10:00:05")}
+        respond(stubber, "list_pipeline_executions", {"pipelineExecutionSummaries": [bare]}, PAGE)
+        respond(stubber, "list_action_executions", {"actionExecutionDetails": actions}, actions_of(DOC_EXECUTION))
+        respond(
+            stubber,
+            "get_pipeline_execution",
+            pipeline_execution(DOC_EXECUTION, "PollForSourceChanges", "Source", [source_artifact(version)]),
+            {"pipelineName": "myPipeline", "pipelineExecutionId": DOC_EXECUTION},
+        )
+        history.backfill(engine, config, cp, ["myPipeline"], T0)
+    rows = dump_projections(engine)
+    assert (rows["pipeline_runs"][0]["revision"], rows["pipeline_runs"][0]["trigger"]) == (None, "PollForSourceChanges")
+    assert rows["deployment_changes"] == []
 
 
 def test_aws_errors_become_clear_messages(engine, config):

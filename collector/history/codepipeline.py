@@ -1,4 +1,5 @@
 """CodePipeline history through boto3: ListPipelineExecutions and ListActionExecutions, paginated,
+plus GetPipelineExecution for an execution whose summary lacks its trigger or source revisions,
 archived as one payload per execution (kind `execution-history`) and projected like EventBridge
 events of the same execution. Executions are stored in batches as they are read, so an interrupted
 backfill keeps what it read; running it again stores only what changed."""
@@ -52,7 +53,8 @@ def jsonable(value: Any) -> Any:
 def execution_histories(
     client, pipeline: str, since: datetime, progress: Callable[[int], None] | None = None
 ) -> Iterator[dict]:
-    """Each execution of `pipeline` started at or after `since` (newest first), with its actions."""
+    """Each execution of `pipeline` started at or after `since` (newest first), with its actions, and
+    GetPipelineExecution's answer when the summary lacks the trigger or source revisions (older executions)."""
     executions = client.get_paginator("list_pipeline_executions")
     actions = client.get_paginator("list_action_executions")
     for page in executions.paginate(pipelineName=pipeline, PaginationConfig={"PageSize": 100}):
@@ -67,9 +69,12 @@ def execution_histories(
                 PaginationConfig={"PageSize": 100},
             ):
                 details.extend(action_page.get("actionExecutionDetails", []))
-            yield jsonable(
-                {"pipelineName": pipeline, "pipelineExecutionSummary": summary, "actionExecutionDetails": details}
-            )
+            payload = {"pipelineName": pipeline, "pipelineExecutionSummary": summary, "actionExecutionDetails": details}
+            if not summary.get("trigger") or not summary.get("sourceRevisions"):
+                payload["pipelineExecution"] = client.get_pipeline_execution(
+                    pipelineName=pipeline, pipelineExecutionId=summary["pipelineExecutionId"]
+                ).get("pipelineExecution", {})
+            yield jsonable(payload)
             if progress:
                 progress(1)
 
@@ -120,7 +125,8 @@ def _explain(exc: Exception, pipeline: str, region: str | None) -> Exception:
         ):
             return ConfigError(
                 f"AWS refused the request ({code}): check the credentials (AWS_PROFILE); they need "
-                "codepipeline:ListPipelineExecutions and codepipeline:ListActionExecutions"
+                "codepipeline:ListPipelineExecutions, codepipeline:ListActionExecutions and "
+                "codepipeline:GetPipelineExecution"
             )
         hint = (
             "; set AWS_RETRY_MODE=adaptive and AWS_MAX_ATTEMPTS=10 to slow down and retry"

@@ -84,6 +84,8 @@ def field(payload: Any, path: str, kind: type = str, required: bool = True) -> A
         return value
     if kind is int and isinstance(value, str) and value.strip().lstrip("-").isdigit():
         return int(value)
+    if kind is int and type(value) is float and value.is_integer():  # JSON 1.0, as AWS writes counts
+        return int(value)
     if kind is str and isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):

@@ -1,12 +1,16 @@
 """AWS CodePipeline: EventBridge execution state changes (pipeline, stage, action) and the API's
 execution history (one archived payload per execution: ListPipelineExecutions' summary with that
-execution's ListActionExecutions details), as the same projection rows.
+execution's ListActionExecutions details and, when the summary lacks the trigger or source revisions,
+GetPipelineExecution's `pipelineExecution`), as the same projection rows.
 
 - A stage that `config.is_production_stage(pipeline, stage)` names is a production deployment
   `codepipeline:{pipeline}:{execution}` (environment "production") whose status follows the stage.
 - The source action's external execution id is the commit SHA (CodeCommit, CodeStar connections,
-  GitHub): it becomes the run's revision and the deployment's commit. The link is written even for an
-  execution that never reaches production: harmless, analysis joins links on stored deployments.
+  GitHub): it becomes the run's revision and the deployment's commit. In the API history the summary's
+  source revisions come first, then the succeeded source actions' ids, then GetPipelineExecution's
+  artifact revisions (whose provider is that of the action that output the artifact). The link is
+  written even for an execution that never reaches production: harmless, analysis joins links on
+  stored deployments.
   S3 and ECR sources give an object version or image digest, not a commit: no revision.
 - `pipeline-execution-attempt` counts retries of the execution; a stage records the attempt in which
   it reached its status (the API history does not say, so its stages and runs have none).
@@ -242,13 +246,18 @@ def _event(kind: str, payload: Mapping, config: Any) -> list[Update]:
 
 def _history(payload: Mapping, config: Any) -> list[Update]:
     pipeline = field(payload, "pipelineName", str)
-    summary = field(payload, "pipelineExecutionSummary", dict)
+    field(payload, "pipelineExecutionSummary", dict)  # an object, or the payload is refused here
     execution = field(payload, "pipelineExecutionSummary.pipelineExecutionId", str)
     status = choice(payload, "pipelineExecutionSummary.status", API_STATES)
     updated = timestamp(payload, "pipelineExecutionSummary.lastUpdateTime")
     started = timestamp(payload, "pipelineExecutionSummary.startTime", required=False)
-    trigger = field(payload, "pipelineExecutionSummary.trigger.triggerType", str, required=False)
-    rollback = trigger in ROLLBACK_TRIGGERS or summary.get("executionType") == "ROLLBACK"
+    trigger = field(payload, "pipelineExecutionSummary.trigger.triggerType", str, required=False) or field(
+        payload, "pipelineExecution.trigger.triggerType", str, required=False
+    )
+    execution_type = field(payload, "pipelineExecutionSummary.executionType", str, required=False) or field(
+        payload, "pipelineExecution.executionType", str, required=False
+    )
+    rollback = trigger in ROLLBACK_TRIGGERS or execution_type == "ROLLBACK"
     run = f"codepipeline:{pipeline}:{execution}"
     service = config.service_for_pipeline(pipeline)
     updates = [
@@ -273,6 +282,8 @@ def _history(payload: Mapping, config: Any) -> list[Update]:
         raise PayloadError("actionExecutionDetails", "a list of action executions", details)
     stages: dict[str, list[dict]] = {}
     source_providers: dict[str, str | None] = {}
+    source_ids: list[tuple[str | None, str | None]] = []  # (provider, external id) of succeeded source actions
+    artifact_providers: dict[str, str | None] = {}
     for i, _detail in enumerate(details):
         where = f"actionExecutionDetails.{i}"
         stage = field(payload, f"{where}.stageName", str)
@@ -282,8 +293,14 @@ def _history(payload: Mapping, config: Any) -> list[Update]:
         a_updated = timestamp(payload, f"{where}.lastUpdateTime", required=False) or a_started or updated
         category = _category(field(payload, f"{where}.input.actionTypeId.category", str, required=False), action)
         provider = field(payload, f"{where}.input.actionTypeId.provider", str, required=False)
+        external = field(payload, f"{where}.output.executionResult.externalExecutionId", str, required=False)
         if category == "source":
             source_providers[action] = provider
+            if a_status == "succeeded":
+                source_ids.append((provider, external))
+            artifacts = field(payload, f"{where}.output.outputArtifacts", list, required=False) or []
+            for j in range(len(artifacts)):
+                artifact_providers[field(payload, f"{where}.output.outputArtifacts.{j}.name", str)] = provider
         stage_id = f"{run}:stage:{stage}"
         updates.append(
             Update(
@@ -295,9 +312,7 @@ def _history(payload: Mapping, config: Any) -> list[Update]:
                     "name": action,
                     "category": category,
                     "provider": provider,
-                    "external_id": field(
-                        payload, f"{where}.output.executionResult.externalExecutionId", str, required=False
-                    ),
+                    "external_id": external,
                     "url": field(payload, f"{where}.output.executionResult.externalExecutionUrl", str, required=False),
                     "status": a_status,
                     "status_at": a_updated,
@@ -347,22 +362,29 @@ def _history(payload: Mapping, config: Any) -> list[Update]:
             updates.append(
                 _deployment(config, pipeline, execution, stage, s_status, s_updated, s_started, finished, rollback)
             )
-    sha = _source_commit(payload, source_providers)
+    candidates = [
+        *_revisions(payload, "pipelineExecutionSummary.sourceRevisions", "actionName", source_providers),
+        *source_ids,
+        *_revisions(payload, "pipelineExecution.artifactRevisions", "name", artifact_providers),
+    ]
+    sha = next((sha for sha in (_commit(*c) for c in candidates) if sha), None)
     if sha:
         updates += _revision_updates(config, pipeline, execution, sha)
     return updates
 
 
-def _source_commit(payload: Mapping, source_providers: Mapping[str, str | None]) -> str | None:
-    """The first source revision that is a Git commit (the provider comes from the source action)."""
-    revisions = field(payload, "pipelineExecutionSummary.sourceRevisions", list, required=False) or []
-    for i in range(len(revisions)):
-        where = f"pipelineExecutionSummary.sourceRevisions.{i}"
-        action = field(payload, f"{where}.actionName", str, required=False)
-        sha = _commit(source_providers.get(action), field(payload, f"{where}.revisionId", str, required=False))
-        if sha:
-            return sha
-    return None
+def _revisions(
+    payload: Mapping, path: str, key: str, providers: Mapping[str, str | None]
+) -> list[tuple[str | None, str | None]]:
+    """(provider, revision id) of each revision listed at `path`, the provider found by its `key`."""
+    revisions = field(payload, path, list, required=False) or []
+    return [
+        (
+            providers.get(field(payload, f"{path}.{i}.{key}", str, required=False) or ""),
+            field(payload, f"{path}.{i}.revisionId", str, required=False),
+        )
+        for i in range(len(revisions))
+    ]
 
 
 def normalise(kind: str, payload: Any, config: Any) -> list[Update]:
