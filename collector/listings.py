@@ -27,13 +27,13 @@ __all__ = [
     "ACTIVE_RUN",
     "count_raw_events",
     "list_quarantined",
-    "quarantine_groups",
     "load_canary_runs",
     "load_filter_options",
     "load_gate_decisions",
     "load_open_work",
     "load_run_detail",
     "load_store_counts",
+    "quarantine_groups",
 ]
 
 ACTIVE_RUN = ("queued", "in_progress")
