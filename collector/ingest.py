@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from gatewatch.errors import ConfigError, PayloadError
 
-from . import projections, sources
+from . import listings, projections, sources
 from .config import Config
 from .db import DEFAULT_KEY_CHUNK, KEY_CHUNK, bulk_insert, key_filter, translates_store_errors, write_transaction
 from .models import PROJECTION_TABLES, raw_events
@@ -81,6 +81,7 @@ class IngestSummary:
     ignored: int = 0
     quarantined: list[Quarantine] = field(default_factory=list)
     by_source: Counter = field(default_factory=Counter)
+    warnings: list[str] = field(default_factory=list)  # e.g. a pipeline none of whose stages is production
 
     @property
     def exit_code(self) -> int:
@@ -93,6 +94,7 @@ class IngestSummary:
         self.ignored += other.ignored
         self.quarantined.extend(other.quarantined)
         self.by_source.update(other.by_source)
+        self.warnings.extend(w for w in other.warnings if w not in self.warnings)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -102,6 +104,7 @@ class IngestSummary:
             "quarantined": len(self.quarantined),
             "by_source": dict(sorted(self.by_source.items())),
             "quarantine": [q.__dict__ for q in self.quarantined],
+            "warnings": self.warnings,
         }
 
 
@@ -302,12 +305,25 @@ def ingest(
 ) -> IngestSummary:
     """Archive and project every envelope; one transaction per batch."""
     summary = IngestSummary()
+    pipelines: set[str] = set()
     with _bulk_allocation():
         for batch in _batches(envelopes, batch_size):
-            summary.add(store(engine, [process(envelope, config) for envelope in batch]))
+            processed = [process(envelope, config) for envelope in batch]
+            pipelines.update(_codepipeline_pipelines(processed))
+            summary.add(store(engine, processed))
             if progress:
                 progress(len(batch))
+    if pipelines:
+        summary.warnings.extend(listings.production_stage_warnings(engine, config, pipelines))
     return summary
+
+
+def _codepipeline_pipelines(batch: list[Processed]) -> Iterator[str]:
+    for item in batch:
+        if item.source == "codepipeline":
+            for upd in item.updates:
+                if upd.table == "pipeline_runs" and upd.values.get("pipeline"):
+                    yield upd.values["pipeline"]
 
 
 def ingest_payloads(

@@ -3,12 +3,14 @@ stages and actions, canary runs, gate decisions), filtered in SQL and read as Da
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 import pandas as pd
 from sqlalchemy import Connection, Engine, bindparam, func, inspect, or_, select, true
 from sqlalchemy.sql import ColumnElement
 
+from .config import Config
 from .db import translates_store_errors
 from .loaders import Scope, distinct_values, raw_time, read_frame, reading, team_services
 from .models import (
@@ -33,6 +35,7 @@ __all__ = [
     "load_open_work",
     "load_run_detail",
     "load_store_counts",
+    "production_stage_warnings",
     "quarantine_groups",
 ]
 
@@ -281,7 +284,6 @@ def count_raw_events(engine: Engine) -> int:
 
 
 @translates_store_errors
-@translates_store_errors
 def quarantine_groups(engine: Engine, limit: int = 50, examples: int = 3, head: int = 120) -> list[dict]:
     """Quarantined payloads grouped by (source, kind, reason), newest group first: each with its count,
     first and last arrival, and the ids and first `head` characters of its newest `examples` payloads."""
@@ -317,6 +319,7 @@ def quarantine_groups(engine: Engine, limit: int = 50, examples: int = 3, head: 
         return out
 
 
+@translates_store_errors
 def list_quarantined(engine: Engine, limit: int = 50) -> list[dict]:
     """The newest quarantined payloads: id, source, kind, received_at and the reason (error)."""
     r = raw_events
@@ -328,3 +331,41 @@ def list_quarantined(engine: Engine, limit: int = 50) -> list[dict]:
             .limit(limit)
         ).mappings()
         return [dict(row) for row in rows]
+
+
+@translates_store_errors
+def production_stage_warnings(engine: Engine, config: Config, pipelines: Iterable[str] | None = None) -> list[str]:
+    """One line per CodePipeline pipeline (of `pipelines`, else all) whose stages were seen and none is
+    production by the configuration, so it silently counts no deployments: what to set."""
+    r, s = pipeline_runs, stage_runs
+    query = (
+        select(r.c.pipeline, s.c.name)
+        .distinct()
+        .join(s, s.c.pipeline_run_id == r.c.id)
+        .where(r.c.source == "codepipeline", r.c.pipeline.is_not(None))
+        .order_by(r.c.pipeline, s.c.name)
+    )
+    wanted = None if pipelines is None else sorted(set(pipelines))
+    if wanted is not None:
+        if not wanted:
+            return []
+        query = query.where(r.c.pipeline.in_(wanted))
+    stages: dict[str, list[str]] = {}
+    with reading(engine) as conn:
+        for pipeline, stage in conn.execute(query):
+            stages.setdefault(pipeline, []).append(stage)
+    warnings = []
+    for pipeline, names in stages.items():
+        if any(config.is_production_stage(pipeline, name) for name in names):
+            continue
+        configured = config.production.stages.get(pipeline)
+        rule = (
+            f"its configured production stage {configured!r} (production.stages) is not one of them"
+            if configured
+            else f"none matches the production pattern {config.production.stage_pattern!r}"
+        )
+        warnings.append(
+            f"pipeline {pipeline}: stages {', '.join(names)}; {rule}, so it counts no deployments: set "
+            f"production.stages.{pipeline} in gatewatch.yaml to its production stage"
+        )
+    return warnings

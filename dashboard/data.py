@@ -120,6 +120,12 @@ def executive(
     }
 
 
+@st.cache_data(ttl=TTL, show_spinner=False)
+def production_stage_warnings(url: str) -> list[str]:
+    """CodePipeline pipelines none of whose stages is production by the configuration."""
+    return api.production_stage_warnings(engine(url), config())
+
+
 @st.cache_data(ttl=TTL, show_spinner="Computing pipeline metrics ...")
 def pipelines(
     url: str,

@@ -50,6 +50,7 @@ _EXPORTS = {
     "replay": "gatewatch.services.store",
     "list_quarantined": "gatewatch.services.store",
     "quarantine_groups": "gatewatch.services.store",
+    "production_stage_warnings": "gatewatch.services.store",
     "backfill_codepipeline": "gatewatch.services.store",
     "codepipeline_client": "gatewatch.services.store",
     # delivery analytics

@@ -3,6 +3,7 @@ without an exception, and the executive page shows exactly the figures of `analy
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,14 +14,16 @@ from streamlit.testing.v1 import AppTest
 from analysis import dora
 from analysis.tiers import get_benchmark
 from analysis.windows import Window, window_since
-from collector.config import load_config
-from collector.db import create_store_engine, dispose_engines
+from collector.config import config_from_mapping, load_config
+from collector.db import create_store_engine, dispose_engines, upgrade
 from collector.gate_decisions import list_decisions
+from collector.ingest import ingest_payloads
 from collector.listings import load_run_detail
 from collector.loaders import Scope, load_dora_frames
 from collector.models import incidents
 from collector.telemetry.sli import load_slos
 from collector.timeutil import utcnow
+from tests.conftest import fixture_path
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
 PAGES = [
@@ -273,3 +276,16 @@ def test_a_refresh_recomputes_the_window_and_keeps_the_previous_period_for_15_mi
     at.run()
     assert shown().startswith("4 deployments; previous period 3")
     engine.dispose()
+
+
+def test_the_pipelines_page_names_a_pipeline_with_no_production_stage(monkeypatch, store_url, tmp_path):
+    engine = create_store_engine(store_url)
+    upgrade(engine)
+    try:
+        events = fixture_path("aws/codepipeline-execution.eventbridge.ndjson").read_text().splitlines()
+        ingest_payloads(engine, [json.loads(line) for line in events], config_from_mapping({}, environ={}))
+    finally:
+        engine.dispose()
+    (tmp_path / "gatewatch.yaml").write_text("production:\n  stage_pattern: '(?i)live'\n")
+    at = run_page(app(monkeypatch, store_url, folder=tmp_path), "views/pipelines.py")
+    assert [w.value.split(";")[0] for w in at.warning] == ["pipeline myPipeline: stages Build, Prod, Source"]

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from collector import ingest
+from collector import ingest, listings
 from collector.config import config_from_mapping
 from tests.conftest import dump_projections, fixture_path
 
@@ -375,3 +375,32 @@ def test_eventbridge_id_is_the_dedupe_key(engine, config):
     redelivered = dict(first, time=first["time"])  # same id: the same event delivered twice
     summary = ingest.ingest_payloads(engine, [first, redelivered], config)
     assert (summary.stored, summary.duplicates) == (1, 1)
+
+
+def test_a_pipeline_with_no_production_stage_is_named_once_with_what_to_set(engine):
+    config = config_from_mapping({"production": {"stage_pattern": "(?i)live"}}, environ={})
+    first = ingest.ingest_payloads(engine, events(), config)
+    (warning,) = first.warnings  # 20 events of one pipeline: one line
+    assert warning.startswith("pipeline myPipeline: stages Build, Prod, Source; none matches the production pattern")
+    assert "production.stages.myPipeline" in warning and dump_projections(engine)["deployments"] == []
+    assert first.to_dict()["warnings"] == [warning]
+    # Told again on the next delivery of that pipeline, not for other sources' payloads.
+    assert ingest.ingest_payloads(engine, events()[:1], config).warnings == [warning]
+    assert ingest.ingest_payloads(engine, [{"type": "change", "id": "c1", "service": "x"}], config).warnings == []
+    # Configured (or matched by the default pattern): no warning.
+    named = config_from_mapping({"production": {"stages": {"myPipeline": "Prod"}}}, environ={})
+    assert ingest.ingest_payloads(engine, events()[:1], named).warnings == []
+    wrong = config_from_mapping({"production": {"stages": {"myPipeline": "Deploy"}}}, environ={})
+    (configured,) = listings.production_stage_warnings(engine, wrong)
+    assert "configured production stage 'Deploy' (production.stages) is not one of them" in configured
+
+
+def test_gatewatch_pipelines_shows_the_production_stage_warning(engine, store_url, tmp_path, gatewatch):
+    ingest.ingest_payloads(engine, events(), config_from_mapping({}, environ={}))
+    cfg = tmp_path / "gatewatch.yaml"
+    cfg.write_text("production:\n  stage_pattern: '(?i)live'\n")
+    args = ("--config", str(cfg), "--db", store_url, "pipelines", "--start", "2024-04-01", "--end", "2024-06-01")
+    out = json.loads(gatewatch(*args, "--json").stdout)
+    assert [w.split(";")[0] for w in out["warnings"]] == ["pipeline myPipeline: stages Build, Prod, Source"]
+    text = gatewatch(*args).stdout
+    assert "warning: pipeline myPipeline: stages Build, Prod, Source; none matches" in text

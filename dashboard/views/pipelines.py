@@ -27,6 +27,8 @@ if require_data("pipeline_runs", "deployments"):
     w = f.window
     view = data.pipelines(store_url(), w.start, w.end, w.tz, f.service, f.team, f.environment)
     rep = view["report"]
+    for warning in data.production_stage_warnings(store_url()):
+        st.warning(warning)
     cols = st.columns(4)
     dep, runs = rep["deployments"], rep["pipeline_runs"]
     cols[0].metric(

@@ -219,6 +219,7 @@ def pipelines(state: State, since, start, end, service, team, environment, tz, a
         raise ConfigError("choose one of --json and --csv")
     window = api.report_window(since, start, end, tz)
     report = api.pipeline_report(state.engine, window, _scope(service, team, environment))
+    report["warnings"] = api.production_stage_warnings(state.engine, state.config)
     if as_json:
         echo_json(report)
         return
@@ -264,3 +265,5 @@ def pipelines(state: State, since, start, end, service, team, environment, tz, a
                 f"{_pct(row['success_rate']):>8} {_fmt_hours(row['duration']['median_hours']):>8} "
                 f"{_fmt_hours(row['duration']['p90_hours']):>8} {row['flaky']:>5}"
             )
+    for warning in report["warnings"]:
+        click.echo(f"\n  warning: {warning}")

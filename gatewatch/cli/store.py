@@ -49,6 +49,8 @@ def print_summary(summary: api.IngestSummary, as_json: bool) -> None:
     )
     for q in summary.quarantined:
         click.echo(f"  quarantined {q.origin} [{q.source}/{q.kind}]: {q.error}")
+    for warning in summary.warnings:
+        click.echo(f"warning: {warning}", err=True)
 
 
 @click.command()

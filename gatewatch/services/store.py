@@ -40,6 +40,7 @@ __all__ = [
     "ingest_text",
     "list_quarantined",
     "open_store",
+    "production_stage_warnings",
     "quarantine_groups",
     "replay",
     "schema_revision",
@@ -145,6 +146,11 @@ def replay(engine: Engine, config: Config, progress: Progress | None = None) -> 
 def list_quarantined(engine: Engine, limit: int = 50) -> list[dict[str, Any]]:
     """The newest quarantined payloads with their reasons."""
     return listings.list_quarantined(engine, limit)
+
+
+def production_stage_warnings(engine: Engine, config: Config, pipelines: Iterable[str] | None = None) -> list[str]:
+    """CodePipeline pipelines whose stages were seen and none is production by the configuration."""
+    return listings.production_stage_warnings(engine, config, pipelines)
 
 
 def quarantine_groups(engine: Engine, limit: int = 50, examples: int = 3) -> list[dict[str, Any]]:
