@@ -17,7 +17,13 @@ DEPLOYMENTS = pd.DataFrame(
         "id": ["a-1", "a-2", "a-staging", "b-1", "a-unfinished"],
         "service": ["api", "api", "api", "web", "api"],
         "production": [True, True, False, True, True],
-        "finished_at": [t("2024-05-01 10:00"), t("2024-05-01 11:00"), t("2024-05-01 11:20"), t("2024-05-01 09:00"), pd.NaT],
+        "finished_at": [
+            t("2024-05-01 10:00"),
+            t("2024-05-01 11:00"),
+            t("2024-05-01 11:20"),
+            t("2024-05-01 09:00"),
+            pd.NaT,
+        ],
     }
 )
 

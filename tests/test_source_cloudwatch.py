@@ -154,8 +154,16 @@ def test_without_resources_the_alarm_is_named_by_account_region_and_name(engine,
 @pytest.mark.parametrize(
     "path, value, message",
     [
-        (("detail", "state", "value"), "BROKEN", "field 'detail.state.value': expected one of OK, ALARM, INSUFFICIENT_DATA"),
-        (("detail", "state", "timestamp"), "yesterday", "field 'detail.state.timestamp': expected an ISO 8601 timestamp"),
+        (
+            ("detail", "state", "value"),
+            "BROKEN",
+            "field 'detail.state.value': expected one of OK, ALARM, INSUFFICIENT_DATA",
+        ),
+        (
+            ("detail", "state", "timestamp"),
+            "yesterday",
+            "field 'detail.state.timestamp': expected an ISO 8601 timestamp",
+        ),
         (("detail", "alarmName"), None, "field 'detail.alarmName': expected a string (required)"),
     ],
 )

@@ -84,7 +84,9 @@ def _explain(exc: Exception, repository: str, branch: str | None) -> Exception:
 def _envelopes(payloads: list[dict]) -> Iterator[Envelope]:
     for payload in payloads:
         text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
-        yield Envelope(text, payload, "codecommit", None, f"codecommit:{payload['repositoryName']}:{payload['commitId']}")
+        yield Envelope(
+            text, payload, "codecommit", None, f"codecommit:{payload['repositoryName']}:{payload['commitId']}"
+        )
 
 
 def backfill(
