@@ -149,43 +149,18 @@ def test_aws_errors_become_clear_messages(engine, config):
 def test_cli_collect_codecommit(store_url, monkeypatch):
     from gatewatch.cli import cli
 
-    cc = client()
-    stubber = Stubber(cc)
-    stub_walk(stubber)
-    stubber.activate()
-    seen = {}
-
-    def fake_client(region, endpoint_url, service):
-        seen.update(region=region, endpoint_url=endpoint_url, service=service)
-        return cc
-
-    monkeypatch.setattr(history, "make_client", fake_client)
-    monkeypatch.setattr("gatewatch.api.utcnow", lambda: T0 + timedelta(hours=1))
-    result = CliRunner().invoke(
-        cli,
-        [
-            "--db",
-            store_url,
-            "collect",
-            "codecommit",
-            "--repository",
-            REPO,
-            "--branch",
-            "main",
-            "--since",
-            "30d",
-            "--region",
-            "eu-west-1",
-            "--endpoint-url",
-            "http://127.0.0.1:1",
-            "--json",
-        ],
-    )
-    assert result.exit_code == 0, result.output
+    cc, seen = client(), {}
+    with Stubber(cc) as stubber:
+        stub_walk(stubber)
+        monkeypatch.setattr(history, "make_client", lambda *args, **kwargs: seen.update(args=args, kwargs=kwargs) or cc)
+        monkeypatch.setattr("gatewatch.api.utcnow", lambda: T0 + timedelta(hours=1))
+        options = f"--repository {REPO} --branch main --since 30d --region eu-west-1 --endpoint-url http://127.0.0.1:1"
+        result = CliRunner().invoke(cli, ["--db", store_url, "collect", "codecommit", *options.split(), "--json"])
+        assert result.exit_code == 0, result.output
+        stubber.assert_no_pending_responses()
     out = json.loads(result.stdout)
     assert (out["stored"], out["quarantined"], out["by_source"]) == (4, 0, {"codecommit": 4})
-    assert seen == {"region": "eu-west-1", "endpoint_url": "http://127.0.0.1:1", "service": "codecommit"}
-    stubber.assert_no_pending_responses()
+    assert seen == {"args": ("eu-west-1", "http://127.0.0.1:1"), "kwargs": {"service": "codecommit"}}
 
 
 @pytest.fixture

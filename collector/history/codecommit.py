@@ -20,7 +20,7 @@ from gatewatch.errors import ConfigError, PayloadError, SourceUnavailable
 from ..config import Config
 from ..ingest import Envelope, IngestSummary, ingest
 from ..sources.codecommit import git_date
-from .codepipeline import BATCH, batches, jsonable, make_client, message, setup_error
+from .codepipeline import BATCH, batches, jsonable, make_client, message, setup_error, with_progress
 
 __all__ = ["backfill", "branch_commits", "make_codecommit_client"]
 
@@ -110,11 +110,5 @@ def backfill(
         for batch in batches(branch_commits(client, repository, branch, since, progress), batch_size):
             summary.add(ingest(engine, _envelopes(batch), config, batch_size=batch_size))
     except (BotoCoreError, ClientError) as exc:
-        error = _explain(exc, repository, branch)
-        if summary.stored:
-            error = type(error)(
-                f"{error} ({summary.stored} commit(s) stored before this; "
-                "running the same command again stores only what is missing)"
-            )
-        raise error from None
+        raise with_progress(_explain(exc, repository, branch), summary.stored, "commit(s)") from None
     return summary

@@ -137,6 +137,15 @@ def _explain(exc: Exception, pipeline: str, region: str | None) -> Exception:
     return SourceUnavailable(f"CodePipeline could not be reached: {exc}")
 
 
+def with_progress(error: Exception, stored: int, what: str) -> Exception:
+    """`error`, saying what an interrupted backfill stored before it (kept: a rerun adds only the rest)."""
+    if not stored:
+        return error
+    return type(error)(
+        f"{error} ({stored} {what} stored before this; running the same command again stores only what is missing)"
+    )
+
+
 def batches(items: Iterator[dict], size: int) -> Iterator[list[dict]]:
     while batch := list(islice(items, size)):
         yield batch
@@ -173,11 +182,5 @@ def backfill(
             for batch in batches(execution_histories(client, pipeline, since, progress), batch_size):
                 summary.add(ingest(engine, _envelopes(pipeline, batch), config, batch_size=batch_size))
         except (BotoCoreError, ClientError) as exc:
-            error = _explain(exc, pipeline, region)
-            if summary.stored:
-                error = type(error)(
-                    f"{error} ({summary.stored} execution(s) stored before this; "
-                    "running the same command again stores only what is missing)"
-                )
-            raise error from None
+            raise with_progress(_explain(exc, pipeline, region), summary.stored, "execution(s)") from None
     return summary
