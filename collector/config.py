@@ -15,6 +15,7 @@ import os
 import re
 from collections.abc import Mapping
 from datetime import timedelta
+from fnmatch import fnmatchcase
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,7 @@ class Services(Model):
     pipelines: Names = Field(default_factory=dict)
     repositories: Names = Field(default_factory=dict)
     pagerduty: Names = Field(default_factory=dict)
+    alarms: Names = Field(default_factory=dict)  # CloudWatch alarm name or glob (fnmatch) -> service
 
 
 class Webhooks(Model):
@@ -228,6 +230,18 @@ class Config(ConfigFile):
             if candidate and candidate in self.services.pagerduty:
                 return self.services.pagerduty[candidate]
         return name or service_id
+
+    def service_for_alarm(self, name: str, dimensions: Mapping[str, str] | None = None) -> str | None:
+        """Service of a CloudWatch alarm: the configured map (exact name, then the first matching glob),
+        else the alarm metric's `service` or `ServiceName` dimension, else None."""
+        alarms = self.services.alarms
+        if name in alarms:
+            return alarms[name]
+        for pattern, service in alarms.items():
+            if fnmatchcase(name, pattern):
+                return service
+        dimensions = dimensions or {}
+        return dimensions.get("service") or dimensions.get("ServiceName")
 
     def team_for(self, service: str | None) -> str | None:
         """The team that owns a service, if configured."""

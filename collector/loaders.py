@@ -32,6 +32,7 @@ from analysis.pipelines import PipelineFrames
 from .db import translates_store_errors
 from .models import (
     action_runs,
+    alarms,
     deployment_changes,
     deployment_contents,
     deployments,
@@ -441,10 +442,41 @@ def load_pipeline_frames(engine: Engine, start: datetime, end: datetime, scope: 
         )
 
 
+@translates_store_errors
+def load_alarms(engine: Engine, start: datetime, end: datetime, scope: Scope = Scope()) -> pd.DataFrame:
+    """Alarm episodes that started in [start, end), of `scope`'s service or team when given (its
+    environment does not apply: alarms carry none), oldest first."""
+    a = alarms
+    conds = [a.c.started_at >= start, a.c.started_at < end]
+    if scope.service:
+        conds.append(a.c.service == scope.service)
+    if scope.team:
+        conds.append(a.c.service.in_(team_services(scope.team)))
+    stmt = (
+        select(
+            a.c.id,
+            a.c.source,
+            a.c.name,
+            a.c.service,
+            a.c.status,
+            raw_time(a.c.status_at),
+            a.c.reason,
+            raw_time(a.c.started_at),
+            raw_time(a.c.ended_at),
+            a.c.url,
+        )
+        .where(*conds)
+        .order_by(a.c.started_at, a.c.id)
+    )
+    with reading(engine) as conn:
+        return read_frame(conn, stmt)
+
+
 __all__ = [
     "DORA_STATUSES",
     "Scope",
     "distinct_values",
+    "load_alarms",
     "load_dora_frames",
     "load_pipeline_frames",
     "raw_time",

@@ -212,7 +212,33 @@ incidents = Table(
     Index("ix_incidents_service_opened", "service", "opened_at"),
 )
 
-PROJECTION_TABLES = (pipeline_runs, stage_runs, action_runs, deployments, changes, deployment_changes, incidents)
+# Alarm episodes: one per alarm and time it entered ALARM (CloudWatch), resolved once it left ALARM.
+alarms = Table(
+    "alarms",
+    metadata,
+    Column("id", Key(), primary_key=True),
+    Column("source", String(32), nullable=False),
+    Column("name", String(255)),
+    Column("service", String(255)),
+    Column("status", String(32)),  # alarm | resolved
+    Column("status_at", UTCDateTime),
+    Column("reason", Text),
+    Column("started_at", UTCDateTime),
+    Column("ended_at", UTCDateTime),
+    Column("url", Text),
+    Index("ix_alarms_service_started", "service", "started_at"),
+)
+
+PROJECTION_TABLES = (
+    pipeline_runs,
+    stage_runs,
+    action_runs,
+    deployments,
+    changes,
+    deployment_changes,
+    incidents,
+    alarms,
+)
 
 # Canary runs: each verdict with its config, window, scopes and the samples it judged (for audit
 # and re-judging). Samples are stored as little-endian float64 bytes with their shape.

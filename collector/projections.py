@@ -28,6 +28,7 @@ from .timeutil import UTC
 RUN_STATUSES = {"queued": 0, "in_progress": 1, "succeeded": 2, "failed": 2, "canceled": 2, "superseded": 2}
 DEPLOYMENT_STATUSES = {"pending": 0, "in_progress": 1, "success": 2, "failure": 2, "canceled": 2, "rolled_back": 3}
 INCIDENT_STATUSES = {"triggered": 1, "acknowledged": 2, "resolved": 3}
+ALARM_STATUSES = {"alarm": 1, "resolved": 2}
 
 TABLES: dict[str, Table] = {t.name: t for t in models.PROJECTION_TABLES}
 STATUS_RANKS: dict[str, dict[str, int]] = {
@@ -36,6 +37,7 @@ STATUS_RANKS: dict[str, dict[str, int]] = {
     "action_runs": RUN_STATUSES,
     "deployments": DEPLOYMENT_STATUSES,
     "incidents": INCIDENT_STATUSES,
+    "alarms": ALARM_STATUSES,
 }
 STATE_COLUMNS: dict[str, tuple[str, ...]] = {
     "pipeline_runs": ("status", "status_at", "finished_at", "attempt"),
@@ -45,6 +47,7 @@ STATE_COLUMNS: dict[str, tuple[str, ...]] = {
     "incidents": ("status", "status_at", "resolved_at", "severity", "title"),
     "changes": (),
     "deployment_changes": (),
+    "alarms": ("status", "status_at", "ended_at"),
 }
 # Writes to these tables fire migration 0006's triggers, which on PostgreSQL take this lock.
 CONTENTS_SOURCES = frozenset({"changes", "deployment_changes"})

@@ -53,6 +53,8 @@ _EXPORTS = {
     "production_stage_warnings": "gatewatch.services.store",
     "backfill_codepipeline": "gatewatch.services.store",
     "codepipeline_client": "gatewatch.services.store",
+    "backfill_codecommit": "gatewatch.services.store",
+    "codecommit_client": "gatewatch.services.store",
     # delivery analytics
     "Scope": "collector.loaders",
     "Window": "analysis.windows",

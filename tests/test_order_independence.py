@@ -140,7 +140,38 @@ def generic_stream() -> list[tuple[dict, str | None]]:
     ]
 
 
-STREAM = codepipeline_stream() + github_stream() + pagerduty_stream() + generic_stream()
+def cloudwatch_stream() -> list[tuple[dict, str | None]]:
+    """An alarm entering ALARM, leaving it, and entering it again (from the published sample)."""
+    events = json.loads(fixture_path("aws/cloudwatch-alarm-state-change.published.json").read_text())
+    entering = events[0]
+    leaving = copy.deepcopy(entering)
+    leaving["id"] = "c4c1c1c9-6542-e61b-6ef0-000000000001"
+    leaving["detail"]["previousState"] = copy.deepcopy(entering["detail"]["state"])
+    leaving["detail"]["state"] = {"reason": "back", "timestamp": "2019-10-02T17:30:00.000+0000", "value": "OK"}
+    again = copy.deepcopy(entering)
+    again["id"] = "c4c1c1c9-6542-e61b-6ef0-000000000002"
+    again["detail"]["previousState"] = copy.deepcopy(leaving["detail"]["state"])
+    again["detail"]["state"]["timestamp"] = "2019-10-02T18:00:00.000+0000"
+    return [(entering, None), (leaving, None), (again, None)]
+
+
+def codecommit_stream() -> list[tuple[dict, str | None]]:
+    """A branch push and the pushed commit as `collect codecommit` archives it."""
+    push = json.loads(fixture_path("aws/codecommit-repository-state-change.published.json").read_text())[1]
+    answer = json.loads(fixture_path("aws/codecommit-get-commit.published.json").read_text())
+    push["detail"]["commitId"] = answer["commit"]["commitId"]
+    commit = {"repositoryName": "MyDemoRepo", "branch": "main", "commitId": answer["commit"]["commitId"], **answer}
+    return [(push, None), (commit, None)]
+
+
+STREAM = (
+    codepipeline_stream()
+    + github_stream()
+    + pagerduty_stream()
+    + generic_stream()
+    + cloudwatch_stream()
+    + codecommit_stream()
+)
 
 
 def envelopes(items):
@@ -165,6 +196,7 @@ def test_the_stream_covers_every_projection(engine, config):
         "deployment_changes",
         "changes",
         "incidents",
+        "alarms",
     ):
         assert rows[table], f"the stream should project into {table}"
     by_id = {r["id"]: r for r in rows["stage_runs"]}
@@ -172,6 +204,9 @@ def test_the_stream_covers_every_projection(engine, config):
     assert prod["status"] == "succeeded" and prod["failed_once"] is True
     (pd,) = [r for r in rows["incidents"] if r["source"] == "pagerduty"]
     assert pd["status"] == "resolved" and pd["acknowledged_at"] is not None
+    assert sorted(a["status"] for a in rows["alarms"]) == ["alarm", "resolved"]
+    (pushed,) = [c for c in rows["changes"] if c["repository"] == "MyDemoRepo"]
+    assert pushed["committed_at"] is not None and pushed["merged_at"] is not None
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -23,14 +23,14 @@ from ..timeutil import as_utc
 BATCH = 50  # executions per transaction: a few seconds of API calls
 
 
-def make_client(region: str | None = None, endpoint_url: str | None = None):
-    """A boto3 CodePipeline client (credentials from the usual AWS chain, read now: a session of its own,
+def make_client(region: str | None = None, endpoint_url: str | None = None, service: str = "codepipeline"):
+    """A boto3 client of `service` (credentials from the usual AWS chain, read now: a session of its own,
     not boto3's process-wide one); setup mistakes as ConfigError."""
     import boto3
     from botocore.exceptions import BotoCoreError
 
     try:
-        return boto3.session.Session().client("codepipeline", region_name=region, endpoint_url=endpoint_url)
+        return boto3.session.Session().client(service, region_name=region, endpoint_url=endpoint_url)
     except ValueError as exc:  # botocore's "Invalid endpoint"
         raise ConfigError(f"--endpoint-url: {exc}; give a URL such as http://127.0.0.1:5000") from None
     except BotoCoreError as exc:
@@ -79,7 +79,7 @@ def execution_histories(
                 progress(1)
 
 
-def _message(exc: Exception) -> str:
+def message(exc: Exception) -> str:
     """The service's own message, short: a proxy or emulator may answer with a whole HTML page."""
     error = getattr(exc, "response", {}).get("Error", {})
     text = (error.get("Message") or "").strip()
@@ -90,15 +90,9 @@ def _message(exc: Exception) -> str:
     return first if len(first) <= 200 else first[:200] + "..."
 
 
-def _explain(exc: Exception, pipeline: str, region: str | None) -> Exception:
-    from botocore.exceptions import (
-        ClientError,
-        NoCredentialsError,
-        NoRegionError,
-        ParamValidationError,
-        PartialCredentialsError,
-        ProfileNotFound,
-    )
+def setup_error(exc: Exception) -> Exception | None:
+    """The ConfigError for AWS credentials, profile or region missing, else None."""
+    from botocore.exceptions import NoCredentialsError, NoRegionError, PartialCredentialsError, ProfileNotFound
 
     if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
         return ConfigError(
@@ -109,6 +103,18 @@ def _explain(exc: Exception, pipeline: str, region: str | None) -> Exception:
         return ConfigError(f"{exc}: check AWS_PROFILE")
     if isinstance(exc, NoRegionError):
         return ConfigError("no AWS region: pass --region or set AWS_REGION")
+    return None
+
+
+def _explain(exc: Exception, pipeline: str, region: str | None) -> Exception:
+    from botocore.exceptions import (
+        ClientError,
+        ParamValidationError,
+    )
+
+    setup = setup_error(exc)
+    if setup is not None:
+        return setup
     if isinstance(exc, ParamValidationError):
         return ConfigError(f"pipeline {pipeline!r} is not a valid pipeline name: {exc}")
     if isinstance(exc, ClientError):
@@ -133,11 +139,20 @@ def _explain(exc: Exception, pipeline: str, region: str | None) -> Exception:
             if "Throttl" in code or code == "TooManyRequestsException"
             else ""
         )
-        return SourceUnavailable(f"CodePipeline answered {code or 'an error'} for {pipeline!r}: {_message(exc)}{hint}")
+        return SourceUnavailable(f"CodePipeline answered {code or 'an error'} for {pipeline!r}: {message(exc)}{hint}")
     return SourceUnavailable(f"CodePipeline could not be reached: {exc}")
 
 
-def _batches(items: Iterator[dict], size: int) -> Iterator[list[dict]]:
+def with_progress(error: Exception, stored: int, what: str) -> Exception:
+    """`error`, saying what an interrupted backfill stored before it (kept: a rerun adds only the rest)."""
+    if not stored:
+        return error
+    return type(error)(
+        f"{error} ({stored} {what} stored before this; running the same command again stores only what is missing)"
+    )
+
+
+def batches(items: Iterator[dict], size: int) -> Iterator[list[dict]]:
     while batch := list(islice(items, size)):
         yield batch
 
@@ -170,14 +185,8 @@ def backfill(
     summary = IngestSummary()
     for pipeline in pipelines:
         try:
-            for batch in _batches(execution_histories(client, pipeline, since, progress), batch_size):
+            for batch in batches(execution_histories(client, pipeline, since, progress), batch_size):
                 summary.add(ingest(engine, _envelopes(pipeline, batch), config, batch_size=batch_size))
         except (BotoCoreError, ClientError) as exc:
-            error = _explain(exc, pipeline, region)
-            if summary.stored:
-                error = type(error)(
-                    f"{error} ({summary.stored} execution(s) stored before this; "
-                    "running the same command again stores only what is missing)"
-                )
-            raise error from None
+            raise with_progress(_explain(exc, pipeline, region), summary.stored, "execution(s)") from None
     return summary

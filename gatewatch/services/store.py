@@ -25,12 +25,15 @@ from collector.db import (
     ping,
     upgrade,
 )
+from collector.history import codecommit as codecommit_history
 from collector.history import codepipeline as codepipeline_history
 
 __all__ = [
+    "backfill_codecommit",
     "backfill_codepipeline",
     "check_store",
     "close_stores",
+    "codecommit_client",
     "codepipeline_client",
     "count_raw_events",
     "describe_store",
@@ -175,3 +178,21 @@ def backfill_codepipeline(
     """Archive and project each pipeline's executions since `since` (ListPipelineExecutions and
     ListActionExecutions), as the EventBridge events of the same executions would."""
     return codepipeline_history.backfill(engine, config, client, pipelines, since, progress, region)
+
+
+def codecommit_client(region: str | None = None, endpoint_url: str | None = None) -> Any:
+    """A CodeCommit client from the AWS credential chain (ConfigError for a missing region or bad endpoint)."""
+    return codecommit_history.make_codecommit_client(region, endpoint_url)
+
+
+def backfill_codecommit(
+    engine: Engine,
+    config: Config,
+    client: Any,
+    repository: str,
+    since: datetime,
+    branch: str | None = None,
+    progress: Progress | None = None,
+) -> ingest.IngestSummary:
+    """Archive and project a branch's commits since `since` (GetBranch, GetCommit) as `changes` rows."""
+    return codecommit_history.backfill(engine, config, client, repository, since, branch, progress)
