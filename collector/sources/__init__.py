@@ -10,11 +10,13 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from . import codepipeline, generic, github, gitlab, pagerduty
+from . import codebuild, codedeploy, codepipeline, generic, github, gitlab, pagerduty
 from .base import Update
 
 # Auto-detection asks each in this order, most specific first; `generic` claims anything with `type`.
-SOURCES: dict[str, ModuleType] = {m.NAME: m for m in (codepipeline, pagerduty, gitlab, github, generic)}
+SOURCES: dict[str, ModuleType] = {
+    m.NAME: m for m in (codepipeline, codedeploy, codebuild, pagerduty, gitlab, github, generic)
+}
 
 
 def detect(payload: Any, hint: str | None = None) -> tuple[str, str] | None:
