@@ -87,13 +87,13 @@ def build_queue_hours(actions: pd.DataFrame) -> pd.Series:
 
 def queue_hours(runs: pd.DataFrame, actions: pd.DataFrame) -> pd.Series:
     """Per run (index: run id): hours waiting before work ran: from the trigger (queued time, else start)
-    to the first action's start, plus its builds' waits in CodeBuild's queue (`build_queue_hours`):
-    CodePipeline starts a build action at once, so the wait for a build host shows only in CodeBuild."""
+    to the first action's start (a run without actions, such as a CodeBuild build: its queued time to its
+    start), plus its builds' waits in CodeBuild's queue (`build_queue_hours`): CodePipeline starts a
+    build action at once, so the wait for a build host shows only in CodeBuild."""
     indexed = runs.set_index("id")
-    first_action = actions.groupby("pipeline_run_id")["started_at"].min()
-    own = ((first_action.reindex(indexed.index) - indexed["queued_at"].fillna(indexed["started_at"])) / _HOUR).clip(
-        lower=0
-    )
+    first_work = actions.groupby("pipeline_run_id")["started_at"].min().reindex(indexed.index)
+    first_work = first_work.fillna(indexed["started_at"].where(indexed["queued_at"].notna()))
+    own = ((first_work - indexed["queued_at"].fillna(indexed["started_at"])) / _HOUR).clip(lower=0)
     return own + build_queue_hours(actions).reindex(indexed.index, fill_value=0.0)
 
 
