@@ -19,6 +19,8 @@ _EPOCH = pd.Timestamp(0, tz="UTC")
 
 def _epoch_hours(times: pd.Series) -> pd.Series:
     return (times - _EPOCH) / _HOUR
+
+
 COMPLETED_DEPLOYMENT = ("success", "rolled_back")
 ATTEMPTED_DEPLOYMENT = ("success", "rolled_back", "failure", "canceled")
 FINISHED_RUN = ("succeeded", "failed", "canceled")

@@ -225,7 +225,7 @@ class Config(ConfigFile):
         return _matches(self.production.deployment_group_pattern, group)
 
     def service_for_codedeploy(self, application: str, group: str) -> str:
-        """Service of a CodeDeploy deployment: `application/group`, else `application` in the map, else the application."""
+        """Service of a CodeDeploy deployment: the map's `application/group`, else `application`, else the name."""
         mapped = self.services.codedeploy
         return mapped.get(f"{application}/{group}") or mapped.get(application) or application
 
