@@ -12,6 +12,7 @@ import pytest
 from collector import ingest
 from collector.config import config_from_mapping
 from collector.loaders import Scope, load_dora_frames, load_pipeline_frames
+from gatewatch.errors import ConfigError
 from tests.conftest import dump_projections, fixture_path
 
 EXECUTION = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
@@ -203,3 +204,8 @@ def test_a_pipeline_deployment_that_does_not_count_does_not_hide_the_codedeploy_
     assert rows[PIPELINE_DEPLOYMENT]["status"] != "success"
     dora, _ = counted(engine)
     assert dora == {"codedeploy:d-ABCDEF456", "codedeploy:d-HOTFIX"}
+
+
+def test_a_bad_deployment_group_pattern_is_refused():
+    with pytest.raises(ConfigError, match=r"production\.deployment_group_pattern"):
+        config_from_mapping({"production": {"deployment_group_pattern": "(prod"}}, environ={})
