@@ -39,7 +39,8 @@ DEPLOYMENT_STATES = {
     "FAILURE": "failure",
     "STOP": "canceled",
 }
-INSTANCE_STATES = ("START", "READY", "SUCCESS", "FAILURE")  # as documented for instances
+# as documented for instances: whichever, the deployment is running (see the module docstring)
+INSTANCE_STATES = dict.fromkeys(("START", "READY", "SUCCESS", "FAILURE"), "in_progress")
 FINISHED = frozenset({"success", "failure", "canceled"})
 
 
@@ -86,9 +87,9 @@ def _deployment(payload: Mapping, config: Any) -> list[Update]:
 
 def _instance(payload: Mapping, config: Any) -> list[Update]:
     at = timestamp(payload, "time")
-    choice(payload, "detail.state", dict.fromkeys(INSTANCE_STATES, ""))
-    field(payload, "detail.instanceId", str)
-    values = {**_described(payload, config), "status": "in_progress", "status_at": None, "started_at": at}
+    status = choice(payload, "detail.state", INSTANCE_STATES)
+    field(payload, "detail.instanceId", str)  # what makes it an instance event
+    values = {**_described(payload, config), "status": status, "status_at": None, "started_at": at}
     return [Update("deployments", PREFIX + field(payload, "detail.deploymentId", str), values)]
 
 
