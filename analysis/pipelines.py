@@ -14,6 +14,13 @@ import pandas as pd
 from .windows import Window
 
 _HOUR = pd.Timedelta(hours=1)
+_EPOCH = pd.Timestamp(0, tz="UTC")
+
+
+def _epoch_hours(times: pd.Series) -> pd.Series:
+    return (times - _EPOCH) / _HOUR
+
+
 COMPLETED_DEPLOYMENT = ("success", "rolled_back")
 ATTEMPTED_DEPLOYMENT = ("success", "rolled_back", "failure", "canceled")
 FINISHED_RUN = ("succeeded", "failed", "canceled")
@@ -25,7 +32,8 @@ class PipelineFrames:
 
     - runs: id, pipeline, service, revision, status, queued_at, started_at, finished_at
     - stages: id, pipeline_run_id, name, category, status, started_at, finished_at, failed_once
-    - actions: id, pipeline_run_id, stage_run_id, name, category, status, started_at, finished_at
+    - actions: id, pipeline_run_id, stage_run_id, name, category, status, started_at, finished_at, and
+      optionally build_queued_at, build_started_at (the CodeBuild build a build action ran, if known)
     - deployments: id, service, environment, production, status, finished_at, rollback_of,
       first_committed_at (earliest commit it contains: commit time, else merge time), rollback_target_finished_at
     """
@@ -61,6 +69,34 @@ def _hours(frame: pd.DataFrame, end: str = "finished_at", start: str = "started_
 
 def _rate(numerator: int, denominator: int) -> float | None:
     return round(numerator / denominator, 4) if denominator else None
+
+
+def build_queue_hours(actions: pd.DataFrame) -> pd.Series:
+    """Per run: hours its build actions' CodeBuild builds waited in CodeBuild's queue (`build_queued_at`
+    to `build_started_at`; waits that overlap, as parallel builds', counted once)."""
+    if "build_queued_at" not in actions or "build_started_at" not in actions:
+        return pd.Series(dtype=float)
+    waits = actions.dropna(subset=["build_queued_at", "build_started_at"])
+    if waits.empty:
+        return pd.Series(dtype=float)
+    waits = waits.sort_values(["pipeline_run_id", "build_queued_at"])
+    run = waits["pipeline_run_id"]
+    begins, ends = (_epoch_hours(waits["build_queued_at"]), _epoch_hours(waits["build_started_at"]))
+    earlier_end = ends.groupby(run).cummax().groupby(run).shift()  # the latest end of the run's earlier waits
+    fresh = (ends - np.maximum(begins, earlier_end.fillna(-np.inf))).clip(lower=0)
+    return fresh.groupby(run).sum()
+
+
+def queue_hours(runs: pd.DataFrame, actions: pd.DataFrame) -> pd.Series:
+    """Per run (index: run id): hours waiting before work ran: from the trigger (queued time, else start)
+    to the first action's start (a run without actions, such as a CodeBuild build: its queued time to its
+    start), plus its builds' waits in CodeBuild's queue (`build_queue_hours`): CodePipeline starts a
+    build action at once, so the wait for a build host shows only in CodeBuild."""
+    indexed = runs.set_index("id")
+    first_work = actions.groupby("pipeline_run_id")["started_at"].min().reindex(indexed.index)
+    first_work = first_work.fillna(indexed["started_at"].where(indexed["queued_at"].notna()))
+    own = ((first_work - indexed["queued_at"].fillna(indexed["started_at"])) / _HOUR).clip(lower=0)
+    return own + build_queue_hours(actions).reindex(indexed.index, fill_value=0.0)
 
 
 def flaky_stages(stages: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
@@ -132,10 +168,7 @@ def report(frames: PipelineFrames, window: Window) -> dict[str, Any]:
         ]
     )
     out["build_duration"] = duration_stats(_hours(builds))
-    first_action = a.groupby("pipeline_run_id")["started_at"].min()
-    scoped = runs[runs["id"].isin(run_ids)].set_index("id")
-    triggered = scoped["queued_at"].fillna(scoped["started_at"])
-    out["queue_time"] = duration_stats((first_action.reindex(scoped.index) - triggered) / _HOUR)
+    out["queue_time"] = duration_stats(queue_hours(runs[runs["id"].isin(run_ids)], a))
     out["approval_latency"] = duration_stats(_hours(a[a["category"].eq("approval")]))
 
     flaky = flaky_stages(s, runs[runs["id"].isin(run_ids)])
@@ -213,11 +246,9 @@ def category_hours(stages: pd.DataFrame, actions: pd.DataFrame, runs: pd.DataFra
     in build, test, approval and deploy stages (by each stage's category), with its service and pipeline."""
     s = stages.assign(hours=_hours(stages).clip(lower=0))
     per_run = s.pivot_table(index="pipeline_run_id", columns="category", values="hours", aggfunc="sum")
-    first_action = actions.groupby("pipeline_run_id")["started_at"].min()
     indexed = runs.set_index("id")
-    queue = (first_action.reindex(indexed.index) - indexed["queued_at"].fillna(indexed["started_at"])) / _HOUR
     out = pd.DataFrame(index=indexed.index)
-    out["queue"] = queue.clip(lower=0)
+    out["queue"] = queue_hours(runs, actions)
     for category in CATEGORIES[1:]:
         out[category] = per_run[category].reindex(indexed.index) if category in per_run else np.nan
     return out.join(indexed[["service", "pipeline"]])

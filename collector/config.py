@@ -71,11 +71,12 @@ def _matches(pattern: str, text: str) -> bool:
 
 
 class Production(Model):
-    """Which environments and CodePipeline stages are production."""
+    """Which environments, CodePipeline stages and CodeDeploy deployment groups are production."""
 
     environments: tuple[str, ...] = DEFAULT_PRODUCTION_ENVIRONMENTS
     stage_pattern: str = DEFAULT_PRODUCTION_STAGE
     stages: Names = Field(default_factory=dict)
+    deployment_group_pattern: str = DEFAULT_PRODUCTION_STAGE
 
     @field_validator("environments", mode="before")
     @classmethod
@@ -85,7 +86,7 @@ class Production(Model):
             return tuple(v.strip().lower() for v in value)
         raise ValueError(f"expected a list of environment names, got {value!r}")
 
-    @field_validator("stage_pattern")
+    @field_validator("stage_pattern", "deployment_group_pattern")
     @classmethod
     def _pattern(cls, value: str) -> str:
         try:
@@ -96,12 +97,15 @@ class Production(Model):
 
 
 class Services(Model):
-    """Which service a CodePipeline pipeline or workflow, a repository, a PagerDuty service is."""
+    """Which service a CodePipeline pipeline or workflow, a repository, a PagerDuty service, a CodeDeploy
+    application (or application/deployment group) and a CodeBuild project is."""
 
     pipelines: Names = Field(default_factory=dict)
     repositories: Names = Field(default_factory=dict)
     pagerduty: Names = Field(default_factory=dict)
     alarms: Names = Field(default_factory=dict)  # CloudWatch alarm name or glob (fnmatch) -> service
+    codedeploy: Names = Field(default_factory=dict)
+    codebuild: Names = Field(default_factory=dict)
 
 
 class Webhooks(Model):
@@ -217,6 +221,19 @@ class Config(ConfigFile):
     def service_for_pipeline(self, pipeline: str) -> str:
         """Service of a CodePipeline pipeline or CI workflow: the configured map, else its name."""
         return self.services.pipelines.get(pipeline, pipeline)
+
+    def is_production_deployment_group(self, group: str) -> bool:
+        """True when a CodeDeploy deployment group deploys to production (by `deployment_group_pattern`)."""
+        return _matches(self.production.deployment_group_pattern, group)
+
+    def service_for_codedeploy(self, application: str, group: str) -> str:
+        """Service of a CodeDeploy deployment: the map's `application/group`, else `application`, else the name."""
+        mapped = self.services.codedeploy
+        return mapped.get(f"{application}/{group}") or mapped.get(application) or application
+
+    def service_for_build_project(self, project: str) -> str:
+        """Service of a CodeBuild project: the configured map, else the project's name."""
+        return self.services.codebuild.get(project, project)
 
     def service_for_repository(self, full_name: str) -> str:
         """Service of a repository (`owner/name`): the configured map, else the repository's name."""

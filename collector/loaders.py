@@ -21,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
-from sqlalchemy import Connection, Engine, String, and_, case, func, or_, select, true
+from sqlalchemy import Connection, Engine, String, and_, case, exists, func, literal, or_, select, true
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ColumnElement, Select
 from sqlalchemy.sql.functions import FunctionElement
@@ -42,6 +42,8 @@ from .models import (
 )
 
 DORA_STATUSES = ("success", "rolled_back")
+CODEDEPLOY_PREFIX = "codedeploy:"
+CODEBUILD_PREFIX = "codebuild:"
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,35 @@ def _utc_timestamps(values: pd.Series) -> pd.Series:
     return pd.to_datetime(values, utc=True, format="ISO8601")
 
 
+def counted_by_codepipeline(table, statuses: tuple[str, ...] | None = None) -> ColumnElement[bool]:
+    """Whether a CodeDeploy deployment is part of a CodePipeline deployment (with a status in
+    `statuses`, default any), which already counts it. Linked at read time, since either may arrive
+    first: a CodeDeploy action of that execution has the deployment id as its external id; or, without
+    that action, the CodePipeline deployment of the same service spans it (started no later, finished no
+    earlier: the pipeline's stage runs the deployment)."""
+    a, p = action_runs.alias("cd_action"), deployments.alias("cd_pipeline")
+    status = [p.c.status.in_(statuses)] if statuses else []
+    by_action = exists().where(
+        a.c.external_id == func.substr(table.c.id, len(CODEDEPLOY_PREFIX) + 1),
+        a.c.provider == "CodeDeploy",
+        p.c.id == a.c.pipeline_run_id,
+        *status,
+    )
+    by_span = exists().where(
+        p.c.service == table.c.service,
+        p.c.source == "codepipeline",
+        p.c.started_at <= func.coalesce(table.c.started_at, table.c.finished_at),
+        p.c.finished_at >= table.c.finished_at,
+        *status,
+    )
+    return and_(table.c.source == "codedeploy", or_(by_action, by_span))
+
+
+def counted_once(table, statuses: tuple[str, ...] | None = None) -> ColumnElement[bool]:
+    """Every deployment but a CodeDeploy one that a CodePipeline deployment counts (`counted_by_codepipeline`)."""
+    return or_(table.c.source != "codedeploy", ~counted_by_codepipeline(table, statuses))
+
+
 def _deployment_columns():
     d = deployments
     return [
@@ -272,7 +303,7 @@ def load_dora_frames(
     d = deployments
 
     def base_on(table) -> list[ColumnElement[bool]]:
-        return [table.c.status.in_(DORA_STATUSES), *scope.conditions(table)]
+        return [table.c.status.in_(DORA_STATUSES), *scope.conditions(table), counted_once(table, DORA_STATUSES)]
 
     base = and_(*base_on(d))
     in_window = and_(base, d.c.finished_at >= start, d.c.finished_at < end)
@@ -360,6 +391,12 @@ def load_dora_frames(
         )
 
 
+def part_of_codepipeline(table=pipeline_runs) -> ColumnElement[bool]:
+    """A CodeBuild build that CodePipeline started (initiator `codepipeline/<pipeline>`): a build action of
+    that execution, counted with it, not as a run of its own."""
+    return and_(table.c.source == "codebuild", func.coalesce(table.c.trigger, "").startswith("codepipeline/"))
+
+
 def team_services(team: str) -> Select:
     return select(deployments.c.service).where(deployments.c.team == team).distinct()
 
@@ -370,7 +407,8 @@ def load_pipeline_frames(engine: Engine, start: datetime, end: datetime, scope: 
     `scope.environment` names one."""
     r, s, a, d = pipeline_runs, stage_runs, action_runs, deployments
     run_filter = [
-        or_(and_(r.c.started_at >= start, r.c.started_at < end), and_(r.c.finished_at >= start, r.c.finished_at < end))
+        or_(and_(r.c.started_at >= start, r.c.started_at < end), and_(r.c.finished_at >= start, r.c.finished_at < end)),
+        ~part_of_codepipeline(r),
     ]
     if scope.service:
         run_filter.append(r.c.service == scope.service)
@@ -397,18 +435,25 @@ def load_pipeline_frames(engine: Engine, start: datetime, end: datetime, scope: 
         raw_time(s.c.finished_at),
         s.c.failed_once,
     ).where(s.c.pipeline_run_id.in_(run_ids))
-    actions = select(
-        a.c.id,
-        a.c.pipeline_run_id,
-        a.c.stage_run_id,
-        a.c.name,
-        a.c.category,
-        a.c.status,
-        raw_time(a.c.started_at),
-        raw_time(a.c.finished_at),
-    ).where(a.c.pipeline_run_id.in_(run_ids))
+    build = pipeline_runs.alias("build")
+    actions = (
+        select(
+            a.c.id,
+            a.c.pipeline_run_id,
+            a.c.stage_run_id,
+            a.c.name,
+            a.c.category,
+            a.c.status,
+            raw_time(a.c.started_at),
+            raw_time(a.c.finished_at),
+            raw_time(build.c.queued_at, "build_queued_at"),
+            raw_time(build.c.started_at, "build_started_at"),
+        )
+        .outerjoin(build, and_(a.c.provider == "CodeBuild", build.c.id == literal(CODEBUILD_PREFIX) + a.c.external_id))
+        .where(a.c.pipeline_run_id.in_(run_ids))
+    )
 
-    dep_filter = [d.c.finished_at >= start, d.c.finished_at < end]
+    dep_filter = [d.c.finished_at >= start, d.c.finished_at < end, counted_once(d)]
     if scope.environment:
         dep_filter.append(func.lower(d.c.environment) == scope.environment.lower())
     if scope.service:
@@ -475,10 +520,13 @@ def load_alarms(engine: Engine, start: datetime, end: datetime, scope: Scope = S
 __all__ = [
     "DORA_STATUSES",
     "Scope",
+    "counted_by_codepipeline",
+    "counted_once",
     "distinct_values",
     "load_alarms",
     "load_dora_frames",
     "load_pipeline_frames",
+    "part_of_codepipeline",
     "raw_time",
     "read_frame",
     "reading",

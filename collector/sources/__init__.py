@@ -10,12 +10,12 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from . import cloudwatch, codecommit, codepipeline, generic, github, gitlab, pagerduty
+from . import cloudwatch, codebuild, codecommit, codedeploy, codepipeline, generic, github, gitlab, pagerduty
 from .base import Update
 
-# Auto-detection asks each in this order, most specific first; `generic` claims anything with `type`.
+# Auto-detection asks each in this order, most specific first; `generic` last (records with a `type`).
 SOURCES: dict[str, ModuleType] = {
-    m.NAME: m for m in (codepipeline, cloudwatch, codecommit, pagerduty, gitlab, github, generic)
+    m.NAME: m for m in (codepipeline, codedeploy, codebuild, cloudwatch, codecommit, pagerduty, gitlab, github, generic)
 }
 
 
