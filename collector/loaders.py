@@ -21,9 +21,24 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
-from sqlalchemy import Connection, Engine, String, and_, case, column, func, inspect, literal, or_, select, table, true
+from sqlalchemy import (
+    Connection,
+    Engine,
+    String,
+    and_,
+    case,
+    column,
+    func,
+    inspect,
+    literal,
+    or_,
+    select,
+    table,
+    true,
+    union_all,
+)
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql import ColumnElement, Select
+from sqlalchemy.sql import ColumnElement, CompoundSelect, Select
 from sqlalchemy.sql.functions import FunctionElement
 
 from analysis.dora import DEFAULT_LINK_WINDOW, DoraFrames
@@ -411,13 +426,15 @@ def load_pipeline_frames(engine: Engine, start: datetime, end: datetime, scope: 
     loaded = _pipeline_deployments(start, end, scope).cte("loaded")
     ids = select(loaded.c.id)
     g, c, i = gate_decisions, canary_runs, incidents
-    detections = select(g.c.deployment_id, literal("gate").label("kind"), raw_time(g.c.created_at, "detected_at"))
-    detections = detections.where(g.c.decision == "rollback", g.c.deployment_id.in_(ids)).union_all(
+    detections = union_all(
+        select(g.c.deployment_id, literal("gate").label("kind"), raw_time(g.c.created_at, "detected_at")).where(
+            g.c.decision == "rollback", g.c.deployment_id.in_(ids)
+        ),
         select(c.c.deployment_id, literal("canary"), raw_time(c.c.created_at)).where(
             c.c.verdict == "fail", c.c.deployment_id.in_(ids)
         ),
         select(i.c.deployment_id, literal("incident"), raw_time(i.c.opened_at)).where(i.c.deployment_id.in_(ids)),
-    )
+    ).subquery("detections")
     with reading(engine) as conn:
         deps = read_frame(conn, select(loaded)).drop_duplicates("id").reset_index(drop=True)
         alarms = None
@@ -435,12 +452,12 @@ def load_pipeline_frames(engine: Engine, start: datetime, end: datetime, scope: 
             stages=read_frame(conn, stages),
             actions=read_frame(conn, actions),
             deployments=deps,
-            detections=read_frame(conn, detections),
+            detections=read_frame(conn, select(detections)),
             alarms=alarms,
         )
 
 
-def _pipeline_deployments(start: datetime, end: datetime, scope: Scope) -> Select:
+def _pipeline_deployments(start: datetime, end: datetime, scope: Scope) -> CompoundSelect:
     """The window's deployments in `scope` (every environment unless it names one), with the context
     that resolves their rollbacks (see PipelineFrames): a union, which may repeat a deployment."""
     d, w, p = deployments, deployments.alias("w"), deployments.alias("p")

@@ -43,23 +43,23 @@ if require_data("pipeline_runs", "deployments"):
     )
     cols[2].metric("Failed pipeline rate", pct(runs["failed_rate"]), help=f"{runs['failed']} of {runs['finished']}")
     cols[3].metric("Superseded executions", runs["superseded"], help="not counted as finished nor as failed")
-    cols = st.columns(5)
-    cols[0].metric(
+    times = st.columns(5)
+    times[0].metric(
         "Time to rollback from detection (mean)",
         hours(detection["mean_hours"]),
         help=f"{detection['count']} of {detection['rollbacks']} rollbacks; "
         f"{detection['without_detection']} without detection evidence",
     )
-    cols[1].metric(
+    times[1].metric(
         "Time to rollback from finish (mean)", hours(rollback["mean_hours"]), help=f"{rollback['count']} rollbacks"
     )
-    cols[2].metric(
+    times[2].metric(
         "Merge to production (median)",
         hours(rep["merge_to_production"]["median_hours"]),
         help=f"p90 {hours(rep['merge_to_production']['p90_hours'])}, {rep['merge_to_production']['count']} deployments",
     )
-    cols[3].metric("Approval latency (median)", hours(rep["approval_latency"]["median_hours"]))
-    cols[4].metric("Flaky stages", len(rep["flaky_stages"]))
+    times[3].metric("Approval latency (median)", hours(rep["approval_latency"]["median_hours"]))
+    times[4].metric("Flaky stages", len(rep["flaky_stages"]))
     st.caption(
         " · ".join(
             summary(label, rep[key])
