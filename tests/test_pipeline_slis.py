@@ -270,15 +270,10 @@ ALARM_TABLE = Table(  # the schema of the alarms table another change adds (its 
     "alarms",
     MetaData(),
     Column("id", String(255), primary_key=True),
-    Column("source", String(32)),
-    Column("name", String(255)),
-    Column("service", String(255)),
-    Column("status", String(16)),
-    Column("status_at", UTCDateTime),
-    Column("reason", Text),
-    Column("started_at", UTCDateTime),
-    Column("ended_at", UTCDateTime),
-    Column("url", Text),
+    *(
+        Column(name, UTCDateTime if name.endswith("_at") else Text)
+        for name in ("source", "name", "service", "status", "status_at", "reason", "started_at", "ended_at", "url")
+    ),
 )
 
 
