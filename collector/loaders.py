@@ -440,7 +440,7 @@ def load_pipeline_frames(engine: Engine, start: datetime, end: datetime, scope: 
         alarms = None
         if inspect(conn).has_table("alarms"):  # the alarm episodes, once a source collects them
             al = table("alarms", column("id"), column("service"), column("started_at"))
-            since = min(deps["finished_at"].min(), pd.Timestamp(start)).to_pydatetime()
+            since = pd.Series([deps["finished_at"].min(), pd.Timestamp(start)]).min().to_pydatetime()
             alarms = read_frame(
                 conn,
                 select(al.c.id, al.c.service, raw_time(al.c.started_at)).where(

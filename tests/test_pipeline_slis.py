@@ -380,6 +380,24 @@ def test_the_loader_leaves_out_what_the_window_does_not_reach(engine):
     r = report(f, window_between(date(2024, 5, 3), date(2024, 5, 4)))
     assert r["detection_to_rollback"]["count"] == 1 and r["detection_to_rollback"]["median_hours"] == 0.25
     assert set(f.alarms["id"]) == {"al1"}  # started since a2 and Ro finished (May 2, 09:00), before May 4
+    before = load_pipeline_frames(engine, datetime(2023, 1, 1, tzinfo=UTC), datetime(2023, 1, 2, tzinfo=UTC))
+    assert set(before.deployments["id"]) == {"o1", "c0", "p1r"}  # only each service's first after the day
+
+
+def test_an_empty_store_with_an_alarms_table_reads_nothing(engine):
+    with write_transaction(engine) as conn:
+        ALARM_TABLE.create(conn)
+    f = load_pipeline_frames(engine, at(1, 0), at(8, 0))
+    assert f.deployments.empty and f.alarms is not None and f.alarms.empty
+    assert report(f, WINDOW)["detection_to_rollback"] == {
+        "count": 0,
+        "median_hours": None,
+        "p90_hours": None,
+        "mean_hours": None,
+        "max_hours": None,
+        "rollbacks": 0,
+        "without_detection": 0,
+    }
 
 
 def test_pipelines_json_and_the_page_show_the_services_figures(engine, store_url, gatewatch, monkeypatch, tmp_path):
