@@ -122,6 +122,15 @@ def _link_incidents(
     return linked
 
 
+def rollback_targets(deps: pd.DataFrame) -> pd.Series:
+    """The deployment each rollback rolls back (NaN for others), from `deps` sorted by service and
+    finish: its `rollback_of`; a rollback that does not say (`is_rollback`, e.g. a CodePipeline
+    rollback execution) rolls back the service's previous deployment."""
+    same_service = deps["service"].eq(deps["service"].shift(1))
+    previous = deps["id"].shift(1).where(same_service)
+    return deps["rollback_of"].where(deps["rollback_of"].notna(), previous.where(deps["is_rollback"]))
+
+
 def annotate(frames: DoraFrames, link_window: timedelta = DEFAULT_LINK_WINDOW) -> Annotated:
     """Which deployments failed, when each failure recovered, which are rework; each change's lead time."""
     deps = frames.deployments.loc[:, list(DEPLOYMENT_COLUMNS)].copy()
@@ -130,11 +139,7 @@ def annotate(frames: DoraFrames, link_window: timedelta = DEFAULT_LINK_WINDOW) -
     deps["hotfix"] = deps["hotfix"].fillna(False).astype(bool)
     deps = deps.sort_values(["service", "finished_at", "id"], kind="stable").reset_index(drop=True)
 
-    same_service = deps["service"].eq(deps["service"].shift(1))
-    previous = deps["id"].shift(1).where(same_service)
-    # A rollback that does not say what it rolls back (e.g. a CodePipeline rollback execution)
-    # rolls back the service's previous deployment.
-    target = deps["rollback_of"].where(deps["rollback_of"].notna(), previous.where(deps["is_rollback"]))
+    target = rollback_targets(deps)
     deps["rollback_target"] = target
     deps["rework"] = target.notna() | deps["is_rollback"] | deps["hotfix"]
 

@@ -1,16 +1,19 @@
-"""Pipeline metrics over all runs (not only production): deployment success rate, failed pipeline
-rate, time to deploy, time to rollback, build duration, queue time, approval latency, flaky stages,
-per pipeline and per stage. Definitions in the README.
+"""Pipeline metrics over all runs (not only production): deployment success and completion rates,
+failed pipeline rate, time to deploy (from commit and from merge), time to rollback (from the
+rolled-back deployment's finish and from detection), build duration, queue time, approval latency,
+flaky stages, per pipeline and per stage. Definitions in the README.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from .alarms import link_alarms
+from .dora import empty_frame, rollback_targets
 from .windows import Window
 
 _HOUR = pd.Timedelta(hours=1)
@@ -23,7 +26,10 @@ def _epoch_hours(times: pd.Series) -> pd.Series:
 
 COMPLETED_DEPLOYMENT = ("success", "rolled_back")
 ATTEMPTED_DEPLOYMENT = ("success", "rolled_back", "failure", "canceled")
+# A superseded execution was overtaken by a newer one: it neither failed nor finished its work.
 FINISHED_RUN = ("succeeded", "failed", "canceled")
+DETECTION_COLUMNS = ("deployment_id", "kind", "detected_at")
+ALARM_LINK_WINDOW = pd.Timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -34,14 +40,22 @@ class PipelineFrames:
     - stages: id, pipeline_run_id, name, category, status, started_at, finished_at, failed_once
     - actions: id, pipeline_run_id, stage_run_id, name, category, status, started_at, finished_at, and
       optionally build_queued_at, build_started_at (the CodeBuild build a build action ran, if known)
-    - deployments: id, service, environment, production, status, finished_at, rollback_of,
-      first_committed_at (earliest commit it contains: commit time, else merge time), rollback_target_finished_at
+    - deployments: id, service, environment, production, status, finished_at, rollback_of, is_rollback,
+      first_committed_at (earliest commit it contains: commit time, else merge time), first_merged_at
+      (earliest merge of its changes); the window's, plus the context that resolves rollbacks: each
+      rollback's explicit target, each service's last completed production deployment before the
+      window, and the rollbacks after it of the window's deployments
+    - detections: deployment_id, kind (gate: a rollback decision, canary: a failed run, incident: one
+      naming it), detected_at, for those deployments
+    - alarms: alarm episodes (id, service, started_at) since the earliest of those deployments, if kept
     """
 
     runs: pd.DataFrame
     stages: pd.DataFrame
     actions: pd.DataFrame
     deployments: pd.DataFrame
+    detections: pd.DataFrame = field(default_factory=lambda: empty_frame(DETECTION_COLUMNS))
+    alarms: pd.DataFrame | None = None
 
 
 def _in(series: pd.Series, window: Window) -> pd.Series:
@@ -99,6 +113,40 @@ def queue_hours(runs: pd.DataFrame, actions: pd.DataFrame) -> pd.Series:
     return own + build_queue_hours(actions).reindex(indexed.index, fill_value=0.0)
 
 
+def resolve_rollbacks(deployments: pd.DataFrame) -> pd.Series:
+    """What each deployment rolls back (by index, NaN for none): its `rollback_of`, else for a
+    completed production rollback that does not say (`is_rollback`), as the DORA keys resolve it."""
+    done = deployments[
+        deployments["production"].fillna(False).astype(bool) & deployments["status"].isin(COMPLETED_DEPLOYMENT)
+    ]
+    done = done.assign(is_rollback=done["is_rollback"].fillna(False).astype(bool))
+    resolved = rollback_targets(done.sort_values(["service", "finished_at", "id"], kind="stable"))
+    return deployments["rollback_of"].combine_first(resolved.reindex(deployments.index))
+
+
+def detected_at(rollbacks: pd.DataFrame, detections: pd.DataFrame) -> pd.Series:
+    """When each rollback's need was first detected (by index, NaT for no evidence): the earliest
+    evidence about the deployment it rolls back (`rollback_target`) up to the rollback's finish."""
+    evidence = (
+        rollbacks[["rollback_target", "finished_at"]]
+        .reset_index()
+        .merge(detections[["deployment_id", "detected_at"]], left_on="rollback_target", right_on="deployment_id")
+    )
+    evidence = evidence[evidence["detected_at"] <= evidence["finished_at"]]
+    first = evidence.groupby("index")["detected_at"].min()
+    return pd.to_datetime(first.reindex(rollbacks.index), utc=True)
+
+
+def _detections(frames: PipelineFrames) -> pd.DataFrame:
+    """The frames' detections plus each linked alarm episode's start (kind alarm)."""
+    alarms = frames.alarms
+    if alarms is None or alarms.empty:
+        return frames.detections
+    linked = link_alarms(frames.deployments, alarms, ALARM_LINK_WINDOW).assign(kind="alarm")
+    linked = linked.dropna(subset=["deployment_id"]).rename(columns={"started_at": "detected_at"})
+    return pd.concat([frames.detections, linked[list(DETECTION_COLUMNS)]], ignore_index=True)
+
+
 def flaky_stages(stages: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     """Stages that failed and then passed on a retry of the same revision.
 
@@ -134,29 +182,53 @@ def report(frames: PipelineFrames, window: Window) -> dict[str, Any]:
     runs, stages, actions, deps = frames.runs, frames.stages, frames.actions, frames.deployments
     out: dict[str, Any] = {"window": window.as_dict()}
 
+    deps = deps.assign(rollback_target=resolve_rollbacks(deps))
+    detections = _detections(frames)
+    by_rollback = deps[deps["rollback_target"].notna() & deps["status"].isin(COMPLETED_DEPLOYMENT)]
+    gate_rollbacks = detections.loc[detections["kind"].eq("gate"), "deployment_id"]
+    rolled_back = deps["status"].eq("rolled_back") | deps["id"].isin(by_rollback["rollback_target"])
+    deps = deps.assign(rolled_back=rolled_back | deps["id"].isin(gate_rollbacks))
+
     d = deps[_in(deps["finished_at"], window)]
     attempted = d[d["status"].isin(ATTEMPTED_DEPLOYMENT)]
     completed = int(attempted["status"].isin(COMPLETED_DEPLOYMENT).sum())
+    successful = int((attempted["status"].eq("success") & ~attempted["rolled_back"]).sum())
     out["deployments"] = {
         "attempted": len(attempted),
-        "successful": completed,
+        "successful": successful,
+        "completed": completed,
+        "rolled_back": int(attempted["rolled_back"].sum()),
         "failed": int(attempted["status"].eq("failure").sum()),
         "canceled": int(attempted["status"].eq("canceled").sum()),
-        "success_rate": _rate(completed, len(attempted)),
+        "success_rate": _rate(successful, len(attempted)),
+        "completion_rate": _rate(completed, len(attempted)),
     }
 
-    finished = runs[_in(runs["finished_at"], window) & runs["status"].isin(FINISHED_RUN)]
+    ended = runs[_in(runs["finished_at"], window)]
+    finished = ended[ended["status"].isin(FINISHED_RUN)]
     failed_runs = int(finished["status"].eq("failed").sum())
     out["pipeline_runs"] = {
         "finished": len(finished),
         "failed": failed_runs,
         "failed_rate": _rate(failed_runs, len(finished)),
+        "superseded": int(ended["status"].eq("superseded").sum()),
     }
 
     prod = d[d["production"].fillna(False).astype(bool) & d["status"].isin(COMPLETED_DEPLOYMENT)]
     out["time_to_deploy"] = duration_stats(_hours(prod, "finished_at", "first_committed_at"))
-    rollbacks = d[d["rollback_of"].notna() & d["status"].isin(COMPLETED_DEPLOYMENT)]
-    out["time_to_rollback"] = duration_stats(_hours(rollbacks, "finished_at", "rollback_target_finished_at"))
+    out["merge_to_production"] = duration_stats(_hours(prod, "finished_at", "first_merged_at"))
+    rollbacks = by_rollback[_in(by_rollback["finished_at"], window)]
+    target_finished = deps.drop_duplicates("id").set_index("id")["finished_at"]
+    rollbacks = rollbacks.assign(
+        target_finished_at=target_finished.reindex(rollbacks["rollback_target"]).array,
+        detected_at=detected_at(rollbacks, detections),
+    )
+    out["time_to_rollback"] = duration_stats(_hours(rollbacks, "finished_at", "target_finished_at"))
+    detected = duration_stats(_hours(rollbacks, "finished_at", "detected_at"))
+    out["detection_to_rollback"] = detected | {
+        "rollbacks": len(rollbacks),
+        "without_detection": len(rollbacks) - detected["count"],
+    }
 
     run_ids = set(runs.loc[_in(runs["started_at"], window) | _in(runs["finished_at"], window), "id"])
     s = stages[stages["pipeline_run_id"].isin(run_ids)]
@@ -190,6 +262,7 @@ def _per_pipeline(runs: pd.DataFrame) -> list[dict[str, Any]]:
                 "pipeline": pipeline,
                 "runs": len(group),
                 "finished": len(finished),
+                "superseded": int(group["status"].eq("superseded").sum()),
                 "failed": failed,
                 "failed_rate": _rate(failed, len(finished)),
                 "success_rate": _rate(int(finished["status"].eq("succeeded").sum()), len(finished)),

@@ -21,21 +21,37 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
-from sqlalchemy import Connection, Engine, String, and_, case, exists, func, literal, or_, select, true
+from sqlalchemy import (
+    Connection,
+    Engine,
+    String,
+    and_,
+    case,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    union_all,
+)
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql import ColumnElement, Select
+from sqlalchemy.sql import ColumnElement, CompoundSelect, Select
 from sqlalchemy.sql.functions import FunctionElement
 
 from analysis.dora import DEFAULT_LINK_WINDOW, DoraFrames
-from analysis.pipelines import PipelineFrames
+from analysis.pipelines import COMPLETED_DEPLOYMENT, PipelineFrames
 
 from .db import translates_store_errors
 from .models import (
     action_runs,
     alarms,
+    canary_runs,
+    changes,
     deployment_changes,
     deployment_contents,
     deployments,
+    gate_decisions,
     incidents,
     pipeline_runs,
     stage_runs,
@@ -353,9 +369,7 @@ def load_dora_frames(
 
     i = incidents
     context_ids = select(d.c.id).where(base, d.c.finished_at >= start - link_window, d.c.finished_at < end)
-    incident_scope = [i.c.service == scope.service] if scope.service else []
-    if scope.team:
-        incident_scope.append(i.c.service.in_(team_services(scope.team)))
+    incident_scope = service_scope(i.c.service, scope)
     incident_rows = select(
         i.c.id, i.c.service, raw_time(i.c.opened_at), raw_time(i.c.resolved_at), i.c.deployment_id
     ).where(
@@ -405,7 +419,7 @@ def team_services(team: str) -> Select:
 def load_pipeline_frames(engine: Engine, start: datetime, end: datetime, scope: Scope = Scope()) -> PipelineFrames:
     """The frames `analysis.pipelines.report` needs for [start, end): every environment unless
     `scope.environment` names one."""
-    r, s, a, d = pipeline_runs, stage_runs, action_runs, deployments
+    r, s, a = pipeline_runs, stage_runs, action_runs
     run_filter = [
         or_(and_(r.c.started_at >= start, r.c.started_at < end), and_(r.c.finished_at >= start, r.c.finished_at < end)),
         ~part_of_codepipeline(r),
@@ -453,38 +467,100 @@ def load_pipeline_frames(engine: Engine, start: datetime, end: datetime, scope: 
         .where(a.c.pipeline_run_id.in_(run_ids))
     )
 
-    dep_filter = [d.c.finished_at >= start, d.c.finished_at < end, counted_once(d)]
-    if scope.environment:
-        dep_filter.append(func.lower(d.c.environment) == scope.environment.lower())
-    if scope.service:
-        dep_filter.append(d.c.service == scope.service)
-    if scope.team:
-        dep_filter.append(d.c.team == scope.team)
-    x = deployment_contents
-    first_commit = select(func.min(x.c.committed_at)).where(x.c.deployment_id == d.c.id).correlate(d).scalar_subquery()
-    target = d.alias("target")
-    deps = (
-        select(
-            d.c.id,
-            d.c.service,
-            d.c.environment,
-            d.c.production,
-            d.c.status,
-            raw_time(d.c.finished_at),
-            d.c.rollback_of,
-            _stored_time(first_commit).label("first_committed_at"),
-            raw_time(target.c.finished_at, "rollback_target_finished_at"),
-        )
-        .outerjoin(target, target.c.id == d.c.rollback_of)
-        .where(*dep_filter)
-    )
+    loaded = _pipeline_deployments(start, end, scope).cte("loaded")
+    ids = select(loaded.c.id)
+    g, c, i = gate_decisions, canary_runs, incidents
+    detections = union_all(
+        select(g.c.deployment_id, literal("gate").label("kind"), raw_time(g.c.created_at, "detected_at")).where(
+            g.c.decision == "rollback", g.c.deployment_id.in_(ids)
+        ),
+        select(c.c.deployment_id, literal("canary"), raw_time(c.c.created_at)).where(
+            c.c.verdict == "fail", c.c.deployment_id.in_(ids)
+        ),
+        select(i.c.deployment_id, literal("incident"), raw_time(i.c.opened_at)).where(i.c.deployment_id.in_(ids)),
+    ).subquery("detections")
     with reading(engine) as conn:
+        deps = read_frame(conn, select(loaded)).drop_duplicates("id").reset_index(drop=True)
+        since = pd.Series([deps["finished_at"].min(), pd.Timestamp(start)]).min().to_pydatetime()
+        al = alarms
+        episodes = read_frame(
+            conn,
+            select(al.c.id, al.c.service, raw_time(al.c.started_at)).where(
+                al.c.started_at >= since, al.c.started_at < end, *service_scope(al.c.service, scope)
+            ),
+        )
         return PipelineFrames(
             runs=read_frame(conn, runs),
             stages=read_frame(conn, stages),
             actions=read_frame(conn, actions),
-            deployments=read_frame(conn, deps),
+            deployments=deps,
+            detections=read_frame(conn, select(detections)),
+            alarms=episodes,
         )
+
+
+def _pipeline_deployments(start: datetime, end: datetime, scope: Scope) -> CompoundSelect:
+    """The window's deployments in `scope` (every environment unless it names one), with the context
+    that resolves their rollbacks (see PipelineFrames): a union, which may repeat a deployment."""
+    d, w, p = deployments, deployments.alias("w"), deployments.alias("p")
+
+    def scoped(t) -> list[ColumnElement[bool]]:
+        conds = [counted_once(t)]  # a CodeDeploy deployment its CodePipeline execution already counts: once
+        conds += [func.lower(t.c.environment) == scope.environment.lower()] if scope.environment else []
+        conds += [t.c.service == scope.service] if scope.service else []
+        return conds + ([t.c.team == scope.team] if scope.team else [])
+
+    def done(t) -> list[ColumnElement[bool]]:
+        return [*scoped(t), t.c.production == true(), t.c.status.in_(COMPLETED_DEPLOYMENT)]
+
+    x, ch = deployment_contents, changes
+    first_commit = select(func.min(x.c.committed_at)).where(x.c.deployment_id == d.c.id).correlate(d).scalar_subquery()
+    first_merge = (
+        select(func.min(ch.c.merged_at)).where(x.c.deployment_id == d.c.id, ch.c.id == x.c.change_id).correlate(d)
+    )
+    columns = (
+        d.c.id,
+        d.c.service,
+        d.c.environment,
+        d.c.production,
+        d.c.status,
+        raw_time(d.c.finished_at),
+        d.c.rollback_of,
+        d.c.is_rollback,
+        _stored_time(first_commit).label("first_committed_at"),
+        _stored_time(first_merge.scalar_subquery()).label("first_merged_at"),
+    )
+    in_window = [*scoped(d), d.c.finished_at >= start, d.c.finished_at < end]
+    window_ids = select(w.c.id).where(*scoped(w), w.c.finished_at >= start, w.c.finished_at < end)
+    # Each service's last completed production deployment before the window and first after it:
+    # what a rollback that does not name its target rolls back, and the rollback of the window's last.
+    services = distinct_values(deployments.alias("listed").c.service).subquery("services")
+    last = select(func.max(p.c.finished_at)).where(p.c.service == services.c.value, *done(p), p.c.finished_at < start)
+    first = select(func.min(p.c.finished_at)).where(p.c.service == services.c.value, *done(p), p.c.finished_at >= end)
+    edges = select(
+        services.c.value.label("service"),
+        last.scalar_subquery().label("last_at"),
+        first.scalar_subquery().label("first_at"),
+    ).subquery("edges")
+    on_edge = and_(
+        d.c.service == edges.c.service, or_(d.c.finished_at == edges.c.last_at, d.c.finished_at == edges.c.first_at)
+    )
+    window_targets = select(w.c.rollback_of).where(*scoped(w), w.c.finished_at >= start, w.c.finished_at < end)
+    return (
+        select(*columns)
+        .where(*in_window)
+        .union_all(
+            select(*columns).where(d.c.id.in_(window_targets)),
+            select(*columns).select_from(d).join(edges, on_edge).where(*done(d)),
+            select(*columns).where(*scoped(d), d.c.finished_at >= end, d.c.rollback_of.in_(window_ids)),
+        )
+    )
+
+
+def service_scope(service, scope: Scope) -> list[ColumnElement[bool]]:
+    """Conditions on a `service` column of rows without a team of their own (incidents, alarms)."""
+    conds = [service == scope.service] if scope.service else []
+    return conds + ([service.in_(team_services(scope.team))] if scope.team else [])
 
 
 @translates_store_errors
@@ -492,11 +568,7 @@ def load_alarms(engine: Engine, start: datetime, end: datetime, scope: Scope = S
     """Alarm episodes that started in [start, end), of `scope`'s service or team when given (its
     environment does not apply: alarms carry none), oldest first."""
     a = alarms
-    conds = [a.c.started_at >= start, a.c.started_at < end]
-    if scope.service:
-        conds.append(a.c.service == scope.service)
-    if scope.team:
-        conds.append(a.c.service.in_(team_services(scope.team)))
+    conds = [a.c.started_at >= start, a.c.started_at < end, *service_scope(a.c.service, scope)]
     stmt = (
         select(
             a.c.id,
@@ -530,5 +602,6 @@ __all__ = [
     "raw_time",
     "read_frame",
     "reading",
+    "service_scope",
     "team_services",
 ]

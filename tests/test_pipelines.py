@@ -73,25 +73,47 @@ DEPLOYMENTS = frame(
         "status",
         "finished_at",
         "rollback_of",
+        "is_rollback",
         "first_committed_at",
-        "rollback_target_finished_at",
+        "first_merged_at",
     ],
     [
-        ("d1", "api", "production", True, "success", "2024-05-01T12:00:00Z", None, "2024-05-01T06:00:00Z", None),
-        ("d2", "api", "production", True, "rolled_back", "2024-05-02T12:00:00Z", None, "2024-05-02T00:00:00Z", None),
-        ("d3", "api", "production", True, "success", "2024-05-02T12:45:00Z", "d2", None, "2024-05-02T12:00:00Z"),
-        ("d4", "web", "staging", False, "failure", "2024-05-03T09:00:00Z", None, None, None),
-        ("d5", "web", "production", True, "canceled", "2024-05-04T09:00:00Z", None, None, None),
+        ("d1", "api", "production", True, "success", "2024-05-01T12:00:00Z", None, False, "2024-05-01T06:00:00Z", None),
+        (
+            "d2",
+            "api",
+            "production",
+            True,
+            "rolled_back",
+            "2024-05-02T12:00:00Z",
+            None,
+            False,
+            "2024-05-02T00:00:00Z",
+            None,
+        ),
+        ("d3", "api", "production", True, "success", "2024-05-02T12:45:00Z", "d2", True, None, None),
+        ("d4", "web", "staging", False, "failure", "2024-05-03T09:00:00Z", None, False, None, None),
+        ("d5", "web", "production", True, "canceled", "2024-05-04T09:00:00Z", None, False, None, None),
     ],
 )
 
 
 def test_hand_worked_pipeline_metrics():
     r = report(PipelineFrames(RUNS, STAGES, ACTIONS, DEPLOYMENTS), WINDOW)
-    # Completed (success or rolled back) of attempted (plus failure and canceled): 3 of 5.
-    assert r["deployments"] == {"attempted": 5, "successful": 3, "failed": 1, "canceled": 1, "success_rate": 0.6}
+    # Completed (success or rolled back) of attempted (plus failure and canceled): 3 of 5; successful
+    # (success, not rolled back): d1 and d3, 2 of 5.
+    assert r["deployments"] == {
+        "attempted": 5,
+        "successful": 2,
+        "completed": 3,
+        "rolled_back": 1,
+        "failed": 1,
+        "canceled": 1,
+        "success_rate": 0.4,
+        "completion_rate": 0.6,
+    }
     # Finished runs in the window r1..r4: one failed (r0 is outside).
-    assert r["pipeline_runs"] == {"finished": 4, "failed": 1, "failed_rate": 0.25}
+    assert r["pipeline_runs"] == {"finished": 4, "failed": 1, "failed_rate": 0.25, "superseded": 0}
     # First commit to production: d1 6 h, d2 12 h (d3 has no commits).
     assert r["time_to_deploy"] == {
         "count": 2,
@@ -162,8 +184,10 @@ def test_pipelines_cli_over_real_codepipeline_events(tmp_path, store_url, gatewa
     res = gatewatch("--db", store_url, "pipelines", "--start", "2024-05-01", "--end", "2024-05-02", "--json")
     assert res.returncode == 0, res.stderr
     r = json.loads(res.stdout)
-    assert r["pipeline_runs"] == {"finished": 1, "failed": 0, "failed_rate": 0.0}
-    assert r["deployments"] == {"attempted": 1, "successful": 1, "failed": 0, "canceled": 0, "success_rate": 1.0}
+    assert r["pipeline_runs"] == {"finished": 1, "failed": 0, "failed_rate": 0.0, "superseded": 0}
+    dep = r["deployments"]
+    assert (dep["attempted"], dep["successful"], dep["rolled_back"], dep["failed"]) == (1, 1, 0, 0)
+    assert dep["success_rate"] == dep["completion_rate"] == 1.0
     # Build stage 10:00:21 -> 10:06:40; queue: started 10:00:00, first action 10:00:01.
     assert r["build_duration"]["count"] == 1 and r["build_duration"]["median_hours"] == round(379 / 3600, 4)
     assert r["queue_time"]["median_hours"] == round(1 / 3600, 4)

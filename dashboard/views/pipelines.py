@@ -1,5 +1,6 @@
-"""Pipelines: per pipeline and stage success rate, duration breakdown, approval latency, flaky stages,
-and the slowest recent executions with a drill-down to their stages and actions."""
+"""Pipelines: deployment success and completion rates, time to rollback, merge to production, per
+pipeline and stage success rate, duration breakdown, approval latency, flaky stages, and the slowest
+recent executions with a drill-down to their stages and actions."""
 
 from __future__ import annotations
 
@@ -29,20 +30,46 @@ if require_data("pipeline_runs", "deployments"):
     rep = view["report"]
     for warning in data.production_stage_warnings(store_url()):
         st.warning(warning)
-    cols = st.columns(4)
     dep, runs = rep["deployments"], rep["pipeline_runs"]
+    detection, rollback = rep["detection_to_rollback"], rep["time_to_rollback"]
+    cols = st.columns(4)
     cols[0].metric(
-        "Deployment success rate", pct(dep["success_rate"]), help=f"{dep['successful']} of {dep['attempted']}"
+        "Deployment success rate",
+        pct(dep["success_rate"]),
+        help=f"{dep['successful']} of {dep['attempted']} succeeded and were not rolled back",
     )
-    cols[1].metric("Failed pipeline rate", pct(runs["failed_rate"]), help=f"{runs['failed']} of {runs['finished']}")
-    cols[2].metric("Approval latency (median)", hours(rep["approval_latency"]["median_hours"]))
-    cols[3].metric("Flaky stages", len(rep["flaky_stages"]))
+    cols[1].metric(
+        "Deployment completion rate",
+        pct(dep["completion_rate"]),
+        help=f"{dep['completed']} of {dep['attempted']} completed; {dep['rolled_back']} rolled back",
+    )
+    cols[2].metric("Failed pipeline rate", pct(runs["failed_rate"]), help=f"{runs['failed']} of {runs['finished']}")
+    cols[3].metric("Superseded executions", runs["superseded"], help="not counted as finished nor as failed")
+    times = st.columns(5)
+    times[0].metric(
+        "Time to rollback from detection (mean)",
+        hours(detection["mean_hours"]),
+        help=f"{detection['count']} of {detection['rollbacks']} rollbacks; "
+        f"{detection['without_detection']} without detection evidence",
+    )
+    times[1].metric(
+        "Time to rollback from finish (mean)", hours(rollback["mean_hours"]), help=f"{rollback['count']} rollbacks"
+    )
+    times[2].metric(
+        "Merge to production (median)",
+        hours(rep["merge_to_production"]["median_hours"]),
+        help=f"p90 {hours(rep['merge_to_production']['p90_hours'])}, {rep['merge_to_production']['count']} deployments",
+    )
+    times[3].metric("Approval latency (median)", hours(rep["approval_latency"]["median_hours"]))
+    times[4].metric("Flaky stages", len(rep["flaky_stages"]))
     st.caption(
         " · ".join(
             summary(label, rep[key])
             for key, label in (
-                ("time_to_deploy", "time to deploy"),
-                ("time_to_rollback", "time to rollback"),
+                ("time_to_deploy", "commit to production"),
+                ("merge_to_production", "merge to production"),
+                ("time_to_rollback", "finish to rollback"),
+                ("detection_to_rollback", "detection to rollback"),
                 ("build_duration", "build"),
                 ("queue_time", "queue"),
             )
@@ -60,6 +87,7 @@ if require_data("pipeline_runs", "deployments"):
                         "service": p["service"],
                         "pipeline": p["pipeline"],
                         "runs": p["runs"],
+                        "superseded": p["superseded"],
                         "success rate": p["success_rate"],
                         "failed": p["failed"],
                         "median (h)": p["duration"]["median_hours"],

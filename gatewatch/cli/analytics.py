@@ -212,9 +212,10 @@ def dora(
 @filters
 @pass_state
 def pipelines(state: State, since, start, end, service, team, environment, tz, as_json, as_csv) -> None:
-    """Pipeline metrics over all runs: deployment success rate, failed pipeline rate, time to deploy,
-    time to rollback, build duration, queue time, approval latency and flaky stages, per pipeline
-    and per stage. `--csv` prints the per-stage table."""
+    """Pipeline metrics over all runs: deployment success and completion rates, failed pipeline rate,
+    time to deploy (from commit and from merge), time to rollback (from finish and from detection),
+    build duration, queue time, approval latency and flaky stages, per pipeline and per stage. `--csv`
+    prints the per-stage table."""
     if as_json and as_csv:
         raise ConfigError("choose one of --json and --csv")
     window = api.report_window(since, start, end, tz)
@@ -234,11 +235,25 @@ def pipelines(state: State, since, start, end, service, team, environment, tz, a
         return
     dep, runs = report["deployments"], report["pipeline_runs"]
     click.echo(f"Pipelines {window.start:%Y-%m-%d} .. {window.end:%Y-%m-%d} (end excluded)")
-    click.echo(f"  deployment success rate  {_pct(dep['success_rate'])} ({dep['successful']} of {dep['attempted']})")
-    click.echo(f"  failed pipeline rate     {_pct(runs['failed_rate'])} ({runs['failed']} of {runs['finished']})")
+    click.echo(
+        f"  deployment success rate  {_pct(dep['success_rate'])} ({dep['successful']} of {dep['attempted']}, "
+        f"{dep['rolled_back']} rolled back)"
+    )
+    click.echo(f"  completion rate          {_pct(dep['completion_rate'])} ({dep['completed']} of {dep['attempted']})")
+    click.echo(
+        f"  failed pipeline rate     {_pct(runs['failed_rate'])} ({runs['failed']} of {runs['finished']}; "
+        f"{runs['superseded']} superseded, not counted)"
+    )
+    detection = report["detection_to_rollback"]
+    click.echo(
+        f"  rollbacks                {detection['rollbacks']} "
+        f"({detection['without_detection']} without detection evidence)"
+    )
     for key, label in (
         ("time_to_deploy", "time to deploy"),
+        ("merge_to_production", "merge to production"),
         ("time_to_rollback", "time to rollback"),
+        ("detection_to_rollback", "detection to rollback"),
         ("build_duration", "build duration"),
         ("queue_time", "queue time"),
         ("approval_latency", "approval latency"),
