@@ -155,9 +155,9 @@ def normalise_payload(
                     f"unrecognised payload: looks like {sender}; Gatewatch has no adapter for it (send its "
                     "deployments as generic records, see the README's generic format)"
                     if sender
-                    else "unrecognised payload: expected a CodePipeline EventBridge event, a GitHub, GitLab "
-                    "or PagerDuty webhook, or a generic record with a 'type' field "
-                    "(deployment, change or incident)"
+                    else "unrecognised payload: expected an AWS EventBridge event (CodePipeline, CodeDeploy, "
+                    "CodeBuild, CodeCommit or a CloudWatch alarm), a GitHub, GitLab or PagerDuty webhook, or a "
+                    "generic record with a 'type' field (deployment, change or incident)"
                 ),
             )
         source, kind = found

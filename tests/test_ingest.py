@@ -52,7 +52,7 @@ def test_unparseable_and_unknown_payloads_are_quarantined_not_dropped(engine, co
     errors = {q.origin: q.error for q in summary.quarantined}
     assert errors["b0"].startswith("body: expected JSON")
     assert errors["b1"] == "body: expected a JSON object, got list"
-    assert errors["b2"].startswith("unrecognised payload: expected a CodePipeline EventBridge event")
+    assert errors["b2"].startswith("unrecognised payload: expected an AWS EventBridge event (CodePipeline, CodeDeploy")
     rows = raw_rows(engine)
     assert [r["payload"] for r in rows] == bodies  # exactly as received
     assert {r["status"] for r in rows} == {"quarantined"}
@@ -212,4 +212,4 @@ def test_a_sender_without_an_adapter_is_named_not_reported_as_a_broken_generic_r
 def test_an_object_with_an_unknown_type_and_no_generic_field_is_unrecognised(engine, config):
     summary = ingest.ingest(engine, [ingest.Envelope(json.dumps({"type": "release", "name": "v2"}))], config)
     (q,) = summary.quarantined
-    assert q.error.startswith("unrecognised payload: expected a CodePipeline EventBridge event")
+    assert q.error.startswith("unrecognised payload: expected an AWS EventBridge event (CodePipeline, CodeDeploy")
