@@ -515,8 +515,11 @@ def _pipeline_deployments(start: datetime, end: datetime, scope: Scope) -> Compo
 
     x, ch = deployment_contents, changes
     first_commit = select(func.min(x.c.committed_at)).where(x.c.deployment_id == d.c.id).correlate(d).scalar_subquery()
+    # A pull/merge request's merge (a `pr` number): a CodeCommit push's time also stands in as `merged_at`.
     first_merge = (
-        select(func.min(ch.c.merged_at)).where(x.c.deployment_id == d.c.id, ch.c.id == x.c.change_id).correlate(d)
+        select(func.min(ch.c.merged_at))
+        .where(x.c.deployment_id == d.c.id, ch.c.id == x.c.change_id, ch.c.pr.is_not(None))
+        .correlate(d)
     )
     columns = (
         d.c.id,

@@ -61,12 +61,13 @@ DEPLOYS = [
     ("a5", "api", "production", True, "success", at(7, 23), None, False),
     ("R5", "api", "production", True, "success", at(8, 1), None, True),  # after the window: rolls back a5
 ]
-# id, committed_at, merged_at, deployment
+# id, committed_at, merged_at, deployment, pr
 CHANGES = [
-    ("ch1", at(1, 5), at(1, 8), "a1"),
-    ("ch2", at(1, 21), at(2, 3), "a2"),
-    ("ch4", at(1, 22), None, "a2"),
-    ("ch3", at(4, 6), at(4, 8), "a3"),
+    ("ch1", at(1, 5), at(1, 8), "a1", 11),
+    ("ch2", at(1, 21), at(2, 3), "a2", 12),
+    ("ch4", at(1, 22), None, "a2", None),
+    ("ch3", at(4, 6), at(4, 8), "a3", 13),
+    ("ch5", None, at(4, 7), "a3", None),  # a CodeCommit push: its time stands in as merged_at, not a PR merge
 ]
 GATES = [  # id, decision, deployment, created_at
     ("g1", "rollback", "a1", at(1, 10, 45)),
@@ -97,7 +98,8 @@ def frames(with_alarms: bool = True) -> PipelineFrames:
         DEPLOYS,
         columns=["id", "service", "environment", "production", "status", "finished_at", "rollback_of", "is_rollback"],
     )
-    held = pd.DataFrame(CHANGES, columns=["change", "committed_at", "merged_at", "id"])
+    held = pd.DataFrame(CHANGES, columns=["change", "committed_at", "merged_at", "id", "pr"])
+    held["merged_at"] = held["merged_at"].where(held["pr"].notna())  # M3 counts pull/merge request merges
     deps = deps.merge(
         held.groupby("id").agg(first_committed_at=("committed_at", "min"), first_merged_at=("merged_at", "min")),
         left_on="id",
@@ -183,7 +185,7 @@ def by_definition(with_alarms: bool = True) -> dict:
             detections.append((r["finished"] - min(seen)) / HOUR)
     merges = []
     for r in attempted:
-        merged = [m for _, _, m, d in CHANGES if d == r["id"] and m is not None]
+        merged = [m for _, _, m, d, pr in CHANGES if d == r["id"] and m is not None and pr is not None]
         if r["prod"] and r["status"] in ("success", "rolled_back") and merged:
             merges.append((r["finished"] - min(merged)) / HOUR)
     return {
@@ -302,16 +304,18 @@ def fill(engine, with_alarms: bool = True) -> None:
                     "repository": None,
                     "committed_at": c,
                     "merged_at": m,
-                    "pr": None,
+                    "pr": pr,
                     "author": None,
                     "title": None,
                     "pushed_head": None,
                 }
-                for i, c, m, _ in CHANGES
+                for i, c, m, _, pr in CHANGES
             ],
         )
         bulk_insert(
-            conn, deployment_changes, [{"id": f"{d}|{i}", "deployment_id": d, "change_id": i} for i, _, _, d in CHANGES]
+            conn,
+            deployment_changes,
+            [{"id": f"{d}|{i}", "deployment_id": d, "change_id": i} for i, _, _, d, _ in CHANGES],
         )
         for i, decision, d, t in GATES:
             conn.execute(
