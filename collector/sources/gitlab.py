@@ -337,23 +337,25 @@ def _push(payload: Mapping, config: Any) -> list[Update]:
     head = field(payload, "after", required=False)
     updates = []
     for i in range(len(commits)):
-        prefix = f"commits.{i}"
-        message = (field(payload, f"{prefix}.message", required=False) or "").strip()
-        updates.append(
-            Update(
-                "changes",
-                field(payload, f"{prefix}.id"),
-                {
-                    "service": service,
-                    "repository": path,
-                    "committed_at": timestamp(payload, f"{prefix}.timestamp"),
-                    "author": field(payload, f"{prefix}.author.name", required=False),
-                    "title": message.splitlines()[0] if message else None,
-                    "pushed_head": head,
-                },
-            )
-        )
+        updates.append(_commit(payload, f"commits.{i}", service, path, head))
     return updates
+
+
+def _commit(payload: Mapping, prefix: str, service: str, path: str, head: str | None) -> Update:
+    """A commit object of a hook at `prefix` (id, message, timestamp, author) as a change pushed with `head`."""
+    message = (field(payload, f"{prefix}.message", required=False) or "").strip()
+    return Update(
+        "changes",
+        field(payload, f"{prefix}.id"),
+        {
+            "service": service,
+            "repository": path,
+            "committed_at": timestamp(payload, f"{prefix}.timestamp"),
+            "author": field(payload, f"{prefix}.author.name", required=False),
+            "title": message.splitlines()[0] if message else None,
+            "pushed_head": head,
+        },
+    )
 
 
 def _merge_request(payload: Mapping, config: Any) -> list[Update]:
@@ -391,21 +393,7 @@ def _merge_request(payload: Mapping, config: Any) -> list[Update]:
             Update("changes", last, {"committed_at": timestamp(payload, f"{attributes}.last_commit.timestamp")})
         )
     elif last:
-        message = (field(payload, f"{attributes}.last_commit.message", required=False) or "").strip()
-        updates.append(
-            Update(
-                "changes",
-                last,
-                {
-                    "service": service,
-                    "repository": path,
-                    "committed_at": timestamp(payload, f"{attributes}.last_commit.timestamp"),
-                    "author": field(payload, f"{attributes}.last_commit.author.name", required=False),
-                    "title": message.splitlines()[0] if message else None,
-                    "pushed_head": merge_sha,
-                },
-            )
-        )
+        updates.append(_commit(payload, f"{attributes}.last_commit", service, path, merge_sha))
     return updates
 
 
