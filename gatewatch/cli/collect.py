@@ -38,10 +38,11 @@ def collect() -> None:
 def codepipeline(
     state: State, pipelines: tuple[str, ...], since: str, region: str | None, endpoint_url: str | None, as_json: bool
 ) -> None:
-    """Read CodePipeline executions (ListPipelineExecutions, ListActionExecutions) and archive each
-    as one payload; they project into the same rows as EventBridge events. Running it again stores
-    only what changed. Credentials come from the usual AWS chain (AWS_PROFILE, environment, role);
-    they need codepipeline:ListPipelineExecutions and codepipeline:ListActionExecutions. Executions are
+    """Read CodePipeline executions (ListPipelineExecutions, ListActionExecutions, and GetPipelineExecution
+    when a summary lacks the trigger or revisions) and archive each as one payload; they project into the
+    same rows as EventBridge events. Running it again stores only what changed. Credentials come from the
+    usual AWS chain (AWS_PROFILE, environment, role); they need codepipeline:ListPipelineExecutions,
+    codepipeline:ListActionExecutions and codepipeline:GetPipelineExecution. Executions are
     stored in batches as they are read, so an interrupted run keeps what it read; when AWS throttles a
     long backfill, AWS_RETRY_MODE=adaptive slows it down.
 
