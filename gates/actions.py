@@ -18,6 +18,7 @@ from typing import Any
 
 from collector.config import environment_variable
 from collector.gate_decisions import StoredDecision
+from collector.sources.codepipeline import ROLLBACK_TRIGGERS
 from collector.timeutil import utcnow
 from gatewatch.errors import ActionFailed
 
@@ -163,13 +164,18 @@ def codepipeline_rollback(action: Action, stored: StoredDecision, ctx: Context, 
     target, how = s.target_execution_id, "given"
     if not target:
         current = _param(ctx, "pipeline_execution_id")
-        target = _latest_succeeded(client, s.pipeline, current)
+        target, skipped = _latest_succeeded(client, s.pipeline, current)
         if target is None:
             raise ActionFailed(
-                f"no Succeeded execution of {s.pipeline} to roll back to"
+                f"no Succeeded execution of {s.pipeline} that is not a rollback to roll back to"
                 + (f" other than the current {current}" if current else "")
+                + (f" (skipped rollback executions {', '.join(skipped)})" if skipped else "")
             )
-        how = "latest Succeeded" + (f", current {current}" if current else ", no current execution given")
+        how = (
+            "latest Succeeded, not a rollback"
+            + (f", current {current}" if current else ", no current execution given")
+            + (f", skipped rollback executions {', '.join(skipped)}" if skipped else "")
+        )
     response = client.rollback_stage(pipelineName=s.pipeline, stageName=s.stage, targetPipelineExecutionId=target)
     return (
         f"RollbackStage {s.pipeline}/{s.stage} to {target} ({how}): rollback execution "
@@ -178,15 +184,25 @@ def codepipeline_rollback(action: Action, stored: StoredDecision, ctx: Context, 
     )
 
 
-def _latest_succeeded(client: Any, pipeline: str, current: str | None) -> str | None:
-    """The newest Succeeded execution that is not `current` (ListPipelineExecutions lists newest first)."""
+def _latest_succeeded(client: Any, pipeline: str, current: str | None) -> tuple[str | None, list[str]]:
+    """The newest Succeeded execution that is not `current` and not itself a rollback (trigger
+    AutomatedRollback/ManualRollback or executionType ROLLBACK: rolling back to one would redeploy
+    whatever it restored, not a release), with the rollback executions skipped on the way.
+    ListPipelineExecutions lists newest first; a failed execution is never a target."""
+    skipped: list[str] = []
     for page in client.get_paginator("list_pipeline_executions").paginate(
         pipelineName=pipeline, PaginationConfig={"PageSize": 100}
     ):
         for summary in page.get("pipelineExecutionSummaries", []):
-            if summary.get("status") == "Succeeded" and summary.get("pipelineExecutionId") != current:
-                return summary["pipelineExecutionId"]
-    return None
+            execution = summary.get("pipelineExecutionId")
+            if summary.get("status") != "Succeeded" or execution == current:
+                continue
+            trigger = (summary.get("trigger") or {}).get("triggerType")
+            if trigger in ROLLBACK_TRIGGERS or summary.get("executionType") == "ROLLBACK":
+                skipped.append(execution)
+                continue
+            return execution, skipped
+    return None, skipped
 
 
 def _attempts(response: dict) -> int:

@@ -295,7 +295,10 @@ def test_a_failed_rollback_stage_does_not_stop_the_next_action_and_nothing_to_ro
         stub.assert_no_pending_responses()
     assert [a["status"] for a in stored.actions] == ["failed", "failed", "ok"]
     assert stored.actions[0]["error"].startswith("RollbackStage: UnableToRollbackStageException: Stage Prod")
-    assert stored.actions[1]["error"] == f"no Succeeded execution of p to roll back to other than the current {CURRENT}"
+    assert (
+        stored.actions[1]["error"]
+        == f"no Succeeded execution of p that is not a rollback to roll back to other than the current {CURRENT}"
+    )
     assert len(hook.requests) == 1
 
 
@@ -561,3 +564,72 @@ def test_action_validation_names_the_field(actions, message):
     with pytest.raises(PolicyError) as err:
         policy_from_mapping({"name": "g", "checks": [{"deploy_window": ALWAYS, "on_fail": "hold"}], "actions": actions})
     assert message in str(err.value)
+
+
+def test_codepipeline_rollback_never_targets_a_rollback_or_failed_execution_and_says_which_it_skipped(engine):
+    client, stub = stubbed("codepipeline")
+    t0 = utcnow()
+    manual, automated = "3c4d5e6f-0000-4000-8000-000000000003", "4d5e6f70-0000-4000-8000-000000000004"
+    listed = [
+        {"pipelineExecutionId": CURRENT, "status": "Failed", "startTime": t0},
+        # Succeeded, but each restored an older release: rolling back "to" them redeploys that one.
+        {
+            "pipelineExecutionId": manual,
+            "status": "Succeeded",
+            "startTime": t0,
+            "trigger": {"triggerType": "ManualRollback", "triggerDetail": "arn:aws:iam::123456789012:user/ops"},
+        },
+        {"pipelineExecutionId": automated, "status": "Succeeded", "startTime": t0, "executionType": "ROLLBACK"},
+        {"pipelineExecutionId": "5e6f7081-0000-4000-8000-000000000005", "status": "Failed", "startTime": t0},
+        {
+            "pipelineExecutionId": TARGET,
+            "status": "Succeeded",
+            "startTime": t0,
+            "trigger": {"triggerType": "Webhook", "triggerDetail": "arn:aws:codestar-connections:x"},
+        },
+    ]
+    stub.add_response(
+        "list_pipeline_executions",
+        {"pipelineExecutionSummaries": listed},
+        {"pipelineName": "checkout-pipeline", "maxResults": 100},
+    )
+    stub.add_response(
+        "rollback_stage",
+        {"pipelineExecutionId": ROLLBACK_EXECUTION},
+        {"pipelineName": "checkout-pipeline", "stageName": "Prod", "targetPipelineExecutionId": TARGET},
+    )
+    action = {"codepipeline_rollback": {"pipeline": "checkout-pipeline", "stage": "Prod"}}
+    with stub:
+        stored = evaluate(
+            gate([action]),
+            context(engine, pipeline_execution_id=CURRENT),
+            "k",
+            clients=factory(codepipeline=client),
+        )
+        stub.assert_no_pending_responses()
+    (outcome,) = stored.actions
+    assert outcome["status"] == "ok", outcome
+    assert f"to {TARGET} (latest Succeeded, not a rollback" in outcome["detail"]
+    assert f"skipped rollback executions {manual}, {automated}" in outcome["detail"]
+
+
+def test_codepipeline_rollback_with_only_rollback_executions_left_fails_naming_them(engine):
+    client, stub = stubbed("codepipeline")
+    only = {
+        "pipelineExecutionId": OLDER,
+        "status": "Succeeded",
+        "startTime": utcnow(),
+        "trigger": {"triggerType": "AutomatedRollback", "triggerDetail": CURRENT},
+    }
+    stub.add_response(
+        "list_pipeline_executions",
+        {"pipelineExecutionSummaries": [only]},
+        {"pipelineName": "checkout-pipeline", "maxResults": 100},
+    )
+    action = {"codepipeline_rollback": {"pipeline": "checkout-pipeline", "stage": "Prod"}}
+    with stub:
+        stored = evaluate(gate([action]), context(engine), "k", clients=factory(codepipeline=client))
+        stub.assert_no_pending_responses()
+    (outcome,) = stored.actions
+    assert outcome["status"] == "failed"
+    assert "that is not a rollback" in outcome["error"] and f"skipped rollback executions {OLDER}" in outcome["error"]
