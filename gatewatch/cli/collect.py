@@ -97,3 +97,51 @@ def codecommit(
         progress.finish()
     print_summary(summary, as_json)
     raise SystemExit(summary.exit_code)
+
+
+@collect.command("codedeploy")
+@click.option("--application", required=True, metavar="NAME", help="CodeDeploy application to read.")
+@click.option(
+    "--deployment-group",
+    "groups",
+    multiple=True,
+    metavar="NAME",
+    help="Deployment group to read (repeat for several; default: all of the application's).",
+)
+@click.option(
+    "--since",
+    default="30d",
+    show_default=True,
+    metavar="DURATION",
+    help="How far back to read deployments (by creation time), e.g. 30d or 12h (or an ISO 8601 time).",
+)
+@click.option("--region", help="AWS region (default: the AWS configuration's).")
+@click.option("--endpoint-url", metavar="URL", help="Another CodeDeploy endpoint (e.g. a local emulator).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@pass_state
+def codedeploy(
+    state: State,
+    application: str,
+    groups: tuple[str, ...],
+    since: str,
+    region: str | None,
+    endpoint_url: str | None,
+    as_json: bool,
+) -> None:
+    """Read an application's deployments (ListDeploymentGroups, ListDeployments, BatchGetDeployments)
+    and archive each as one payload; they project into the same rows as EventBridge events, plus
+    rollbacks (an automatic rollback and the deployment it rolled back). Running it again stores only
+    what changed. Credentials come from the usual AWS chain; they need codedeploy:ListDeploymentGroups,
+    codedeploy:ListDeployments and codedeploy:BatchGetDeployments.
+
+    Exit status: 0 done, 1 something was quarantined, 2 usage or credentials, 5 AWS unreachable.
+    """
+    start = api.parse_time(since, "--since", api.utcnow())
+    client = api.codedeploy_client(region, endpoint_url)
+    progress = Progress("deployments")
+    try:
+        summary = api.backfill_codedeploy(state.engine, state.config, client, application, start, groups, progress)
+    finally:
+        progress.finish()
+    print_summary(summary, as_json)
+    raise SystemExit(summary.exit_code)
