@@ -69,7 +69,9 @@ def deployment_infos(
     groups = list(groups or ()) or deployment_groups(client, application)
     ids = list(deployment_ids(client, application, groups, since))
     for start in range(0, len(ids), BATCH_GET):
-        for info in client.batch_get_deployments(deploymentIds=ids[start : start + BATCH_GET]).get("deploymentsInfo", []):
+        for info in client.batch_get_deployments(deploymentIds=ids[start : start + BATCH_GET]).get(
+            "deploymentsInfo", []
+        ):
             yield jsonable({"deploymentInfo": info})
             if progress:
                 progress(1)

@@ -94,11 +94,15 @@ def _described(application: str, group: str, config: Any) -> dict[str, Any]:
     }
 
 
+def _event_described(payload: Mapping, config: Any) -> dict[str, Any]:
+    return _described(field(payload, "detail.application"), field(payload, "detail.deploymentGroup"), config)
+
+
 def _deployment(payload: Mapping, config: Any) -> list[Update]:
     at = timestamp(payload, "time")
     status = choice(payload, "detail.state", DEPLOYMENT_STATES)
     values = {
-        **_described(field(payload, "detail.application"), field(payload, "detail.deploymentGroup"), config),
+        **_event_described(payload, config),
         "status": status,
         "status_at": at,
         "finished_at": at if status in FINISHED else None,
@@ -112,7 +116,12 @@ def _instance(payload: Mapping, config: Any) -> list[Update]:
     at = timestamp(payload, "time")
     status = choice(payload, "detail.state", INSTANCE_STATES)
     field(payload, "detail.instanceId", str)  # what makes it an instance event
-    values = {**_described(field(payload, "detail.application"), field(payload, "detail.deploymentGroup"), config), "status": status, "status_at": None, "started_at": at}
+    values = {
+        **_event_described(payload, config),
+        "status": status,
+        "status_at": None,
+        "started_at": at,
+    }
     return [Update("deployments", PREFIX + field(payload, "detail.deploymentId", str), values)]
 
 
