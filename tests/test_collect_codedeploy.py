@@ -309,17 +309,9 @@ def test_cli_collect_codedeploy(store_url, monkeypatch):
 
 
 def test_cli_with_an_unreachable_endpoint_exits_5(gatewatch, tmp_path):
+    options = f"--application {APP} --region eu-west-1 --endpoint-url http://127.0.0.1:1"
     res = gatewatch(
-        "--db",
-        f"sqlite:///{tmp_path / 'store.db'}",
-        "collect",
-        "codedeploy",
-        "--application",
-        APP,
-        "--region",
-        "eu-west-1",
-        "--endpoint-url",
-        "http://127.0.0.1:1",
+        *f"--db sqlite:///{tmp_path / 'store.db'} collect codedeploy {options}".split(),
         env={"AWS_MAX_ATTEMPTS": "1", "AWS_CONFIG_FILE": str(tmp_path / "none")},
     )
     assert res.returncode == 5, res.stderr
