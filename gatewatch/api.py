@@ -55,6 +55,8 @@ _EXPORTS = {
     "codepipeline_client": "gatewatch.services.store",
     "backfill_codecommit": "gatewatch.services.store",
     "codecommit_client": "gatewatch.services.store",
+    "backfill_codedeploy": "gatewatch.services.store",
+    "codedeploy_client": "gatewatch.services.store",
     # delivery analytics
     "Scope": "collector.loaders",
     "Window": "analysis.windows",

@@ -1,6 +1,6 @@
 """The store and getting events into it: open (and migrate) the store, ingest payload files and webhook
-bodies through the one ingest path, replay the archive, list what is quarantined, backfill CodePipeline
-history, and the counts and filter choices the dashboard starts from."""
+bodies through the one ingest path, replay the archive, list what is quarantined, backfill CodePipeline,
+CodeCommit and CodeDeploy history, and the counts and filter choices the dashboard starts from."""
 
 from __future__ import annotations
 
@@ -26,14 +26,17 @@ from collector.db import (
     upgrade,
 )
 from collector.history import codecommit as codecommit_history
+from collector.history import codedeploy as codedeploy_history
 from collector.history import codepipeline as codepipeline_history
 
 __all__ = [
     "backfill_codecommit",
+    "backfill_codedeploy",
     "backfill_codepipeline",
     "check_store",
     "close_stores",
     "codecommit_client",
+    "codedeploy_client",
     "codepipeline_client",
     "count_raw_events",
     "describe_store",
@@ -196,3 +199,22 @@ def backfill_codecommit(
 ) -> ingest.IngestSummary:
     """Archive and project a branch's commits since `since` (GetBranch, GetCommit) as `changes` rows."""
     return codecommit_history.backfill(engine, config, client, repository, since, branch, progress)
+
+
+def codedeploy_client(region: str | None = None, endpoint_url: str | None = None) -> Any:
+    """A CodeDeploy client from the AWS credential chain (ConfigError for a missing region or bad endpoint)."""
+    return codedeploy_history.make_codedeploy_client(region, endpoint_url)
+
+
+def backfill_codedeploy(
+    engine: Engine,
+    config: Config,
+    client: Any,
+    application: str,
+    since: datetime,
+    groups: Iterable[str] | None = None,
+    progress: Progress | None = None,
+) -> ingest.IngestSummary:
+    """Archive and project an application's deployments created since `since` (ListDeploymentGroups,
+    ListDeployments, BatchGetDeployments), as their EventBridge events would, plus rollbacks."""
+    return codedeploy_history.backfill(engine, config, client, application, since, groups, progress)
