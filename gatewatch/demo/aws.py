@@ -210,12 +210,11 @@ class AwsEvents(Timeline):
                     episode.end + timedelta(hours=1) < e.start or e.end + timedelta(hours=1) < start for e in episodes
                 ):
                     episodes.append(episode)
-            since = self.start - timedelta(days=rng.uniform(1, 30))
+            since, calm = self.start - timedelta(days=rng.uniform(1, 30)), rng.uniform(0.05, ALARM_THRESHOLD / 2)
             for e in sorted(episodes, key=lambda e: e.start):
-                calm = rng.uniform(0.05, ALARM_THRESHOLD * 0.5)
                 self.alarm_change(svc, e.start, "ALARM", e.rate, since, "OK", calm)
+                since, calm = e.end, rng.uniform(0.05, ALARM_THRESHOLD / 2)
                 self.alarm_change(svc, e.end, "OK", calm, e.start, "ALARM", e.rate)
-                since = e.end
 
     def alarm_change(
         self, svc: Service, at: datetime, state: str, value: float, since: datetime, previous: str, before: float
