@@ -3,6 +3,7 @@ the one ingest path into coherent rows (SQLite and PostgreSQL), idempotent, and 
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import statistics
@@ -22,7 +23,7 @@ from collector.canary_runs import list_runs, load_run
 from collector.config import config_from_mapping
 from collector.gate_decisions import get_decision
 from collector.listings import count_raw_events
-from collector.models import deployments
+from collector.models import changes, deployments
 from collector.telemetry.sli import load_slos, slo_status
 from collector.timeutil import parse_timestamp
 from gates.service import load_policies
@@ -34,6 +35,9 @@ from tests.conftest import dump_projections, fixture_path
 END = date(2025, 6, 2)
 SMALL = {"services": 3, "days": 14, "seed": 4, "end": END}  # seed 4: this window holds every kind of event
 RUN_STATUSES = {"queued", "in_progress", "succeeded", "failed", "canceled", "superseded"}
+END_AT = datetime(END.year, END.month, END.day, tzinfo=UTC)
+FINAL = ("SUCCEEDED", "FAILED")
+AWS_SOURCES = {"codepipeline", "codebuild", "codedeploy", "cloudwatch", "codecommit"}  # EventBridge events
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +82,7 @@ def test_payloads_come_in_time_order_and_end_before_the_end_date(small):
     start = end - timedelta(days=SMALL["days"])
     times = []
     for source, hint, payload in small:
-        if source == "codepipeline":
+        if source in AWS_SOURCES:
             times.append(parse_timestamp(payload["time"]))
         elif source == "pagerduty":
             times.append(parse_timestamp(payload["event"]["occurred_at"]))
@@ -100,7 +104,7 @@ def test_every_payload_is_recognised_as_its_source(small):
             assert found[1] == payload["type"]
         assert found[1] not in ingest.UNKNOWN_KINDS
         seen[source] += 1
-    assert set(seen) == {"codepipeline", "github", "pagerduty", "generic"}
+    assert set(seen) == AWS_SOURCES | {"github", "pagerduty", "generic"}
 
 
 def _keys(obj: dict) -> set[str]:
@@ -212,6 +216,118 @@ def test_codepipeline_events_have_the_eventbridge_shape(small):
     assert stages == {"Source", "Build", "Test", "Approval", "Prod"}
 
 
+def _published(name: str) -> list[dict]:
+    loaded = json.loads(fixture_path(f"aws/{name}.published.json").read_text())
+    return loaded if isinstance(loaded, list) else [loaded]
+
+
+def _actions(payloads) -> dict[str, dict[str, datetime]]:
+    """Each CodePipeline action execution's state times ({action-execution-id: {state: time}}), with its
+    external execution id under "external"."""
+    out: dict[str, dict] = defaultdict(dict)
+    for source, _, p in payloads:
+        if source == "codepipeline" and "action" in p["detail"]:
+            d = p["detail"]
+            out[d["action-execution-id"]][d["state"]] = parse_timestamp(p["time"])
+            out[d["action-execution-id"]]["stage"] = d["stage"]
+            if "external-execution-id" in d.get("execution-result", {}):
+                out[d["action-execution-id"]]["external"] = d["execution-result"]["external-execution-id"]
+    return {a["external"]: a for a in out.values() if "external" in a}
+
+
+def test_codebuild_builds_are_the_build_actions_and_wait_in_the_queue_inside_them(small, default_history):
+    sample = _published("codebuild-build-state-change")[0]
+    sample_info = sample["detail"]["additional-information"]
+    config = demo_config()
+    actions = _actions(small)
+    builds = defaultdict(dict)
+    for event in by_kind(small)[("codebuild", "build")]:
+        assert list(event) == list(sample) and set(event["detail"]) == set(sample["detail"])
+        detail, info = event["detail"], event["detail"]["additional-information"]
+        assert set(info) <= set(sample_info) and event["resources"] == [detail["build-id"]]
+        build_id = detail["build-id"].split(":build/")[1]
+        action = actions[build_id]  # the CodePipeline action that ran it reports it as its external id
+        assert action["stage"] in ("Build", "Test") and detail["project-name"] == build_id.split(":")[0]
+        assert config.service_for_build_project(detail["project-name"]) in {s.name for s in demo.organisation(3, 4)}
+        assert info["initiator"].startswith("codepipeline/") and info["initiator"].endswith("-pipeline")
+        builds[build_id][detail["build-status"]] = event
+    assert builds and all(set(b) in ({"IN_PROGRESS", "SUCCEEDED"}, {"IN_PROGRESS", "FAILED"}) for b in builds.values())
+    assert any("FAILED" in b for b in builds.values())
+    for build_id, b in builds.items():
+        final = b.get("SUCCEEDED") or b["FAILED"]
+        phases = final["detail"]["additional-information"]["phases"]
+        assert all(set(p) == set(sample_info["phases"][0]) for p in phases[:-1])
+        assert set(phases[-1]) == set(sample_info["phases"][-1])
+        assert phases[1]["phase-type"] == "QUEUED" and phases[-1]["phase-type"] == "COMPLETED"
+        queued = sources.codebuild.build_time(phases[1], "start-time")
+        completed = sources.codebuild.build_time(phases[-1], "start-time")
+        action = actions[build_id]
+        assert action["STARTED"] <= queued and completed <= action["SUCCEEDED" if "SUCCEEDED" in b else "FAILED"]
+    waits = [
+        p["duration-in-seconds"]
+        for e in by_kind(default_history)[("codebuild", "build")]
+        for p in e["detail"]["additional-information"]["phases"]
+        if p["phase-type"] == "QUEUED"
+    ]
+    assert min(waits) < 30 and max(waits) > 180 and len(set(waits)) > 50
+
+
+def test_codedeploy_deployments_are_the_prod_actions_in_a_production_group(small):
+    sample = _published("codedeploy-deployment-state-change")[0]
+    config = demo_config()
+    actions = _actions(small)
+    seen = defaultdict(dict)
+    for event in by_kind(small)[("codedeploy", "deployment")]:
+        assert set(event) == set(sample) and set(event["detail"]) == set(sample["detail"])
+        detail = event["detail"]
+        action = actions[detail["deploymentId"]]
+        assert action["stage"] == "Prod" and config.is_production_deployment_group(detail["deploymentGroup"])
+        assert action["STARTED"] <= parse_timestamp(event["time"]) <= max(action.get(s, END_AT) for s in FINAL)
+        seen[detail["deploymentId"]][detail["state"]] = parse_timestamp(event["time"])
+    assert {"START", "SUCCESS", "FAILURE"} <= {state for d in seen.values() for state in d}
+    assert all(d["START"] < d.get("SUCCESS", d.get("FAILURE", END_AT)) for d in seen.values() if "START" in d)
+    prod = {e for e, a in actions.items() if a["stage"] == "Prod"}
+    assert prod == set(seen)  # every Prod action, a rollback execution's too, ran a CodeDeploy deployment
+
+
+def test_the_5xx_alarms_follow_bad_deployments_and_chain_their_states(small):
+    sample = _published("cloudwatch-alarm-state-change")[0]
+    config = demo_config()
+    by_alarm = defaultdict(list)
+    for event in by_kind(small)[("cloudwatch", "alarm-state-change")]:
+        assert list(event) == list(sample) and set(event["detail"]) == set(sample["detail"])
+        detail = event["detail"]
+        metric = detail["configuration"]["metrics"][0]["metricStat"]["metric"]
+        assert detail["alarmName"] == f"{metric['dimensions']['service']}-5xx-rate"
+        assert config.service_for_alarm(detail["alarmName"], metric["dimensions"]) == metric["dimensions"]["service"]
+        assert set(detail["state"]) == set(sample["detail"]["state"])
+        by_alarm[detail["alarmName"]].append(detail)
+    assert by_alarm
+    for states_of in by_alarm.values():
+        states = [c["state"]["value"] for c in states_of]
+        assert states == ["ALARM", "OK"] * (len(states) // 2) + ["ALARM"] * (len(states) % 2)
+        for before, after in itertools.pairwise(states_of):
+            assert after["previousState"] == before["state"]  # each change starts where the last ended
+
+
+def test_codecommit_mirrors_each_push_to_main_after_github(small):
+    sample = _published("codecommit-repository-state-change")[1]
+    pushes = {p["after"]: p for p in by_kind(small)[("github", "push")] if p["ref"] == "refs/heads/main"}
+    config = demo_config()
+    events = by_kind(small)[("codecommit", "repository-state-change")]
+    for event in events:
+        assert list(event) == list(sample) and set(event["detail"]) <= set(sample["detail"])
+        detail = event["detail"]
+        push = pushes[detail["commitId"]]
+        assert detail["oldCommitId"] == push["before"] and detail["event"] == "referenceUpdated"
+        assert config.service_for_repository(detail["repositoryName"]) == push["repository"]["name"].removesuffix(
+            "-service"
+        )
+        assert parse_timestamp(event["time"]) > parse_timestamp(push["head_commit"]["timestamp"])
+    pipelines = {s.repository for s in demo.organisation(3, 4) if s.platform == "codepipeline"}
+    assert len(events) == sum(p["repository"]["full_name"] in pipelines for p in pushes.values()) > 5
+
+
 def test_the_history_looks_like_a_real_organisation(default_history):
     groups = by_kind(default_history)
     org = demo.organisation()
@@ -300,11 +416,13 @@ def test_a_small_demo_ingests_into_a_coherent_history(engine, small):
     assert statuses["success"] > 20 and statuses["failure"] >= 1
     assert set(statuses) <= {"success", "failure", "rolled_back", "in_progress", "pending"}
     by_source = Counter(d["source"] for d in deps.values())
-    assert by_source["codepipeline"] and by_source["github"] and by_source["generic"]
+    assert by_source["codepipeline"] and by_source["github"] and by_source["generic"] and by_source["codedeploy"]
     for d in deps.values():
         svc = org[d["service"]]
         if d["source"] == "codepipeline":
             assert re.fullmatch(rf"codepipeline:{svc.pipeline}:[0-9a-f-]{{36}}", d["id"])
+        elif d["source"] == "codedeploy":
+            assert re.fullmatch(r"codedeploy:d-[A-Z0-9]{9}", d["id"]) and svc.platform == "codepipeline"
         elif d["source"] == "github":
             assert re.fullmatch(rf"github:{svc.repository}:deployment:\d+", d["id"])
     rollbacks = [d for d in deps.values() if d["is_rollback"]]
@@ -341,7 +459,8 @@ def test_a_small_demo_ingests_into_a_coherent_history(engine, small):
     for link in links:
         shipped.setdefault(link["deployment_id"], link["change_id"])
     revision = {d["id"]: d["revision"] or shipped.get(d["id"]) for d in deployed}
-    assert all(revision[d["id"]] in commits for d in deployed if d["source"] != "generic")
+    # a CodeDeploy deployment names no revision: its CodePipeline execution holds the commits
+    assert all(revision[d["id"]] in commits for d in deployed if d["source"] not in ("generic", "codedeploy"))
     assert {d["source"] for d in deployed if revision[d["id"]] in commits} >= {"codepipeline", "github"}
 
     found = state["incidents"]
@@ -361,11 +480,15 @@ def test_a_small_demo_ingests_into_a_coherent_history(engine, small):
     stages = defaultdict(list)
     for s in state["stage_runs"]:
         stages[s["pipeline_run_id"]].append(s)
-    assert {r["source"] for r in runs.values()} == {"codepipeline", "github"}
+    assert {r["source"] for r in runs.values()} == {"codepipeline", "github", "codebuild"}
     assert set(stages) <= set(runs)
     assert all(r["status"] in RUN_STATUSES for r in runs.values())
-    assert all(stages[r["id"]] for r in runs.values() if r["status"] in ("succeeded", "failed"))
+    finished = [r for r in runs.values() if r["status"] in ("succeeded", "failed") and r["source"] != "codebuild"]
+    assert all(stages[r["id"]] for r in finished)
     assert all(r["service"] in org for r in runs.values())
+    builds = [r for r in runs.values() if r["source"] == "codebuild"]
+    assert all(r["trigger"] == f"codepipeline/{org[r['service']].pipeline}" for r in builds)
+    assert all(r["queued_at"] <= r["started_at"] < r["finished_at"] for r in builds)
     retried = [r for r in runs.values() if r["attempt"] == 2 and r["status"] == "succeeded"]
     assert {r["source"] for r in retried} == {"codepipeline", "github"}
     flaky = [s for s in state["stage_runs"] if s["failed_once"] and s["status"] == "succeeded"]
@@ -377,6 +500,58 @@ def test_a_small_demo_ingests_into_a_coherent_history(engine, small):
         "Approval",
         "Prod",
     }
+
+
+def test_the_aws_events_add_build_queues_alarms_and_detection_and_count_no_deployment_twice(engine, small):
+    from analysis.windows import window_between
+    from collector.models import alarms
+    from gatewatch.services.delivery import dora_report, pipeline_report
+
+    config = demo_config()
+    added = {"codebuild", "codedeploy", "cloudwatch", "codecommit"}
+    window = window_between(END - timedelta(days=SMALL["days"]), END)
+
+    def figures() -> tuple[dict, dict]:
+        return dora_report(engine, config, window), pipeline_report(engine, window)
+
+    first = ingest.ingest(engine, demo.envelopes([e for e in small if e[0] not in added]), config)
+    dora_before, pipelines_before = figures()
+    merged_before = {c["id"]: c["merged_at"] for c in rows(engine, changes)}
+    rest = [e for e in small if e[0] in added]
+    second = ingest.ingest(engine, demo.envelopes(rest), config)
+    assert first.quarantined == [] and second.quarantined == [] and second.stored == len(rest)
+    dora_after, pipelines_after = figures()
+
+    # CodeDeploy's deployments are their CodePipeline executions' Prod actions: counted once
+    codedeploy_rows = rows(engine, deployments, deployments.c.source == "codedeploy")
+    assert len(codedeploy_rows) == len({p["detail"]["deploymentId"] for s, _, p in rest if s == "codedeploy"}) > 5
+    for key in ("deployment_frequency", "lead_time", "change_failure_rate"):
+        assert dora_after[key] == dora_before[key], key
+    assert pipelines_after["deployments"] == pipelines_before["deployments"]
+    assert pipelines_after["pipeline_runs"] == pipelines_before["pipeline_runs"]  # builds are actions, not runs
+    # the CodeCommit mirror's pushes come after GitHub's: no merge time moves; a direct push's head (no pull
+    # request, so GitHub gave no merge time) gets the mirror's push time
+    merged_after = {c["id"]: c["merged_at"] for c in rows(engine, changes)}
+    assert merged_after.keys() == merged_before.keys()
+    moved = {k for k, v in merged_before.items() if v != merged_after[k]}
+    assert all(merged_before[k] is None for k in moved)
+    assert moved <= {p["detail"]["commitId"] for s, _, p in rest if s == "codecommit"}
+    assert pipelines_after["merge_to_production"]["count"] >= pipelines_before["merge_to_production"]["count"]
+    # builds wait in CodeBuild's queue, inside their actions
+    queue_before, queue_after = pipelines_before["queue_time"], pipelines_after["queue_time"]
+    assert queue_after["count"] == queue_before["count"] > 0
+    assert queue_after["mean_hours"] > queue_before["mean_hours"] and queue_after["max_hours"] > 2 / 60
+    # alarm episodes, each of a CodePipeline service, detect the bad deployments that were rolled back
+    episodes = rows(engine, alarms)
+    pipelines = {s.name for s in demo.organisation(SMALL["services"], SMALL["seed"]) if s.platform == "codepipeline"}
+    assert episodes and {e["service"] for e in episodes} == pipelines
+    assert all(e["started_at"] < e["ended_at"] for e in episodes if e["status"] == "resolved")
+    detection_before, detection_after = (
+        pipelines_before["detection_to_rollback"],
+        pipelines_after["detection_to_rollback"],
+    )
+    assert detection_after["count"] > detection_before["count"] and detection_after["median_hours"] is not None
+    assert detection_after["rollbacks"] == detection_before["rollbacks"]
 
 
 def test_running_the_demo_twice_stores_only_duplicates_and_replay_rebuilds_the_rows(engine):

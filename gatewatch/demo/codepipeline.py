@@ -1,4 +1,5 @@
-"""AWS CodePipeline releases and rollbacks as EventBridge pipeline, stage and action events."""
+"""AWS CodePipeline releases and rollbacks as EventBridge pipeline, stage and action events, with the
+CodeBuild builds and CodeDeploy deployments their actions run and the alarms bad deployments raise."""
 
 from __future__ import annotations
 
@@ -6,11 +7,14 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
+from .aws import AwsEvents
 from .organisation import AWS_ACCOUNT, AWS_REGION, Person, Service
-from .timeline import Deployment, ServiceState, Timeline, iso, iso_ms, minutes
+from .timeline import Deployment, ServiceState, iso, iso_ms, minutes
+
+COMMANDS = {"Build": "make build", "Test": "make integration-test"}  # what a failing build's log names
 
 
-class CodePipeline(Timeline):
+class CodePipeline(AwsEvents):
     """Releases of the services on CodePipeline: Source -> Build -> Test -> Approval -> Prod."""
 
     def codepipeline_event(
@@ -101,7 +105,7 @@ class CodePipeline(Timeline):
                 if ok
                 else (
                     "Build terminated with state: FAILED. Phase: BUILD, Code: COMMAND_EXECUTION_ERROR, Message: "
-                    f"Error while executing command: make {'build' if stage == 'Build' else 'integration-test'}. "
+                    f"Error while executing command: {COMMANDS[stage]}. "
                     "Reason: exit status 2"
                 ),
             }
@@ -172,6 +176,8 @@ class CodePipeline(Timeline):
                     done = self.working(act_start + self.lognormal(25, 1.0, 1, 8 * 60), svc.offset)
                 else:
                     done = act_start + minutes(rng.uniform(*span))
+                result = self.action_result(svc, stage, not fail, head_sha, message, approver)
+                done = self.provider_run(svc, stage, result, act_start, done, not fail)
                 ev(
                     done,
                     "FAILED" if fail else "SUCCEEDED",
@@ -180,7 +186,7 @@ class CodePipeline(Timeline):
                     action=action,
                     action_type=action_type,
                     action_execution=action_id,
-                    result=self.action_result(svc, stage, not fail, head_sha, message, approver),
+                    result=result,
                 )
                 t = done + timedelta(seconds=rng.randint(0, 2))
                 ev(t, "FAILED" if fail else "SUCCEEDED", attempt, stage=stage)
@@ -190,9 +196,13 @@ class CodePipeline(Timeline):
                 ev(t, "FAILED", attempt)
                 if plan != "flaky" or attempt > 1:
                     if plan == "deploy_fail" and rng.random() < 0.5 and st.last_good is not None:
-                        return None, self.codepipeline_rollback(
+                        restored = self.codepipeline_rollback(
                             svc, st, t + minutes(rng.uniform(0.2, 1)), "AutomatedRollback", execution
                         )
+                        self.alarm_after(svc, t, restored)
+                        return None, restored
+                    if plan == "deploy_fail":  # the instances that failed are replaced with the old revision
+                        self.alarm_after(svc, t, t + minutes(self.aws.uniform(5, 20)))
                     return None, t
                 # RetryStageExecution on the same revision: the execution resumes and the flaky test passes
                 attempt += 1
@@ -229,7 +239,9 @@ class CodePipeline(Timeline):
             action_type=action_type,
             action_execution=action_id,
         )
-        t += minutes(rng.uniform(*span))
+        act_start, t = t, t + minutes(rng.uniform(*span))
+        result = self.action_result(svc, stage, True, "", "", None)
+        t = self.provider_run(svc, stage, result, act_start, t, True)
         self.codepipeline_event(
             svc,
             execution,
@@ -242,10 +254,23 @@ class CodePipeline(Timeline):
             action=action,
             action_type=action_type,
             action_execution=action_id,
-            result=self.action_result(svc, stage, True, "", "", None),
+            result=result,
         )
         t += timedelta(seconds=rng.randint(0, 2))
         self.codepipeline_event(svc, execution, at, trigger, 1, t, "SUCCEEDED", stage=stage)
         t += timedelta(seconds=rng.randint(1, 3))
         self.codepipeline_event(svc, execution, at, trigger, 1, t, "SUCCEEDED")
         return t
+
+    def provider_run(
+        self, svc: Service, stage: str, result: dict, act_start: datetime, done: datetime, ok: bool
+    ) -> datetime:
+        """The CodeBuild build or CodeDeploy deployment an action ran (its external execution); returns when
+        the action ends (a build's wait in CodeBuild's queue lengthens it)."""
+        if stage in COMMANDS:
+            return self.codebuild_build(
+                svc, result["external-execution-id"], act_start, done - act_start, ok, COMMANDS[stage]
+            )
+        if stage == "Prod":
+            self.codedeploy_deployment(svc, result["external-execution-id"], act_start, done, ok)
+        return done

@@ -21,6 +21,12 @@ class History(Commits, CodePipeline, Incidents):
     requests). About half the services release with AWS CodePipeline (EventBridge pipeline, stage and
     action events: Source -> Build -> Test -> Approval -> Prod), the others with GitHub Actions
     (`workflow_run`/`workflow_job` webhooks, `deployment` and `deployment_status` to production).
+    The CodePipeline services' Build and Test actions run CodeBuild builds (which wait in CodeBuild's
+    queue), their Prod actions CodeDeploy deployments (group `<service>-production`), their repositories
+    are mirrored to CodeCommit (each push to main is a `referenceUpdated` of the mirror seconds after
+    GitHub's push, so merge times stay GitHub's), and a CloudWatch alarm `<service>-5xx-rate` fires a
+    few minutes after a deployment that fails or is rolled back, clearing after the recovery (and now
+    and then on its own).
     Some runs fail in build or test (flaky tests pass on a retry of the same revision), some deploys
     fail, a few releases go bad: rolled back, hot-fixed, and often paged on in PagerDuty (v3 webhooks)
     or recorded as generic incident records naming the deployment that caused them.
@@ -33,6 +39,7 @@ class History(Commits, CodePipeline, Incidents):
         """Every service's history, then the incidents no release caused; (source, hint, payload) in order."""
         for svc in self.org:
             self.service_history(svc)
+        self.alarms()
         self.background_incidents()
         self.open_incidents()
         self.number_incidents()
@@ -51,8 +58,10 @@ class History(Commits, CodePipeline, Incidents):
                 t = st.busy_until + minutes(rng.uniform(2, 25))
             if t >= self.end:
                 break
+            pushed_over = st.head
             head, author = self.changes(svc, gh, st, t)
             if svc.platform == "codepipeline":
+                self.codecommit_push(svc, pushed_over, head["id"], t)
                 deployment, finished = self.codepipeline_release(svc, st, head, t)
             else:
                 deployment, finished = self.github_release(svc, gh, st, head, author, t)
@@ -80,6 +89,7 @@ class History(Commits, CodePipeline, Incidents):
             if svc.platform == "codepipeline":
                 role = f"arn:aws:sts::{AWS_ACCOUNT}:assumed-role/ReleaseManagers/{engineer.login}"
                 t = self.codepipeline_rollback(svc, st, t, "ManualRollback", role)
+                self.alarm_after(svc, bad.finished, t)
             else:
                 done = t + minutes(rng.uniform(2, 6))
                 self.github_deployment(

@@ -122,14 +122,26 @@ def organisation(services: int = DEFAULT_SERVICES, seed: int = DEFAULT_SEED) -> 
     return out
 
 
+def aws(svc: Service) -> bool:
+    """Whether a service releases on AWS (CodePipeline, CodeBuild, CodeDeploy, CodeCommit, CloudWatch)."""
+    return svc.platform == "codepipeline"
+
+
+def mirror(svc: Service) -> str:
+    """The name of the CodeCommit repository that mirrors a service's GitHub repository."""
+    return svc.repository.rsplit("/", 1)[-1]
+
+
 def demo_config_mapping(services: int = DEFAULT_SERVICES, seed: int = DEFAULT_SEED) -> dict[str, Any]:
     """The gatewatch.yaml the demo needs: its service and team maps (CodePipeline events and PagerDuty
-    webhooks name no team), the folders of its SLO files and gate policies, and runbook links."""
+    webhooks name no team; CodeBuild projects and CodeCommit mirrors are named apart from their service),
+    the folders of its SLO files and gate policies, and runbook links."""
     org = organisation(services, seed)
     return {
         "services": {
             "pipelines": {s.pipeline: s.name for s in org if s.platform == "codepipeline"},
-            "repositories": {s.repository: s.name for s in org},
+            "repositories": {s.repository: s.name for s in org} | {mirror(s): s.name for s in org if aws(s)},
+            "codebuild": {f"{s.name}-{stage}": s.name for s in org if aws(s) for stage in ("build", "test")},
             "pagerduty": {s.pagerduty_id: s.name for s in org},
         },
         "teams": {s.name: s.team for s in org},

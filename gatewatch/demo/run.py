@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from collector.config import Config
 from collector.ingest import Envelope, IngestSummary, ingest
 from collector.listings import count_raw_events
+from collector.sources import SOURCES
 
 from .config import config_for_run
 from .extras import DemoExtras, build
@@ -30,6 +31,8 @@ from .organisation import (
     organisation,
 )
 
+AWS_SOURCES = frozenset({"codebuild", "codedeploy", "cloudwatch", "codecommit"})  # kinds as their adapters name them
+
 
 def payload_kind(source: str, hint: str | None, payload: dict) -> str:
     """A short label of what a payload is, for counting (not the normaliser's kind)."""
@@ -39,6 +42,8 @@ def payload_kind(source: str, hint: str | None, payload: dict) -> str:
         return payload["detail-type"].split()[1].lower()
     if source == "pagerduty":
         return payload["event"]["event_type"]
+    if source in AWS_SOURCES:
+        return SOURCES[source].detect(payload, hint) or "unknown"
     return payload.get("type", "unknown")
 
 

@@ -83,9 +83,12 @@ class Timeline:
         self.end = end
         self.start = end - timedelta(days=days)
         self.rng = random.Random(f"gatewatch-demo:{seed}:{end.isoformat()}")
+        self.aws = random.Random(f"gatewatch-demo-aws:{seed}:{end.isoformat()}")  # see demo.aws
         self.events: list[tuple[datetime, int, str, str | None, dict]] = []
         self.pd_incidents: list[tuple[datetime, list[dict]]] = []
         self.generic_incidents: list[tuple[datetime, dict]] = []
+        self.alarm_episodes: dict[str, list[Any]] = {}
+        self.repository_ids: dict[str, str] = {}
 
     # -- recording --
 
@@ -98,9 +101,9 @@ class Timeline:
         """A random git object id."""
         return f"{self.rng.getrandbits(160):040x}"
 
-    def uuid(self) -> str:
-        """A random UUID (version 4)."""
-        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+    def uuid(self, rng: random.Random | None = None) -> str:
+        """A random UUID (version 4), drawn from `rng` (default the history's stream)."""
+        return str(uuid.UUID(int=(rng or self.rng).getrandbits(128), version=4))
 
     def next_id(self, st: ServiceState, kind: str, lo: int, hi: int, step: tuple[int, int] = (1, 50)) -> int:
         """The next id of a `kind` in a service's repository: a random start, then random steps up."""
@@ -109,9 +112,11 @@ class Timeline:
         st.ids[kind] += self.rng.randint(*step)
         return st.ids[kind]
 
-    def lognormal(self, median_minutes: float, sigma: float, lo: float, hi: float) -> timedelta:
-        """A log-normal duration around `median_minutes`, clipped to [lo, hi] minutes."""
-        return minutes(min(max(self.rng.lognormvariate(math.log(median_minutes), sigma), lo), hi))
+    def lognormal(
+        self, median_minutes: float, sigma: float, lo: float, hi: float, rng: random.Random | None = None
+    ) -> timedelta:
+        """A log-normal duration around `median_minutes`, clipped to [lo, hi] minutes (drawn from `rng`)."""
+        return minutes(min(max((rng or self.rng).lognormvariate(math.log(median_minutes), sigma), lo), hi))
 
     # -- calendar --
 
