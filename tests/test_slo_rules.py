@@ -162,6 +162,11 @@ def test_cli_prints_the_rules_on_stdout_and_exits_0_when_none_is_skipped(tmp_pat
 CLEAN, BURN, PER_MIN = 3 * 1440, 120, 2000  # 3 days within budget, then 2 hours burning
 
 
+def recorded(service: str, window: str) -> str:
+    """The series an availability SLO's recording rule writes, as promtool's exp_samples name it."""
+    return f'slo:sli_error:ratio_rate{window}{{service="{service}",slo="availability",window="{window}"}}'
+
+
 def counter(per_minute: list[int]) -> str:
     values, running = [], 0
     for n in [0, *per_minute]:
@@ -213,7 +218,7 @@ def test_promtool_unit_tests_page_on_a_burn_and_stay_silent_within_budget(tmp_pa
                         "eval_time": f"{minutes}m",
                         "exp_samples": [
                             {
-                                "labels": 'slo:sli_error:ratio_rate1h{service="api",slo="availability",window="1h"}',
+                                "labels": recorded("api", "1h"),
                                 "value": 1 - (60 * PER_MIN - 60 * 40) / (60 * PER_MIN),
                             }
                         ],
@@ -223,7 +228,7 @@ def test_promtool_unit_tests_page_on_a_burn_and_stay_silent_within_budget(tmp_pa
                         "eval_time": f"{minutes}m",
                         "exp_samples": [
                             {
-                                "labels": 'slo:sli_error:ratio_rate3d{service="checkout",slo="availability",window="3d"}',
+                                "labels": recorded("checkout", "3d"),
                                 "value": 1 - (CLEAN * PER_MIN - CLEAN) / (CLEAN * PER_MIN),
                             }
                         ],
@@ -239,7 +244,7 @@ def test_promtool_unit_tests_page_on_a_burn_and_stay_silent_within_budget(tmp_pa
                         "eval_time": "30m",
                         "exp_samples": [
                             {
-                                "labels": 'slo:sli_error:ratio_rate5m{service="down",slo="availability",window="5m"}',
+                                "labels": recorded("down", "5m"),
                                 "value": 1,
                             }
                         ],
