@@ -151,6 +151,12 @@ def test_cli_prints_the_rules_on_stdout_and_exits_0_when_none_is_skipped(tmp_pat
     ]
     assert 'http_request_duration_seconds_bucket{le="0.3", job="api"}[5m]' in groups[2]["rules"][0]["expr"]
     assert run("slo", "rules").returncode == 2  # neither --slo nor --all
+    (tmp_path / "bare.yaml").write_text("teams: {}\n")
+    no_folder = run("--config", str(tmp_path / "bare.yaml"), "slo", "rules", "--all")
+    assert no_folder.returncode == 2 and "no SLO folder configured" in no_folder.stderr
+    bad_link = write_slo(tmp_path, "bad", ratio_slo("api", runbook_url="wiki/api"))
+    refused = run("slo", "rules", "--slo", str(bad_link))
+    assert refused.returncode == 2 and "runbook_url" in refused.stderr
     assert (
         run("slo", "rules", "--slo", str(slo_folder / "api.yaml"), "--slo", str(slo_folder / "api.yaml")).returncode
         == 2
