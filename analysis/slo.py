@@ -298,6 +298,7 @@ class SloSpec(Model):
     sli: Sli
     prometheus: PrometheusSource | None = None
     max_staleness: PositiveDuration | None = None  # default: two evaluation steps or 10 minutes
+    runbook_url: HttpUrl | None = None  # for alert rules; default: the config's runbooks[service]
 
     @model_validator(mode="before")
     @classmethod

@@ -96,6 +96,9 @@ _EXPORTS = {
     "slo_status": "gatewatch.services.slos",
     "budget_history": "gatewatch.services.slos",
     "slo_overview": "gatewatch.services.slos",
+    "alert_rules": "gatewatch.services.slos",
+    "AlertRules": "gatewatch.services.slos",
+    "rules_yaml": "gatewatch.services.slos",
     "SloStatus": "analysis.slo",
     # gates
     "GateRequest": "gatewatch.services.gates",

@@ -5,6 +5,7 @@ conftest's servers serve (`prometheus` for the session, `prometheus_recent` per 
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from collections.abc import Callable, Iterable
@@ -105,10 +106,13 @@ def write_history(path: Path, end: datetime, seed: int = 17, extra: Iterable[str
     return latency
 
 
-def start(tmp: Path, extra: Callable[[datetime], Iterable[str]] | None = None) -> Server:
+def start(
+    tmp: Path, extra: Callable[[datetime], Iterable[str]] | None = None, rule_files: Iterable[Path] = ()
+) -> Server:
     """Backfill the history and start Prometheus on a free loopback port; ready when this returns.
 
-    `extra(end)` may add OpenMetrics families (lines) of its own to the history ending at `end`."""
+    `extra(end)` may add OpenMetrics families (lines) of its own to the history ending at `end`;
+    `rule_files` are loaded and evaluated every second from the start."""
     prometheus, promtool = binaries()
     end = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
     data = tmp / "data"
@@ -127,7 +131,9 @@ def start(tmp: Path, extra: Callable[[datetime], Iterable[str]] | None = None) -
         check=True,
         capture_output=True,
     )
-    (tmp / "prometheus.yml").write_text("global:\n  scrape_interval: 1h\nscrape_configs: []\n")
+    rules = [str(Path(f).resolve()) for f in rule_files]
+    settings = {"global": {"scrape_interval": "1h", "evaluation_interval": "1s"}, "scrape_configs": []}
+    (tmp / "prometheus.yml").write_text(json.dumps(settings | ({"rule_files": rules} if rules else {})))
     port = free_port()
     process = subprocess.Popen(
         [

@@ -28,6 +28,7 @@ from analysis.slo import (
     staleness_bound,
     window_sums,
 )
+from analysis.slo_rules import prometheus_rules, rule_windows
 from gatewatch.errors import ConfigError, SloError, SourceUnavailable
 from gatewatch.schema import duration_label
 
@@ -80,6 +81,14 @@ def queries(spec: SloSpec, span: timedelta) -> tuple[str, str]:
         total = f"{sli.metric}_count{{{scope}}}" if scope else f"{sli.metric}_count"
         return f"sum(increase({sli.metric}_bucket{{{joined}}}[{window}]))", f"sum(increase({total}[{window}]))"
     raise ConfigError(f"SLO {spec.name!r}: a {spec.sli.kind} SLI is not read from Prometheus")
+
+
+def alert_rules(spec: SloSpec, team: str | None = None, runbook_url: str | None = None) -> list[dict[str, Any]]:
+    """The SLO's Prometheus rule groups (recorded error ratios, page and ticket burn-rate alerts);
+    ConfigError when its SLI is not read from Prometheus."""
+    sums = {span: queries(spec, span) for span in rule_windows()}
+    matchers = render_scope({"service": spec.service, "slo": spec.name})
+    return prometheus_rules(spec, sums, matchers, team, spec.runbook_url or runbook_url)
 
 
 def _server(spec: SloSpec) -> PrometheusSource:
@@ -250,4 +259,4 @@ def _by_time(result: list[dict]) -> dict[int, float]:
     return out
 
 
-__all__ = ["budget_history", "load_slo", "load_slos", "slo_status"]
+__all__ = ["alert_rules", "budget_history", "load_slo", "load_slos", "slo_status"]

@@ -1,10 +1,14 @@
-"""`gatewatch slo status`: an SLO's SLI, error budget and multiwindow burn-rate alerts."""
+"""`gatewatch slo status`: an SLO's SLI, error budget and multiwindow burn-rate alerts; `gatewatch slo rules`:
+the same alerts as Prometheus rules."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
 from gatewatch import api
+from gatewatch.errors import ConfigError
 
 from .common import State, echo_json, pass_state
 
@@ -88,3 +92,52 @@ def exit_code(found: api.SloStatus) -> int:
     if found.stale or found.gaps:
         return EXIT_NODATA
     return EXIT_ALERT if found.firing or found.exhausted else EXIT_OK
+
+
+@slo.command("rules")
+@click.option("--slo", "slo_paths", multiple=True, metavar="FILE", help="SLO file (YAML); repeat for more.")
+@click.option("--all", "every", is_flag=True, help="Every SLO file of the configured folder (`slos`, GATEWATCH_SLOS).")
+@click.option("--out", "out_dir", metavar="DIR", help="Write one rule file per SLO into DIR (default: all on stdout).")
+@click.option("--json", "as_json", is_flag=True, help="Print {slos: [{service, name, file, groups}], skipped} as JSON.")
+@pass_state
+def rules(state: State, slo_paths: tuple[str, ...], every: bool, out_dir: str | None, as_json: bool) -> None:
+    """Write Prometheus recording and alerting rules for SLOs: the SLI's error ratio recorded over 5m,
+    30m, 1h, 2h, 6h, 1d and 3d (`slo:sli_error:ratio_rate<window>{service, slo, window}`), and the
+    SRE workbook's multiwindow burn-rate alerts `ErrorBudgetBurn` (severity page: 14.4x over 1h and
+    5m or 6x over 6h and 30m; ticket: 3x over 1d and 2h or 1x over 3d and 6h; a threshold is the burn
+    rate x (1 - objective)), labelled service, slo, team and severity, with runbook_url (the SLO's
+    `runbook_url`, else the config's `runbooks`), summary and description.
+
+    An SLO whose SLI is a CSV file has no query to alert on: it is skipped with a note on stderr.
+    Exit status: 0 rules for every SLO; 1 an SLO was skipped (the others' rules are still written);
+    2 usage or configuration error (an SLO file that does not validate, no SLO given).
+    """
+    if every == bool(slo_paths):
+        raise click.UsageError("give --slo FILE (one or more) or --all")
+    if every:
+        folder = state.config.slos
+        if not folder:
+            raise ConfigError("--all: no SLO folder configured; set slos: in gatewatch.yaml or GATEWATCH_SLOS")
+        specs = api.load_slos(folder)
+    else:
+        specs = [api.load_slo(path) for path in slo_paths]
+    found = api.alert_rules(state.config, specs)
+    if out_dir:
+        try:
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
+            for item in found.slos:
+                (Path(out_dir) / item["file"]).write_text(api.rules_yaml(item["groups"]), encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"--out {out_dir!r}: cannot be written ({exc.strerror or exc})") from None
+    for item in found.skipped:
+        click.echo(f"note: SLO {item['service']}/{item['name']} skipped: {item['reason']}", err=True)
+    if as_json:
+        shown = [item | {"file": str(Path(out_dir) / item["file"]) if out_dir else None} for item in found.slos]
+        echo_json({"slos": shown, "skipped": found.skipped})
+    elif out_dir:
+        for item in found.slos:
+            rules_n = sum(len(g["rules"]) for g in item["groups"])
+            click.echo(f"wrote {Path(out_dir) / item['file']}: {rules_n} rules for {item['service']}/{item['name']}")
+    elif found.slos:
+        click.echo(api.rules_yaml(found.groups), nl=False)
+    raise SystemExit(EXIT_ALERT if found.skipped else EXIT_OK)

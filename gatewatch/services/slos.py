@@ -3,18 +3,31 @@ configured Prometheus credentials, and the overview of a folder of SLOs that the
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 
 from analysis.slo import SloSpec, SloStatus
 from collector.config import Config
 from collector.telemetry import sli
-from gatewatch.errors import GatewatchError
+from gatewatch.errors import ConfigError, GatewatchError
 
-__all__ = ["budget_history", "load_slo", "load_slos", "slo_overview", "slo_status"]
+__all__ = [
+    "AlertRules",
+    "alert_rules",
+    "budget_history",
+    "load_slo",
+    "load_slos",
+    "rules_yaml",
+    "slo_overview",
+    "slo_status",
+]
 
 
 def load_slo(path: str | Path) -> SloSpec:
@@ -80,3 +93,54 @@ def slo_overview(
             item | {"status": state.to_dict(), "firing": [a.to_dict() for a in state.firing], "history": history}
         )
     return {"slos": out, "error": None}
+
+
+@dataclass(frozen=True)
+class AlertRules:
+    """Prometheus rules for a set of SLOs: per SLO with rules its {service, name, file (a file name for it),
+    groups}, and per SLO skipped its {service, name, reason} (an SLI not read by a Prometheus query)."""
+
+    slos: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def groups(self) -> list[dict[str, Any]]:
+        """Every SLO's rule groups, for one rule file."""
+        return [group for slo in self.slos for group in slo["groups"]]
+
+
+def alert_rules(config: Config, specs: Iterable[SloSpec]) -> AlertRules:
+    """Recording and burn-rate alerting rules of each SLO whose SLI is a Prometheus query, labelled with
+    the team that owns its service and linked to its runbook (the SLO's `runbook_url`, else the config's
+    `runbooks`); an SLO read from a CSV file is skipped, with the reason. ConfigError when two SLOs
+    share a service and a name (their recorded series would be one)."""
+    out = AlertRules()
+    seen: set[tuple[str, str]] = set()
+    for spec in specs:
+        if (spec.service, spec.name) in seen:
+            raise ConfigError(f"SLO {spec.service}/{spec.name}: defined twice; give each SLO file its own name")
+        seen.add((spec.service, spec.name))
+        item = {"service": spec.service, "name": spec.name}
+        if spec.sli.kind == "data":
+            reason = f"its SLI is read from a CSV file ({spec.sli.data.path}), not a Prometheus query"  # type: ignore[union-attr]
+            out.skipped.append(item | {"reason": reason})
+            continue
+        groups = sli.alert_rules(spec, config.team_for(spec.service), config.runbooks.get(spec.service))
+        file = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{spec.service}-{spec.name}") + ".rules.yaml"
+        out.slos.append(item | {"file": file, "groups": groups})
+    return out
+
+
+class _Dumper(yaml.SafeDumper):
+    """YAML with multi-line strings (PromQL) as literal blocks."""
+
+
+_Dumper.add_representer(
+    str,
+    lambda dumper, text: dumper.represent_scalar("tag:yaml.org,2002:str", text, style="|" if "\n" in text else None),
+)
+
+
+def rules_yaml(groups: list[dict[str, Any]]) -> str:
+    """A Prometheus rule file of the groups (`promtool check rules` reads it)."""
+    return yaml.dump({"groups": groups}, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=120)
