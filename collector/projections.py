@@ -5,7 +5,7 @@ Every column merges by a rule that is commutative, associative and idempotent:
 - the *state* columns of a row (status, status_at and what belongs to that status) are taken
   together from the update with the greatest (status_at, status rank, values): the latest event
   wins, and at equal times a terminal status beats a running one, so a late STARTED never
-  overwrites a SUCCEEDED;
+  overwrites a SUCCEEDED; a deployment's `rolled_back` beats any other status at any time;
 - flag columns (`failed_once`, `hotfix`, ...) are OR-ed;
 - every other column keeps the smallest non-null value: for first-seen times (`started_at`,
   `opened_at`, `committed_at`) that is the earliest, and descriptive columns are the same in every
@@ -39,6 +39,9 @@ STATUS_RANKS: dict[str, dict[str, int]] = {
     "incidents": INCIDENT_STATUSES,
     "alarms": ALARM_STATUSES,
 }
+# A deployment once rolled back stays so: a source's "failure" or "success" stamped later (EventBridge
+# times its CodeDeploy FAILURE event on its own clock, the API's completeTime on another) never undoes it.
+FINAL_STATUS = {"deployments": "rolled_back"}
 STATE_COLUMNS: dict[str, tuple[str, ...]] = {
     "pipeline_runs": ("status", "status_at", "finished_at", "attempt"),
     "stage_runs": ("status", "status_at", "finished_at", "attempt"),
@@ -82,8 +85,9 @@ def validate(upd: Update) -> None:
 def _newer(table: str, new: Mapping[str, Any], old: Mapping[str, Any]) -> bool:
     """Whether `new`'s state wins over `old`'s: later status_at, then higher rank, then the values."""
     ranks = STATUS_RANKS[table]
-    a = (new.get("status_at") or _EPOCH, ranks[new["status"]])
-    b = (old.get("status_at") or _EPOCH, ranks[old["status"]])
+    final = FINAL_STATUS.get(table)  # beats any other status whatever its time
+    a = (new["status"] == final, new.get("status_at") or _EPOCH, ranks[new["status"]])
+    b = (old["status"] == final, old.get("status_at") or _EPOCH, ranks[old["status"]])
     if a != b:
         return a > b
     cols = STATE_COLUMNS[table]  # a full tie: any deterministic order will do

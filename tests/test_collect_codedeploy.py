@@ -158,11 +158,15 @@ def test_a_failed_deployment_and_its_automatic_rollback(engine, config):
     assert original["deploymentInfo"]["completeTime"] == "2024-05-01T10:09:25.123000+00:00"
 
 
-@pytest.mark.parametrize("failed_at", [FAILED_AT, FAILED_AT.replace(microsecond=0)], ids=["later", "same-second"])
+@pytest.mark.parametrize(
+    "failed_at",
+    [FAILED_AT, FAILED_AT.replace(microsecond=0), FAILED_AT - timedelta(seconds=2, milliseconds=123)],
+    ids=["later", "same-second", "event-stamped-2s-later"],
+)
 @pytest.mark.parametrize("order", ["events-first", "api-first", "interleaved"])
 def test_the_eventbridge_events_in_any_order_give_the_same_rows(engine, another_engine, config, failed_at, order):
-    """The FAILURE event (stamped to the second) never undoes rolled_back: the API's completeTime is
-    the same time or later, and rolled_back ranks above failure at the same time."""
+    """The FAILURE event never undoes rolled_back, whether EventBridge stamped it before, at or after
+    the API's completeTime."""
     events = story_events()
     if order == "events-first":
         ingest.ingest_payloads(engine, events, config)

@@ -19,8 +19,8 @@ Instance State-change Notification" events, as deployments `codedeploy:{deployme
   InProgress/Baking/Ready in_progress, Succeeded success, Failed failure, Stopped canceled, at
   `completeTime` once finished (else `startTime`, else `createTime`); `startTime` is `started_at`.
   A Failed or Stopped deployment whose `rollbackInfo.rollbackDeploymentId` names its rollback is
-  rolled_back (it ranks above failure, so a FAILURE event at the same time, as EventBridge stamps it
-  to the second, loses to it in either order). A deployment created by a rollback (`creator`
+  rolled_back (final for a deployment: a FAILURE event loses to it whatever its time, in either
+  order). A deployment created by a rollback (`creator`
   codeDeployRollback or CloudFormationRollback, or with `rollbackInfo.rollbackTriggeringDeploymentId`)
   is a rollback (`is_rollback`), of `codedeploy:{rollbackTriggeringDeploymentId}` when given.
 - A deployment that a CodePipeline action started is linked at read time (collector.loaders): the
