@@ -247,32 +247,103 @@ class ThresholdSli(Model):
         return None if isinstance(selector, str) and not selector.strip() else selector
 
 
+# Statistics that count events: a CloudWatch SLI adds up counts per period.
+COUNTING_STATS = ("Sum", "SampleCount")
+
+
+class CloudWatchCounter(Model):
+    """A CloudWatch metric that counts events: namespace, metric name, a counting statistic, dimensions."""
+
+    namespace: Text
+    metric_name: Text
+    stat: str = "Sum"
+    dimensions: dict[str, Annotated[str, Field(strict=False)]] = Field(default_factory=dict)
+
+    @field_validator("stat")
+    @classmethod
+    def _counting(cls, stat: str) -> str:
+        if stat not in COUNTING_STATS:
+            raise ValueError(f"expected Sum or SampleCount (an SLI counts events), got {stat!r}")
+        return stat
+
+    @field_validator("dimensions", mode="before")
+    @classmethod
+    def _values(cls, raw: Any) -> Any:
+        if isinstance(raw, Mapping):
+            return {k: str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v for k, v in raw.items()}
+        return raw
+
+    def query(self, query_id: str, period: int, return_data: bool = True) -> dict[str, Any]:
+        """A GetMetricData / PutMetricAlarm MetricDataQuery of this metric summed per `period` seconds."""
+        return {
+            "Id": query_id,
+            "MetricStat": {
+                "Metric": {
+                    "Namespace": self.namespace,
+                    "MetricName": self.metric_name,
+                    "Dimensions": [{"Name": k, "Value": v} for k, v in self.dimensions.items()],
+                },
+                "Period": period,
+                "Stat": self.stat,
+            },
+            "ReturnData": return_data,
+        }
+
+
+class CloudWatchSli(Model):
+    """Event counts from CloudWatch: `total` and exactly one of `good` or `errors`, in one region."""
+
+    good: CloudWatchCounter | None = None
+    errors: CloudWatchCounter | None = None
+    total: CloudWatchCounter
+    region: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> CloudWatchSli:
+        if (self.good is None) == (self.errors is None):
+            raise ValueError(
+                "expected exactly one of good or errors beside total, e.g. "
+                "errors: {namespace: MyApp, metric_name: Errors}"
+            )
+        return self
+
+    @property
+    def counted(self) -> tuple[str, CloudWatchCounter]:
+        """("good" or "errors", its metric): the series counted against `total`."""
+        return ("good", self.good) if self.good is not None else ("errors", self.errors)  # type: ignore[return-value]
+
+
+SLI_KINDS = ("data", "ratio", "threshold", "cloudwatch")
+PROMETHEUS_KINDS = ("ratio", "threshold")
+
+
 class Sli(Model):
-    """Where the SLI's good and total counts come from: exactly one of data, ratio, threshold."""
+    """Where the SLI's good and total counts come from: exactly one of data, ratio, threshold, cloudwatch."""
 
     data: DataSli | None = None
     ratio: RatioSli | None = None
     threshold: ThresholdSli | None = None
+    cloudwatch: CloudWatchSli | None = None
 
     @model_validator(mode="before")
     @classmethod
     def _one(cls, raw: Any) -> Any:
         if not isinstance(raw, Mapping):
             raise ValueError(
-                "required; expected one of {data: sli.csv}, {ratio: {good, total}} or "
-                "{threshold: {metric, le, selector}}"
+                "required; expected one of {data: sli.csv}, {ratio: {good, total}}, "
+                "{threshold: {metric, le, selector}} or {cloudwatch: {errors, total}}"
             )
-        given = [k for k in ("data", "ratio", "threshold") if raw.get(k) is not None]
-        if len(given) != 1 or set(raw) - {"data", "ratio", "threshold"}:
-            raise ValueError(f"expected exactly one of data, ratio, threshold; got {sorted(map(str, raw))}")
+        given = [k for k in SLI_KINDS if raw.get(k) is not None]
+        if len(given) != 1 or set(raw) - set(SLI_KINDS):
+            raise ValueError(f"expected exactly one of {', '.join(SLI_KINDS)}; got {sorted(map(str, raw))}")
         if isinstance(raw.get("data"), (str, Path)):
             return {"data": {"path": raw["data"]}}
         return raw
 
     @property
     def kind(self) -> str:
-        """data, ratio or threshold."""
-        return "data" if self.data else "ratio" if self.ratio else "threshold"
+        """data, ratio, threshold or cloudwatch."""
+        return next(k for k in SLI_KINDS if getattr(self, k) is not None)
 
 
 class PrometheusSource(Model):
@@ -348,12 +419,14 @@ class SloSpec(Model):
 
     @model_validator(mode="after")
     def _server(self) -> SloSpec:
-        if self.sli.kind != "data" and self.prometheus is None:
+        if self.sli.kind in PROMETHEUS_KINDS and self.prometheus is None:
             raise ValueError(
                 f"prometheus.url: required for a {self.sli.kind} SLI, e.g. prometheus: {{url: http://prometheus:9090}}"
             )
-        if self.sli.kind == "data" and self.prometheus is not None:
-            raise ValueError("prometheus: only used by ratio and threshold SLIs; remove it or replace sli.data")
+        if self.sli.kind not in PROMETHEUS_KINDS and self.prometheus is not None:
+            raise ValueError(
+                f"prometheus: only used by ratio and threshold SLIs; remove it or replace sli.{self.sli.kind}"
+            )
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -99,6 +99,9 @@ _EXPORTS = {
     "alert_rules": "gatewatch.services.slos",
     "AlertRules": "gatewatch.services.slos",
     "rules_yaml": "gatewatch.services.slos",
+    "cloudwatch_alarms": "gatewatch.services.slos",
+    "alarms_json": "gatewatch.services.slos",
+    "alarms_template": "gatewatch.services.slos",
     "SloStatus": "analysis.slo",
     # gates
     "GateRequest": "gatewatch.services.gates",

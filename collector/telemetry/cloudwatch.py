@@ -87,6 +87,26 @@ def _query(query_id: str, spec: CloudWatchMetric, scope: Mapping[str, str], peri
     }
 
 
+def metric_data(
+    client: Any, queries: list[dict], start: datetime, end: datetime
+) -> dict[str, list[tuple[datetime, float]]]:
+    """Query id -> its (period start, value) points over [start, end), oldest first, every page read.
+    Errors (throttling, access, an unreachable endpoint) are raised: the caller says what no data means."""
+    points: dict[str, list[tuple[datetime, float]]] = {q["Id"]: [] for q in queries}
+    token = None
+    while True:
+        kwargs = {"MetricDataQueries": queries, "StartTime": start, "EndTime": end, "ScanBy": "TimestampAscending"}
+        if token:
+            kwargs["NextToken"] = token
+        page = client.get_metric_data(**kwargs)
+        for result in page.get("MetricDataResults", []):
+            stamps, values = result.get("Timestamps", []), result.get("Values", [])
+            points[result["Id"]].extend((t, float(v)) for t, v in zip(stamps, values))
+        token = page.get("NextToken")
+        if not token:
+            return points
+
+
 def fetch(
     config: CanaryConfig,
     client: Any,
@@ -105,24 +125,8 @@ def fetch(
             continue
         queries = [_query(f"m{index}b", spec, baseline, period), _query(f"m{index}c", spec, canary, period)]
         telemetry.queries[metric.name] = {"baseline": queries[0], "canary": queries[1]}
-        values: dict[str, list[float]] = {q["Id"]: [] for q in queries}
         try:
-            token = None
-            while True:
-                kwargs = {
-                    "MetricDataQueries": queries,
-                    "StartTime": start,
-                    "EndTime": end,
-                    "ScanBy": "TimestampAscending",
-                }
-                if token:
-                    kwargs["NextToken"] = token
-                page = client.get_metric_data(**kwargs)
-                for result in page.get("MetricDataResults", []):
-                    values[result["Id"]].extend(float(v) for v in result.get("Values", []))
-                token = page.get("NextToken")
-                if not token:
-                    break
+            values = {key: [v for _, v in points] for key, points in metric_data(client, queries, start, end).items()}
         except Exception as exc:
             telemetry.errors[metric.name] = f"CloudWatch could not be read: {exc.__class__.__name__}: {exc}"[:400]
             telemetry.unavailable.add(metric.name)

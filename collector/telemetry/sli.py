@@ -1,6 +1,7 @@
-"""SLO telemetry: SLO files, and the good/total sums an SLO's figures need, from a CSV file or pushed
-into a Prometheus-compatible server as instant queries of `sum(increase(...[window]))` (one per
-window, never every sample). A server that cannot be read raises SourceUnavailable with the url."""
+"""SLO telemetry: SLO files, and the good/total sums an SLO's figures need, from a CSV file, from
+CloudWatch (GetMetricData counts per period, read into the same frame as a CSV file), or pushed into a
+Prometheus-compatible server as instant queries of `sum(increase(...[window]))` (one per window, never
+every sample). A server or service that cannot be read raises SourceUnavailable saying which."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from gatewatch.schema import duration_label
 
 from ..config import Prometheus, read_yaml
 from ..timeutil import as_utc
+from . import cloudwatch
 from .prometheus import connect, instant_query, range_query
 from .scopes import render_scope
 
@@ -155,18 +157,79 @@ def _read_frame(spec: SloSpec) -> pd.DataFrame:
         raise ConfigError(f"SLI data {str(path)!r}: {exc}") from None
 
 
+# GetMetricData keeps 1-minute points for 15 days, 5-minute points for 63 days and hourly points for 455:
+# each part of a CloudWatch SLI's history is read at the finest period its age allows.
+RESOLUTIONS = ((60, timedelta(days=15)), (300, timedelta(days=63)), (3600, timedelta(days=455)))
+
+
+def _aligned(moment: datetime, step: int, up: bool = False) -> datetime:
+    seconds = moment.timestamp()
+    return datetime.fromtimestamp((math.ceil if up else math.floor)(seconds / step) * step, UTC)
+
+
+def cloudwatch_frame(spec: SloSpec, start: datetime, end: datetime, client: Any = None) -> pd.DataFrame:
+    """A CloudWatch SLI's counts per period over (start, end] as a CSV SLI holds them (columns timestamp,
+    the period's end; good; total). A period without `good` counts every event bad, one without `errors`
+    none; SourceUnavailable when CloudWatch cannot be read (throttling, access, endpoint): never no errors."""
+    sli = spec.sli.cloudwatch
+    if sli is None:
+        raise ConfigError(f"SLO {spec.name!r}: a {spec.sli.kind} SLI is not read from CloudWatch")
+    kind, counted = sli.counted
+    try:
+        client = client or cloudwatch.connect(sli.region)
+    except ConfigError:
+        raise ConfigError(f"SLO {spec.name!r}: sli.cloudwatch.region: no AWS region; set it or AWS_REGION") from None
+    start, end = as_utc(start), as_utc(end)
+    counts: dict[datetime, list[float]] = {}
+    upper = _aligned(end, 60)
+    try:
+        for period, age in RESOLUTIONS:
+            if upper <= start:
+                break
+            older = end - age <= start
+            lower = _aligned(start, period) if older else _aligned(end - age, 3600, up=True)
+            if lower < upper:
+                queries = [counted.query(kind, period), sli.total.query("total", period)]
+                points = cloudwatch.metric_data(client, queries, lower, upper)
+                for column, name in ((0, kind), (1, "total")):
+                    for stamp, value in points[name]:
+                        ends = as_utc(stamp) + timedelta(seconds=period)
+                        counts.setdefault(ends, [0.0, 0.0])[column] += value
+            upper = lower
+    except Exception as exc:
+        detail = str(exc).splitlines()[0][:300] if str(exc) else ""
+        error = SourceUnavailable(
+            f"CloudWatch could not be read for SLO {spec.service}/{spec.name}: {exc.__class__.__name__}: {detail}"
+        )
+        log.info("%s", error)
+        raise error from None
+    stamps = sorted(counts)
+    total = [counts[t][1] for t in stamps]
+    good = [min(counts[t][0], n) if kind == "good" else max(n - counts[t][0], 0.0) for t, n in zip(stamps, total)]
+    return pd.DataFrame({"timestamp": pd.to_datetime(stamps, utc=True), "good": good, "total": total})
+
+
+def _frame(spec: SloSpec, start: datetime, end: datetime) -> pd.DataFrame:
+    """The SLI's counts per interval: its CSV file, or CloudWatch's over (start, end]."""
+    return _read_frame(spec) if spec.sli.kind == "data" else cloudwatch_frame(spec, start, end)
+
+
+def _source(spec: SloSpec) -> str:
+    return f"SLI data {str(_data_path(spec))!r}" if spec.sli.kind == "data" else "CloudWatch SLI data"
+
+
 def slo_status(spec: SloSpec, at: datetime, auth: Prometheus | None = None) -> SloStatus:
-    """The SLO's SLI, error budget and burn-rate alerts at `at` (from its CSV file or its server, read
-    with `auth`'s credentials)."""
+    """The SLO's SLI, error budget and burn-rate alerts at `at` (from its CSV file, CloudWatch or its
+    server, read with `auth`'s credentials)."""
     at = as_utc(at)
     windows = spans(spec.window, BURN_RATE_PAIRS)
-    if spec.sli.kind == "data":
-        frame = _read_frame(spec)
+    if spec.sli.kind in ("data", "cloudwatch"):
+        frame = _frame(spec, at - max(windows), at)
         try:
             sums = window_sums(frame, at, windows)
             newest, stale, holes = frame_freshness(frame, at, spec.max_staleness)
         except (ValueError, TypeError) as exc:
-            raise ConfigError(f"SLI data {str(_data_path(spec))!r}: {exc}") from None
+            raise ConfigError(f"{_source(spec)}: {exc}") from None
     else:
         sums = _prometheus_sums(spec, at, windows, auth)
         newest, stale, holes = _prometheus_freshness(spec, at, auth, sums)
@@ -227,14 +290,14 @@ def budget_history(
     start, end = as_utc(start), as_utc(end)
     if points < 2 or end <= start:
         raise ConfigError("budget history: expected at least 2 points and end after start")
-    if spec.sli.kind == "data":
+    if spec.sli.kind in ("data", "cloudwatch"):
         step = (end - start) / (points - 1)
         times = [start + i * step for i in range(points)]
-        frame = _read_frame(spec)
+        frame = _frame(spec, start - spec.window, end)
         try:
             return frame_history(frame, spec.objective, spec.window, times)
         except (ValueError, TypeError) as exc:
-            raise ConfigError(f"SLI data {str(_data_path(spec))!r}: {exc}") from None
+            raise ConfigError(f"{_source(spec)}: {exc}") from None
     first = round(start.timestamp())
     step_s = max(1, int((round(end.timestamp()) - first) // (points - 1)))
     stamps = [first + i * step_s for i in range(points)]
@@ -259,4 +322,4 @@ def _by_time(result: list[dict]) -> dict[int, float]:
     return out
 
 
-__all__ = ["alert_rules", "budget_history", "load_slo", "load_slos", "slo_status"]
+__all__ = ["alert_rules", "budget_history", "cloudwatch_frame", "load_slo", "load_slos", "slo_status"]

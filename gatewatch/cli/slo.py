@@ -1,5 +1,5 @@
 """`gatewatch slo status`: an SLO's SLI, error budget and multiwindow burn-rate alerts; `gatewatch slo rules`:
-the same alerts as Prometheus rules."""
+the same alerts as Prometheus rules or CloudWatch alarms."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def slo() -> None:
     "slo_path",
     required=True,
     metavar="FILE",
-    help="SLO file (YAML): service, objective, window, sli (data, ratio or threshold).",
+    help="SLO file (YAML): service, objective, window, sli (data, ratio, threshold or cloudwatch).",
 )
 @click.option(
     "--at", metavar="TIME", help="Evaluate at this time (ISO 8601, or a duration ago such as 1h; default now)."
@@ -48,8 +48,8 @@ def status(state: State, slo_path: str, at: str | None, as_json: bool) -> None:
 
     Exit status: 0 ok; 1 a burn-rate alert fires or the error budget is exhausted; 3 the SLI data is
     stale (its newest point older than max_staleness, default 10 minutes or two steps) or has gaps over
-    half a short window: no data; 2 usage or configuration error; 5 the telemetry (Prometheus, the SLI
-    data file) could not be read.
+    half a short window: no data; 2 usage or configuration error; 5 the telemetry (Prometheus, CloudWatch,
+    the SLI data file) could not be read.
     """
     spec = api.load_slo(slo_path)
     found = api.slo_status(state.config, spec, api.parse_time(at, "--at") if at else api.utcnow())
@@ -97,10 +97,34 @@ def exit_code(found: api.SloStatus) -> int:
 @slo.command("rules")
 @click.option("--slo", "slo_paths", multiple=True, metavar="FILE", help="SLO file (YAML); repeat for more.")
 @click.option("--all", "every", is_flag=True, help="Every SLO file of the configured folder (`slos`, GATEWATCH_SLOS).")
-@click.option("--out", "out_dir", metavar="DIR", help="Write one rule file per SLO into DIR (default: all on stdout).")
+@click.option(
+    "--format",
+    "rule_format",
+    type=click.Choice(["prometheus", "cloudwatch", "cloudformation"]),
+    default="prometheus",
+    show_default=True,
+    help="Prometheus rule files, CloudWatch PutMetricAlarm/PutCompositeAlarm request bodies (JSON), or a "
+    "CloudFormation template of the same alarms.",
+)
+@click.option("--out", "out_dir", metavar="DIR", help="Write one file per SLO into DIR (default: all on stdout).")
+@click.option(
+    "--alarm-action",
+    "actions",
+    multiple=True,
+    metavar="ARN",
+    help="CloudWatch: what the composite alarms notify (e.g. an SNS topic ARN); repeat for more.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print {slos: [{service, name, file, groups}], skipped} as JSON.")
 @pass_state
-def rules(state: State, slo_paths: tuple[str, ...], every: bool, out_dir: str | None, as_json: bool) -> None:
+def rules(
+    state: State,
+    slo_paths: tuple[str, ...],
+    every: bool,
+    rule_format: str,
+    out_dir: str | None,
+    actions: tuple[str, ...],
+    as_json: bool,
+) -> None:
     """Write Prometheus recording and alerting rules for SLOs: the SLI's error ratio recorded over 5m,
     30m, 1h, 2h, 6h, 1d and 3d (`slo:sli_error:ratio_rate<window>{service, slo, window}`), and the
     SRE workbook's multiwindow burn-rate alerts `ErrorBudgetBurn` (severity page: 14.4x over 1h and
@@ -108,12 +132,21 @@ def rules(state: State, slo_paths: tuple[str, ...], every: bool, out_dir: str | 
     rate x (1 - objective)), labelled service, slo, team and severity, with runbook_url (the SLO's
     `runbook_url`, else the config's `runbooks`), summary and description.
 
-    An SLO whose SLI is a CSV file has no query to alert on: it is skipped with a note on stderr.
+    With --format cloudwatch (SLOs whose SLI is read from CloudWatch): per window of each pair a
+    metric-math alarm on the error ratio over that window (one period as long as the window; no data
+    breaches), and per pair a composite alarm `ALARM(long) AND ALARM(short)` that notifies the
+    --alarm-action ARNs, tagged slo, service, team and severity. --format cloudformation: the same
+    alarms as a CloudFormation template.
+
+    An SLO whose SLI is read elsewhere (a CSV file; CloudWatch for Prometheus rules; Prometheus for
+    CloudWatch alarms) has nothing to alert on in that format: it is skipped with a note on stderr.
     Exit status: 0 rules for every SLO; 1 an SLO was skipped (the others' rules are still written);
     2 usage or configuration error (an SLO file that does not validate, no SLO given).
     """
     if every == bool(slo_paths):
         raise click.UsageError("give --slo FILE (one or more) or --all")
+    if actions and rule_format == "prometheus":
+        raise click.UsageError("--alarm-action: only for --format cloudwatch or cloudformation")
     if every:
         folder = state.config.slos
         if not folder:
@@ -121,12 +154,25 @@ def rules(state: State, slo_paths: tuple[str, ...], every: bool, out_dir: str | 
         specs = api.load_slos(folder)
     else:
         specs = [api.load_slo(path) for path in slo_paths]
-    found = api.alert_rules(state.config, specs)
+    if rule_format == "prometheus":
+        found = api.alert_rules(state.config, specs)
+        files = {item["file"]: api.rules_yaml(item["groups"]) for item in found.slos}
+    else:
+        found = api.cloudwatch_alarms(state.config, specs, actions)
+        if rule_format == "cloudformation":
+            for item in found.slos:
+                item["file"] = item["file"].removesuffix(".alarms.json") + ".template.json"
+        files = {
+            item["file"]: api.alarms_json(
+                api.alarms_template([item]) if rule_format == "cloudformation" else item["alarms"]
+            )
+            for item in found.slos
+        }
     if out_dir:
         try:
             Path(out_dir).mkdir(parents=True, exist_ok=True)
-            for item in found.slos:
-                (Path(out_dir) / item["file"]).write_text(api.rules_yaml(item["groups"]), encoding="utf-8")
+            for name, text in files.items():
+                (Path(out_dir) / name).write_text(text, encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"--out {out_dir!r}: cannot be written ({exc.strerror or exc})") from None
     for item in found.skipped:
@@ -136,8 +182,16 @@ def rules(state: State, slo_paths: tuple[str, ...], every: bool, out_dir: str | 
         echo_json({"slos": shown, "skipped": found.skipped})
     elif out_dir:
         for item in found.slos:
-            rules_n = sum(len(g["rules"]) for g in item["groups"])
-            click.echo(f"wrote {Path(out_dir) / item['file']}: {rules_n} rules for {item['service']}/{item['name']}")
-    elif found.slos:
+            if "groups" in item:
+                count = f"{sum(len(g['rules']) for g in item['groups'])} rules"
+            else:
+                count = f"{sum(len(bodies) for bodies in item['alarms'].values())} alarms"
+            click.echo(f"wrote {Path(out_dir) / item['file']}: {count} for {item['service']}/{item['name']}")
+    elif found.slos and rule_format == "prometheus":
         click.echo(api.rules_yaml(found.groups), nl=False)
+    elif found.slos and rule_format == "cloudformation":
+        click.echo(api.alarms_json(api.alarms_template(found.slos)), nl=False)
+    elif found.slos:
+        bodies = [{"service": s["service"], "name": s["name"], **s["alarms"]} for s in found.slos]
+        click.echo(api.alarms_json(bodies), nl=False)
     raise SystemExit(EXIT_ALERT if found.skipped else EXIT_OK)

@@ -3,8 +3,9 @@ configured Prometheus credentials, and the overview of a folder of SLOs that the
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -13,15 +14,19 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from analysis.slo import SloSpec, SloStatus
+from analysis import slo_alarms
+from analysis.slo import PROMETHEUS_KINDS, SloSpec, SloStatus
 from collector.config import Config
 from collector.telemetry import sli
 from gatewatch.errors import ConfigError, GatewatchError
 
 __all__ = [
     "AlertRules",
+    "alarms_json",
+    "alarms_template",
     "alert_rules",
     "budget_history",
+    "cloudwatch_alarms",
     "load_slo",
     "load_slos",
     "rules_yaml",
@@ -97,8 +102,9 @@ def slo_overview(
 
 @dataclass(frozen=True)
 class AlertRules:
-    """Prometheus rules for a set of SLOs: per SLO with rules its {service, name, file (a file name for it),
-    groups}, and per SLO skipped its {service, name, reason} (an SLI not read by a Prometheus query)."""
+    """Alert rules for a set of SLOs: per SLO with rules its {service, name, file (a file name for it), and
+    groups (Prometheus rule groups) or alarms (CloudWatch request bodies)}, and per SLO skipped its
+    {service, name, reason} (an SLI not read from where the rules' format reads)."""
 
     slos: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
@@ -106,29 +112,85 @@ class AlertRules:
     @property
     def groups(self) -> list[dict[str, Any]]:
         """Every SLO's rule groups, for one rule file."""
-        return [group for slo in self.slos for group in slo["groups"]]
+        return [group for slo in self.slos for group in slo.get("groups", [])]
 
 
-def alert_rules(config: Config, specs: Iterable[SloSpec]) -> AlertRules:
-    """Recording and burn-rate alerting rules of each SLO whose SLI is a Prometheus query, labelled with
-    the team that owns its service and linked to its runbook (the SLO's `runbook_url`, else the config's
-    `runbooks`); an SLO read from a CSV file is skipped, with the reason. ConfigError when two SLOs
-    share a service and a name (their recorded series would be one)."""
-    out = AlertRules()
+# The alert-rule formats and the SLI kinds each reads.
+RULE_FORMATS = {"prometheus": PROMETHEUS_KINDS, "cloudwatch": ("cloudwatch",)}
+_READ_FROM = {"ratio": "a Prometheus query", "threshold": "a Prometheus query", "cloudwatch": "CloudWatch"}
+_NEEDS = {"prometheus": "a Prometheus query", "cloudwatch": "CloudWatch"}
+
+
+def skip_reason(spec: SloSpec, rule_format: str) -> str | None:
+    """Why an SLO gets no rules of `rule_format` (prometheus or cloudwatch): its SLI is read elsewhere."""
+    if spec.sli.kind in RULE_FORMATS[rule_format]:
+        return None
+    if spec.sli.data is not None:
+        return f"its SLI is read from a CSV file ({spec.sli.data.path}), not {_NEEDS[rule_format]}"
+    other = next(f for f, kinds in RULE_FORMATS.items() if spec.sli.kind in kinds)
+    return f"its SLI is read from {_READ_FROM[spec.sli.kind]}, not {_NEEDS[rule_format]} (use --format {other})"
+
+
+def _each(specs: Iterable[SloSpec], rule_format: str, out: AlertRules) -> Iterable[SloSpec]:
+    """The SLOs that get rules of `rule_format`; the others are noted in `out.skipped`. ConfigError when
+    two SLOs share a service and a name (their series or alarm names would be one)."""
     seen: set[tuple[str, str]] = set()
     for spec in specs:
         if (spec.service, spec.name) in seen:
             raise ConfigError(f"SLO {spec.service}/{spec.name}: defined twice; give each SLO file its own name")
         seen.add((spec.service, spec.name))
-        item = {"service": spec.service, "name": spec.name}
-        if spec.sli.kind == "data":
-            reason = f"its SLI is read from a CSV file ({spec.sli.data.path}), not a Prometheus query"  # type: ignore[union-attr]
-            out.skipped.append(item | {"reason": reason})
+        reason = skip_reason(spec, rule_format)
+        if reason:
+            out.skipped.append({"service": spec.service, "name": spec.name, "reason": reason})
             continue
+        yield spec
+
+
+def _file(spec: SloSpec, suffix: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{spec.service}-{spec.name}") + suffix
+
+
+def alert_rules(config: Config, specs: Iterable[SloSpec]) -> AlertRules:
+    """Recording and burn-rate alerting rules of each SLO whose SLI is a Prometheus query, labelled with
+    the team that owns its service and linked to its runbook (the SLO's `runbook_url`, else the config's
+    `runbooks`); an SLO read from a CSV file or CloudWatch is skipped, with the reason. ConfigError when
+    two SLOs share a service and a name (their recorded series would be one)."""
+    out = AlertRules()
+    for spec in _each(specs, "prometheus", out):
         groups = sli.alert_rules(spec, config.team_for(spec.service), config.runbooks.get(spec.service))
-        file = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{spec.service}-{spec.name}") + ".rules.yaml"
-        out.slos.append(item | {"file": file, "groups": groups})
+        out.slos.append(
+            {"service": spec.service, "name": spec.name, "file": _file(spec, ".rules.yaml"), "groups": groups}
+        )
     return out
+
+
+def cloudwatch_alarms(config: Config, specs: Iterable[SloSpec], actions: Sequence[str] = ()) -> AlertRules:
+    """CloudWatch burn-rate alarms (PutMetricAlarm and PutCompositeAlarm request bodies) of each SLO whose
+    SLI is read from CloudWatch, tagged with its team and linked to its runbook; the composite alarms
+    notify `actions` (ARNs). Other SLOs are skipped, with the reason."""
+    out = AlertRules()
+    for spec in _each(specs, "cloudwatch", out):
+        team, runbook = config.team_for(spec.service), spec.runbook_url or config.runbooks.get(spec.service)
+        try:
+            alarms = slo_alarms.cloudwatch_alarms(spec, team, runbook, actions)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        out.slos.append(
+            {"service": spec.service, "name": spec.name, "file": _file(spec, ".alarms.json"), "alarms": alarms}
+        )
+    return out
+
+
+def alarms_json(alarms: Any) -> str:
+    """Request bodies or a template as the JSON written to a file or printed."""
+    return json.dumps(alarms, indent=2, ensure_ascii=False) + "\n"
+
+
+def alarms_template(slos: list[dict[str, Any]]) -> dict[str, Any]:
+    """A CloudFormation template (AWS::CloudWatch::Alarm and ::CompositeAlarm) of the alarms of SLOs as
+    `cloudwatch_alarms` lists them."""
+    shown = ", ".join(f"{s['service']}/{s['name']}" for s in slos)
+    return slo_alarms.cloudformation_template([s["alarms"] for s in slos], f"Gatewatch SLO burn-rate alarms: {shown}")
 
 
 class _Dumper(yaml.SafeDumper):
