@@ -89,7 +89,7 @@ def test_a_cloudwatch_sli_is_validated_naming_the_field(sli, message):
 
 def test_a_cloudwatch_slo_takes_no_prometheus_server_and_numbers_as_dimension_values():
     with pytest.raises(
-        SloError, match="prometheus: only used by ratio and threshold SLIs; remove it or replace sli.cloudwatch"
+        SloError, match=r"prometheus: only used by ratio and threshold SLIs; remove it or replace sli\.cloudwatch"
     ):
         slo_from_mapping(cloudwatch_slo(prometheus={"url": "http://prometheus:9090"}))
     spec = slo_from_mapping(

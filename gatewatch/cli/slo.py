@@ -114,7 +114,9 @@ def exit_code(found: api.SloStatus) -> int:
     metavar="ARN",
     help="CloudWatch: what the composite alarms notify (e.g. an SNS topic ARN); repeat for more.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print {slos: [{service, name, file, groups}], skipped} as JSON.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print {slos: [{service, name, file, groups or alarms}], skipped} as JSON."
+)
 @pass_state
 def rules(
     state: State,
