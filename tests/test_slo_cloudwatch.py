@@ -342,6 +342,44 @@ def test_status_from_cloudwatch_is_the_status_of_the_same_counts_in_a_csv_file(t
     pd.testing.assert_frame_equal(budget_history(from_cloudwatch, start, AT, 5), budget_history(from_csv, start, AT, 5))
 
 
+def test_history_older_than_15_days_is_read_at_5_minute_periods_and_points_end_their_period():
+    spec = slo_from_mapping(cloudwatch_slo(window="28d"))
+    at = AT + timedelta(seconds=30)  # read up to the last whole minute
+    fine_start = datetime(2026, 11, 5, 13, 0, tzinfo=UTC)  # 15 days back, rounded up to the hour
+    client = boto3.client("cloudwatch", region_name="us-east-1")
+
+    def queries(period: int) -> list[dict]:
+        return [spec.sli.cloudwatch.errors.query("errors", period), spec.sli.cloudwatch.total.query("total", period)]
+
+    def answer(stamp: datetime, errors: float, total: float) -> dict:
+        return {
+            "MetricDataResults": [
+                {"Id": "errors", "Timestamps": [stamp], "Values": [errors], "StatusCode": "Complete"},
+                {"Id": "total", "Timestamps": [stamp], "Values": [total], "StatusCode": "Complete"},
+            ]
+        }
+
+    with Stubber(client) as stub:
+        for period, start, end, stamp, errors, total in (
+            (60, fine_start, AT, AT - timedelta(minutes=1), 1.0, 100.0),
+            (300, AT - timedelta(days=28), fine_start, AT - timedelta(days=20), 5.0, 500.0),
+        ):
+            expected = {
+                "MetricDataQueries": queries(period),
+                "StartTime": start,
+                "EndTime": end,
+                "ScanBy": "TimestampAscending",
+            }
+            stub.add_response("get_metric_data", answer(stamp, errors, total), expected_params=expected)
+        frame = cloudwatch_frame(spec, at - timedelta(days=28), at, client=client)
+        stub.assert_no_pending_responses()
+    assert frame["timestamp"].tolist() == [
+        pd.Timestamp(AT - timedelta(days=20) + timedelta(minutes=5)),
+        pd.Timestamp(AT),
+    ]
+    assert frame["good"].tolist() == [495.0, 99.0] and frame["total"].tolist() == [500.0, 100.0]
+
+
 def test_status_fails_closed_when_cloudwatch_cannot_be_read_or_holds_nothing(tmp_path, moto_cloudwatch, monkeypatch):
     path = write_slo(tmp_path, "cw", cloudwatch_slo())
     spec = load_slo(path)
