@@ -5,6 +5,8 @@ published, and with its Prod stage renamed so that its name says "test")."""
 from __future__ import annotations
 
 import json
+import re
+from datetime import datetime, timedelta
 from typing import Any
 
 from tests.conftest import fixture_path
@@ -12,8 +14,23 @@ from tests.conftest import fixture_path
 CODEPIPELINE = "aws/codepipeline-execution.eventbridge.ndjson"
 
 
+_STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
+
+
 def _fixture(relative: str) -> dict[str, Any]:
     return json.loads(fixture_path(relative).read_text())
+
+
+def shifted(payload: Any, by: timedelta) -> Any:
+    """The payload with every ISO 8601 UTC time in it moved by `by` (to place the samples in a recent window)."""
+    if isinstance(payload, dict):
+        return {key: shifted(value, by) for key, value in payload.items()}
+    if isinstance(payload, list):
+        return [shifted(value, by) for value in payload]
+    if isinstance(payload, str) and _STAMP.fullmatch(payload):
+        moved = datetime.fromisoformat(payload.replace("Z", "+00:00")) + by
+        return moved.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return payload
 
 
 def github_deploy(repo: str, run_id: int, created: str, job_started: str, done: str) -> list[dict[str, Any]]:

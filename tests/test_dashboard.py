@@ -4,7 +4,7 @@ without an exception, and the executive page shows exactly the figures of `analy
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -289,3 +289,45 @@ def test_the_pipelines_page_names_a_pipeline_with_no_production_stage(monkeypatc
     (tmp_path / "gatewatch.yaml").write_text("production:\n  stage_pattern: '(?i)live'\n")
     at = run_page(app(monkeypatch, store_url, folder=tmp_path), "views/pipelines.py")
     assert [w.value.split(";")[0] for w in at.warning] == ["pipeline myPipeline: stages Build, Prod, Source"]
+
+
+def chart_data(at: AppTest, index: int = 0):
+    """The data of the page's `index`th Altair chart, and its Vega-Lite spec."""
+    import pyarrow as pa
+
+    proto = at.get("vega_lite_chart")[index].proto
+    spec = json.loads(proto.spec)
+    frames = [pa.ipc.open_stream(d.data.data).read_pandas() for d in proto.datasets]
+    return (frames[0] if frames else None), spec
+
+
+def test_the_pipelines_duration_chart_has_a_bar_per_service_and_pipeline(monkeypatch, store_url, tmp_path):
+    """Two services' `deploy` workflows are two bars (each its own medians), and the CodePipeline
+    execution's Prod stage, a CodeDeploy action, is deploy time on its bar."""
+    from tests.pipeline_events import codepipeline, shifted, two_services_deploy
+
+    by = timedelta(days=(utcnow().date() - date(2024, 5, 4)).days)  # the samples' days, moved into this week
+    engine = create_store_engine(store_url)
+    upgrade(engine)
+    try:
+        payloads = shifted([*two_services_deploy(), *codepipeline()], by)
+        assert ingest_payloads(engine, payloads, config_from_mapping({}, environ={})).quarantined == []
+    finally:
+        engine.dispose()
+    at = run_page(app(monkeypatch, store_url, tmp_path=tmp_path), "views/pipelines.py")
+    bars, spec = chart_data(at)
+    assert spec["encoding"]["y"]["field"] == "label" and spec["encoding"]["x"]["stack"] is True
+    per_bar = bars.groupby(["label", "category"])["median_hours"].sum()
+    assert per_bar.to_dict() == pytest.approx(
+        {
+            ("api · deploy", "queue"): 2 / 60,
+            ("api · deploy", "deploy"): 40 / 60,
+            ("web · deploy", "queue"): 2 / 60,
+            ("web · deploy", "deploy"): 6 / 60,
+            ("myPipeline · myPipeline", "queue"): 1 / 3600,
+            ("myPipeline · myPipeline", "build"): 379 / 3600,
+            ("myPipeline · myPipeline", "deploy"): 1024 / 3600,
+        }
+    )
+    stages = next(d.value for d in at.dataframe if "category" in d.value)  # the per-stage table: the same classes
+    assert stages.set_index(["pipeline", "stage"]).loc[("myPipeline", "Prod"), "category"] == "deploy"
