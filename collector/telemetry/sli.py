@@ -228,8 +228,7 @@ def _grid(spec: SloSpec, start: datetime, end: datetime, points: int) -> tuple[l
     if points < 2 or end <= start:
         raise ConfigError("SLO history: expected at least 2 points and end after start")
     if spec.sli.kind == "data":
-        step = (end - start) / (points - 1)
-        return [start + i * step for i in range(points)], None
+        return [start + (end - start) * i / (points - 1) for i in range(points)], None
     first = round(start.timestamp())
     step_s = max(1, int((round(end.timestamp()) - first) // (points - 1)))
     return [datetime.fromtimestamp(first + i * step_s, UTC) for i in range(points)], step_s
