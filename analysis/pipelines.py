@@ -39,7 +39,9 @@ class PipelineFrames:
     - runs: id, pipeline, service, revision, status, queued_at, started_at, finished_at
     - stages: id, pipeline_run_id, name, category, status, started_at, finished_at, failed_once
     - actions: id, pipeline_run_id, stage_run_id, name, category, status, started_at, finished_at, and
-      optionally build_queued_at, build_started_at (the CodeBuild build a build action ran, if known)
+      optionally build_queued_at, build_started_at (the CodeBuild build a build action ran, if known) and
+      declared_category (the category its action type declares, as CodePipeline's do; null for a guess
+      from its name), which classifies its stage (`stage_categories`)
     - deployments: id, service, environment, production, status, finished_at, rollback_of, is_rollback,
       first_committed_at (earliest commit it contains: commit time, else merge time), first_merged_at
       (earliest merge of its changes); the window's, plus the context that resolves rollbacks: each
@@ -177,9 +179,31 @@ def flaky_stages(stages: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     return frame.drop_duplicates(keys).sort_values(keys)
 
 
+# A stage's category from its actions' declared ones, the first that any of them has: a stage that deploys is
+# a deploy stage even when it also waits for an approval or runs a test.
+STAGE_CATEGORY_ORDER = ("deploy", "approval", "test", "build", "source")
+
+
+def stage_categories(stages: pd.DataFrame, actions: pd.DataFrame) -> pd.Series:
+    """Each stage's category (index: the stages'): the first of STAGE_CATEGORY_ORDER among its actions'
+    `declared_category`, when any is known, else its own `category` (a guess from its name)."""
+    if "declared_category" not in actions or stages.empty:
+        return stages["category"]
+    rank = actions["declared_category"].map({c: i for i, c in enumerate(STAGE_CATEGORY_ORDER)}).dropna()
+    first = rank.groupby(actions.loc[rank.index, "stage_run_id"]).min()
+    declared = stages["id"].map(first).map(dict(enumerate(STAGE_CATEGORY_ORDER)))
+    return declared.fillna(stages["category"])
+
+
+def classified(stages: pd.DataFrame, actions: pd.DataFrame) -> pd.DataFrame:
+    """The stages with their `category` from `stage_categories`."""
+    return stages.assign(category=stage_categories(stages, actions))
+
+
 def report(frames: PipelineFrames, window: Window) -> dict[str, Any]:
     """Pipeline metrics for `window` (the JSON shape of `gatewatch pipelines`)."""
-    runs, stages, actions, deps = frames.runs, frames.stages, frames.actions, frames.deployments
+    runs, actions, deps = frames.runs, frames.actions, frames.deployments
+    stages = classified(frames.stages, actions)
     out: dict[str, Any] = {"window": window.as_dict()}
 
     deps = deps.assign(rollback_target=resolve_rollbacks(deps))
@@ -316,8 +340,8 @@ def finished_runs(runs: pd.DataFrame, window: Window) -> pd.DataFrame:
 
 def category_hours(stages: pd.DataFrame, actions: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     """Per run (index: run id): hours in queue (trigger, or queued time, to the first action's start) and
-    in build, test, approval and deploy stages (by each stage's category), with its service and pipeline."""
-    s = stages.assign(hours=_hours(stages).clip(lower=0))
+    in build, test, approval and deploy stages (by `stage_categories`), with its service and pipeline."""
+    s = classified(stages, actions).assign(hours=_hours(stages).clip(lower=0))
     per_run = s.pivot_table(index="pipeline_run_id", columns="category", values="hours", aggfunc="sum")
     indexed = runs.set_index("id")
     out = pd.DataFrame(index=indexed.index)
@@ -328,14 +352,15 @@ def category_hours(stages: pd.DataFrame, actions: pd.DataFrame, runs: pd.DataFra
 
 
 def stage_breakdown(frames: PipelineFrames, window: Window) -> pd.DataFrame:
-    """Per pipeline and category (queue, build, test, approval, deploy): the median hours per execution
-    finished in the window (columns service, pipeline, category, median_hours)."""
+    """Per pipeline of a service and category (queue, build, test, approval, deploy): the median hours per
+    execution finished in the window (columns service, pipeline, category, median_hours). A pipeline is
+    named within its service: two services' `deploy` pipelines are two rows of each category."""
     done = finished_runs(frames.runs, window)
     if done.empty:
         return pd.DataFrame(columns=["service", "pipeline", "category", "median_hours"])
     per_run = category_hours(frames.stages, frames.actions, done)
     return (
-        per_run.groupby(["service", "pipeline"])[list(CATEGORIES)]
+        per_run.groupby(["service", "pipeline"], dropna=False)[list(CATEGORIES)]
         .median()
         .reset_index()
         .melt(id_vars=["service", "pipeline"], var_name="category", value_name="median_hours")

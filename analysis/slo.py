@@ -30,6 +30,7 @@ BURN_RATE_PAIRS: tuple[tuple[timedelta, timedelta, float, str], ...] = (
 )
 
 Sums = Mapping[timedelta, tuple[float, float]]  # span -> (good, total) over (at - span, at]
+Counts = Sequence[float] | np.ndarray  # good or total counts, one per time
 
 
 @dataclass(frozen=True)
@@ -494,9 +495,7 @@ def from_sums(
     return SloStatus(objective, window, at, good, total, (total - bad) / total, budget, bad, 1.0 - bad / budget, alerts)
 
 
-def budget_curve(
-    objective: float, at: Sequence[datetime], good: Sequence[float], total: Sequence[float]
-) -> pd.DataFrame:
+def budget_curve(objective: float, at: Sequence[datetime], good: Counts, total: Counts) -> pd.DataFrame:
     """The burn-down: SLI and budget remaining at each time from the SLO-window sums ending there
     (NaN where the window holds no events)."""
     objective = fraction(objective)
@@ -589,13 +588,73 @@ def status(
     return from_sums(objective, window, at, window_sums(frame, at, spans(window, pairs)), pairs)
 
 
-def frame_history(frame: pd.DataFrame, objective: float, window: timedelta, times: Sequence[datetime]) -> pd.DataFrame:
-    """budget_curve at each of `times` from counts per interval (cumulative sums, one pass)."""
+def frame_sums_at(frame: pd.DataFrame, times: Sequence[datetime], span: timedelta) -> tuple[np.ndarray, np.ndarray]:
+    """(good, total) of the intervals ending in (t - span, t] for each of `times`, from counts per
+    interval (cumulative sums, one pass)."""
     frame = _frame(frame)
     stamps = frame["timestamp"].to_numpy(dtype="datetime64[ns]")
     good = np.concatenate([[0.0], np.cumsum(frame["good"].to_numpy(dtype=np.float64))])
     total = np.concatenate([[0.0], np.cumsum(frame["total"].to_numpy(dtype=np.float64))])
     ends = pd.to_datetime(list(times), utc=True)
     hi = np.searchsorted(stamps, ends.tz_convert(None).to_numpy(dtype="datetime64[ns]"), side="right")
-    lo = np.searchsorted(stamps, (ends - window).tz_convert(None).to_numpy(dtype="datetime64[ns]"), side="right")
-    return budget_curve(objective, list(times), good[hi] - good[lo], total[hi] - total[lo])
+    lo = np.searchsorted(stamps, (ends - span).tz_convert(None).to_numpy(dtype="datetime64[ns]"), side="right")
+    return good[hi] - good[lo], total[hi] - total[lo]
+
+
+def frame_history(frame: pd.DataFrame, objective: float, window: timedelta, times: Sequence[datetime]) -> pd.DataFrame:
+    """budget_curve at each of `times` from counts per interval."""
+    return budget_curve(objective, list(times), *frame_sums_at(frame, times, window))
+
+
+# --- burn rate over time ---------------------------------------------------------------------------------
+
+# The burn rates charted over time: the long windows of the two page alerts.
+BURN_HISTORY_WINDOWS = (timedelta(hours=1), timedelta(hours=6))
+BURN_HISTORY_COLUMNS = ["at", "window", "burn_rate", "threshold", "severity"]
+
+
+def burn_curve(
+    objective: float,
+    at: Sequence[datetime],
+    sums: Mapping[timedelta, tuple[Counts, Counts]],
+    pairs: Iterable[tuple[timedelta, timedelta, float, str]] = BURN_RATE_PAIRS,
+) -> pd.DataFrame:
+    """The burn rate over each span at each time, from the span's good/total sums ending then (NaN where
+    the span holds no events): columns at, window (the span's label), burn_rate, and the threshold and
+    severity of the alert whose long window the span is (NaN and None when none is)."""
+    objective = fraction(objective)
+    alerts: dict[timedelta, tuple[float, str | None]] = {}
+    for long_w, _, threshold, severity in pairs:
+        alerts.setdefault(long_w, (threshold, severity))
+    times = pd.to_datetime(list(at), utc=True)
+    parts = []
+    for span, (good, total) in sums.items():
+        good_a = np.asarray(good, dtype=np.float64)
+        total_a = np.asarray(total, dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rate = np.where(total_a > 0, np.clip(total_a - good_a, 0.0, None) / total_a / (1.0 - objective), np.nan)
+        limit, level = alerts.get(span, (np.nan, None))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "at": times,
+                    "window": duration_label(span),
+                    "burn_rate": rate,
+                    "threshold": limit,
+                    "severity": level,
+                }
+            )
+        )
+    if not parts:
+        return pd.DataFrame(columns=BURN_HISTORY_COLUMNS)
+    return pd.concat(parts, ignore_index=True)[BURN_HISTORY_COLUMNS]
+
+
+def frame_burn_history(
+    frame: pd.DataFrame,
+    objective: float,
+    times: Sequence[datetime],
+    windows: Iterable[timedelta] = BURN_HISTORY_WINDOWS,
+) -> pd.DataFrame:
+    """burn_curve at each of `times` over each of `windows`, from counts per interval."""
+    return burn_curve(objective, times, {span: frame_sums_at(frame, times, span) for span in windows})

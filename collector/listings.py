@@ -12,7 +12,7 @@ from sqlalchemy.sql import ColumnElement
 
 from .config import Config
 from .db import translates_store_errors
-from .loaders import Scope, distinct_values, raw_time, read_frame, reading, team_services
+from .loaders import Scope, declared_category, distinct_values, raw_time, read_frame, reading, team_services
 from .models import (
     action_runs,
     canary_runs,
@@ -181,7 +181,8 @@ def load_open_work(engine: Engine, since: datetime, scope: Scope = Scope()) -> d
 
 @translates_store_errors
 def load_run_detail(engine: Engine, run_id: str) -> dict[str, pd.DataFrame]:
-    """One pipeline run's stages and actions, in start order (a drill-down)."""
+    """One pipeline run's stages and actions, in start order (a drill-down); the actions with their
+    `declared_category` (see loaders.declared_category)."""
     s, a = stage_runs, action_runs
     stages = (
         select(
@@ -208,7 +209,9 @@ def load_run_detail(engine: Engine, run_id: str) -> dict[str, pd.DataFrame]:
             a.c.url,
             raw_time(a.c.started_at),
             raw_time(a.c.finished_at),
+            declared_category(a),
         )
+        .join(pipeline_runs, pipeline_runs.c.id == a.c.pipeline_run_id)
         .where(a.c.pipeline_run_id == run_id)
         .order_by(a.c.started_at, a.c.name)
     )

@@ -56,6 +56,7 @@ from .models import (
     pipeline_runs,
     stage_runs,
 )
+from .sources import codepipeline
 
 DORA_STATUSES = ("success", "rolled_back")
 CODEDEPLOY_PREFIX = "codedeploy:"
@@ -411,6 +412,16 @@ def part_of_codepipeline(table=pipeline_runs) -> ColumnElement[bool]:
     return and_(table.c.source == "codebuild", func.coalesce(table.c.trigger, "").startswith("codepipeline/"))
 
 
+# Sources whose actions' categories are their action types' (CodePipeline's actionTypeId.category), not
+# guesses from a name: those classify their stages (analysis.pipelines.stage_categories).
+DECLARED_CATEGORY_SOURCES = (codepipeline.NAME,)
+
+
+def declared_category(actions=action_runs, runs=pipeline_runs) -> ColumnElement[Any]:
+    """An action's category when its run's source declares it (else null), as `declared_category`."""
+    return case((runs.c.source.in_(DECLARED_CATEGORY_SOURCES), actions.c.category)).label("declared_category")
+
+
 def team_services(team: str) -> Select:
     return select(deployments.c.service).where(deployments.c.team == team).distinct()
 
@@ -449,7 +460,7 @@ def load_pipeline_frames(engine: Engine, start: datetime, end: datetime, scope: 
         raw_time(s.c.finished_at),
         s.c.failed_once,
     ).where(s.c.pipeline_run_id.in_(run_ids))
-    build = pipeline_runs.alias("build")
+    build, own = pipeline_runs.alias("build"), pipeline_runs.alias("own")
     actions = (
         select(
             a.c.id,
@@ -462,7 +473,9 @@ def load_pipeline_frames(engine: Engine, start: datetime, end: datetime, scope: 
             raw_time(a.c.finished_at),
             raw_time(build.c.queued_at, "build_queued_at"),
             raw_time(build.c.started_at, "build_started_at"),
+            declared_category(a, own),
         )
+        .join(own, own.c.id == a.c.pipeline_run_id)
         .outerjoin(build, and_(a.c.provider == "CodeBuild", build.c.id == literal(CODEBUILD_PREFIX) + a.c.external_id))
         .where(a.c.pipeline_run_id.in_(run_ids))
     )

@@ -21,11 +21,17 @@ NO_SLOS = (
 
 @st.cache_data(ttl=TTL, show_spinner="Reading SLIs ...")
 def statuses(
-    folder: str, service: str | None, at: datetime, history_start: datetime | None = None, points: int = 48
+    folder: str,
+    service: str | None,
+    at: datetime,
+    history_start: datetime | None = None,
+    points: int = 48,
+    team: str | None = None,
 ) -> dict[str, Any]:
-    """{"slos": per SLO of `folder` (of `service` when given) its name, service, status dict, firing alerts
-    and budget history, or the `error` reading it; "error": why the folder could not be read}."""
-    return api.slo_overview(config(), folder, service, at, history_start, points)
+    """{"slos": per SLO of `folder` (of `service` and `team` when given), least error budget left first, its
+    name, service, team, status dict, firing alerts, budget and burn-rate histories, or the `error` reading
+    it; "error": why the folder could not be read}."""
+    return api.slo_overview(config(), folder, service, at, history_start, points, team=team)
 
 
 def folder() -> str | None:

@@ -95,6 +95,7 @@ _EXPORTS = {
     "load_slos": "gatewatch.services.slos",
     "slo_status": "gatewatch.services.slos",
     "budget_history": "gatewatch.services.slos",
+    "burn_rate_history": "gatewatch.services.slos",
     "slo_overview": "gatewatch.services.slos",
     "alert_rules": "gatewatch.services.slos",
     "AlertRules": "gatewatch.services.slos",

@@ -4,7 +4,7 @@ without an exception, and the executive page shows exactly the figures of `analy
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -289,3 +289,123 @@ def test_the_pipelines_page_names_a_pipeline_with_no_production_stage(monkeypatc
     (tmp_path / "gatewatch.yaml").write_text("production:\n  stage_pattern: '(?i)live'\n")
     at = run_page(app(monkeypatch, store_url, folder=tmp_path), "views/pipelines.py")
     assert [w.value.split(";")[0] for w in at.warning] == ["pipeline myPipeline: stages Build, Prod, Source"]
+
+
+def chart_data(at: AppTest, index: int = 0, dataset: int = 0):
+    """A dataset of the page's `index`th Altair chart (a layered chart has one per layer), and its
+    Vega-Lite spec."""
+    import pyarrow as pa
+
+    proto = at.get("vega_lite_chart")[index].proto
+    frame = pa.ipc.open_stream(proto.datasets[dataset].data.data).read_pandas()
+    return frame, json.loads(proto.spec)
+
+
+def test_the_pipelines_duration_chart_has_a_bar_per_service_and_pipeline(monkeypatch, store_url, tmp_path):
+    """Two services' `deploy` workflows are two bars (each its own medians), and the CodePipeline
+    execution's Prod stage, a CodeDeploy action, is deploy time on its bar."""
+    from tests.pipeline_events import codepipeline, shifted, two_services_deploy
+
+    by = timedelta(days=(utcnow().date() - date(2024, 5, 4)).days)  # the samples' days, moved into this week
+    engine = create_store_engine(store_url)
+    upgrade(engine)
+    try:
+        payloads = shifted([*two_services_deploy(), *codepipeline()], by)
+        assert ingest_payloads(engine, payloads, config_from_mapping({}, environ={})).quarantined == []
+    finally:
+        engine.dispose()
+    at = run_page(app(monkeypatch, store_url, tmp_path=tmp_path), "views/pipelines.py")
+    bars, spec = chart_data(at)
+    assert spec["encoding"]["y"]["field"] == "label" and spec["encoding"]["x"]["stack"] is True
+    per_bar = bars.groupby(["label", "category"])["median_hours"].sum()
+    assert per_bar.to_dict() == pytest.approx(
+        {
+            ("api · deploy", "queue"): 2 / 60,
+            ("api · deploy", "deploy"): 40 / 60,
+            ("web · deploy", "queue"): 2 / 60,
+            ("web · deploy", "deploy"): 6 / 60,
+            ("myPipeline · myPipeline", "queue"): 1 / 3600,
+            ("myPipeline · myPipeline", "build"): 379 / 3600,
+            ("myPipeline · myPipeline", "deploy"): 1024 / 3600,
+        }
+    )
+    stages = next(d.value for d in at.dataframe if "category" in d.value)  # the per-stage table: the same classes
+    assert stages.set_index(["pipeline", "stage"]).loc[("myPipeline", "Prod"), "category"] == "deploy"
+
+
+# SLOs over a one-day window of 100 requests a minute at 99%: 1,440 bad allowed; bad events every
+# `every` minutes, `bad` at a time, leave these shares of the budget (the same in any one-day window).
+SLO_BUDGETS = {
+    "api-latency": ("api", 5, 4, 0.2),  # 288 x 4 = 1,152 bad: 20% left
+    "web-availability": ("web", 4, 2, 0.5),  # 360 x 2 = 720 bad: 50% left
+    "api-availability": ("api", 4, 1, 0.75),  # 360 bad: 75% left
+    "batch-availability": ("batch", 10, 1, 0.9),  # 144 bad: 90% left; batch has no team
+}
+
+
+def write_slo_folder(folder: Path, now) -> None:
+    """The SLO files of SLO_BUDGETS with their CSV SLIs, per minute from two days before `now` to two hours
+    after (rows after the status time are not read), on whole minutes."""
+    import pandas as pd
+
+    folder.mkdir()
+    origin = now.replace(second=0, microsecond=0) - timedelta(days=2)
+    stamps = [origin + timedelta(minutes=i) for i in range(2 * 1440 + 120)]
+    for name, (service, every, bad, _) in SLO_BUDGETS.items():
+        errors = [bad if i % every == 0 else 0 for i in range(len(stamps))]
+        pd.DataFrame(
+            {"timestamp": [t.isoformat() for t in stamps], "good": [100 - e for e in errors], "total": 100}
+        ).to_csv(folder / f"{name}.csv", index=False)
+        body = {"service": service, "objective": 99, "window": "1d", "sli": {"data": f"{name}.csv"}}
+        (folder / f"{name}.yaml").write_text(json.dumps(body))
+
+
+def test_the_slo_page_honours_the_team_filter_sorts_by_budget_left_and_charts_burn_rates(
+    monkeypatch, store_url, tmp_path
+):
+    import pandas as pd
+
+    from gatewatch import api
+    from tests.records import dep
+
+    now = utcnow()
+    write_slo_folder(tmp_path / "slos", now)
+    (tmp_path / "gatewatch.yaml").write_text(json.dumps({"slos": "slos", "teams": {"api": "core", "web": "front"}}))
+    engine = create_store_engine(store_url)
+    upgrade(engine)
+    try:  # deployments of the teams' services (the team filter lists the store's teams)
+        records = [dep("d-api", "api", (now - timedelta(days=1)).isoformat()), dep("d-web", "web", now.isoformat())]
+        assert ingest_payloads(engine, records, config_from_mapping({}, environ={})).quarantined == []
+    finally:
+        engine.dispose()
+
+    # The service API: least budget left first, the team's SLOs only when it is given.
+    config = load_config(str(tmp_path / "gatewatch.yaml"))
+    overview = api.slo_overview(config, config.slos, None, now.replace(second=0, microsecond=0), team="core")
+    assert [(s["name"], s["team"]) for s in overview["slos"]] == [("api-latency", "core"), ("api-availability", "core")]
+
+    at = app(monkeypatch, store_url, tmp_path)
+    run_page(at, "views/slos.py")
+    assert not at.error and not at.warning
+
+    def shown() -> list[tuple[str, str]]:
+        budgets = [m.value for m in at.metric if m.label == "Error budget remaining"]
+        return list(zip((h.value for h in at.subheader), budgets))
+
+    everything = [(f"{name} · {svc}", f"{left * 100:.1f}%") for name, (svc, _, _, left) in SLO_BUDGETS.items()]
+    assert shown() == everything  # least budget left first (SLO_BUDGETS is in that order; files are not)
+    at.sidebar.selectbox(key="f_team").set_value("core")
+    at.run()
+    assert not at.exception
+    assert shown() == [("api-latency · api", "20.0%"), ("api-availability · api", "75.0%")]
+    # api-latency's burn rates over its one-day window: 12 minutes of 4 bad an hour, 48 of 6,000 = 0.8x,
+    # in every 1h and 6h window; the page alerts' thresholds drawn with them.
+    lines, _ = chart_data(at, 1)
+    assert set(lines["window"]) == {"1h", "6h"} and len(lines) == 2 * 720
+    assert lines["burn_rate"].to_numpy() == pytest.approx(0.8)
+    end = lines["at"].max()  # the status time: the page's minute
+    assert end >= pd.Timestamp(now.replace(second=0, microsecond=0)) and end == end.floor("min")
+    assert lines["at"].min() == end - pd.Timedelta(days=1)
+    limits, spec = chart_data(at, 1, dataset=1)
+    assert sorted(zip(limits["window"], limits["threshold"])) == [("1h", 14.4), ("6h", 6.0)]
+    assert [layer["mark"]["type"] for layer in spec["layer"]] == ["line", "rule"]

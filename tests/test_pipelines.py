@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import date
 
 import pandas as pd
+import pytest
 
-from analysis.pipelines import PipelineFrames, flaky_stages, report
+from analysis.pipelines import PipelineFrames, flaky_stages, report, stage_breakdown, stage_categories
 from analysis.windows import window_between
 
 WINDOW = window_between(date(2024, 5, 1), date(2024, 5, 8))
@@ -172,6 +173,95 @@ def test_empty_frames_give_no_data_not_zero():
     assert r["flaky_stages"] == [] and r["per_stage"] == []
 
 
+RUN_COLUMNS = ["id", "pipeline", "service", "revision", "status", "queued_at", "started_at", "finished_at"]
+STAGE_COLUMNS = ["id", "pipeline_run_id", "name", "category", "status", "started_at", "finished_at", "failed_once"]
+ACTION_COLUMNS = [
+    "id",
+    "pipeline_run_id",
+    "stage_run_id",
+    "name",
+    "category",
+    "status",
+    "started_at",
+    "finished_at",
+    "declared_category",
+]
+
+
+def _run(run_id, service, start, build_min, deploy_min, pipeline="deploy"):
+    """A run of `pipeline` starting at `start` (no queue): a Build stage then a Release stage whose one
+    action is a declared deploy (as a CodePipeline CodeDeploy action is)."""
+    t0 = pd.Timestamp(start, tz="UTC")
+    t1, t2 = t0 + pd.Timedelta(minutes=build_min), t0 + pd.Timedelta(minutes=build_min + deploy_min)
+    return (
+        (run_id, pipeline, service, "abc", "succeeded", None, t0, t2),
+        [
+            (f"{run_id}:Build", run_id, "Build", "build", "succeeded", t0, t1, False),
+            (f"{run_id}:Release", run_id, "Release", "other", "succeeded", t1, t2, False),
+        ],
+        [
+            (f"{run_id}:b", run_id, f"{run_id}:Build", "Build", "build", "succeeded", t0, t1, "build"),
+            (f"{run_id}:d", run_id, f"{run_id}:Release", "Ship", "deploy", "succeeded", t1, t2, "deploy"),
+        ],
+    )
+
+
+def test_two_services_with_a_same_named_pipeline_give_two_breakdowns():
+    """api's `deploy` (builds 10 and 20 min, deploys 30 and 50 min) and web's `deploy` (build 4 min,
+    deploy 6 min): medians per service, never summed across the two."""
+    made = [
+        _run("a1", "api", "2024-05-02T10:00:00", 10, 30),
+        _run("a2", "api", "2024-05-03T10:00:00", 20, 50),
+        _run("w1", "web", "2024-05-02T11:00:00", 4, 6),
+    ]
+    runs = pd.DataFrame([m[0] for m in made], columns=RUN_COLUMNS)
+    runs["queued_at"] = pd.to_datetime(runs["queued_at"], utc=True)
+    stages = pd.DataFrame([row for m in made for row in m[1]], columns=STAGE_COLUMNS)
+    actions = pd.DataFrame([row for m in made for row in m[2]], columns=ACTION_COLUMNS)
+    empty_deps = DEPLOYMENTS.iloc[0:0]
+    breakdown = stage_breakdown(PipelineFrames(runs, stages, actions, empty_deps), WINDOW)
+    got = {(r.service, r.pipeline, r.category): r.median_hours for r in breakdown.itertuples()}
+    assert got == pytest.approx(
+        {
+            ("api", "deploy", "queue"): 0.0,
+            ("api", "deploy", "build"): 15 / 60,
+            ("api", "deploy", "deploy"): 40 / 60,
+            ("web", "deploy", "queue"): 0.0,
+            ("web", "deploy", "build"): 4 / 60,
+            ("web", "deploy", "deploy"): 6 / 60,
+        }
+    )
+
+
+def test_a_declared_deploy_action_makes_its_stage_a_deploy_stage_whatever_its_name():
+    t = pd.Timestamp("2024-05-02T10:00:00", tz="UTC")
+    stages = pd.DataFrame(
+        [
+            ("Prod", "r", "Prod", "other", "succeeded", t, t, False),  # named for nothing
+            ("Tests", "r", "Integration tests", "test", "succeeded", t, t, False),  # named as a test stage
+            ("Gate", "r", "Approve and ship", "approval", "succeeded", t, t, False),  # approval, then deploy
+            ("Job", "r", "deploy", "deploy", "succeeded", t, t, False),  # a CI job: steps' categories are guesses
+            ("Lambda", "r", "Smoke test", "test", "succeeded", t, t, False),  # an Invoke action says nothing
+            ("Empty", "r", "Build", "build", "succeeded", t, t, False),  # no action recorded yet
+        ],
+        columns=STAGE_COLUMNS,
+    )
+    actions = pd.DataFrame(
+        [
+            ("1", "r", "Prod", "myAction", "deploy", "succeeded", t, t, "deploy"),
+            ("2", "r", "Tests", "Deploy", "deploy", "succeeded", t, t, "deploy"),
+            ("3", "r", "Gate", "Approve", "approval", "succeeded", t, t, "approval"),
+            ("4", "r", "Gate", "Ship", "deploy", "succeeded", t, t, "deploy"),
+            ("5", "r", "Job", "Run tests", "test", "succeeded", t, t, None),
+            ("6", "r", "Lambda", "Invoke", "invoke", "succeeded", t, t, "invoke"),
+        ],
+        columns=ACTION_COLUMNS,
+    )
+    assert list(stage_categories(stages, actions)) == ["deploy", "deploy", "deploy", "deploy", "test", "build"]
+    # Without declared categories (frames from elsewhere), the stages keep their own.
+    assert list(stage_categories(stages, actions.drop(columns="declared_category"))) == list(stages["category"])
+
+
 def test_pipelines_cli_over_real_codepipeline_events(tmp_path, store_url, gatewatch):
     """The published CodePipeline examples (one execution whose Prod deploy failed, then passed on a
     retry) through the store and `gatewatch pipelines --json`."""
@@ -196,3 +286,39 @@ def test_pipelines_cli_over_real_codepipeline_events(tmp_path, store_url, gatewa
     assert set(stages) == {"Source", "Build", "Prod"} and stages["Prod"]["failed_once"] == 1
     csv_out = gatewatch("--db", store_url, "pipelines", "--start", "2024-05-01", "--end", "2024-05-02", "--csv")
     assert csv_out.stdout.splitlines()[0].startswith("service,pipeline,stage,category,runs")
+
+
+def test_breakdown_from_the_store_per_service_and_by_declared_action_category(engine, config):
+    """Stored runs on both stores: two services' GitHub `deploy` workflows stay apart, and the real
+    CodePipeline execution's Prod stage (its action a CodeDeploy Deploy) is deploy time, also when the
+    stage is named `Test`; a CI job named deploy stays deploy whatever its steps are named."""
+    from collector.ingest import ingest_payloads
+    from gatewatch import api
+    from tests.pipeline_events import codepipeline, two_services_deploy
+
+    payloads = [*two_services_deploy(), *codepipeline(), *codepipeline("renamedPipeline", prod_stage="Test")]
+    assert ingest_payloads(engine, payloads, config).quarantined == []
+    view = api.pipeline_overview(engine, WINDOW)
+    got = {(r.service, r.pipeline, r.category): r.median_hours for r in view["breakdown"].itertuples()}
+    codepipeline_figures = {"queue": 1 / 3600, "build": 379 / 3600, "deploy": 1024 / 3600}
+    assert got == pytest.approx(
+        {
+            ("api", "deploy", "queue"): 2 / 60,
+            ("api", "deploy", "deploy"): 40 / 60,
+            ("web", "deploy", "queue"): 2 / 60,
+            ("web", "deploy", "deploy"): 6 / 60,
+            **{("myPipeline", "myPipeline", c): h for c, h in codepipeline_figures.items()},
+            **{("renamedPipeline", "renamedPipeline", c): h for c, h in codepipeline_figures.items()},
+        }
+    )
+    stages = {(s["pipeline"], s["stage"]): s["category"] for s in view["report"]["per_stage"]}
+    assert stages[("myPipeline", "Prod")] == stages[("renamedPipeline", "Test")] == "deploy"
+    assert stages[("myPipeline", "Source")] == "source" and stages[("deploy", "deploy")] == "deploy"
+    run_id = next(r for r in view["slowest"]["id"] if r.startswith("codepipeline:renamedPipeline:"))
+    detail = api.run_detail(engine, run_id)
+    assert dict(zip(detail["stages"]["name"], detail["stages"]["category"])) == {
+        "Source": "source",
+        "Build": "build",
+        "Test": "deploy",
+    }
+    assert "declared_category" not in detail["actions"]

@@ -98,3 +98,40 @@ def test_frame_history_is_the_status_at_each_time():
     assert history["budget_remaining"].iloc[-1] == pytest.approx(1 - 1000 / 1440)
     empty = frame_history(frame, 99.9, timedelta(hours=1), [AT + timedelta(days=1)])
     assert empty["sli"].isna().all() and empty["budget_remaining"].isna().all()
+
+
+def test_burn_rate_history_matches_counting_the_minutes_by_hand():
+    """The 1h and 6h burn rates at each time equal the bad share of the minutes in (t - span, t] over the
+    allowed 0.1%, counted row by row, and the page alerts' thresholds come with them."""
+    from analysis.slo import frame_burn_history
+
+    # 20 bad a minute in the last 30 minutes, 4 a minute from 30 minutes to 3 hours back, none before.
+    errors = {i: 20 if i < 30 else 4 for i in range(180)}
+    frame = minutes(1, errors)
+    times = [AT - timedelta(minutes=m) for m in (600, 240, 120, 45, 0)]
+    history = frame_burn_history(frame, 99.9, times)
+    assert list(history.columns) == ["at", "window", "burn_rate", "threshold", "severity"]
+
+    def by_hand(at: datetime, span: timedelta) -> float:
+        bad = total = 0
+        for row in frame.itertuples():
+            if at - span < row.timestamp <= at:
+                bad, total = bad + row.total - row.good, total + row.total
+        return bad / total / 0.001
+
+    for span, label, threshold in ((timedelta(hours=1), "1h", 14.4), (timedelta(hours=6), "6h", 6.0)):
+        rows = history[history["window"] == label]
+        assert list(rows["at"]) == [pd.Timestamp(t) for t in times]
+        assert list(rows["burn_rate"]) == pytest.approx([by_hand(t, span) for t in times])
+        assert set(rows["threshold"]) == {threshold} and set(rows["severity"]) == {"page"}
+    one_hour = history[history["window"] == "1h"].set_index("at")["burn_rate"]
+    # now: 30 x 20 + 30 x 4 = 720 bad of 60,000 = 12x; 45 minutes ago: 60 x 4 = 240 bad = 4x; 10 hours ago: 0.
+    assert one_hour[pd.Timestamp(AT)] == pytest.approx(12.0)
+    assert one_hour[pd.Timestamp(AT - timedelta(minutes=45))] == pytest.approx(4.0)
+    assert one_hour[pd.Timestamp(AT - timedelta(minutes=600))] == 0.0
+    # The last point is the status's burn rate (the same sums).
+    s = status(frame, 99.9, timedelta(days=28), AT)
+    assert one_hour.iloc[-1] == pytest.approx(s.alerts[0].long_burn_rate)
+    # A time before the data: no events, no burn rate (not zero).
+    early = frame_burn_history(frame, 99.9, [AT - timedelta(days=2)])
+    assert early["burn_rate"].isna().all()

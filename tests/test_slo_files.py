@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from analysis.slo import SloError, slo_from_mapping
-from collector.telemetry.sli import budget_history, load_slo, load_slos, slo_status
+from collector.telemetry.sli import budget_history, burn_rate_history, load_slo, load_slos, slo_status
 from gatewatch.errors import ConfigError, SourceUnavailable
 from tests import prometheus_server
 from tests.prometheus_server import MINUTES, PER_MINUTE, api_bad, window_counts
@@ -253,6 +253,36 @@ def test_budget_history_is_the_burn_down_of_the_window_sums(server, tmp_path):
     minute_frame(api_bad, server.end).to_csv(tmp_path / "sli.csv", index=False)
     from_csv = budget_history(load_slo(write_slo(tmp_path, "csv", BASE)), start, server.end, points=48)
     assert np.allclose(from_csv[["sli", "budget_remaining"]].to_numpy(), np.array(expected))
+
+
+def test_burn_rate_history_is_the_burn_rate_of_each_window_ending_then(server, tmp_path):
+    """The 1h and 6h burn rates every 30 minutes over the last 12 hours, from a real Prometheus (one range
+    query each of good and total per window) and from the same counts as a CSV file, equal the counts
+    worked out by hand: api fails 8/min for 6 hours and 30/min in the last 5 minutes."""
+    start = server.end - timedelta(hours=12)
+    spec = load_slo(write_slo(tmp_path, "availability", api_availability(server.url)))
+    history = burn_rate_history(spec, start, server.end, points=25)
+    assert set(history["window"]) == {"1h", "6h"} and len(history) == 50
+    expected = {}
+    for label, minutes in (("1h", 60), ("6h", 360)):
+        rates = []
+        for k in range(25):
+            good, total = window_counts(api_bad, minutes, offset=(24 - k) * 30)
+            rates.append((total - good) / total / 0.001)
+        expected[label] = rates
+    # now: 1h holds 5 x 30 + 55 x 8 = 590 bad of 60,000 (9.83x); 6h holds 150 + 355 x 8 = 2,990 of 360,000.
+    assert expected["1h"][-1] == pytest.approx(590 / 60_000 / 0.001)
+    assert expected["6h"][-1] == pytest.approx(2_990 / 360_000 / 0.001)
+    for label, threshold in (("1h", 14.4), ("6h", 6.0)):
+        rows = history[history["window"] == label]
+        assert list(rows["at"]) == [pd.Timestamp(start + timedelta(minutes=30 * k)) for k in range(25)]
+        assert np.allclose(rows["burn_rate"].to_numpy(), expected[label])
+        assert set(rows["threshold"]) == {threshold}
+    status = slo_status(spec, server.end)
+    assert history["burn_rate"].iloc[24] == pytest.approx(status.alerts[0].long_burn_rate)
+    minute_frame(api_bad, server.end).to_csv(tmp_path / "sli.csv", index=False)
+    from_csv = burn_rate_history(load_slo(write_slo(tmp_path, "csv", BASE)), start, server.end, points=25)
+    assert np.allclose(from_csv["burn_rate"].to_numpy(), history["burn_rate"].to_numpy())
 
 
 def test_unreachable_server_and_query_errors_raise_source_unavailable(server, tmp_path):

@@ -15,13 +15,16 @@ from typing import Any
 import pandas as pd
 
 from analysis.slo import (
+    BURN_HISTORY_WINDOWS,
     BURN_RATE_PAIRS,
+    Counts,
     PrometheusSource,
     SloSpec,
     SloStatus,
     budget_curve,
+    burn_curve,
     frame_freshness,
-    frame_history,
+    frame_sums_at,
     freshness,
     from_sums,
     slo_from_mapping,
@@ -281,35 +284,68 @@ def _prometheus_freshness(
     return newest, freshness(newest, at, bound), None
 
 
+def _grid(spec: SloSpec, start: datetime, end: datetime, points: int) -> tuple[list[datetime], int | None]:
+    """`points` evenly spaced times from start to end, and for a server SLI the step in whole seconds
+    (its times then fall on whole seconds, as a range query answers)."""
+    start, end = as_utc(start), as_utc(end)
+    if points < 2 or end <= start:
+        raise ConfigError("SLO history: expected at least 2 points and end after start")
+    if spec.sli.kind in ("data", "cloudwatch"):
+        return [start + (end - start) * i / (points - 1) for i in range(points)], None
+    first = round(start.timestamp())
+    step_s = max(1, int((round(end.timestamp()) - first) // (points - 1)))
+    return [datetime.fromtimestamp(first + i * step_s, UTC) for i in range(points)], step_s
+
+
+def _history_sums(
+    spec: SloSpec, times: list[datetime], step_s: int | None, spans_: list[timedelta], auth: Prometheus | None
+) -> dict[timedelta, tuple[Counts, Counts]]:
+    """span -> (good, total) over the span ending at each of `times`: from the CSV file, or one range
+    query each of good and total per span."""
+    if spec.sli.kind in ("data", "cloudwatch"):
+        frame = _frame(spec, times[0] - max(spans_), times[-1])
+        try:
+            return {span: frame_sums_at(frame, times, span) for span in spans_}
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{_source(spec)}: {exc}") from None
+    client = _client(spec, auth)
+    stamps = [round(t.timestamp()) for t in times]
+    out: dict[timedelta, tuple[Counts, Counts]] = {}
+    try:
+        for span in spans_:
+            good_q, total_q = queries(spec, span)
+            series = [_by_time(range_query(client, q, times[0], times[-1], f"{step_s}s")) for q in (good_q, total_q)]
+            good, total = ([s.get(t, 0.0) for t in stamps] for s in series)
+            out[span] = ([min(g, t) for g, t in zip(good, total)], total)
+    except Exception as exc:
+        raise _unavailable(spec, exc) from None
+    return out
+
+
 def budget_history(
     spec: SloSpec, start: datetime, end: datetime, points: int = 48, auth: Prometheus | None = None
 ) -> pd.DataFrame:
     """The burn-down: columns at, sli, budget_remaining at `points` evenly spaced times from start to end,
     each over the SLO window ending then (for Prometheus one range query each of good and total, at a
     whole-second step; NaN where the window holds no events)."""
-    start, end = as_utc(start), as_utc(end)
-    if points < 2 or end <= start:
-        raise ConfigError("budget history: expected at least 2 points and end after start")
-    if spec.sli.kind in ("data", "cloudwatch"):
-        step = (end - start) / (points - 1)
-        times = [start + i * step for i in range(points)]
-        frame = _frame(spec, start - spec.window, end)
-        try:
-            return frame_history(frame, spec.objective, spec.window, times)
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(f"{_source(spec)}: {exc}") from None
-    first = round(start.timestamp())
-    step_s = max(1, int((round(end.timestamp()) - first) // (points - 1)))
-    stamps = [first + i * step_s for i in range(points)]
-    times = [datetime.fromtimestamp(t, UTC) for t in stamps]
-    client = _client(spec, auth)
-    good_q, total_q = queries(spec, spec.window)
-    try:
-        series = [_by_time(range_query(client, q, times[0], times[-1], f"{step_s}s")) for q in (good_q, total_q)]
-    except Exception as exc:
-        raise _unavailable(spec, exc) from None
-    good, total = ([s.get(t, 0.0) for t in stamps] for s in series)
-    return budget_curve(spec.objective, times, [min(g, t) for g, t in zip(good, total)], total)
+    times, step_s = _grid(spec, start, end, points)
+    good, total = _history_sums(spec, times, step_s, [spec.window], auth)[spec.window]
+    return budget_curve(spec.objective, times, good, total)
+
+
+def burn_rate_history(
+    spec: SloSpec,
+    start: datetime,
+    end: datetime,
+    points: int = 48,
+    auth: Prometheus | None = None,
+    windows: tuple[timedelta, ...] = BURN_HISTORY_WINDOWS,
+) -> pd.DataFrame:
+    """The burn rate over each of `windows` (default 1h and 6h, the page alerts' long windows) at `points`
+    evenly spaced times from start to end (columns at, window, burn_rate, threshold, severity; NaN where
+    a window holds no events), read as `budget_history` reads the burn-down."""
+    times, step_s = _grid(spec, start, end, points)
+    return burn_curve(spec.objective, times, _history_sums(spec, times, step_s, list(windows), auth))
 
 
 def _by_time(result: list[dict]) -> dict[int, float]:
@@ -322,4 +358,12 @@ def _by_time(result: list[dict]) -> dict[int, float]:
     return out
 
 
-__all__ = ["alert_rules", "budget_history", "cloudwatch_frame", "load_slo", "load_slos", "slo_status"]
+__all__ = [
+    "alert_rules",
+    "budget_history",
+    "burn_rate_history",
+    "cloudwatch_frame",
+    "load_slo",
+    "load_slos",
+    "slo_status",
+]

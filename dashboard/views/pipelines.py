@@ -103,11 +103,15 @@ if require_data("pipeline_runs", "deployments"):
         st.subheader("Duration breakdown (median per execution)")
         breakdown = view["breakdown"]
         if not breakdown.empty:
+            # A pipeline is named within its service: one bar per service and pipeline.
+            breakdown = breakdown.assign(
+                label=breakdown["service"].fillna("no service") + " · " + breakdown["pipeline"]
+            )
             st.altair_chart(
                 alt.Chart(breakdown)
                 .mark_bar()
                 .encode(
-                    y=alt.Y("pipeline:N", title=None),
+                    y=alt.Y("label:N", title="service · pipeline"),
                     x=alt.X("median_hours:Q", stack=True, title="hours"),
                     color=alt.Color("category:N", sort=list(data.CATEGORIES)),
                     order=alt.Order("category:N"),

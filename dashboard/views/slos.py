@@ -1,4 +1,5 @@
-"""SLOs: error budget remaining and burn-down per SLO, burn rates per window pair."""
+"""SLOs, least error budget left first: error budget remaining and burn-down per SLO, burn rates per window
+pair, and the 1h and 6h burn rates over time against the page alerts' thresholds."""
 
 from __future__ import annotations
 
@@ -17,16 +18,20 @@ if not where:
     st.info(slo_data.NO_SLOS)
 else:
     at = min(api.utcnow(), f.window.end).replace(second=0, microsecond=0)
-    st.caption(
-        f"SLO files in `{where}`; status at {at:%Y-%m-%d %H:%M} UTC, burn-down over the time range"
-        + (f"; service {f.service}" if f.service else "")
+    scope = " and ".join(
+        x for x in (f"service {f.service}" if f.service else "", f"team {f.team}" if f.team else "") if x
     )
-    found = slo_data.statuses(where, f.service, at, f.window.start)
+    st.caption(
+        f"SLO files in `{where}`, least error budget left first; status at {at:%Y-%m-%d %H:%M} UTC, burn-down "
+        "over the time range, burn rates over the SLO window (or the time range, if shorter)"
+        + (f"; {scope}" if scope else "")
+    )
+    found = slo_data.statuses(where, f.service, at, f.window.start, team=f.team)
     slos = found["slos"]
     if found["error"]:
         st.error(f"The SLO files could not be read: {found['error']}")
     elif not slos:
-        st.info(f"No SLO files{' for ' + f.service if f.service else ''} in `{where}`.")
+        st.info(f"No SLO files{' for ' + scope if scope else ''} in `{where}`.")
     for item in slos:
         if item["error"]:
             st.warning(f"SLO {item['name']} not read: {item['error']}")
@@ -35,6 +40,8 @@ else:
         budget = status["error_budget"]
         with st.container(border=True):
             st.subheader(f"{item['name']}" + (f" · {item['service']}" if item["service"] else ""))
+            if item["team"]:
+                st.caption(f"team {item['team']}")
             cols = st.columns(4)
             cols[0].metric("Objective", f"{status['objective'] * 100:g}% over {status['window']}")
             cols[1].metric("SLI", pct(status["sli"]) if status["sli"] is None else f"{status['sli'] * 100:.3f}%")
@@ -88,3 +95,26 @@ else:
                         hide_index=True,
                         width="stretch",
                     )
+            st.markdown("**Burn rate over time** (dashed: the page alerts' thresholds)")
+            burn = item["burn_history"]
+            if burn.empty or burn["burn_rate"].isna().all():
+                st.caption("No SLI data over the SLO window.")
+            else:
+                colour = alt.Color("window:N", title="window", sort=["1h", "6h"])
+                lines = (
+                    alt.Chart(burn)
+                    .mark_line()
+                    .encode(
+                        x=alt.X("at:T", title=None),
+                        y=alt.Y("burn_rate:Q", title="burn rate (x budget)"),
+                        color=colour,
+                        tooltip=["at:T", "window:N", alt.Tooltip("burn_rate:Q", format=".2f")],
+                    )
+                )
+                limits = burn.dropna(subset=["threshold"]).drop_duplicates("window")
+                rules = (
+                    alt.Chart(limits)
+                    .mark_rule(strokeDash=[6, 4])
+                    .encode(y="threshold:Q", color=colour, tooltip=["window:N", "threshold:Q", "severity:N"])
+                )
+                st.altair_chart(alt.layer(lines, rules), width="stretch")

@@ -181,5 +181,11 @@ def open_work(
 
 
 def run_detail(engine: Engine, run_id: str) -> dict[str, pd.DataFrame]:
-    """One pipeline execution's stages and actions, in start order."""
-    return load_run_detail(engine, run_id)
+    """One pipeline execution's stages (each with its category as the Pipelines figures classify it) and
+    actions, in start order."""
+    detail = load_run_detail(engine, run_id)
+    actions = detail["actions"]
+    return {
+        "stages": pipeline_analysis.classified(detail["stages"], actions),
+        "actions": actions.drop(columns="declared_category"),
+    }

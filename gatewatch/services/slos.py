@@ -4,10 +4,11 @@ configured Prometheus credentials, and the overview of a folder of SLOs that the
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import pandas as pd
 import yaml
 
 from analysis import slo_alarms
-from analysis.slo import PROMETHEUS_KINDS, SloSpec, SloStatus
+from analysis.slo import BURN_HISTORY_COLUMNS, BURN_HISTORY_WINDOWS, PROMETHEUS_KINDS, SloSpec, SloStatus
 from collector.config import Config
 from collector.telemetry import sli
 from gatewatch.errors import ConfigError, GatewatchError
@@ -26,6 +27,7 @@ __all__ = [
     "alarms_template",
     "alert_rules",
     "budget_history",
+    "burn_rate_history",
     "cloudwatch_alarms",
     "load_slo",
     "load_slos",
@@ -56,6 +58,28 @@ def budget_history(config: Config, spec: SloSpec, start: datetime, end: datetime
     return sli.budget_history(spec, start, end, points, config.prometheus)
 
 
+def burn_rate_history(
+    config: Config,
+    spec: SloSpec,
+    start: datetime,
+    end: datetime,
+    points: int = 48,
+    windows: tuple[timedelta, ...] = BURN_HISTORY_WINDOWS,
+) -> pd.DataFrame:
+    """The burn rate over each of `windows` (default 1h and 6h) from `start` to `end` (columns at, window,
+    burn_rate, and the threshold and severity of the alert whose long window it is)."""
+    return sli.burn_rate_history(spec, start, end, points, config.prometheus, windows)
+
+
+BURN_POINTS = 720  # a 28-day window charted every 56 minutes: no 1h burn falls between two points
+
+
+def _budget_left(item: dict[str, Any]) -> float:
+    """Sort key: the error budget left, an SLO that cannot be read or has no budget first (it may be spent)."""
+    remaining = None if item["error"] else item["status"]["error_budget"]["remaining"]
+    return -math.inf if remaining is None else remaining
+
+
 def slo_overview(
     config: Config,
     folder: str | Path,
@@ -63,20 +87,25 @@ def slo_overview(
     at: datetime,
     history_start: datetime | None = None,
     points: int = 48,
+    team: str | None = None,
+    burn_points: int = BURN_POINTS,
 ) -> dict[str, Any]:
-    """Every SLO of `folder` (of `service` when given) at `at`: {"slos": [{name, service, status (as
-    `to_dict`), firing alerts, budget history since `history_start`, note} or {name, service, error}],
-    "error": why the folder could not be read}. One SLO that cannot be read does not hide the others.
-    An SLO whose data stopped before `at` is shown as of its newest point, with a `note` saying so."""
+    """Every SLO of `folder` (of `service`, and of the services `team` owns by the config's `teams`, when
+    given) at `at`, least error budget left first: {"slos": [{name, service, team, status (as `to_dict`),
+    firing alerts, budget history since `history_start`, burn-rate history (`burn_rate_history` over the
+    SLO window up to the status's time, from `history_start` if later), note} or {name, service, team,
+    error}], "error": why the folder could not be read}. One SLO that cannot be read does not hide the
+    others. An SLO whose data stopped before `at` is shown as of its newest point, with a `note` saying so."""
     try:
         specs = load_slos(folder)
     except GatewatchError as exc:
         return {"slos": [], "error": str(exc)}
     out = []
     for spec in specs:
-        if service and spec.service != service:
+        owner = config.team_for(spec.service)
+        if (service and spec.service != service) or (team and owner != team):
             continue
-        item: dict[str, Any] = {"name": spec.name, "service": spec.service, "error": None, "note": None}
+        item: dict[str, Any] = {"name": spec.name, "service": spec.service, "team": owner, "error": None, "note": None}
         try:
             state = slo_status(config, spec, at)
             if state.stale and state.newest is not None and state.newest < at:
@@ -91,13 +120,25 @@ def slo_overview(
                 if history_start and history_start < at
                 else pd.DataFrame(columns=["at", "sli", "budget_remaining"])
             )
+            burn_start = max(history_start, state.at - spec.window) if history_start else None
+            burn = (
+                burn_rate_history(config, spec, burn_start, state.at, burn_points)
+                if burn_start and burn_start < state.at
+                else pd.DataFrame(columns=BURN_HISTORY_COLUMNS)
+            )
         except GatewatchError as exc:  # an SLI file missing or a server down: say so for this SLO only
             out.append(item | {"error": str(exc)})
             continue
         out.append(
-            item | {"status": state.to_dict(), "firing": [a.to_dict() for a in state.firing], "history": history}
+            item
+            | {
+                "status": state.to_dict(),
+                "firing": [a.to_dict() for a in state.firing],
+                "history": history,
+                "burn_history": burn,
+            }
         )
-    return {"slos": out, "error": None}
+    return {"slos": sorted(out, key=_budget_left), "error": None}
 
 
 @dataclass(frozen=True)
