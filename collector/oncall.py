@@ -11,7 +11,7 @@ from sqlalchemy import Engine, and_, false, or_, select
 
 from .db import translates_store_errors
 from .listings import ACTIVE_RUN
-from .loaders import DORA_STATUSES, Scope, counted_once, raw_time, read_frame, reading, service_scope
+from .loaders import Scope, counted_by_dora, raw_time, read_frame, reading, service_scope
 from .models import action_runs, deployment_changes, deployments, pipeline_runs, stage_runs
 
 __all__ = ["load_incident_links", "load_pending_approvals", "load_run_stages"]
@@ -64,9 +64,9 @@ def load_incident_links(
     engine: Engine, open_incidents: pd.DataFrame, scope: Scope, link_window: timedelta
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """What `analysis.dora.link_incidents` needs for `open_incidents` (id, service, opened_at,
-    deployment_id): the deployments the DORA report counts in `scope` that they name, that hold a
-    commit they name, or of their services finished within `link_window` before the first opened; and
-    the (deployment_id, change_id) rows of the commits they name."""
+    deployment_id): the deployments the DORA keys count in `scope` that they name, that hold a commit
+    they name, or of their services finished from `link_window` before the first opened until the last
+    opened; and the (deployment_id, change_id) rows of the commits they name."""
     d, dc = deployments, deployment_changes
     columns = [d.c.id, d.c.service, d.c.status, raw_time(d.c.finished_at)]
     empty = (
@@ -77,13 +77,19 @@ def load_incident_links(
         return empty
     named = sorted({str(v) for v in open_incidents["deployment_id"].dropna()})
     services = sorted({str(v) for v in open_incidents["service"].dropna()})
-    first = pd.Timestamp(open_incidents["opened_at"].min()).to_pydatetime()
+    opened = pd.to_datetime(open_incidents["opened_at"], utc=True).dropna()
     commits = select(dc.c.deployment_id, dc.c.change_id).where(dc.c.change_id.in_(named))
-    nearby = and_(d.c.service.in_(services), d.c.finished_at >= first - link_window) if services else false()
+    nearby = (
+        and_(
+            d.c.service.in_(services),
+            d.c.finished_at >= opened.min().to_pydatetime() - link_window,
+            d.c.finished_at < opened.max().to_pydatetime(),
+        )
+        if services and not opened.empty
+        else false()
+    )
     query = select(*columns).where(
-        d.c.status.in_(DORA_STATUSES),
-        *scope.conditions(),
-        counted_once(d, DORA_STATUSES),
+        *counted_by_dora(d, scope),
         or_(d.c.id.in_(named), d.c.id.in_(select(dc.c.deployment_id).where(dc.c.change_id.in_(named))), nearby),
     )
     with reading(engine) as conn:

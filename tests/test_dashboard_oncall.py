@@ -119,7 +119,7 @@ def oncall_store(engine, store_url, tmp_path, monkeypatch):
             "actions": "[]",
         }
 
-    def incident(id_, service, opened, resolved=None):
+    def incident(id_, service, opened, resolved=None, deployment=None):
         return {
             "id": id_,
             "source": "test",
@@ -127,6 +127,7 @@ def oncall_store(engine, store_url, tmp_path, monkeypatch):
             "title": id_,
             "opened_at": opened,
             "resolved_at": resolved,
+            "deployment_id": deployment,
         }
 
     rows = {
@@ -173,6 +174,7 @@ def oncall_store(engine, store_url, tmp_path, monkeypatch):
         incidents: [
             incident("i-api", "api", NOW - 2 * H - 10 * M),
             incident("i-web", "web", NOW - 30 * M),
+            incident("i-named", "web", NOW - H, deployment="d-web"),
             incident("i-closed", "api", NOW - 3 * H, resolved=NOW - 2 * H),
         ],
     }
@@ -241,12 +243,14 @@ def test_each_list_shows_its_rows_newest_first_with_their_ages_and_red_counters(
         ["c-marginal", "marginal", "3h ago"],
     ]
     open_ = table_with(at, "title", "i-api")
-    # linked by the DORA rule: i-api to api's deployment 5 h before it opened; web's last was 3 days before
+    # linked by the DORA rule: i-api to api's deployment 5 h before it opened; i-web to none (web's last
+    # was 3 days before), i-named to the deployment it names
     assert open_[["id", "age", "linked_deployment"]].fillna("none").values.tolist() == [
         ["i-web", "open for 30m", "none"],
+        ["i-named", "open for 1h", "d-web"],
         ["i-api", "open for 2h10m", "d-api"],
     ]
-    assert open_["deployment_status"].tolist()[1] == "success" and "runbook" in open_
+    assert open_["deployment_status"].tolist()[1:] == ["success", "success"] and "runbook" in open_
 
     alerts = table_with(at, "severity", "page")
     assert set(alerts["service"]) == {"api"} and "page" in set(alerts["severity"])
@@ -260,8 +264,10 @@ def test_each_list_shows_its_rows_newest_first_with_their_ages_and_red_counters(
     assert shown["Rollbacks in progress"] == ("1", True)
     assert shown["Holds and rollbacks (24 h)"] == ("2", True)
     assert shown["Canary fail or marginal"] == ("2", True)
-    assert shown["Open incidents"] == ("2", True)
+    assert shown["Open incidents"] == ("3", True)
     assert [(t.label, t.value) for t in at.toggle] == [("Auto-refresh every 30 s", True)]
+    at.toggle(key="oncall_refresh").set_value(False).run()  # turned off: the same lists, drawn once
+    assert not at.exception and counters(at) == shown
 
 
 def test_stale_sli_data_is_shown_as_stale_never_as_nothing_firing(oncall_store):
@@ -307,6 +313,8 @@ def test_the_filters_round_trip_through_the_query_string(oncall_store):
         "service": "web",
         "env": "production",
     }
+
+    assert not at.warning  # the widgets take their values from the session state alone
 
     again = open_oncall(at.query_params)  # a reload, or the link shared
     assert again.sidebar.selectbox(key="f_range").value == "Custom dates"
