@@ -31,8 +31,8 @@ _RUNNING = {"queued": "queued for {age}", "in_progress": "running for {age}"}
 
 
 def with_age(frame: pd.DataFrame, since: str, now: datetime, template: str | pd.Series) -> pd.DataFrame:
-    """`frame` with `since` (its column `since` as UTC) and `age`, the `template` ("failing for {age}", one
-    per row or one for all) filled with `age_label(now - since)`; newest first."""
+    """`frame` with `since` (its column named by `since`, as UTC) and `age`: the `template` ("failing for
+    {age}"; one for all rows or one per row) filled with `age_label(now - since)`; newest first."""
     out = frame.copy()
     out["since"] = pd.to_datetime(out[since], utc=True)
     templates = pd.Series(template, index=out.index) if isinstance(template, str) else template
@@ -53,12 +53,33 @@ def current_stage(runs: pd.DataFrame, stages: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def pipeline_runs(active: pd.DataFrame, failing: pd.DataFrame, stages: pd.DataFrame, now: datetime) -> pd.DataFrame:
-    """Failing pipelines' latest executions ("failing for" since they finished) and running ones
-    ("running for" since they started, or queued), with the current stage, newest first."""
+def failing_since(failing: pd.DataFrame, finished: pd.DataFrame) -> pd.Series:
+    """When each failing pipeline (of `failing`, its latest failed executions) started failing: the
+    finish of its first failed execution after its last succeeded one in `finished` (service, pipeline,
+    status, finished_at)."""
+    keys = ["service", "pipeline"]
+    ok = finished[finished["status"].eq("succeeded")].groupby(keys, dropna=False)["finished_at"].max()
+    failed = finished[finished["status"].eq("failed")]
+    last_ok = pd.Series([ok.get(key) for key in zip(failed["service"], failed["pipeline"])], index=failed.index)
+    after = failed[
+        last_ok.isna() | (pd.to_datetime(failed["finished_at"], utc=True) > pd.to_datetime(last_ok, utc=True))
+    ]
+    first = after.groupby(keys, dropna=False)["finished_at"].min()
+    since = [
+        first.get(key, at) for key, at in zip(zip(failing["service"], failing["pipeline"]), failing["finished_at"])
+    ]
+    return pd.Series(since, index=failing.index, dtype=failing["finished_at"].dtype)
+
+
+def pipeline_runs(
+    active: pd.DataFrame, failing: pd.DataFrame, finished: pd.DataFrame, stages: pd.DataFrame, now: datetime
+) -> pd.DataFrame:
+    """Failing pipelines' latest executions ("failing for" since the pipeline started failing, see
+    `failing_since`) and running ones ("running for" since they started, or queued), with the current
+    stage, newest first."""
     running = active.assign(since=active["started_at"].fillna(active["queued_at"]))
     running_words = active["status"].map(_RUNNING).fillna("running for {age}")
-    failed = failing.assign(since=failing["finished_at"])
+    failed = failing.assign(since=failing_since(failing, finished))
     parts = [
         with_age(running, "since", now, running_words),
         with_age(failed, "since", now, "failing for {age}"),

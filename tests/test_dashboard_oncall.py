@@ -138,7 +138,9 @@ def oncall_store(engine, store_url, tmp_path, monkeypatch):
             dep("d-db", "db", "success", finished=NOW - 100 * H),
         ],
         pipeline_runs: [
+            run("r-api-older", "api", "failed", NOW - 5 * H, NOW - 4 * H - 30 * M),
             run("r-api-ok", "api", "succeeded", NOW - 4 * H, NOW - 3 * H),
+            run("r-api-first", "api", "failed", NOW - 3 * H, NOW - 2 * H - 40 * M),
             run("r-api-fail", "api", "failed", NOW - 2 * H - 30 * M, NOW - 2 * H - 10 * M),
             run("r-web-live", "web", "in_progress", NOW - 45 * M),
         ],
@@ -226,7 +228,7 @@ def test_each_list_shows_its_rows_newest_first_with_their_ages_and_red_counters(
     runs = table_with(at, "id", "r-api-fail")
     assert runs[["id", "age", "stage", "stage_status"]].values.tolist() == [
         ["r-web-live", "running for 45m", "Approve", "in_progress"],
-        ["r-api-fail", "failing for 2h10m", "Prod", "failed"],
+        ["r-api-fail", "failing for 2h40m", "Prod", "failed"],  # since the first failure after a success
     ]
     approvals = table_with(at, "action", "ManualApproval")
     assert approvals[["run_id", "stage", "age"]].values.tolist() == [["r-web-live", "Approve", "waiting for 40m"]]

@@ -43,7 +43,7 @@ def oncall_board(
     canaries = load_canary_runs(engine, since, now + _LATE, scope)
     decisions = gate_decisions_between(engine, now - RECENT_DECISIONS, now + _LATE, scope)
     return {
-        "runs": oncall.pipeline_runs(active, failing, stages, now),
+        "runs": oncall.pipeline_runs(active, failing, work["finished_runs"], stages, now),
         "approvals": oncall.with_age(load_pending_approvals(engine, scope), "started_at", now, "waiting for {age}"),
         "canaries": oncall.failed_canaries(canaries, now),
         "decisions": oncall.holds_and_rollbacks(decisions, now),
