@@ -143,12 +143,7 @@ def burn_rate_section(alerts: dict | None, runbooks: dict[str, str]) -> None:
             "which is too old to tell what is happening now."
         )
     if not firing.empty:
-        table(
-            firing,
-            BURN_COLUMNS,
-            "",
-            runbooks,
-        )
+        table(firing, BURN_COLUMNS, "", runbooks)
     elif stale.empty and not alerts["errors"]:
         st.success("No burn-rate alert is firing.")
     if not stale.empty:
