@@ -73,10 +73,12 @@ class Annotated:
     changes: pd.DataFrame  # + lead_hours
 
 
-def _link_incidents(
+def link_incidents(
     deps: pd.DataFrame, incidents: pd.DataFrame, commit_links: pd.DataFrame, link_window: timedelta
 ) -> pd.Series:
-    """The deployment each incident is linked to (index of `incidents`), or NaN."""
+    """The deployment each incident is linked to (index of `incidents`), or NaN: the deployment it names
+    (or that shipped the commit it names), else its service's last deployment within `link_window` before
+    it opened. Timestamps are UTC."""
     if incidents.empty:
         return pd.Series(index=incidents.index, dtype="object")
     named = incidents["deployment_id"]
@@ -146,7 +148,7 @@ def annotate(frames: DoraFrames, link_window: timedelta = DEFAULT_LINK_WINDOW) -
     incidents = frames.incidents.loc[:, list(INCIDENT_COLUMNS)].copy()
     incidents["opened_at"] = _utc(incidents["opened_at"])
     incidents["resolved_at"] = _utc(incidents["resolved_at"])
-    incidents["linked"] = _link_incidents(deps, incidents, frames.commit_links, link_window)
+    incidents["linked"] = link_incidents(deps, incidents, frames.commit_links, link_window)
 
     ids = deps["id"]
     rolled_back_by = deps.loc[target.notna()].groupby("rollback_target")["finished_at"].min()

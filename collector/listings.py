@@ -120,7 +120,9 @@ def load_open_work(engine: Engine, since: datetime, scope: Scope = Scope()) -> d
         .where(r.c.status == "failed", r.c.finished_at >= since, *_run_scope(scope))
         .order_by(r.c.finished_at.desc())
     )
-    finished_runs = select(r.c.pipeline, r.c.service, raw_time(r.c.started_at), raw_time(r.c.finished_at)).where(
+    finished_runs = select(
+        r.c.pipeline, r.c.service, r.c.status, raw_time(r.c.started_at), raw_time(r.c.finished_at)
+    ).where(
         r.c.status.in_(("succeeded", "failed")),
         r.c.finished_at >= since,
         r.c.started_at.is_not(None),

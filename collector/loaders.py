@@ -206,6 +206,11 @@ def counted_once(table, statuses: tuple[str, ...] | None = None) -> ColumnElemen
     return or_(table.c.source != "codedeploy", ~counted_by_codepipeline(table, statuses))
 
 
+def counted_by_dora(table, scope: Scope) -> list[ColumnElement[bool]]:
+    """The deployments of `scope` the DORA keys count: finished (succeeded or rolled back), each once."""
+    return [table.c.status.in_(DORA_STATUSES), *scope.conditions(table), counted_once(table, DORA_STATUSES)]
+
+
 def _deployment_columns():
     d = deployments
     return [
@@ -320,7 +325,7 @@ def load_dora_frames(
     d = deployments
 
     def base_on(table) -> list[ColumnElement[bool]]:
-        return [table.c.status.in_(DORA_STATUSES), *scope.conditions(table), counted_once(table, DORA_STATUSES)]
+        return counted_by_dora(table, scope)
 
     base = and_(*base_on(d))
     in_window = and_(base, d.c.finished_at >= start, d.c.finished_at < end)

@@ -108,6 +108,50 @@ def filter_options(url: str) -> dict[str, list[str]]:
     return api.filter_options(engine(url))
 
 
+# The sidebar's filters in the URL's query string (a view can be shared and survives a reload):
+# session-state key -> query parameter.
+URL_PARAMS = {
+    "f_range": "range",
+    "f_start": "from",
+    "f_end": "to",
+    "f_service": "service",
+    "f_team": "team",
+    "f_env": "env",
+}
+RANGE_PARAMS = {label: f"{days}d" if days else "custom" for label, days in RANGES.items()}
+
+
+def _from_url(options: dict[str, list[str]]) -> None:
+    """Once per session (a new tab, a shared link, a reload): the filters the URL names, where valid."""
+    if st.session_state.get("gw_url_read"):
+        return
+    st.session_state["gw_url_read"] = True
+    query = st.query_params
+    ranges = {param: label for label, param in RANGE_PARAMS.items()}
+    if query.get("range") in ranges:
+        st.session_state["f_range"] = ranges[query["range"]]
+    for key in ("f_start", "f_end"):
+        try:
+            st.session_state[key] = date.fromisoformat(query[URL_PARAMS[key]])
+        except (KeyError, ValueError):
+            pass
+    for key, choices in (("f_service", "services"), ("f_team", "teams"), ("f_env", "environments")):
+        if query.get(URL_PARAMS[key]) in options[choices]:
+            st.session_state[key] = query[URL_PARAMS[key]]
+
+
+def _to_url(values: dict[str, str | None]) -> None:
+    """Write the chosen filters (None: the default, left out) to the query string, leaving other
+    parameters alone."""
+    for key, value in values.items():
+        param = URL_PARAMS[key]
+        if value is None:
+            if param in st.query_params:
+                del st.query_params[param]
+        elif st.query_params.get(param) != value:
+            st.query_params[param] = value
+
+
 def _choice(label: str, options: list[str], key: str, first: str = ALL) -> str | None:
     values = [first, *options]
     if st.session_state.get(key) not in values:
@@ -117,27 +161,43 @@ def _choice(label: str, options: list[str], key: str, first: str = ALL) -> str |
 
 
 def sidebar() -> Filters:
-    """Draw the global filters in the sidebar and return them (pages read them with `filters()`)."""
+    """Draw the global filters in the sidebar and return them (pages read them with `filters()`); they
+    are read from and written to the URL's query string."""
     url = store_url()
     options = filter_options(url)
+    _from_url(options)
     st.sidebar.header("Filters")
-    chosen = st.sidebar.selectbox("Time range", list(RANGES), index=list(RANGES).index(DEFAULT_RANGE), key="f_range")
+    st.session_state.setdefault("f_range", DEFAULT_RANGE)
+    chosen = st.sidebar.selectbox("Time range", list(RANGES), key="f_range")
     days = RANGES[chosen]
+    dates: dict[str, str | None] = {"f_start": None, "f_end": None}
     if days is None:
         today = api.utcnow().date()
-        first = st.sidebar.date_input("From", today - timedelta(days=29), key="f_start")
-        last = st.sidebar.date_input("To (included)", today, key="f_end")
+        st.session_state.setdefault("f_start", today - timedelta(days=29))
+        st.session_state.setdefault("f_end", today)
+        first = st.sidebar.date_input("From", key="f_start")
+        last = st.sidebar.date_input("To (included)", key="f_end")
         if not isinstance(first, date) or not isinstance(last, date) or last < first:
             st.sidebar.error("'To' must be on or after 'From'; showing the last 30 days.")
             window = api.window_since(30, api.utcnow(), TZ)
         else:
             window = api.window_between(first, last + timedelta(days=1), TZ)
+            dates = {"f_start": first.isoformat(), "f_end": last.isoformat()}
     else:
         window = api.window_since(days, api.utcnow(), TZ)
     service = _choice("Service", options["services"], "f_service")
     team = _choice("Team", options["teams"], "f_team")
     environment = _choice("Environment", options["environments"], "f_env", first=PRODUCTION)
-    st.sidebar.caption(f"Whole days in {TZ}; queries are cached for {TTL} s.")
+    st.sidebar.caption(f"Whole days in {TZ}; queries are cached for {TTL} s. The address holds these filters.")
+    _to_url(
+        {
+            "f_range": None if chosen == DEFAULT_RANGE else RANGE_PARAMS[chosen],
+            **dates,
+            "f_service": service,
+            "f_team": team,
+            "f_env": environment,
+        }
+    )
     current = Filters(window, service, team, environment)
     st.session_state["gw_filters"] = current
     return current

@@ -149,12 +149,13 @@ def run_detail(url: str, run_id: str) -> dict[str, pd.DataFrame]:
 
 
 @st.cache_data(ttl=TTL, show_spinner="Looking for what needs a person ...")
-def open_work(
+def oncall_board(
     url: str, since: datetime, service: str | None, team: str | None, environment: str | None, now: datetime
 ) -> dict[str, pd.DataFrame]:
-    """On-call lists: stuck runs (running longer than their pipeline's p90 since `since`), pipelines
-    whose latest finished run failed, deployments in progress, rollbacks, open incidents."""
-    return api.open_work(engine(url), since, api.Scope(service, team, environment), now)
+    """The On-call lists (`api.oncall_board`): failing and running pipelines with their current stage,
+    approvals waiting, failed or marginal canaries, gate holds and rollbacks, rollbacks in progress and
+    open incidents, each with its age, newest first."""
+    return api.oncall_board(engine(url), config(), since, api.Scope(service, team, environment), now)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)

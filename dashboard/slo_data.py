@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import pandas as pd
 import streamlit as st
 
 from gatewatch import api
@@ -38,36 +37,8 @@ def folder() -> str | None:
     return config().slos
 
 
-def firing_alerts(service: str | None, at: datetime) -> tuple[pd.DataFrame | None, list[str], list[str]]:
-    """Burn-rate alerts firing now (None when no SLO folder is configured; an SLO whose data stopped is
-    shown as of its newest point, `as_of`), what could not be read, and the notes on stale data."""
-    where = folder()
-    if not where:
-        return None, [], []
-    found = statuses(where, service, at)
-    rows = [
-        {"service": s["service"], "slo": s["name"], "as_of": s["status"]["at"], **alert}
-        for s in found["slos"]
-        for alert in s.get("firing", [])
-    ]
-    errors = [found["error"]] if found["error"] else [f"{s['name']}: {s['error']}" for s in found["slos"] if s["error"]]
-    notes = [f"{s['service']}/{s['name']}: {s['note']}" for s in found["slos"] if s.get("note")]
-    return (
-        pd.DataFrame(
-            rows,
-            columns=[
-                "service",
-                "slo",
-                "as_of",
-                "severity",
-                "long_window",
-                "short_window",
-                "long_burn_rate",
-                "short_burn_rate",
-                "threshold",
-                "firing",
-            ],
-        ),
-        errors,
-        notes,
-    )
+@st.cache_data(ttl=TTL, show_spinner="Reading SLIs ...")
+def burn_alerts(folder: str, service: str | None, team: str | None, now: datetime) -> dict[str, Any]:
+    """Burn-rate alerts firing on each SLO's newest data, with its age; SLOs whose data stopped; what
+    could not be read (`api.oncall_burn_alerts`)."""
+    return api.oncall_burn_alerts(config(), folder, service, team, now)

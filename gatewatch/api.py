@@ -116,6 +116,9 @@ _EXPORTS = {
     "write_step_outputs": "gates.github_actions",
     "Policy": "gates.policy",
     "unreadable_checks": "gatewatch.services.gates",
+    # on-call
+    "oncall_board": "gatewatch.services.oncall",
+    "oncall_burn_alerts": "gatewatch.services.oncall",
     # the demo organisation
     "build_demo": "gatewatch.demo",
     "DemoRun": "gatewatch.demo",
