@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 
 import click
 
@@ -31,6 +32,8 @@ def serve(state: State, host: str, port: int, policies_dir: str | None) -> None:
     POST /events              Authorization: Bearer GATEWATCH_EVENTS_TOKEN; EventBridge API
                               destination events or generic records (JSON, NDJSON or CSV)
     GET  /healthz             store connectivity
+    GET  /metrics             the server's own metrics for Prometheus (open unless
+                              GATEWATCH_METRICS_TOKEN is set: then Authorization: Bearer)
 
     Answers 2xx only after the payload is committed; 401 for a bad or missing signature, 413 above
     webhooks.max_body_bytes, 422 (with the reason) for a malformed body, which is still archived as
@@ -49,8 +52,13 @@ def serve(state: State, host: str, port: int, policies_dir: str | None) -> None:
     GET|POST /v1/argo/NAME            Argo Rollouts web metric: 200 with decision, promote, rollback
     GET  /docs, /openapi.json         the API's OpenAPI document
     Policy files are read once at start; a file that does not validate stops the start (exit 2).
+
+    Logs one line per request and per gate decision on stderr; `gatewatch --log-format json serve`
+    writes them as JSON objects with request_id (the caller's X-Request-ID, else a new one; sent
+    back in X-Request-ID), gate, key and decision as fields.
     """
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
     from collector.webhooks import create_app
     from gates.views import build_router
@@ -59,11 +67,17 @@ def serve(state: State, host: str, port: int, policies_dir: str | None) -> None:
     policies = api.load_policies(folder) if folder else None
     app = create_app(state.engine, state.config, routers=[build_router(state.engine, state.config, policies)])
     gates = f"{len(policies)} gate(s) from {folder}" if policies is not None else "no gate policies"
-    click.echo(
-        f"gatewatch: listening on http://{host}:{port} (store {api.describe_store(state.url)}; {gates})", err=True
-    )
+    root = logging.getLogger()
+    root.setLevel(min(root.level, logging.INFO))  # a server logs its requests and decisions
+    listening = f"listening on http://{host}:{port} (store {api.describe_store(state.url)}; {gates})"
+    if state.log_format == "json":  # every stderr line a JSON object
+        logging.getLogger(__name__).info(listening)
+    else:
+        click.echo(f"gatewatch: {listening}", err=True)
     # What is loaded by now (libraries, policies) lives as long as the process: keep it out of the
     # garbage collector's full passes, whose pauses are otherwise the tail of every request's latency.
     gc.collect()
     gc.freeze()
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=True)
+    # In JSON, uvicorn's own lines go through the one handler too (its text config would replace it).
+    log_config = None if state.log_format == "json" else LOGGING_CONFIG
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=True, log_config=log_config)
