@@ -20,8 +20,8 @@ from collector.config import environment_variable
 from collector.gate_decisions import StoredDecision
 from collector.sources.codepipeline import ROLLBACK_TRIGGERS
 from collector.timeutil import utcnow
-from gatewatch.metrics import count_action
 from gatewatch.errors import ActionFailed
+from gatewatch.metrics import count_action
 
 from .checks import Context
 from .policy import Action, CodeDeployStop, CodePipelineRollback, Policy
