@@ -154,6 +154,7 @@ def test_the_command_line_holds_no_sql_and_no_broad_value_error_handlers():
 ENVIRONMENT_READERS = {
     "collector.config": "the configuration loader: every Gatewatch setting from the environment",
     "gatewatch.cli.dashboard": "passes the environment on to the dashboard server it execs",
+    "gatewatch.cli.serve": "passes --db, --config, --policies and --log-format on to its --workers processes",
     "gatewatch.metrics": "PROMETHEUS_MULTIPROC_DIR, which prometheus_client itself reads for multiprocess mode",
 }
 

@@ -32,7 +32,7 @@ from gates.views import build_router
 from gatewatch import api, metrics
 from tests import prometheus_server
 from tests.conftest import fixture_path
-from tests.processes import free_port, wait_until_healthy
+from tests.processes import descendants, free_port, until, wait_until_healthy
 from tests.test_gate_actions import Hook
 from tests.test_gate_api import AUTH, TOKEN, write_policies
 
@@ -275,45 +275,46 @@ def test_multiprocess_mode_sums_what_every_process_counted(tmp_path):
     assert samples[("gatewatch_notifications_total", frozenset({("channel", "slack"), ("outcome", "failed")}))] == 2
 
 
-APP_MODULE = """
-from collector.config import config_from_mapping
-from collector.db import create_store_engine
-from collector.webhooks import create_app
-
-
-def app():
-    config = config_from_mapping({{"webhooks": {{"events_token": {token!r}}}}}, environ={{}})
-    return create_app(create_store_engine({url!r}), config)
-"""
-
-
-def test_two_uvicorn_workers_report_the_same_summed_counts(tmp_path, store_url, engine):
+def test_serve_with_two_workers_reports_the_same_summed_counts_from_either(tmp_path):
+    store_url = f"sqlite:///{tmp_path / 'served.db'}"  # one store kind: the processes are what is tested
     folder = tmp_path / "prometheus-multiproc"
     folder.mkdir()
-    (tmp_path / "served.py").write_text(APP_MODULE.format(token=EVENTS_TOKEN, url=store_url))
     port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("GATEWATCH_")},
-        "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}",
-        metrics.MULTIPROCESS_VARIABLE: str(folder),
-    }
-    command = [sys.executable, "-m", "uvicorn", "served:app", "--factory", "--workers", "2", "--port", str(port)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWATCH_")}
+    env |= {"GATEWATCH_EVENTS_TOKEN": EVENTS_TOKEN, metrics.MULTIPROCESS_VARIABLE: str(folder)}
+    exe = str(Path(sys.executable).with_name("gatewatch"))
+    command = [exe, "--log-format", "json", "--db", store_url, "serve", "--port", str(port), "--workers", "2"]
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_until_healthy(f"{base}/healthz", proc)
+        wait_until_healthy(f"{base}/healthz", proc, deadline=120)  # three processes import the service
+        assert until(lambda: len(descendants(proc.pid)) >= 2, 30)  # the two workers
         for i in range(12):  # a new connection each: the workers share the listening socket
             res = httpx.post(f"{base}/events", json=record(i), headers={"Authorization": f"Bearer {EVENTS_TOKEN}"})
             assert res.status_code == 200, res.text
         scrapes = [parse(httpx.get(f"{base}/metrics").text) for _ in range(6)]
     finally:
         proc.terminate()
-        proc.communicate(timeout=30)
+        _, stderr = proc.communicate(timeout=30)
     received = ("gatewatch_webhooks_received_total", frozenset({("endpoint", "events"), ("code", "200")}))
     stored = ("gatewatch_webhook_payloads_total", frozenset({("source", "generic"), ("outcome", "stored")}))
     assert [(s[received], s[stored]) for s in scrapes] == [(12, 12)] * 6
     ages = [s[("gatewatch_newest_event_age_seconds", frozenset({("source", "generic")}))] for s in scrapes]
     assert all(0 <= age < 600 for age in ages)
+    lines = [json.loads(line) for line in stderr.splitlines() if line.strip()]
+    assert any("with 2 workers" in line["message"] for line in lines)
+    assert sum(line["logger"] == "uvicorn.access" and "/events" in line["message"] for line in lines) == 12
+    assert EVENTS_TOKEN not in stderr
+
+
+def test_serve_with_workers_needs_the_multiprocess_folder(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWATCH_") and k != metrics.MULTIPROCESS_VARIABLE}
+    exe = str(Path(sys.executable).with_name("gatewatch"))
+    db = f"sqlite:///{tmp_path / 'x.db'}"
+    out = subprocess.run(
+        [exe, "--db", db, "serve", "--workers", "2"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 2 and metrics.MULTIPROCESS_VARIABLE in out.stderr and "Traceback" not in out.stderr
 
 
 def test_json_logs_carry_the_request_id_gate_key_and_decision(tmp_path):
