@@ -81,7 +81,7 @@ def serve(state: State, host: str, port: int, policies_dir: str | None, workers:
         if not metrics.multiprocess_dir():
             raise click.UsageError(
                 f"--workers {workers} needs {metrics.MULTIPROCESS_VARIABLE} set to an empty folder every worker "
-                "can write, so that GET /metrics sums the workers' counts (see README 'Gate service over HTTP')"
+                "can write, so that GET /metrics sums the workers' counts (README: 'The server's own metrics')"
             )
         if api.in_memory_store(state.url):
             raise click.UsageError(f"--workers {workers} needs a store every worker can reach, not an in-memory one")
