@@ -4,7 +4,8 @@ Order of work for every request: size limit (413), authentication (401; nothing 
 unauthenticated body), then archive and project through the one ingest path. A 2xx is sent only after
 the raw payload is committed; a malformed body is archived as quarantined and answered 422 with the
 reason; a store failure is 503 so the sender retries. Secrets are compared in constant time and never
-logged.
+logged. Every request gets an id for its log lines (`X-Request-ID`); what is received, stored and
+refused is counted for `GET /metrics` (`gatewatch.metrics`).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ SECRET_VARIABLES = {
     "events_token": "GATEWATCH_EVENTS_TOKEN",
 }
 # A caller's X-Request-ID is kept when it is a plain token (it ends up in logs); otherwise a new one is made.
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -214,7 +215,7 @@ class RequestIds:
             await self.app(scope, receive, send)
             return
         given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
