@@ -55,6 +55,7 @@ _OVERRIDES = {
     "GATEWATCH_EVENTS_TOKEN": ("webhooks", "events_token"),
     "GATEWATCH_GATE_TOKEN": ("gates", "token"),
     "GATEWATCH_GATE_POLICIES": ("gates", "policies"),
+    "GATEWATCH_METRICS_TOKEN": ("metrics", "token"),
     "GATEWATCH_SLOS": (None, "slos"),
     "GATEWATCH_PROMETHEUS_URL": ("prometheus", "url"),
     "GATEWATCH_PROMETHEUS_TOKEN": ("prometheus", "token"),
@@ -159,6 +160,12 @@ class Gates(Model):
     token: Secret = Field(None, repr=False)
 
 
+class Metrics(Model):
+    """`GET /metrics` of the server: open to anyone who can reach it, unless a bearer token is set."""
+
+    token: Secret = Field(None, repr=False)
+
+
 class Prometheus(Model):
     """The default Prometheus-compatible server and its credentials (from the environment)."""
 
@@ -194,6 +201,7 @@ class ConfigFile(Model):
     webhooks: Webhooks = Field(default_factory=Webhooks)
     dora: Dora = Field(default_factory=Dora)
     gates: Gates = Field(default_factory=Gates)
+    metrics: Metrics = Field(default_factory=Metrics)
     slos: str | None = None
     runbooks: Names = Field(default_factory=dict)
     prometheus: Prometheus = Field(default_factory=Prometheus)

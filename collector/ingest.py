@@ -81,6 +81,7 @@ class IngestSummary:
     ignored: int = 0
     quarantined: list[Quarantine] = field(default_factory=list)
     by_source: Counter = field(default_factory=Counter)
+    duplicates_by_source: Counter = field(default_factory=Counter)
     warnings: list[str] = field(default_factory=list)  # e.g. a pipeline none of whose stages is production
 
     @property
@@ -94,6 +95,7 @@ class IngestSummary:
         self.ignored += other.ignored
         self.quarantined.extend(other.quarantined)
         self.by_source.update(other.by_source)
+        self.duplicates_by_source.update(other.duplicates_by_source)
         self.warnings.extend(w for w in other.warnings if w not in self.warnings)
 
     def to_dict(self) -> dict[str, Any]:
@@ -228,6 +230,7 @@ def _store_batch(engine: Engine, batch: list[Processed]) -> IngestSummary:
         for item in batch:
             if item.dedupe_key in existing:
                 summary.duplicates += 1
+                summary.duplicates_by_source[item.source] += 1
                 continue
             existing.add(item.dedupe_key)
             rows.append(

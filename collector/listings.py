@@ -35,6 +35,7 @@ __all__ = [
     "load_open_work",
     "load_run_detail",
     "load_store_counts",
+    "newest_event_times",
     "production_stage_warnings",
     "quarantine_groups",
 ]
@@ -286,6 +287,16 @@ def count_raw_events(engine: Engine) -> int:
     """How many payloads the archive holds (stored and quarantined)."""
     with reading(engine) as conn:
         return conn.execute(select(func.count()).select_from(raw_events)).scalar_one()
+
+
+@translates_store_errors
+def newest_event_times(engine: Engine) -> dict[str, datetime]:
+    """When the newest payload of each source was received (stored or quarantined), in one query."""
+    with reading(engine) as conn:
+        rows = conn.execute(
+            select(raw_events.c.source, func.max(raw_events.c.received_at)).group_by(raw_events.c.source)
+        ).all()
+    return {source: received for source, received in rows if received is not None}
 
 
 @translates_store_errors

@@ -4,7 +4,8 @@ Order of work for every request: size limit (413), authentication (401; nothing 
 unauthenticated body), then archive and project through the one ingest path. A 2xx is sent only after
 the raw payload is committed; a malformed body is archived as quarantined and answered 422 with the
 reason; a store failure is 503 so the sender retries. Secrets are compared in constant time and never
-logged.
+logged. Every request gets an id for its log lines (`X-Request-ID`); what is received, stored and
+refused is counted for `GET /metrics` (`gatewatch.metrics`).
 """
 
 from __future__ import annotations
@@ -12,16 +13,24 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
+import time
+import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gatewatch import api
+from gatewatch import api, metrics
 from gatewatch.api import Config, IngestSummary
 from gatewatch.errors import GatewatchError, StoreError
+from gatewatch.logs import REQUEST_ID
 
 log = logging.getLogger(__name__)
 SECRET_VARIABLES = {
@@ -30,6 +39,8 @@ SECRET_VARIABLES = {
     "pagerduty_secret": "GATEWATCH_PAGERDUTY_SECRET",
     "events_token": "GATEWATCH_EVENTS_TOKEN",
 }
+# A caller's X-Request-ID is kept when it is a plain token (it ends up in logs); otherwise a new one is made.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -96,6 +107,12 @@ def verify_bearer(config: Config, headers, body: bytes) -> None:
         raise HTTPException(401, "missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
 
 
+def _count(summary: IngestSummary) -> None:
+    metrics.count_payloads("stored", summary.by_source)
+    metrics.count_payloads("duplicate", summary.duplicates_by_source)
+    metrics.count_payloads("quarantined", Counter(q.source for q in summary.quarantined))
+
+
 def _answer(summary: IngestSummary) -> JSONResponse:
     body = summary.to_dict()
     if summary.quarantined:
@@ -111,6 +128,21 @@ def build_router(engine: Engine, config: Config) -> APIRouter:
     async def receive(
         request: Request, verify: Callable, source: str | None, event_header: str | None = None, single: bool = True
     ) -> JSONResponse:
+        endpoint, started, code = source or "events", time.perf_counter(), 500
+        try:
+            answer = await ingest(request, verify, source, event_header, single)
+            code = answer.status_code
+            metrics.observe_ingest_seconds(endpoint, time.perf_counter() - started)
+            return answer
+        except HTTPException as exc:
+            code = exc.status_code
+            raise
+        finally:
+            metrics.count_webhook(endpoint, code)
+
+    async def ingest(
+        request: Request, verify: Callable, source: str | None, event_header: str | None, single: bool
+    ) -> JSONResponse:
         body = await read_body(request, config.webhooks.max_body_bytes)
         verify(config, request.headers, body)
         text = body.decode("utf-8", errors="surrogateescape")
@@ -119,10 +151,12 @@ def build_router(engine: Engine, config: Config) -> APIRouter:
         try:
             summary = await run_in_threadpool(api.ingest_text, engine, config, text, origin, source, hint, single)
         except StoreError as exc:
+            metrics.count_store_error("ingest")
             log.error("store failure while ingesting a webhook: %s", exc)
             raise HTTPException(503, "the store is unavailable; retry later") from None
         except GatewatchError as exc:
             raise HTTPException(422, str(exc)) from None
+        _count(summary)
         return _answer(summary)
 
     @router.post("/webhooks/github", summary="GitHub webhook (X-Hub-Signature-256)")
@@ -146,19 +180,63 @@ def build_router(engine: Engine, config: Config) -> APIRouter:
         try:
             api.check_store(engine)
         except StoreError as exc:
+            metrics.count_store_error("health")
             return JSONResponse({"status": "error", "store": str(exc)}, status_code=503)
         return JSONResponse({"status": "ok", "store": "ok"})
 
+    scraped = metrics.scrape_registry(metrics.NewestEventAge(lambda: api.newest_event_times(engine), api.utcnow))
+
+    @router.get(
+        "/metrics",
+        summary="The server's own metrics (Prometheus text format)",
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}, 401: {"description": "metrics.token is set"}},
+    )
+    def prometheus_metrics(request: Request) -> Response:
+        token = config.metrics.token
+        if token:  # without a token /metrics is open: serve it on a network only Prometheus reaches
+            scheme, _, given = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+                raise HTTPException(401, "missing or invalid metrics token", headers={"WWW-Authenticate": "Bearer"})
+        return Response(generate_latest(scraped), media_type=CONTENT_TYPE_LATEST)
+
     return router
+
+
+class RequestIds:
+    """ASGI middleware: each HTTP request gets an id (the caller's X-Request-ID when it is a plain token,
+    else a new one), set for its log lines and sent back in the answer's X-Request-ID."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)["X-Request-ID"] = request_id
+            await send(message)
+
+        token = REQUEST_ID.set(request_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            REQUEST_ID.reset(token)
 
 
 def create_app(engine: Engine, config: Config, routers: Iterable[APIRouter] = ()) -> FastAPI:
     """The HTTP service: the collector's routes plus any further routers (e.g. the gate API)."""
     app = FastAPI(title="Gatewatch", summary="Webhook receiver and gate service")
+    app.add_middleware(RequestIds)
     app.include_router(build_router(engine, config))
     for router in routers:
         app.include_router(router)
     return app
 
 
-__all__ = ["build_router", "create_app", "read_body"]
+__all__ = ["RequestIds", "build_router", "create_app", "read_body"]

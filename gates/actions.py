@@ -21,6 +21,7 @@ from collector.gate_decisions import StoredDecision
 from collector.sources.codepipeline import ROLLBACK_TRIGGERS
 from collector.timeutil import utcnow
 from gatewatch.errors import ActionFailed
+from gatewatch.metrics import count_action
 
 from .checks import Context
 from .policy import Action, CodeDeployStop, CodePipelineRollback, Policy
@@ -102,6 +103,7 @@ def run_action(action: Action, stored: StoredDecision, ctx: Context, clients: Cl
         "started_at": started.isoformat(),
         "seconds": round(time.monotonic() - clock, 3),
     }
+    count_action(action.type, result["status"])
     if outcome["status"] == "ok":
         log.info(
             "action %s %s for %s decision %s: ok (%s)",

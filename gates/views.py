@@ -11,6 +11,7 @@ evaluation) in its threadpool.
 import hashlib
 import hmac
 import logging
+import time
 import uuid
 from datetime import datetime
 from enum import StrEnum
@@ -23,7 +24,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Engine
 
-from gatewatch import api
+from gatewatch import api, metrics
 from gatewatch.api import Config, Policy, StoredDecision
 from gatewatch.errors import ConfigError, StoreError
 
@@ -250,13 +251,31 @@ def build_router(engine: Engine, config: Config, policies: dict[str, Policy] | N
                 (where, "key"),
                 f"the key '{{gate}}:{{deployment_id}}' is over {KEY_LENGTH} characters; give a shorter key",
             )
+        fields = {"gate": policy.name, "key": key, "deployment_id": req.deployment_id, "service": req.service}
+        started = time.perf_counter()
         try:
-            return api.evaluate_gate(engine, config, policy, request)
+            stored = api.evaluate_gate(engine, config, policy, request)
         except ConfigError as exc:
+            metrics.count_gate_error(policy.name, "config")
+            metrics.observe_gate_seconds(policy.name, time.perf_counter() - started)
+            log.warning("gate %s cannot evaluate key %s: %s", policy.name, key, exc, extra=fields)
             raise HTTPException(422, str(exc)) from None
         except StoreError as exc:
-            log.error("store failure while evaluating gate %s: %s", policy.name, exc)
+            metrics.count_gate_error(policy.name, "store")
+            metrics.count_store_error("gate")
+            metrics.observe_gate_seconds(policy.name, time.perf_counter() - started)
+            log.error("store failure while evaluating gate %s: %s", policy.name, exc, extra=fields)
             raise HTTPException(503, "the store is unavailable; retry later") from None
+        metrics.count_gate_evaluation(policy.name, stored.decision, time.perf_counter() - started)
+        log.info(
+            "gate %s decided %s for key %s%s",
+            policy.name,
+            stored.decision,
+            key,
+            "" if stored.first else " (replayed)",
+            extra=fields | {"decision": stored.decision},
+        )
+        return stored
 
     authenticated = [Depends(require_token)]
 
@@ -291,6 +310,7 @@ def build_router(engine: Engine, config: Config, policies: dict[str, Policy] | N
         try:
             stored = api.get_gate_decision(engine, str(decision_id))
         except StoreError:
+            metrics.count_store_error("decision")
             raise HTTPException(503, "the store is unavailable; retry later") from None
         if stored is None:
             raise HTTPException(404, f"no decision {str(decision_id)!r}")

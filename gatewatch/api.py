@@ -37,6 +37,7 @@ _EXPORTS = {
     "store_counts": "gatewatch.services.store",
     "filter_options": "gatewatch.services.store",
     "count_raw_events": "gatewatch.services.store",
+    "newest_event_times": "gatewatch.services.store",
     "describe_store": "gatewatch.services.store",
     "close_stores": "gatewatch.services.store",
     "schema_revision": "gatewatch.services.store",

@@ -14,7 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("analysis", "collector", "gates", "dashboard", "gatewatch")
-KERNEL = {"gatewatch.errors", "gatewatch.schema", "gatewatch.process"}
+KERNEL = {"gatewatch.errors", "gatewatch.schema", "gatewatch.process", "gatewatch.metrics", "gatewatch.logs"}
 # The surfaces: what users and other systems call. They reach the rest only through gatewatch.api.
 SURFACES = {"collector.webhooks", "gates.views", "gates.aws_lambda", "gatewatch.__main__"}
 SURFACE_PACKAGES = ("gatewatch.cli", "dashboard")
@@ -154,6 +154,8 @@ def test_the_command_line_holds_no_sql_and_no_broad_value_error_handlers():
 ENVIRONMENT_READERS = {
     "collector.config": "the configuration loader: every Gatewatch setting from the environment",
     "gatewatch.cli.dashboard": "passes the environment on to the dashboard server it execs",
+    "gatewatch.cli.serve": "passes --db, --config, --policies and --log-format on to its --workers processes",
+    "gatewatch.metrics": "PROMETHEUS_MULTIPROC_DIR, which prometheus_client itself reads for multiprocess mode",
 }
 
 

@@ -13,6 +13,7 @@ import sys
 import click
 
 from gatewatch.errors import GatewatchError
+from gatewatch.logs import LOG_FORMATS, configure_logging
 from gatewatch.process import use_system_allocator
 
 from . import analytics, canary, collect, dashboard, demo, gate, serve, slo, store
@@ -31,14 +32,20 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
     help="Configuration file (default: $GATEWATCH_CONFIG, else ./gatewatch.yaml if present).",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log what happens on stderr.")
+@click.option(
+    "--log-format",
+    type=click.Choice(LOG_FORMATS),
+    default="text",
+    show_default=True,
+    help="Log lines on stderr as text, or as one JSON object per line (time, level, logger, message, "
+    "request_id, gate, key, decision).",
+)
 @click.version_option(package_name="gatewatch")
 @click.pass_context
-def cli(ctx: click.Context, db: str | None, config_path: str | None, verbose: bool) -> None:
+def cli(ctx: click.Context, db: str | None, config_path: str | None, verbose: bool, log_format: str) -> None:
     """Gatewatch: delivery metrics, canary analysis and deployment gates for CI/CD pipelines."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
-    )
-    ctx.obj = State(db=db, config_path=config_path)
+    configure_logging(logging.INFO if verbose else logging.WARNING, log_format)
+    ctx.obj = State(db=db, config_path=config_path, log_format=log_format)
 
 
 cli.add_command(store.db)

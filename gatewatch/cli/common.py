@@ -19,6 +19,7 @@ class State:
 
     db: str | None = None
     config_path: str | None = None
+    log_format: str = "text"
     _engine: api.Engine | None = field(default=None, repr=False)
     _config: api.Config | None = field(default=None, repr=False)
 

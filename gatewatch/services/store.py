@@ -45,6 +45,7 @@ __all__ = [
     "ingest_files",
     "ingest_text",
     "list_quarantined",
+    "newest_event_times",
     "open_store",
     "production_stage_warnings",
     "quarantine_groups",
@@ -114,6 +115,11 @@ def filter_options(engine: Engine) -> dict[str, list[str]]:
 def count_raw_events(engine: Engine) -> int:
     """How many payloads the archive holds."""
     return listings.count_raw_events(engine)
+
+
+def newest_event_times(engine: Engine) -> dict[str, datetime]:
+    """When the newest payload of each source was received (the server's `/metrics` reports its age)."""
+    return listings.newest_event_times(engine)
 
 
 def ingest_files(
