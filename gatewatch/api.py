@@ -112,6 +112,14 @@ _EXPORTS = {
     "write_step_outputs": "gates.github_actions",
     "Policy": "gates.policy",
     "unreadable_checks": "gatewatch.services.gates",
+    # notifications
+    "Notification": "gates.notify",
+    "NotifyScan": "gatewatch.services.notify",
+    "test_channel": "gatewatch.services.notify",
+    "list_notifications": "gatewatch.services.notify",
+    "notify_slo": "gatewatch.services.notify",
+    "scan_notifications": "gatewatch.services.notify",
+    "start_notify_scanner": "gatewatch.services.notify",
     # the demo organisation
     "build_demo": "gatewatch.demo",
     "DemoRun": "gatewatch.demo",

@@ -15,7 +15,7 @@ import click
 from gatewatch.errors import GatewatchError
 from gatewatch.process import use_system_allocator
 
-from . import analytics, canary, collect, dashboard, demo, gate, serve, slo, store
+from . import analytics, canary, collect, dashboard, demo, gate, notify, serve, slo, store
 from .common import State
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -53,6 +53,7 @@ cli.add_command(demo.demo)
 cli.add_command(canary.canary)
 cli.add_command(gate.gate)
 cli.add_command(slo.slo)
+cli.add_command(notify.notify)
 cli.add_command(dashboard.dashboard)
 
 
