@@ -257,7 +257,12 @@ class Notifier:
         previous = last_sent(self.engine, name, note.dedup_key)
         if note.action == "resolve" and (previous is None or previous["action"] != "trigger"):
             return None
-        body = message(channel, note)
+        try:
+            body = message(channel, note)
+        except Exception as exc:  # a template that does not render (or reaches outside the sandbox)
+            error = f"notify channel {name}: template: {type(exc).__name__}: {exc}"
+            log.error("notification %s (%s) to channel %s failed: %s", note.event, note.dedup_key, name, error)
+            return self._record(name, channel, note, "failed", 0, error, None, now)
         if (
             note.action == "trigger"
             and previous is not None
