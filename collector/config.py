@@ -306,8 +306,8 @@ class Notify(Model):
     dedupe_window: PositiveDuration = timedelta(hours=1)
     retries: int = Field(3, ge=0)
     backoff: PositiveDuration = timedelta(seconds=1)
-    timeout: PositiveDuration = timedelta(seconds=10)
-    max_time: PositiveDuration = timedelta(seconds=60)
+    timeout: PositiveDuration = timedelta(seconds=5)
+    max_time: PositiveDuration = timedelta(seconds=30)
     base_url: str | None = None
     scan_interval: Duration = timedelta(0)
 

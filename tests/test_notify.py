@@ -509,3 +509,33 @@ def test_every_notify_command_has_help(command):
     result = CliRunner().invoke(cli, [*command, "--help"])
     assert result.exit_code == 0 and "Usage:" in result.output
     assert ("Exit status" in result.output) == (command != ["notify"])
+
+
+def test_the_server_scanner_scans_until_stopped(engine, tmp_path):
+    import threading
+    import time
+
+    record = {
+        "type": "deployment",
+        "id": "deploy-901",
+        "service": "checkout",
+        "environment": "production",
+        "status": "failure",
+        "started_at": (utcnow() - timedelta(minutes=20)).isoformat(),
+        "finished_at": (utcnow() - timedelta(minutes=10)).isoformat(),
+    }
+    channels = {"outbox": {"type": "file", "path": str(tmp_path / "o")}}
+    config = settings(channels, scan_interval="0.05s")
+    api.ingest_text(engine, config, json.dumps(record), "test", source="generic")
+    assert api.start_notify_scanner(engine, settings(channels), threading.Event()) is None  # no interval: none
+    stop = threading.Event()
+    thread = api.start_notify_scanner(engine, config, stop)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(rows(engine)) < 2:
+        time.sleep(0.05)
+    stop.set()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    found = rows(engine)
+    assert [r["status"] for r in found[:2]] == ["sent", "suppressed"]  # scanned again: not sent twice
+    assert {r["dedup_key"] for r in found} == {"deployment_failed:deploy-901"}

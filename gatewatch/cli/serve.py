@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import threading
 
 import click
 
@@ -49,6 +50,9 @@ def serve(state: State, host: str, port: int, policies_dir: str | None) -> None:
     GET|POST /v1/argo/NAME            Argo Rollouts web metric: 200 with decision, promote, rollback
     GET  /docs, /openapi.json         the API's OpenAPI document
     Policy files are read once at start; a file that does not validate stops the start (exit 2).
+
+    With notify.scan_interval set (and notification channels), a background thread runs `gatewatch
+    notify scan` at that interval: burn-rate alerts, stale SLI data, failed production deployments.
     """
     import uvicorn
 
@@ -66,4 +70,11 @@ def serve(state: State, host: str, port: int, policies_dir: str | None) -> None:
     # garbage collector's full passes, whose pauses are otherwise the tail of every request's latency.
     gc.collect()
     gc.freeze()
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=True)
+    stop = threading.Event()
+    if api.start_notify_scanner(state.engine, state.config, stop) is not None:
+        every = state.config.notify.scan_interval.total_seconds()
+        click.echo(f"gatewatch: notification scan every {every:g} s (notify.scan_interval)", err=True)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="info", access_log=True)
+    finally:
+        stop.set()
