@@ -539,3 +539,18 @@ def test_the_server_scanner_scans_until_stopped(engine, tmp_path):
     found = rows(engine)
     assert [r["status"] for r in found[:2]] == ["sent", "suppressed"]  # scanned again: not sent twice
     assert {r["dedup_key"] for r in found} == {"deployment_failed:deploy-901"}
+
+
+def test_slo_status_notify_sends_the_page_and_keeps_the_exit_status(store_url, tmp_path):
+    slo = write_sli(tmp_path, AT, 20)
+    outbox = tmp_path / "outbox.ndjson"
+    config = write_config(tmp_path, {"outbox": {"type": "file", "path": str(outbox)}})
+    args = ["--db", store_url, "--config", config, "slo", "status", "--slo", str(slo), "--at", AT.isoformat()]
+    first = CliRunner().invoke(cli, [*args, "--notify"])
+    again = CliRunner().invoke(cli, [*args, "--notify"])
+    assert first.exit_code == again.exit_code == 1  # the alert fires, whether or not it was notified
+    assert "notify: sent burn_rate_page to outbox" in first.output and "notify:" not in again.output  # suppressed
+    (line,) = [json.loads(x) for x in outbox.read_text().splitlines()]
+    assert line["event"] == "burn_rate_page" and line["dedup_key"] == "burn_rate:checkout/availability:page"
+    unconfigured = CliRunner().invoke(cli, ["--db", store_url, "slo", "status", "--slo", str(slo), "--notify"])
+    assert isinstance(unconfigured.exception, ConfigError) and "no notification channels" in str(unconfigured.exception)
