@@ -554,3 +554,13 @@ def test_slo_status_notify_sends_the_page_and_keeps_the_exit_status(store_url, t
     assert line["event"] == "burn_rate_page" and line["dedup_key"] == "burn_rate:checkout/availability:page"
     unconfigured = CliRunner().invoke(cli, ["--db", store_url, "slo", "status", "--slo", str(slo), "--notify"])
     assert isinstance(unconfigured.exception, ConfigError) and "no notification channels" in str(unconfigured.exception)
+
+
+def test_an_unexpected_error_is_recorded_as_failed_without_its_text(engine):
+    def clients(service, region):
+        raise RuntimeError("token=do-not-show-me")
+
+    config = settings({"sns": {"type": "sns", "topic_arn": "arn:aws:sns:eu-west-1:1:t"}})
+    (row,) = Notifier(engine, config, clients).send(NOTE, now=AT)
+    assert row["status"] == "failed" and row["error"] == "notify channel sns: RuntimeError"
+    assert "do-not-show-me" not in json.dumps(rows(engine), default=str)

@@ -93,6 +93,10 @@ class Notifier:
                 "notification %s (%s) to channel %s failed: %s", note.event, note.dedup_key, name, exc
             )  # the message is scrubbed of secrets where it was made
             return self._record(name, channel, note, "failed", exc.attempts, str(exc), body, now)
+        except Exception as exc:  # unexpected, but recorded all the same: nothing is silently dropped
+            error = f"notify channel {name}: {type(exc).__name__}"
+            log.error("notification %s (%s) to channel %s failed: %s", note.event, note.dedup_key, name, error)
+            return self._record(name, channel, note, "failed", 1, error, body, now)
         log.info("notification %s (%s) sent to channel %s", note.event, note.dedup_key, name)
         return self._record(name, channel, note, "sent", attempts, None, body, now)
 
