@@ -224,7 +224,7 @@ class Channel(Model):
     URL, routing key or header value is read from the environment when sending, never stored."""
 
     type: Literal["slack", "pagerduty", "sns", "webhook", "file"]
-    url: str | None = None
+    url: str | None = Field(None, repr=False)  # a Slack webhook URL is a secret when written out
     routing_key: str | None = Field(None, repr=False)
     topic_arn: str | None = None
     region: str | None = None

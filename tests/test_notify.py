@@ -174,8 +174,17 @@ def test_pagerduty_trigger_and_resolve_follow_events_v2(engine, monkeypatch):
 
 def test_pagerduty_defaults_to_the_events_api_and_a_literal_routing_key_is_stored_redacted():
     config = config_from_mapping(
-        {"notify": {"channels": {"pd": {"type": "pagerduty", "routing_key": "literal-key-1234"}}}}, environ={}
+        {
+            "notify": {
+                "channels": {
+                    "pd": {"type": "pagerduty", "routing_key": "literal-key-1234"},
+                    "slack": {"type": "slack", "url": "https://hooks.slack.com/services/T0/B0/literal-secret"},
+                }
+            }
+        },
+        environ={},
     )
+    assert "literal-secret" not in repr(config)
     assert config.notify.channels["pd"].url is None  # sent to https://events.pagerduty.com/v2/enqueue
     assert "literal-key-1234" not in repr(config.notify)
     event = pagerduty_event(NOTE, "k")
