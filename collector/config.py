@@ -18,21 +18,27 @@ from datetime import timedelta
 from fnmatch import fnmatchcase
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import Field, field_validator, model_validator
 
 from analysis.tiers import Benchmark, benchmark_from_mapping, get_benchmark
 from gatewatch.errors import ConfigError
-from gatewatch.schema import Duration, Model, validate
+from gatewatch.schema import Duration, Model, PositiveDuration, validate
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_PRODUCTION_ENVIRONMENTS",
     "DEFAULT_PRODUCTION_STAGE",
     "DEFAULT_URL",
+    "NOTIFY_EVENTS",
+    "NOTIFY_SEVERITIES",
+    "PAGERDUTY_EVENTS_URL",
+    "Channel",
     "Config",
+    "Notify",
+    "Route",
     "config_from_mapping",
     "environment_variable",
     "load_config",
@@ -191,6 +197,146 @@ class GithubActions(Model):
     step_summary: str | None = None
 
 
+EventKind = Literal[
+    "gate_rollback",
+    "gate_hold",
+    "action_failed",
+    "canary_fail",
+    "deployment_failed",
+    "burn_rate_page",
+    "burn_rate_ticket",
+    "data_stale",
+    "test",
+]
+Severity = Literal["critical", "error", "warning", "info"]  # PagerDuty Events v2's, most severe first
+NOTIFY_EVENTS: tuple[str, ...] = get_args(EventKind)
+NOTIFY_SEVERITIES: tuple[str, ...] = get_args(Severity)
+CHANNEL_TYPES = ("slack", "pagerduty", "sns", "webhook", "file")
+PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
+# Each channel type's settings: required, optional (anything else is refused, naming the type).
+_CHANNEL_FIELDS = {
+    "slack": ({"url"}, set()),
+    "pagerduty": ({"routing_key"}, {"url"}),
+    "sns": ({"topic_arn"}, {"region"}),
+    "webhook": ({"url"}, {"method", "headers", "template"}),
+    "file": ({"path"}, set()),
+}
+_HEADER = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+class Channel(Model):
+    """Where notifications go: a Slack incoming webhook (`url`), PagerDuty Events API v2
+    (`routing_key`, `url` for tests), an SNS topic (`topic_arn`, `region`), a webhook (`url`, `method`,
+    `headers`, a Jinja2 `template` for the body) or a file (`path`: an NDJSON outbox). `${VAR}` in a
+    URL, routing key or header value is read from the environment when sending, never stored."""
+
+    type: Literal["slack", "pagerduty", "sns", "webhook", "file"]
+    url: str | None = Field(None, repr=False)  # a Slack webhook URL is a secret when written out
+    routing_key: str | None = Field(None, repr=False)
+    topic_arn: str | None = None
+    region: str | None = None
+    method: Literal["POST", "PUT", "PATCH"] = "POST"
+    headers: dict[str, str] = Field(default_factory=dict, repr=False)
+    template: str | None = None
+    path: str | None = None
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, text in value.items():
+            if not _HEADER.match(name):
+                raise ValueError(f"{name!r} is not a valid header name")
+            if "\n" in text or "\r" in text:
+                raise ValueError(f"{name}: expected a one-line value (use ${{VAR}} for secrets)")
+        return value
+
+    @model_validator(mode="after")
+    def _fits_type(self) -> Channel:
+        required, optional = _CHANNEL_FIELDS[self.type]
+        given = {
+            name
+            for name, spec in type(self).model_fields.items()
+            if name != "type" and getattr(self, name) != spec.get_default(call_default_factory=True)
+        }
+        for name in sorted(required - given):
+            raise ValueError(f"{name}: required for a {self.type} channel")
+        for name in sorted(given - required - optional):
+            raise ValueError(
+                f"{name}: not a setting of a {self.type} channel (it takes {', '.join(sorted(required | optional))})"
+            )
+        if self.url is not None and not re.match(r"(https?://[^/\s]+|\$\{[A-Za-z_][A-Za-z0-9_]*\})", self.url):
+            raise ValueError(f"url: expected an http:// or https:// URL or a ${{VAR}} placeholder, got {self.url!r}")
+        if self.type == "sns" and not (self.topic_arn or "").startswith("arn:"):
+            raise ValueError(f"topic_arn: expected an SNS topic ARN (arn:aws:sns:...), got {self.topic_arn!r}")
+        if self.template is not None:
+            from jinja2 import TemplateSyntaxError
+            from jinja2.sandbox import SandboxedEnvironment
+
+            try:
+                SandboxedEnvironment().parse(self.template)
+            except TemplateSyntaxError as exc:
+                raise ValueError(f"template: not a valid Jinja2 template ({exc.message}, line {exc.lineno})") from None
+        return self
+
+
+class Route(Model):
+    """Which notifications a route sends to its channels: events, services, teams and severities (each
+    empty: any)."""
+
+    channels: tuple[str, ...] = Field(min_length=1, strict=False)
+    events: tuple[EventKind, ...] = Field((), strict=False)
+    services: tuple[str, ...] = Field((), strict=False)
+    teams: tuple[str, ...] = Field((), strict=False)
+    severities: tuple[Severity, ...] = Field((), strict=False)
+
+    def matches(self, event: str, service: str | None, team: str | None, severity: str) -> bool:
+        """True when a notification of this event, service, team and severity takes this route."""
+        return (
+            (not self.events or event in self.events)
+            and (not self.services or service in self.services)
+            and (not self.teams or team in self.teams)
+            and (not self.severities or severity in self.severities)
+        )
+
+
+class Notify(Model):
+    """Notifications: the channels by name, the routes (none: every event to every channel), the dedupe
+    window, the HTTP retries, the base URL of decision links and the server's scan interval."""
+
+    channels: dict[str, Channel] = Field(default_factory=dict)
+    routes: tuple[Route, ...] = Field((), strict=False)
+    dedupe_window: PositiveDuration = timedelta(hours=1)
+    retries: int = Field(3, ge=0)
+    backoff: PositiveDuration = timedelta(seconds=1)
+    timeout: PositiveDuration = timedelta(seconds=5)
+    max_time: PositiveDuration = timedelta(seconds=30)
+    base_url: str | None = None
+    scan_interval: Duration = timedelta(0)
+
+    @model_validator(mode="after")
+    def _known_channels(self) -> Notify:
+        for i, route in enumerate(self.routes):
+            for name in route.channels:
+                if name not in self.channels:
+                    known = ", ".join(sorted(self.channels)) or "none defined"
+                    raise ValueError(f"routes[{i}].channels: no channel {name!r} (channels: {known})")
+        if self.base_url is not None and not re.match(r"https?://[^/\s]+", self.base_url):
+            raise ValueError(f"base_url: expected an http:// or https:// URL, got {self.base_url!r}")
+        return self
+
+    def channels_for(self, event: str, service: str | None, team: str | None, severity: str) -> list[str]:
+        """The channels a notification goes to, in configuration order (each once)."""
+        if not self.routes:
+            return list(self.channels)
+        chosen = {name for r in self.routes if r.matches(event, service, team, severity) for name in r.channels}
+        return [name for name in self.channels if name in chosen]
+
+
 class ConfigFile(Model):
     """`gatewatch.yaml` as written (see README 'Configuration')."""
 
@@ -205,6 +351,7 @@ class ConfigFile(Model):
     slos: str | None = None
     runbooks: Names = Field(default_factory=dict)
     prometheus: Prometheus = Field(default_factory=Prometheus)
+    notify: Notify = Field(default_factory=Notify)
 
 
 class Config(ConfigFile):
@@ -305,6 +452,8 @@ def config_from_mapping(
         base = Path(source_path).resolve().parent
         sections["gates"]["policies"] = _relative(sections["gates"]["policies"], base)
         sections["slos"] = _relative(sections["slos"], base)
+        for channel in sections["notify"]["channels"].values():
+            channel["path"] = _relative(channel["path"], base)
     for variable, (section, key) in _OVERRIDES.items():
         value = environ.get(variable)
         if value:

@@ -346,3 +346,26 @@ gate_decisions = Table(
     UniqueConstraint("key", "attempt", name="uq_gate_decisions_key_attempt"),
     Index("ix_gate_decisions_created_at", "created_at"),
 )
+
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("event", String(32), nullable=False),  # gate_rollback, burn_rate_page, ... (config.NOTIFY_EVENTS)
+    Column("action", String(16), nullable=False),  # trigger | resolve
+    Column("channel", String(255), nullable=False),
+    Column("channel_type", String(16), nullable=False),
+    Column("dedup_key", String(255), nullable=False),
+    Column("service", String(255)),
+    Column("team", String(255)),
+    Column("severity", String(16), nullable=False),
+    Column("status", String(16), nullable=False),  # sent | failed | suppressed
+    Column("attempts", Integer, nullable=False),
+    Column("error", Text),  # secrets scrubbed
+    Column("summary", Text, nullable=False),
+    Column("decision_id", String(36)),
+    Column("body", Text),  # JSON of what was (or would have been) sent, secrets redacted
+    Index("ix_notifications_channel_dedup", "channel", "dedup_key", "created_at"),
+    Index("ix_notifications_created_at", "created_at"),
+)

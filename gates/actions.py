@@ -221,12 +221,15 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 _OPENER = urllib.request.build_opener(_NoRedirects)
 
 
-def _expand(value: str, where: str) -> str:
+def _expand(value: str, where: str, what: str = "webhook") -> str:
+    """`value` with its ${VAR} placeholders filled from the environment; ActionFailed (nothing sent)
+    naming `what` and `where` when one is not set."""
+
     def one(match: re.Match) -> str:
         found = environment_variable(match.group(1))
         if found is None:
             raise ActionFailed(
-                f"webhook {where}: environment variable {match.group(1)} is not set; nothing was sent", attempts=0
+                f"{what} {where}: environment variable {match.group(1)} is not set; nothing was sent", attempts=0
             )
         return found
 
@@ -245,25 +248,55 @@ def webhook(action: Action, stored: StoredDecision, ctx: Context, clients: Clien
         headers[name] = _expand(value, f"headers.{name}")
         secrets.append((headers[name], "***"))
     body = json.dumps(stored.to_dict(), default=str).encode("utf-8")
-    max_time, timeout = s.max_time.total_seconds(), s.timeout.total_seconds()
+    return send_http(
+        url,
+        s.method,
+        body,
+        headers,
+        secrets=secrets,
+        retries=s.retries,
+        backoff=s.backoff.total_seconds(),
+        timeout=s.timeout.total_seconds(),
+        max_time=s.max_time.total_seconds(),
+        label=f"webhook {s.url}",
+    )
+
+
+def send_http(
+    url: str,
+    method: str,
+    body: bytes,
+    headers: dict[str, str],
+    *,
+    secrets: list[tuple[str, str]],
+    retries: int,
+    backoff: float,
+    timeout: float,
+    max_time: float,
+    label: str,
+) -> tuple[str, int]:
+    """Send one request, retrying connection errors, 429 and 5xx with exponential backoff (or the
+    server's Retry-After), every attempt and wait bounded by `max_time`: ("HTTP <status> after n
+    attempts", attempts), else ActionFailed whose message has each of `secrets` (sent, shown) scrubbed.
+    `label` (no secret in it) names the request in the retry log lines."""
     deadline = time.monotonic() + max_time
-    delay, attempts = s.backoff.total_seconds(), 0
+    delay, attempts = backoff, 0
     while True:
         attempts += 1
         try:
-            status = _send(url, s.method, body, headers, min(timeout, deadline - time.monotonic()))
+            status = _send(url, method, body, headers, min(timeout, deadline - time.monotonic()))
             return f"HTTP {status} after {attempts} attempt{'s' if attempts > 1 else ''}", attempts
         except _Retry as exc:
             problem, wait = _scrub(str(exc), secrets), max(delay, exc.retry_after or 0)
         except _Fatal as exc:
             raise ActionFailed(_scrub(str(exc), secrets) + f" (attempt {attempts}; not retried)", attempts) from None
-        if attempts > s.retries:
-            raise ActionFailed(f"{problem}; gave up after {attempts} attempts (retries: {s.retries})", attempts)
+        if attempts > retries:
+            raise ActionFailed(f"{problem}; gave up after {attempts} attempts (retries: {retries})", attempts)
         if time.monotonic() + wait >= deadline:
             raise ActionFailed(
                 f"{problem}; gave up after {attempts} attempts: max_time {max_time:g}s would be exceeded", attempts
             )
-        log.warning("webhook %s attempt %d: %s; retrying in %.2fs", s.url, attempts, problem, wait)
+        log.warning("%s attempt %d: %s; retrying in %.2fs", label, attempts, problem, wait)
         time.sleep(wait)
         delay *= 2
 

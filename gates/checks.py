@@ -19,6 +19,7 @@ from analysis.slo import SloSpec, SloStatus
 from analysis.windows import Window, window_since
 from collector.canary_runs import CanaryOutcome
 from collector.config import read_yaml
+from collector.gate_decisions import StoredDecision
 from collector.loaders import Scope
 from collector.telemetry import CloudWatchSamples, CsvSamples, PrometheusSamples, SampleSource
 from collector.telemetry.sli import load_slo
@@ -49,6 +50,13 @@ class Evidence(Protocol):
         """The DORA report (`gatewatch dora --json`) with the configured benchmark and link window."""
 
 
+class DecisionNotifier(Protocol):
+    """Tells the configured channels about a decision just made (`gates.notify.Notifier`)."""
+
+    def decision(self, stored: StoredDecision) -> list[dict[str, Any]]:
+        """Notify a rollback or hold and the decision's failed actions; never raises."""
+
+
 @dataclass(frozen=True)
 class Context:
     """What an evaluation knows: the store (for decisions), where evidence comes from, the time, the
@@ -64,6 +72,7 @@ class Context:
     canary: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
     key: str | None = None  # the decision's idempotency key when the caller gave one (stable across calls)
+    notifier: DecisionNotifier | None = None  # tells the configured channels about the decision (gates.notify)
 
 
 Outcome = tuple[str, str, dict[str, Any]]  # status, reason, evidence

@@ -88,4 +88,6 @@ def evaluate(
         stored.actions = run_actions(
             to_run, stored, ctx, clients, progress=lambda done: record_actions(ctx.engine, stored.id, done)
         )
+    if ctx.notifier is not None:  # a rollback or hold this call made, and its failed actions
+        ctx.notifier.decision(stored)
     return stored

@@ -120,6 +120,14 @@ _EXPORTS = {
     # on-call
     "oncall_board": "gatewatch.services.oncall",
     "oncall_burn_alerts": "gatewatch.services.oncall",
+    # notifications
+    "Notification": "gates.notify",
+    "NotifyScan": "gatewatch.services.notify",
+    "test_channel": "gatewatch.services.notify",
+    "list_notifications": "gatewatch.services.notify",
+    "notify_slo": "gatewatch.services.notify",
+    "scan_notifications": "gatewatch.services.notify",
+    "start_notify_scanner": "gatewatch.services.notify",
     # the demo organisation
     "build_demo": "gatewatch.demo",
     "DemoRun": "gatewatch.demo",

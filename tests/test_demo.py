@@ -753,6 +753,38 @@ def test_the_command_writes_its_config_then_finds_nothing_new(store_url, tmp_pat
     assert replay.returncode == 0 and json.loads(replay.stdout)["newly_quarantined"] == 0
 
 
+def test_the_demo_outbox_holds_what_would_have_been_sent(demo_stores, gatewatch):
+    url, folder = demo_stores("--services", "4", "--days", "45")
+    org = demo.organisation(4, demo.DEFAULT_SEED)
+    outbox = folder / demo.DEMO_FILES / "notifications.ndjson"
+    lines = [json.loads(line) for line in outbox.read_text().splitlines()]
+    by_event = {(n["event"], n["service"]): n for n in lines}
+    burning = org[2].name  # the demo's third service burns its budget and its gate rolls back
+    rollback = by_event[("gate_rollback", burning)]
+    decision = get_decision_by_id(url, rollback["decision_id"])
+    assert decision["decision"] == "rollback" and decision["service"] == burning
+    assert rollback["details"]["reasons"] == decision["reasons"] and rollback["severity"] == "error"
+    assert rollback["link"] == f"http://127.0.0.1:8080/v1/decisions/{rollback['decision_id']}"
+    assert rollback["team"] == org[2].team and rollback["channel"] == "outbox"
+    page = by_event[("burn_rate_page", burning)]
+    assert page["severity"] == "critical" and page["dedup_key"] == f"burn_rate:{burning}/availability:page"
+    assert ("canary_fail", burning) in by_event and ("gate_hold", org[1].name) in by_event
+    assert not any(n["service"] == org[0].name for n in lines)  # the promoted, healthy service: nothing to say
+    listed = gatewatch("--db", url, "notify", "list", "--json", cwd=folder)
+    assert listed.returncode == 0 and {n["status"] for n in json.loads(listed.stdout)} == {"sent"}
+    assert len(json.loads(listed.stdout)) == len(lines)
+
+
+def get_decision_by_id(url: str, decision_id: str) -> dict:
+    from collector.db import create_store_engine
+
+    engine = create_store_engine(url)
+    try:
+        return get_decision(engine, decision_id=decision_id).to_dict()
+    finally:
+        engine.dispose()
+
+
 def test_with_a_config_in_use_the_demo_maps_go_under_it_with_a_warning(tmp_path, gatewatch):
     own = tmp_path / "mine.yaml"
     own.write_text("teams: {checkout: storefront}\n")

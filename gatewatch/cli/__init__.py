@@ -16,7 +16,7 @@ from gatewatch.errors import GatewatchError
 from gatewatch.logs import LOG_FORMATS, configure_logging
 from gatewatch.process import use_system_allocator
 
-from . import analytics, canary, collect, dashboard, demo, gate, serve, slo, store
+from . import analytics, canary, collect, dashboard, demo, gate, notify, serve, slo, store
 from .common import State
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -60,6 +60,7 @@ cli.add_command(demo.demo)
 cli.add_command(canary.canary)
 cli.add_command(gate.gate)
 cli.add_command(slo.slo)
+cli.add_command(notify.notify)
 cli.add_command(dashboard.dashboard)
 
 

@@ -62,6 +62,14 @@ def _extras(extras: DemoExtras) -> list[str]:
     for d in extras.gate_decisions:
         state = "decided" if d["new"] else "already decided"
         lines.append(f"  Gate {d['gate']} {state}: {d['decision']} for {d['deployment_id']}")
+    if extras.notifications:
+        sent = [n for n in extras.notifications if n["status"] == "sent"]
+        events = ", ".join(f"{n['event']} ({n['service']})" for n in sent) or "none new"
+        where = f" to {extras.outbox}" if extras.outbox else ""
+        lines.append(
+            f"  Notifications: {len(sent)} sent{where}, {len(extras.notifications) - len(sent)} not sent again "
+            f"or failed: {events} (`gatewatch notify list`)"
+        )
     return lines
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,9 @@ def serve(state: State, host: str, port: int, policies_dir: str | None, workers:
 
     --workers N runs N processes on the port; set PROMETHEUS_MULTIPROC_DIR to an empty folder first
     (usage error otherwise), so every worker's counts are summed on /metrics.
+
+    With notify.scan_interval set (and notification channels), a background thread runs `gatewatch
+    notify scan` at that interval: burn-rate alerts, stale SLI data, failed production deployments.
     """
     import uvicorn
     from uvicorn.config import LOGGING_CONFIG
@@ -106,17 +110,24 @@ def serve(state: State, host: str, port: int, policies_dir: str | None, workers:
     _freeze()
     # In JSON, uvicorn's own lines go through the one handler too (its text config would replace it).
     log_config = None if state.log_format == "json" else LOGGING_CONFIG
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        log_level="info",
-        access_log=True,
-        log_config=log_config,
-        workers=workers,
-        factory=workers > 1,
-        timeout_worker_healthcheck=30,  # a worker imports the whole service before it answers
-    )
+    stop = threading.Event()  # the scanner runs in this (the supervising) process, once for all workers
+    if api.start_notify_scanner(state.engine, state.config, stop) is not None:
+        every = state.config.notify.scan_interval.total_seconds()
+        click.echo(f"gatewatch: notification scan every {every:g} s (notify.scan_interval)", err=True)
+    try:
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_level="info",
+            access_log=True,
+            log_config=log_config,
+            workers=workers,
+            factory=workers > 1,
+            timeout_worker_healthcheck=30,  # a worker imports the whole service before it answers
+        )
+    finally:
+        stop.set()
 
 
 def _app(engine: api.Engine, config: api.Config, folder: str | None) -> Any:

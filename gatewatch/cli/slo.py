@@ -40,8 +40,15 @@ def slo() -> None:
     "--at", metavar="TIME", help="Evaluate at this time (ISO 8601, or a duration ago such as 1h; default now)."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@click.option(
+    "--notify",
+    "send",
+    is_flag=True,
+    help="Notify the burn-rate alerts (trigger while firing, resolve when stopped, stale data) on the "
+    "configured channels (notify: in gatewatch.yaml), deduplicated.",
+)
 @pass_state
-def status(state: State, slo_path: str, at: str | None, as_json: bool) -> None:
+def status(state: State, slo_path: str, at: str | None, as_json: bool, send: bool) -> None:
     """Print the SLI over the SLO window, the error budget (total, used, remaining) and the burn rates
     of the SRE workbook's multiwindow pairs (14.4x 1h/5m and 6x 6h/30m page, 3x 1d/2h and 1x 3d/6h
     ticket; a pair fires only when both its windows exceed the threshold).
@@ -49,10 +56,19 @@ def status(state: State, slo_path: str, at: str | None, as_json: bool) -> None:
     Exit status: 0 ok; 1 a burn-rate alert fires or the error budget is exhausted; 3 the SLI data is
     stale (its newest point older than max_staleness, default 10 minutes or two steps) or has gaps over
     half a short window: no data; 2 usage or configuration error; 5 the telemetry (Prometheus, CloudWatch,
-    the SLI data file) could not be read.
+    the SLI data file) could not be read. With --notify, a notification that failed to send is reported on
+    stderr (and recorded) and does not change the exit status.
     """
     spec = api.load_slo(slo_path)
     found = api.slo_status(state.config, spec, api.parse_time(at, "--at") if at else api.utcnow())
+    if send:
+        if not state.config.notify.channels:
+            raise ConfigError("--notify: no notification channels configured; add notify.channels to gatewatch.yaml")
+        for row in api.notify_slo(state.engine, state.config, spec, found):
+            if row["status"] != "suppressed":
+                click.echo(f"notify: {row['status']} {row['event']} to {row['channel']}", err=True)
+            if row["status"] == "failed":
+                click.echo(f"notify: error: {row['error']}", err=True)
     if as_json:
         echo_json({"service": spec.service, "name": spec.name, **found.to_dict()})
     else:

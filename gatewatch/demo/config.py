@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from collector.config import Config, load_config
+from collector.config import Config, Notify, load_config
 from gatewatch.errors import ConfigError
 
 CONFIG_FILE = "gatewatch.yaml"
@@ -35,6 +35,7 @@ def merged_config(config: Config, mapping: dict) -> Config:
             "gates": config.gates.model_copy(
                 update={"policies": config.gates.policies or mapping["gates"]["policies"]}
             ),
+            "notify": config.notify if config.notify.channels else Notify.model_validate(mapping["notify"]),
         }
     )
 
@@ -45,6 +46,13 @@ def absolute_folders(mapping: dict) -> dict:
         **mapping,
         "slos": str(Path(mapping["slos"]).resolve()),
         "gates": {"policies": str(Path(mapping["gates"]["policies"]).resolve())},
+        "notify": {
+            **mapping["notify"],
+            "channels": {
+                name: {**channel, "path": str(Path(channel["path"]).resolve())}
+                for name, channel in mapping["notify"]["channels"].items()
+            },
+        },
     }
 
 
@@ -75,8 +83,9 @@ def config_for_run(config: Config, mapping: dict) -> tuple[Config, str | None, s
         return config, None, None
     warning = (
         f"warning: the configuration {config.source_path or CONFIG_FILE} is in use, so the demo's maps "
-        "(services.pipelines, services.repositories, services.pagerduty, teams) and folders (slos, "
-        "gates.policies) were added under it for this run only. Add them to it, or `gatewatch replay` will "
+        "(services.pipelines, services.repositories, services.pagerduty, teams), folders (slos, "
+        "gates.policies) and notification outbox (notify, when it has no channels) were added under it "
+        "for this run only. Add them to it, or `gatewatch replay` will "
         "give the demo's CodePipeline and PagerDuty events other service names and no team:\n"
         + yaml.safe_dump(mapping, sort_keys=False, default_flow_style=False).rstrip()
     )

@@ -16,8 +16,11 @@ from collector.canary_runs import list_runs, save_run
 from collector.config import Config
 from collector.gate_decisions import get_decision
 from collector.loaders import Scope, load_dora_frames
+from collector.timeutil import utcnow
 from gatewatch.errors import ConfigError, PolicyError
 from gatewatch.services.gates import GateRequest, evaluate_gate, load_policies
+from gatewatch.services.notify import list_notifications, notify_slo
+from gatewatch.services.slos import load_slo, slo_status
 
 from .organisation import Service
 from .telemetry import CANARY_SPAN, canary_samples, samples_frame, sli_frame, sli_intervals
@@ -47,6 +50,8 @@ class DemoExtras:
     slos: list[dict[str, Any]] = field(default_factory=list)
     canary_runs: list[dict[str, Any]] = field(default_factory=list)
     gate_decisions: list[dict[str, Any]] = field(default_factory=list)
+    notifications: list[dict[str, Any]] = field(default_factory=list)
+    outbox: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """What was written and stored, as `gatewatch demo --json` prints it under `demo_files`."""
@@ -55,6 +60,8 @@ class DemoExtras:
             "slos": self.slos,
             "canary_runs": self.canary_runs,
             "gate_decisions": self.gate_decisions,
+            "notifications": self.notifications,
+            "outbox": self.outbox,
         }
 
 
@@ -176,11 +183,13 @@ def build(
     `build_demo` calls it after ingesting the delivery history. It writes SLO files with their SLI
     counts, a canary config with per-gate sample CSVs and gate policies, judges synthesized canaries of
     recent production deployments with the real judge and stores them, and makes three gate decisions
-    through the real gate service: a promote, a hold and a rollback. Everything is drawn from generators
+    through the real gate service: a promote, a hold and a rollback (each notified, with the SLOs'
+    burn-rate alerts, on the configured channels: the demo's is an NDJSON outbox). Everything is drawn from generators
     seeded with the seed and the end date, so the files and verdicts are the same every time; stored runs
     and decisions are never stored twice (a deployment that has a canary run, or a gate key that has a
     decision, is left alone)."""
     extras = DemoExtras(folder)
+    started = utcnow()
     extras.slos = write_slos(folder / slo_folder, services, end, seed)
     deps = _recent_deployments(engine, services, start, end)
     latest = deps.drop_duplicates("service")
@@ -240,4 +249,20 @@ def build(
                 "new": new,
             }
         )
+    if config.notify.channels:
+        _notify(engine, config, extras, started, end)
     return extras
+
+
+def _notify(engine: Engine, config: Config, extras: DemoExtras, started: datetime, end: datetime) -> None:
+    """Notify the SLOs' burn-rate alerts as of the history's end (the gate decisions notified when they
+    were made), and list what this run notified (sent, or suppressed as already sent)."""
+    for item in extras.slos:
+        spec = load_slo(item["file"])
+        notify_slo(engine, config, spec, slo_status(config, spec, end))
+    extras.notifications = [
+        {k: n[k] for k in ("channel", "event", "action", "service", "severity", "status", "summary")}
+        for n in reversed(list_notifications(engine, since=started, limit=1000))
+    ]
+    files = [c.path for c in config.notify.channels.values() if c.type == "file"]
+    extras.outbox = files[0] if files else None

@@ -16,6 +16,7 @@ AWS_ACCOUNT = "483920175634"
 AWS_REGION = "eu-west-1"
 PD_DOMAIN = "acme-retail.pagerduty.com"
 DEMO_FILES = "gatewatch-demo"  # the demo's SLO files and gate policies, beside its gatewatch.yaml
+OUTBOX = "notifications.ndjson"  # the demo's notification channel: what would have been sent, one JSON a line
 
 # name, owning team, releases per working day (several a day .. a few a week)
 CATALOGUE = (
@@ -135,7 +136,8 @@ def mirror(svc: Service) -> str:
 def demo_config_mapping(services: int = DEFAULT_SERVICES, seed: int = DEFAULT_SEED) -> dict[str, Any]:
     """The gatewatch.yaml the demo needs: its service and team maps (CodePipeline events and PagerDuty
     webhooks name no team; CodeBuild projects and CodeCommit mirrors are named apart from their service),
-    the folders of its SLO files and gate policies, and runbook links."""
+    the folders of its SLO files and gate policies, runbook links, and a notification channel writing
+    to an NDJSON outbox in its folder (every event routed there)."""
     org = organisation(services, seed)
     return {
         "services": {
@@ -148,6 +150,10 @@ def demo_config_mapping(services: int = DEFAULT_SERVICES, seed: int = DEFAULT_SE
         "slos": f"{DEMO_FILES}/slos",
         "gates": {"policies": f"{DEMO_FILES}/gates"},
         "runbooks": {s.name: f"https://runbooks.example.com/{s.name}" for s in org},
+        "notify": {
+            "channels": {"outbox": {"type": "file", "path": f"{DEMO_FILES}/{OUTBOX}"}},
+            "base_url": "http://127.0.0.1:8080",
+        },
     }
 
 

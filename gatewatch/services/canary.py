@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -30,8 +30,10 @@ from collector.canary_sequences import (
 from collector.config import Config, read_text, read_yaml
 from collector.listings import load_canary_runs
 from collector.loaders import Scope
+from collector.notifications import deployment_owner
 from collector.telemetry import SampleSource, Telemetry, read_samples
 from collector.timeutil import utcnow
+from gates.notify import Notifier, canary_notification
 from gatewatch.errors import CanaryConfigError, ConfigError
 
 __all__ = [
@@ -155,7 +157,19 @@ def run_canary(
             baseline_scope=scopes[0],
             canary_scope=scopes[1],
         )
+        return _notified(engine, config, CanaryOutcome(verdict, run_id, telemetry), deployment_id)
     return CanaryOutcome(verdict, run_id, telemetry)
+
+
+def _notified(engine: Engine, config: Config, outcome: CanaryOutcome, deployment_id: str | None) -> CanaryOutcome:
+    """`outcome`, a stored `fail` verdict notified first (deduplicated by deployment, else run)."""
+    notifier = Notifier(engine, config)
+    if notifier.enabled and outcome.verdict.verdict == "fail" and outcome.run_id is not None:
+        service, team = deployment_owner(engine, deployment_id) if deployment_id else (None, None)
+        note = canary_notification(outcome.verdict.to_dict(), outcome.run_id, deployment_id, service, utcnow())
+        if note is not None:
+            notifier.send(replace(note, team=team))
+    return outcome
 
 
 def _scopes(source: SampleSource) -> tuple[str | None, str | None]:
@@ -211,7 +225,7 @@ def _sequential(
     recorded, run_id = record_look(engine, key, stored, new, verdict, telemetry.samples, span)
     if not recorded:  # another process took this look first: its answer is the sequence's
         return _stored_look(list_looks(engine, key)[-1])
-    return CanaryOutcome(verdict, run_id, telemetry)
+    return _notified(engine, config, CanaryOutcome(verdict, run_id, telemetry), new.deployment_id)
 
 
 def _stored_look(look: CanaryLook) -> CanaryOutcome:

@@ -25,6 +25,7 @@ from collector.telemetry import SampleSource
 from collector.timeutil import utcnow
 from gates import service
 from gates.checks import UNAVAILABLE, Context
+from gates.notify import Notifier
 from gates.policy import Policy
 
 from . import canary as canary_service
@@ -129,6 +130,7 @@ def evaluate_gate(
         request.canary,
         dict(request.params),
         given,
+        Notifier(engine, config, clients),
     )
     return service.evaluate(policy, ctx, key, clients=clients)
 
