@@ -23,6 +23,7 @@ from collector.models import (
     pipeline_runs,
     stage_runs,
 )
+from collector.notifications import record_notification
 from collector.timeutil import utcnow
 from gatewatch import api
 
@@ -184,6 +185,28 @@ def oncall_store(engine, store_url, tmp_path, monkeypatch):
         for table, values in rows.items():
             for row in values:
                 conn.execute(insert(table).values(**row))
+    for service, status, at, channel in (
+        ("api", "failed", NOW - 14 * M, "slack"),
+        ("web", "failed", NOW - 50 * M, "pagerduty"),
+        ("api", "sent", NOW - 10 * M, "outbox"),  # sent: not work for anyone
+        ("api", "suppressed", NOW - 9 * M, "slack"),
+    ):
+        record_notification(
+            engine,
+            event="gate_rollback",
+            action="trigger",
+            channel=channel,
+            channel_type="slack",
+            dedup_key=f"{service}-{channel}",
+            severity="critical",
+            status=status,
+            summary=f"{service} rolled back",
+            service=service,
+            team=teams[service],
+            attempts=4 if status == "failed" else 1,
+            error="HTTP 503 Service Unavailable; gave up after 4 attempts" if status == "failed" else None,
+            at=at,
+        )
     monkeypatch.setattr(api, "utcnow", lambda: NOW)
     monkeypatch.setenv("GATEWATCH_DB", store_url)
     monkeypatch.setenv("GATEWATCH_CONFIG", str(tmp_path / "gatewatch.yaml"))
@@ -267,6 +290,12 @@ def test_each_list_shows_its_rows_newest_first_with_their_ages_and_red_counters(
     assert shown["Holds and rollbacks (24 h)"] == ("2", True)
     assert shown["Canary fail or marginal"] == ("2", True)
     assert shown["Open incidents"] == ("3", True)
+    failed = table_with(at, "channel", "slack")
+    assert failed[["service", "channel", "age", "attempts"]].values.tolist() == [
+        ["api", "slack", "failed 14m ago", 4],
+        ["web", "pagerduty", "failed 50m ago", 4],
+    ]
+    assert shown["Notifications failed"] == ("2", True)
     assert [(t.label, t.value) for t in at.toggle] == [("Auto-refresh every 30 s", True)]
     at.toggle(key="oncall_refresh").set_value(False).run()  # turned off: the same lists, drawn once
     assert not at.exception and counters(at) == shown
@@ -294,6 +323,7 @@ def test_the_team_filter_applies_to_every_list(oncall_store):
         False,
     )
     assert counters(at)["Stale SLIs"] == ("0", False)  # the team's one SLO (web) is fresh
+    assert counters(at)["Notifications failed"] == ("1", True)
 
 
 def test_the_filters_round_trip_through_the_query_string(oncall_store):

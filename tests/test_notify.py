@@ -315,6 +315,22 @@ def test_the_same_alert_within_the_window_is_suppressed_then_sent_again_after_it
     assert [r["status"] for r in rows(engine)] == ["sent", "suppressed", "sent"]  # nothing silently dropped
 
 
+def test_every_outcome_is_counted_on_the_metrics_endpoint(engine, tmp_path):
+    from gatewatch.metrics import NOTIFICATIONS
+
+    def count(outcome: str) -> float:
+        return NOTIFICATIONS.labels("metrics-box", outcome)._value.get()
+
+    before = {o: count(o) for o in ("sent", "suppressed", "failed")}
+    bad = tmp_path  # a folder: the append fails
+    notifier = Notifier(engine, settings({"metrics-box": {"type": "file", "path": str(tmp_path / "out.ndjson")}}))
+    notifier.send(NOTE, now=AT)
+    notifier.send(NOTE, now=AT + timedelta(minutes=1))
+    broken = Notifier(engine, settings({"metrics-box": {"type": "file", "path": str(bad)}}))
+    broken.send(dataclasses.replace(NOTE, dedup_key="other"), now=AT)
+    assert {o: count(o) - before[o] for o in before} == {"sent": 1, "suppressed": 1, "failed": 1}
+
+
 def test_a_resolve_is_sent_once_and_only_after_a_trigger(engine):
     with Hook() as hook:
         notifier = Notifier(engine, settings({"slack": {"type": "slack", "url": hook.url}}))

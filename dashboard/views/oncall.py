@@ -1,7 +1,8 @@
 """On-call: what needs a person now, newest first, each with its age. Burn-rate alerts on the SLIs'
 newest data (stale data said so), failing and running pipelines with their current stage, approvals
 waiting, failed or marginal canaries, gate holds and rollbacks, rollbacks in progress, open incidents
-with their linked deployment; counters that turn red; refreshed every 30 s unless turned off."""
+with their linked deployment, notifications that failed; counters that turn red; refreshed every 30 s
+unless turned off."""
 
 from __future__ import annotations
 
@@ -101,6 +102,13 @@ SECTIONS = (
             "id",
         ),
         "No open incidents.",
+    ),
+    Section(
+        "Notifications failed",
+        "Notifications that failed",
+        "notifications",
+        ("age", "service", "event", "channel", "severity", "summary", "error", "attempts", "decision_id"),
+        "No notification failed.",
     ),
 )
 

@@ -20,6 +20,7 @@ from collector.gate_decisions import StoredDecision
 from collector.notifications import last_sent, record_notification
 from collector.timeutil import utcnow
 from gatewatch.errors import ActionFailed, ConfigError
+from gatewatch.metrics import count_notification
 
 from ..actions import _expand, aws_client, send_http
 from .events import decision_notifications
@@ -111,6 +112,7 @@ class Notifier:
         body: Any,
         now: datetime,
     ) -> dict[str, Any]:
+        count_notification(name, status)
         return record_notification(
             self.engine,
             event=note.event,

@@ -17,10 +17,15 @@ from collector.oncall import load_incident_links, load_pending_approvals, load_r
 from collector.timeutil import utcnow
 from gatewatch.services.delivery import dora_settings, open_work
 from gatewatch.services.gates import gate_decisions_between
+from gatewatch.services.notify import list_notifications
 from gatewatch.services.slos import slo_overview
 
-__all__ = ["RECENT_DECISIONS", "oncall_board", "oncall_burn_alerts"]
+__all__ = ["RECENT_DECISIONS", "failed_notifications", "oncall_board", "oncall_burn_alerts"]
 
+NOTIFICATION_COLUMNS = (
+    *("id", "created_at", "event", "action", "channel", "channel_type", "dedup_key", "service", "team"),
+    *("severity", "status", "attempts", "error", "summary", "decision_id", "body"),
+)
 RECENT_DECISIONS = timedelta(hours=24)  # gate holds and rollbacks this recent are listed
 _LATE = timedelta(minutes=1)  # rows stamped up to this after `now` (a caller's whole-minute now) still count
 
@@ -31,8 +36,9 @@ def oncall_board(
     """Each with `since` and `age`, newest first: `runs` (failing pipelines' latest executions and running
     ones, with the current stage and `stuck`), `approvals` (manual approvals waiting), `canaries` (failed
     or marginal runs since `since`), `decisions` (gate holds and rollbacks of the last 24 h),
-    `rolling_back` (rollbacks in progress) and `incidents` (open, with the deployment the DORA report
-    links them to); and, as `open_work` gives them, `active_deployments` and `rollbacks` (finished)."""
+    `rolling_back` (rollbacks in progress), `incidents` (open, with the deployment the DORA report
+    links them to) and `notifications` (those that failed since `since`); and, as `open_work` gives
+    them, `active_deployments` and `rollbacks` (finished)."""
     now = now or utcnow()
     scope = scope or Scope()
     work = open_work(engine, since, scope, now)
@@ -49,9 +55,17 @@ def oncall_board(
         "decisions": oncall.holds_and_rollbacks(decisions, now),
         "rolling_back": oncall.rollbacks_in_progress(work["active_deployments"], now),
         "incidents": oncall.open_incidents(work["open_incidents"], deps, commit_links, link_window, now),
+        "notifications": failed_notifications(engine, since, scope, now),
         "active_deployments": work["active_deployments"],
         "rollbacks": work["rollbacks"],
     }
+
+
+def failed_notifications(engine: Engine, since: datetime, scope: Scope, now: datetime) -> pd.DataFrame:
+    """Notifications that failed since `since` (of the scope's service and team), newest first, with their age."""
+    rows = list_notifications(engine, status="failed", since=since, service=scope.service, team=scope.team)
+    frame = pd.DataFrame(rows, columns=NOTIFICATION_COLUMNS).drop(columns="body", errors="ignore")
+    return oncall.with_age(frame, "created_at", now, "failed {age} ago")
 
 
 def oncall_burn_alerts(
