@@ -66,17 +66,18 @@ def _interrupted(outcome: dict[str, Any]) -> dict[str, Any]:
 
 def retry_failed(policy: Policy, stored: StoredDecision, ctx: Context, clients: Clients | None = None) -> RetryReport:
     """Re-attempt the decision's failed actions that have attempts left; `stored.actions` becomes what is
-    stored after. The caller's parameters (`ctx.params`) win over those kept from the earlier attempt."""
+    stored after. The caller's parameters (`ctx.params`) win over those kept from the earlier attempt. An
+    action the deciding call never recorded (it died, or the policy gained it since) is not run."""
     expected = for_decision(policy, stored.decision)
     token = str(uuid.uuid4())
     report = RetryReport(decision=stored)
 
     def claim(current: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
         report.actions = current
-        if len(current) < len(expected):
-            report.incomplete = True  # the deciding call is still acting (or died): not ours to redo
-            return None
         now, claimed = utcnow(), []
+        if len(current) < len(expected) and now - stored.created_at < STALE_CLAIM:
+            report.incomplete = True  # the deciding call is still acting: wait for its outcomes
+            return None
         for i, outcome in enumerate(current):
             if i >= len(expected) or outcome.get("type") != expected[i].type:
                 if outcome.get("status") != "ok":
@@ -120,7 +121,7 @@ def retry_failed(policy: Policy, stored: StoredDecision, ctx: Context, clients: 
         params = dict(earlier.get("params") or {}) | dict(ctx.params or {})
         outcome = run_action(
             expected[i],
-            stored,
+            replace(stored, actions=[]),  # a webhook's body is the decision before actions, as on the first run
             replace(ctx, params=params),
             clients or aws_client,
             attempt=earlier["attempt"],

@@ -14,7 +14,7 @@ import yaml
 from click.testing import CliRunner
 
 from collector import ingest
-from collector.gate_decisions import get_decision, update_actions
+from collector.gate_decisions import get_decision, record_actions, update_actions
 from collector.timeutil import utcnow
 from gates.policy import PolicyError, policy_from_mapping
 from gatewatch import api
@@ -140,6 +140,19 @@ def test_an_action_another_caller_is_running_is_left_alone_and_a_stale_claim_is_
     assert outcome["history"][1]["error"] == "interrupted: no outcome was recorded"
 
 
+def test_nothing_is_retried_while_the_deciding_call_is_still_recording_its_actions(engine):
+    client, stub = stubbed("codedeploy")
+    throttled(stub)
+    throttled(stub, {"deploymentId": "d-RETRY0002", "autoRollbackEnabled": True})
+    policy = gate([{"codedeploy_stop": {"deployment_id": d}} for d in ("d-RETRY0001", "d-RETRY0002")])
+    with stub:
+        first = evaluate(policy, context(engine), "k-young", clients=factory(codedeploy=client))
+    record_actions(engine, first.id, first.actions[:1])  # as the deciding call stores it after its first action
+    with stub:  # empty: a StopDeployment now would be recorded as a failed attempt 2
+        report = api.retry_gate_actions(engine, api.load_config(), policy, "k-young")
+    assert report.incomplete and report.retried == [] and report.actions == first.actions[:1]
+
+
 def test_two_racing_retries_attempt_a_failed_action_once(engine):
     with Hook(answers=[400], delay=0.2) as hook:  # the deciding call's 400 is not retried within the call
         policy = gate([{"webhook": {"url": hook.url}}])
@@ -161,6 +174,9 @@ def test_two_racing_retries_attempt_a_failed_action_once(engine):
             t.join(30)
     assert errors == [] and len(reports) == 2
     assert len(hook.requests) == 2  # the deciding call's, and one retry
+    bodies = [json.loads(r["body"]) for r in hook.requests]
+    assert bodies[1]["id"] == first.id and bodies[1]["actions"] == [] == bodies[0]["actions"]
+    assert hook.requests[1]["headers"]["Idempotency-Key"] == first.id
     assert sorted(len(r.retried) for r in reports) == [0, 1]
     loser = next(r for r in reports if not r.retried)
     assert loser.busy == [0] or loser.actions[0]["status"] == "ok"  # it came while the other ran, or after
@@ -307,3 +323,21 @@ def test_codedeploy_stop_of_a_codedeploy_deployment_and_nothing_found(engine, co
         "codedeploy_deployment_id parameter (nothing found in the CodeDeploy actions of pipeline run release-1 "
         "nor in the in-progress CodeDeploy deployments of service checkout (stored CodeDeploy events))"
     )
+
+
+def test_the_gate_decisions_page_shows_every_attempt(engine, store_url, monkeypatch, tmp_path, fresh_dashboard):
+    from tests.test_dashboard import app, run_page
+
+    client, stub = stubbed("codedeploy")
+    throttled(stub)
+    stopped(stub)
+    policy = gate([{"codedeploy_stop": {"deployment_id": "d-RETRY0001"}}])
+    with stub:
+        for _ in range(2):
+            evaluate(policy, context(engine), "k-page", clients=factory(codedeploy=client))
+    at = run_page(app(monkeypatch, store_url, tmp_path=tmp_path), "views/gates.py")
+    summary = at.dataframe[0].value
+    assert list(summary["actions"]) == ["codedeploy_stop: ok (attempt 2 of 3)"]
+    (attempt_table,) = [d.value for d in at.dataframe if "attempt" in d.value.columns and "detail or error" in d.value]
+    assert list(zip(attempt_table["attempt"], attempt_table["status"], strict=True)) == [(1, "failed"), (2, "ok")]
+    assert attempt_table["detail or error"].iloc[0] == "StopDeployment: ThrottlingException: Rate exceeded"
