@@ -74,7 +74,7 @@ def retry_failed(policy: Policy, stored: StoredDecision, ctx: Context, clients: 
 
     def claim(current: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
         report.actions = current
-        now, claimed = utcnow(), []
+        now, claimed, interrupted = utcnow(), [], False
         if len(current) < len(expected) and now - stored.created_at < STALE_CLAIM:
             report.incomplete = True  # the deciding call is still acting: wait for its outcomes
             return None
@@ -90,7 +90,7 @@ def retry_failed(policy: Policy, stored: StoredDecision, ctx: Context, clients: 
                     report.busy.append(i)
                     claimed.append(outcome)
                     continue
-                outcome = _interrupted(outcome)
+                outcome, interrupted = _interrupted(outcome), True
             attempt = int(outcome.get("attempt", 1))
             if outcome.get("status") != "failed":
                 claimed.append(outcome)
@@ -109,11 +109,11 @@ def retry_failed(policy: Policy, stored: StoredDecision, ctx: Context, clients: 
                         "claimed_at": now.isoformat(),
                     }
                 )
-        return claimed if report.retried else None
+        return claimed if report.retried or interrupted else None  # an interrupted one is recorded as such
 
     written = update_actions(ctx.engine, stored.id, claim)
-    if written is None:
-        stored.actions = report.actions
+    if written is None or not report.retried:
+        stored.actions = report.actions = written or report.actions
         return report
     actions = written
     for i in report.retried:

@@ -140,6 +140,21 @@ def test_an_action_another_caller_is_running_is_left_alone_and_a_stale_claim_is_
     assert outcome["history"][1]["error"] == "interrupted: no outcome was recorded"
 
 
+def test_a_stale_claim_on_the_last_attempt_is_recorded_as_failed_and_not_retried(engine):
+    client, stub = stubbed("codedeploy")
+    throttled(stub)
+    policy = gate([{"codedeploy_stop": {"deployment_id": "d-RETRY0001"}, "max_attempts": 2}])
+    with stub:
+        first = evaluate(policy, context(engine), "k-stale", clients=factory(codedeploy=client))
+    claim_as_another_caller(engine, first.id, minutes_ago=60)
+    with stub:  # empty: a StopDeployment now would be a third attempt
+        report = api.retry_gate_actions(engine, api.load_config(), policy, "k-stale")
+    assert (report.retried, report.exhausted) == ([], [0])
+    (outcome,) = get_decision(engine, decision_id=first.id).actions
+    assert outcome["status"] == "failed" and attempts(outcome) == [(1, "failed"), (2, "failed")]
+    assert outcome["error"] == "interrupted: no outcome was recorded"
+
+
 def test_nothing_is_retried_while_the_deciding_call_is_still_recording_its_actions(engine):
     client, stub = stubbed("codedeploy")
     throttled(stub)
