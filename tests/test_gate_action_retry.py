@@ -356,3 +356,29 @@ def test_the_gate_decisions_page_shows_every_attempt(engine, store_url, monkeypa
     (attempt_table,) = [d.value for d in at.dataframe if "attempt" in d.value.columns and "detail or error" in d.value]
     assert list(zip(attempt_table["attempt"], attempt_table["status"], strict=True)) == [(1, "failed"), (2, "ok")]
     assert attempt_table["detail or error"].iloc[0] == "StopDeployment: ThrottlingException: Rate exceeded"
+
+
+def test_over_http_a_second_evaluate_retries_and_get_decision_shows_both_attempts(engine, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from tests.test_gate_api import AUTH, make_app
+
+    with Hook(answers=[400]) as hook:
+        folder = tmp_path / "policies"
+        folder.mkdir()
+        policy = {
+            "name": "checkout-prod",
+            "checks": [{"deploy_window": FROZEN, "on_fail": "rollback"}],
+            "actions": [{"webhook": {"url": hook.url}}],
+        }
+        (folder / "gate.yaml").write_text(yaml.safe_dump(policy))
+        with TestClient(make_app(engine, folder)) as client:
+            body = {"deployment_id": "deploy-9", "key": "http-1"}
+            first = client.post("/v1/gates/checkout-prod/evaluate", json=body, headers=AUTH).json()
+            again = client.post("/v1/gates/checkout-prod/evaluate", json=body, headers=AUTH).json()
+            read = client.get(f"/v1/decisions/{first['id']}", headers=AUTH).json()
+    assert first["actions"][0]["status"] == "failed" and again["replayed"] is True and again["id"] == first["id"]
+    assert again["actions"] == read["actions"] and len(hook.requests) == 2
+    assert attempts(read["actions"][0]) == [(1, "failed"), (2, "ok")] and read["actions"][0]["detail"] == (
+        "HTTP 200 after 1 attempt"
+    )
