@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -144,6 +145,25 @@ def record_actions(engine: Engine, decision_id: str, actions: list[dict[str, Any
             .where(gate_decisions.c.id == decision_id)
             .values(actions=json.dumps(actions, default=str))
         )
+
+
+@translates_store_errors
+def update_actions(
+    engine: Engine, decision_id: str, change: Callable[[list[dict[str, Any]]], list[dict[str, Any]] | None]
+) -> list[dict[str, Any]] | None:
+    """Read-modify-write a decision's actions under its row lock (PostgreSQL `FOR UPDATE`; SQLite takes
+    the write lock at BEGIN), so two callers never both claim one action. `change` gets the stored
+    actions and returns the new ones, or None to leave them; returns what was written (None if nothing)."""
+    where = gate_decisions.c.id == decision_id
+    with write_transaction(engine) as conn:
+        text = conn.execute(select(gate_decisions.c.actions).where(where).with_for_update()).scalar_one_or_none()
+        if text is None:
+            return None
+        new = change(json.loads(text))
+        if new is None:
+            return None
+        conn.execute(update(gate_decisions).where(where).values(actions=json.dumps(new, default=str)))
+    return new
 
 
 @translates_store_errors

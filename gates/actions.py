@@ -1,7 +1,8 @@
 """Actions a gate decision triggers: CodeDeploy StopDeployment (with automatic rollback), CodePipeline
-RollbackStage, or a webhook. They run once, for the call that made the decision; every outcome is
-returned for the decision's record, and a failure is loud (status `failed`, an ERROR log line), never
-swallowed and never raised past the decision that is already stored."""
+RollbackStage, or a webhook. They run for the call that made the decision (a failed one is re-attempted
+by later calls, `gates.retries`); every outcome is returned for the decision's record, and a failure is
+loud (status `failed`, an ERROR log line), never swallowed and never raised past the decision that is
+already stored."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+from collector.codedeploy_ids import find_codedeploy_deployment
 from collector.config import environment_variable
 from collector.gate_decisions import StoredDecision
 from collector.sources.codepipeline import ROLLBACK_TRIGGERS
@@ -32,6 +34,8 @@ Clients = Callable[[str, "str | None"], Any]  # (service name, region or None) -
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _RETRY_STATUS = {429, 500, 502, 503, 504}
+# the caller's parameters the actions read: kept with each outcome, so a later retry has them
+ACTION_PARAMS = ("codedeploy_deployment_id", "pipeline_execution_id")
 
 
 def aws_client(service: str, region: str | None = None) -> Any:
@@ -48,7 +52,12 @@ def triggered(policy: Policy, stored: StoredDecision) -> list[Action]:
     decision never acts again; a hold acts on the key's first attempt only (later ones re-ask)."""
     if not stored.first or (stored.decision == "hold" and stored.attempt != 1):
         return []
-    return [a for a in policy.actions if stored.decision in a.on]
+    return for_decision(policy, stored.decision)
+
+
+def for_decision(policy: Policy, decision: str) -> list[Action]:
+    """The policy's actions a `decision` triggers, in order: the stored outcomes line up with them."""
+    return [a for a in policy.actions if decision in a.on]
 
 
 def run_actions(
@@ -57,12 +66,15 @@ def run_actions(
     ctx: Context,
     clients: Clients | None = None,
     progress: Callable[[list[dict]], None] | None = None,
+    max_attempts: Callable[[Action], int] | None = None,
 ) -> list[dict[str, Any]]:
     """Run `actions` in order (one failing does not stop the next); their outcomes, also passed to
-    `progress` after each so a caller can record them as they happen."""
+    `progress` after each so a caller can record them as they happen. Each is attempt 1 of
+    `max_attempts(action)` (default 1)."""
     outcomes: list[dict[str, Any]] = []
     for action in actions:
-        outcomes.append(run_action(action, stored, ctx, clients or aws_client))
+        limit = max_attempts(action) if max_attempts else 1
+        outcomes.append(run_action(action, stored, ctx, clients or aws_client, max_attempts=limit))
         if progress is not None:
             try:
                 progress(list(outcomes))
@@ -71,8 +83,18 @@ def run_actions(
     return outcomes
 
 
-def run_action(action: Action, stored: StoredDecision, ctx: Context, clients: Clients) -> dict[str, Any]:
-    """One action's outcome: {type, target, status ok|failed, detail or error, attempts, started_at, seconds}."""
+def run_action(
+    action: Action,
+    stored: StoredDecision,
+    ctx: Context,
+    clients: Clients,
+    *,
+    attempt: int = 1,
+    max_attempts: int = 1,
+    history: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """One action's outcome: {type, target, status ok|failed, detail or error, attempts (requests sent),
+    started_at, seconds, attempt (of max_attempts), params, history (every attempt's outcome, this one last)}."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     started, clock = utcnow(), time.monotonic()
@@ -95,13 +117,22 @@ def run_action(action: Action, stored: StoredDecision, ctx: Context, clients: Cl
     except Exception as exc:  # an action must never undo the decision already stored: record it, loudly
         log.exception("action %s for decision %s raised", action.type, stored.id)
         result, attempts = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}, 1
-    outcome = {
+    outcome: dict[str, Any] = {
         "type": action.type,
         "target": target,
         **result,
         "attempts": attempts,
         "started_at": started.isoformat(),
         "seconds": round(time.monotonic() - clock, 3),
+    }
+    outcome["history"] = [
+        *(history or []),
+        {"attempt": attempt, **{k: v for k, v in outcome.items() if k not in ("type", "target")}},
+    ]
+    outcome |= {
+        "attempt": attempt,
+        "max_attempts": max_attempts,
+        "params": {name: value for name in ACTION_PARAMS if (value := _param(ctx, name)) is not None},
     }
     count_action(action.type, result["status"])
     if outcome["status"] == "ok":
@@ -115,12 +146,14 @@ def run_action(action: Action, stored: StoredDecision, ctx: Context, clients: Cl
         )
     else:
         log.error(
-            "action %s %s failed for %s decision %s (key %s): %s",
+            "action %s %s failed for %s decision %s (key %s), attempt %d of %d: %s",
             action.type,
             target or "-",
             stored.decision,
             stored.id,
             stored.key,
+            attempt,
+            max_attempts,
             outcome["error"],
         )
     return outcome
@@ -141,19 +174,26 @@ def _param(ctx: Context, name: str) -> str | None:
 
 
 def codedeploy_stop(action: Action, stored: StoredDecision, ctx: Context, clients: Clients) -> tuple[str, int]:
-    """StopDeployment with autoRollbackEnabled, so CodeDeploy redeploys the last good revision."""
+    """StopDeployment with autoRollbackEnabled, so CodeDeploy redeploys the last good revision. The
+    deployment id: the policy's, else the caller's parameter, else found in the store for the gated deployment."""
     s = action.codedeploy_stop
     assert s is not None
     deployment = s.deployment_id or _param(ctx, "codedeploy_deployment_id")
+    found = None
     if not deployment:
-        raise ActionFailed(
-            "no CodeDeploy deployment id: set codedeploy_stop.deployment_id in the policy or pass "
-            "the codedeploy_deployment_id parameter"
-        )
+        found = find_codedeploy_deployment(ctx.engine, ctx.deployment_id, ctx.service)
+        deployment = found.deployment_id
+        if not deployment:
+            raise ActionFailed(
+                "no CodeDeploy deployment id: set codedeploy_stop.deployment_id in the policy or pass "
+                f"the codedeploy_deployment_id parameter ({found.how})"
+            )
     response = clients("codedeploy", s.region).stop_deployment(deploymentId=deployment, autoRollbackEnabled=True)
     message = response.get("statusMessage")
     return (
-        f"StopDeployment {deployment}: {response.get('status')}" + (f" ({message})" if message else ""),
+        f"StopDeployment {deployment}: {response.get('status')}"
+        + (f" ({message})" if message else "")
+        + (f"; deployment id {found.how}" if found else ""),
         _attempts(response),
     )
 

@@ -56,6 +56,9 @@ class DecisionNotifier(Protocol):
     def decision(self, stored: StoredDecision) -> list[dict[str, Any]]:
         """Notify a rollback or hold and the decision's failed actions; never raises."""
 
+    def retried(self, stored: StoredDecision, positions: list[int]) -> list[dict[str, Any]]:
+        """Notify the re-attempted actions (at `positions`) that failed again; never raises."""
+
 
 @dataclass(frozen=True)
 class Context:

@@ -172,6 +172,14 @@ def _aws_name(value: str) -> str:
     return value
 
 
+def _attempts(value: Any) -> Any:
+    if value is None:
+        return value
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 20:
+        raise ValueError(f"expected a whole number of attempts from 1 to 20 (1: never retried), got {value!r}")
+    return value
+
+
 class CodeDeployStop(Model):
     """CodeDeploy StopDeployment with automatic rollback (the deployment from here or the caller)."""
 
@@ -247,6 +255,7 @@ class Action(Model):
     codepipeline_rollback: CodePipelineRollback | None = None
     webhook: Webhook | None = None
     on: Annotated[tuple[Literal["rollback", "hold"], ...], LIST] = ("rollback",)
+    max_attempts: int | None = None  # a failed action's attempts in all (default: the policy's actions_max_attempts)
 
     @model_validator(mode="before")
     @classmethod
@@ -255,9 +264,10 @@ class Action(Model):
             raise ValueError("expected a mapping such as {webhook: {url: ...}}")
         raw = {("on" if k is True else k): v for k, v in raw.items()}  # YAML 1.1 reads a bare `on` as true
         kinds = [k for k in raw if k in ACTION_TYPES]
-        if len(kinds) != 1 or set(raw) - set(ACTION_TYPES) - {"on"}:
+        if len(kinds) != 1 or set(raw) - set(ACTION_TYPES) - {"on", "max_attempts"}:
             raise ValueError(
-                f"expected exactly one of {', '.join(ACTION_TYPES)} (and optional on); got {sorted(map(str, raw))}"
+                f"expected exactly one of {', '.join(ACTION_TYPES)} (and optional on, max_attempts); "
+                f"got {sorted(map(str, raw))}"
             )
         if raw[kinds[0]] is None:
             raw[kinds[0]] = {}
@@ -270,6 +280,11 @@ class Action(Model):
         if not isinstance(value, (list, tuple)) or not value or any(t not in ACTION_TRIGGERS for t in value):
             raise ValueError(f"expected a list of {', '.join(ACTION_TRIGGERS)}, e.g. [rollback], got {value!r}")
         return tuple(dict.fromkeys(value))
+
+    @field_validator("max_attempts", mode="before")
+    @classmethod
+    def _max_attempts(cls, value: Any) -> Any:
+        return _attempts(value)
 
     @property
     def type(self) -> str:
@@ -292,6 +307,7 @@ class Policy(Model):
     on_missing_data: Missing = "hold"
     checks: Annotated[tuple[Check, ...], LIST]
     actions: Annotated[tuple[Action, ...], LIST] = ()
+    actions_max_attempts: int = 3  # a failed action is re-attempted on later calls up to this many attempts in all
     _base_dir: Path = PrivateAttr(default=Path("."))
 
     @model_validator(mode="before")
@@ -321,6 +337,15 @@ class Policy(Model):
             filled.append(item)
         raw["checks"] = filled
         return raw
+
+    @field_validator("actions_max_attempts", mode="before")
+    @classmethod
+    def _max_attempts(cls, value: Any) -> Any:
+        return _attempts(value)
+
+    def max_attempts(self, action: Action) -> int:
+        """How many attempts `action` gets in all: its own max_attempts, else the policy's."""
+        return action.max_attempts or self.actions_max_attempts
 
     @model_validator(mode="after")
     def _base(self, info: ValidationInfo) -> Policy:

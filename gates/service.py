@@ -14,6 +14,7 @@ from gatewatch.errors import ConfigError, PolicyError
 from .actions import run_actions, triggered
 from .checks import Context, run_check
 from .policy import CheckResult, Policy, decide, effect_of, policy_from_mapping
+from .retries import retry_failed
 
 
 def load_policy(path: str | Path) -> Policy:
@@ -59,9 +60,12 @@ def evaluate(
 
     A stored `hold` is asked again: the new evaluation is the key's next attempt. The call that makes
     a decision runs the policy's actions for it (`gates.actions`; `clients(service, region)` gives the
-    boto3 clients, default a fresh session's) and records each outcome with the decision."""
+    boto3 clients, default a fresh session's) and records each outcome with the decision; a later call
+    with the key re-attempts the stored decision's failed actions that have attempts left (`gates.retries`)."""
     stored = get_decision(ctx.engine, key=key)
     if stored is not None and stored.decision != "hold":
+        if stored.gate == policy.name and any(a.get("status") != "ok" for a in stored.actions):
+            retry_failed(policy, stored, ctx, clients)
         return stored
     attempt = stored.attempt + 1 if stored is not None else 1
     results = []
@@ -86,7 +90,12 @@ def evaluate(
     to_run = triggered(policy, stored)
     if to_run:  # recorded after each action, so an interrupted run still shows what was done
         stored.actions = run_actions(
-            to_run, stored, ctx, clients, progress=lambda done: record_actions(ctx.engine, stored.id, done)
+            to_run,
+            stored,
+            ctx,
+            clients,
+            progress=lambda done: record_actions(ctx.engine, stored.id, done),
+            max_attempts=policy.max_attempts,
         )
     if ctx.notifier is not None:  # a rollback or hold this call made, and its failed actions
         ctx.notifier.decision(stored)

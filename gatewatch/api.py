@@ -112,6 +112,8 @@ _EXPORTS = {
     "load_policies": "gatewatch.services.gates",
     "evaluate_gate": "gatewatch.services.gates",
     "get_gate_decision": "gatewatch.services.gates",
+    "retry_gate_actions": "gatewatch.services.gates",
+    "RetryReport": "gates.retries",
     "describe_gates": "gatewatch.services.gates",
     "gate_decisions_between": "gatewatch.services.gates",
     "write_step_outputs": "gates.github_actions",

@@ -467,8 +467,12 @@ def test_cli_prints_each_action_and_action_failed_on_stderr_with_the_decisions_e
     assert res.returncode == 1 and again.returncode == 1
     assert f"action ok     webhook               {ok.url}: HTTP 200 after 1 attempt" in res.stdout
     assert f"action failed webhook               {failing.url}: HTTP 503" in res.stdout
-    assert f"ACTION FAILED: webhook {failing.url}: HTTP 503" in res.stderr
-    assert "ACTION FAILED (earlier, not retried)" in again.stderr and len(ok.requests) == 1
+    assert f"ACTION FAILED (attempt 1 of 3): webhook {failing.url}: HTTP 503" in res.stderr
+    # the same key again: the decision stands, the failed webhook is re-attempted, the ok one is not re-run
+    assert f"action failed webhook               {failing.url}: HTTP 503" in again.stdout
+    assert "(attempt 2 of 3)" in again.stdout and "stored earlier for this key" in again.stdout
+    assert f"ACTION FAILED (attempt 2 of 3): webhook {failing.url}: HTTP 503" in again.stderr
+    assert len(ok.requests) == 1
 
 
 def test_cli_param_gives_the_action_its_deployment_id_and_a_bad_param_is_a_usage_error(tmp_path, store_url, gatewatch):

@@ -391,7 +391,25 @@ def test_a_failed_rollback_action_is_notified(engine, tmp_path):
     assert set(found) == {"gate_rollback", "action_failed"}
     failed = found["action_failed"]
     assert failed["severity"] == "critical" and failed["decision_id"] == stored.id
-    assert "HTTP 404 Not Found" in failed["summary"] and failed["dedup_key"] == f"action_failed:{stored.id}:0"
+    assert "HTTP 404 Not Found" in failed["summary"] and failed["dedup_key"] == f"action_failed:{stored.id}:0:1"
+
+
+def test_a_retried_action_that_fails_again_is_notified_again_and_one_that_succeeds_is_not(engine, tmp_path):
+    config = settings({"outbox": {"type": "file", "path": str(tmp_path / "o")}})
+    with Hook(default=404) as hook:
+        policy = gate([{"webhook": {"url": hook.url}}])
+        first = decide(engine, config, policy, "job-r")
+        again = decide(engine, config, policy, "job-r")  # the replay re-attempts the failed webhook: 404 again
+    assert again.id == first.id and again.actions[0]["attempt"] == 2 and again.actions[0]["status"] == "failed"
+    told = [(r["event"], r["dedup_key"], r["status"]) for r in rows(engine) if r["event"] == "action_failed"]
+    assert told == [
+        ("action_failed", f"action_failed:{first.id}:0:1", "sent"),
+        ("action_failed", f"action_failed:{first.id}:0:2", "sent"),
+    ]
+    with Hook(default=200) as ok:
+        report = api.retry_gate_actions(engine, config, gate([{"webhook": {"url": ok.url}}]), "job-r")
+    assert report.actions[0]["status"] == "ok" and len(ok.requests) == 1
+    assert len([r for r in rows(engine) if r["event"] == "action_failed"]) == 2  # nothing new to tell
 
 
 def test_no_channels_means_no_rows_and_the_decision_is_unaffected(engine):

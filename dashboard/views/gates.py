@@ -10,6 +10,36 @@ from dashboard.common import Colour, badge, filters, require_data, store_url
 
 DECISION_COLOURS: dict[str, Colour] = {"promote": "green", "hold": "orange", "rollback": "red"}
 
+
+def _summary(action: dict) -> str:
+    attempt = action.get("attempt", 1)
+    tries = f" (attempt {attempt} of {action.get('max_attempts')})" if attempt > 1 else ""
+    return f"{action.get('type')}: {action.get('status')}{tries}"
+
+
+def _attempts(actions: list[dict]) -> pd.DataFrame:
+    """One row per attempt of each action (its history; an outcome stored before attempts were kept is one)."""
+    rows = []
+    for a in actions:
+        for entry in a.get("history") or [a]:
+            rows.append(
+                {
+                    "type": a.get("type"),
+                    "target": a.get("target"),
+                    "attempt": entry.get("attempt", 1),
+                    "status": entry.get("status"),
+                    "started_at": entry.get("started_at"),
+                    "detail or error": entry.get("detail") or entry.get("error"),
+                    "requests": entry.get("attempts"),
+                    "seconds": entry.get("seconds"),
+                }
+            )
+        if a.get("status") == "running":
+            rows.append({"type": a.get("type"), "target": a.get("target"), "attempt": a.get("attempt")})
+            rows[-1]["status"] = "running"
+    return pd.DataFrame(rows)
+
+
 st.title("Gate decisions")
 f = filters()
 st.caption(f.caption().replace(", production", ""))
@@ -32,7 +62,7 @@ if require_data():
             st.error(f"{failed_actions} action(s) failed: see the decisions below.")
         summary = log.assign(
             checks=[len(c) for c in log["checks"]],
-            actions=[", ".join(f"{a.get('type')}: {a.get('status')}" for a in acts) or "-" for acts in log["actions"]],
+            actions=[", ".join(_summary(a) for a in acts) or "-" for acts in log["actions"]],
             reasons=["; ".join(r) for r in log["reasons"]],
         )
         st.dataframe(
@@ -72,7 +102,7 @@ if require_data():
                     st.caption("No checks recorded.")
                 st.markdown("**Actions and their outcomes**")
                 if row.actions:
-                    st.dataframe(pd.DataFrame(row.actions), hide_index=True, width="stretch")
+                    st.dataframe(_attempts(row.actions), hide_index=True, width="stretch")
                 else:
                     st.caption("No actions taken.")
                 if row.evidence:

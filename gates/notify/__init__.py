@@ -8,6 +8,7 @@ logged or stored: the stored body shows the placeholder (or ***) instead."""
 
 from .delivery import Notifier
 from .events import (
+    action_failed_notifications,
     burn_rate_notifications,
     canary_notification,
     decision_link,
@@ -19,6 +20,7 @@ from .messages import Notification, message, pagerduty_event, slack_message, sns
 __all__ = [
     "Notification",
     "Notifier",
+    "action_failed_notifications",
     "burn_rate_notifications",
     "canary_notification",
     "decision_link",

@@ -23,7 +23,7 @@ from gatewatch.errors import ActionFailed, ConfigError
 from gatewatch.metrics import count_notification
 
 from ..actions import _expand, aws_client, send_http
-from .events import decision_notifications
+from .events import action_failed_notifications, decision_notifications
 from .messages import Notification, message
 
 __all__ = ["Notifier"]
@@ -216,6 +216,19 @@ class Notifier:
             return out
         except Exception:  # a notification problem must not undo or hide the stored decision
             log.exception("could not notify decision %s", stored.id)
+            return []
+
+    def retried(self, stored: StoredDecision, positions: list[int]) -> list[dict[str, Any]]:
+        """Notify the actions at `positions` that a retry re-attempted and that failed again; never raises."""
+        if not self.enabled:
+            return []
+        try:
+            out = []
+            for note in action_failed_notifications(stored, self.config.notify.base_url, positions):
+                out += self.send(note)
+            return out
+        except Exception:
+            log.exception("could not notify the retried actions of decision %s", stored.id)
             return []
 
 

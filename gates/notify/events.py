@@ -28,12 +28,8 @@ def decision_link(base_url: str | None, decision_id: str) -> str | None:
     return f"{base_url.rstrip('/')}/v1/decisions/{decision_id}" if base_url else None
 
 
-def decision_notifications(stored: StoredDecision, base_url: str | None = None) -> list[Notification]:
-    """What a decision tells: for the call that made it, a rollback, a hold on the key's first attempt,
-    and each action that failed."""
-    if not stored.first:
-        return []
-    link = decision_link(base_url, stored.id)
+def _about(stored: StoredDecision, base_url: str | None) -> tuple[str | None, str, dict[str, Any]]:
+    """A decision's link, where it applies ("api (deployment d-1)") and the details every notification of it carries."""
     where = f"{stored.service or 'unknown service'}" + (
         f" (deployment {stored.deployment_id})" if stored.deployment_id else ""
     )
@@ -45,6 +41,15 @@ def decision_notifications(stored: StoredDecision, base_url: str | None = None) 
         "deployment_id": stored.deployment_id,
         "reasons": stored.reasons,
     }
+    return decision_link(base_url, stored.id), where, base
+
+
+def decision_notifications(stored: StoredDecision, base_url: str | None = None) -> list[Notification]:
+    """What a decision tells: for the call that made it, a rollback, a hold on the key's first attempt,
+    and each action that failed."""
+    if not stored.first:
+        return []
+    link, where, base = _about(stored, base_url)
     out = []
     if stored.decision == "rollback" or (stored.decision == "hold" and stored.attempt == 1):
         reasons = "; ".join(stored.reasons) or "no reason given"
@@ -60,8 +65,18 @@ def decision_notifications(stored: StoredDecision, base_url: str | None = None) 
                 at=stored.created_at,
             )
         )
+    return out + action_failed_notifications(stored, base_url)
+
+
+def action_failed_notifications(
+    stored: StoredDecision, base_url: str | None = None, positions: list[int] | None = None
+) -> list[Notification]:
+    """Each failed action of the decision (of `positions` when given: those a retry just re-attempted);
+    the dedup_key names the action and its attempt, so a retry that fails again is told again."""
+    link, where, base = _about(stored, base_url)
+    out = []
     for i, action in enumerate(stored.actions):
-        if action.get("status") != "failed":
+        if action.get("status") != "failed" or (positions is not None and i not in positions):
             continue
         target = action.get("target") or "-"
         out.append(
@@ -72,7 +87,7 @@ def decision_notifications(stored: StoredDecision, base_url: str | None = None) 
                     f"{where} failed: {action.get('error')}",
                     SUMMARY_MAX,
                 ),
-                f"action_failed:{stored.id}:{i}",
+                f"action_failed:{stored.id}:{i}:{action.get('attempt', 1)}",
                 service=stored.service,
                 details=base | {"action": action},
                 link=link,

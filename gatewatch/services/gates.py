@@ -27,6 +27,8 @@ from gates import service
 from gates.checks import UNAVAILABLE, Context
 from gates.notify import Notifier
 from gates.policy import Policy
+from gates.retries import RetryReport, retry_failed
+from gatewatch.errors import ConfigError
 
 from . import canary as canary_service
 from . import delivery, slos
@@ -39,6 +41,7 @@ __all__ = [
     "get_gate_decision",
     "load_policies",
     "load_policy",
+    "retry_gate_actions",
     "unreadable_checks",
 ]
 
@@ -133,6 +136,41 @@ def evaluate_gate(
         Notifier(engine, config, clients),
     )
     return service.evaluate(policy, ctx, key, clients=clients)
+
+
+def retry_gate_actions(
+    engine: Engine,
+    config: Config,
+    policy: Policy,
+    key: str,
+    params: dict[str, Any] | None = None,
+    *,
+    now: datetime | None = None,
+    clients: Callable[[str, str | None], Any] | None = None,
+) -> RetryReport:
+    """Re-attempt the failed actions of the latest decision under `key` that have attempts left (the policy's
+    actions_max_attempts or an action's max_attempts); `params` add to those the earlier attempt was given.
+    ConfigError when no decision has the key or `policy` is not the decision's gate."""
+    stored = get_decision(engine, key=key)
+    if stored is None:
+        raise ConfigError(f"KEY {key!r}: no gate decision has this idempotency key; check the key (gate check --key)")
+    if stored.gate != policy.name:
+        raise ConfigError(
+            f"--policy: the decision under {key!r} is gate {stored.gate!r}, the policy is {policy.name!r}; "
+            "pass that gate's policy file"
+        )
+    now = now or utcnow()
+    ctx = Context(
+        engine,
+        _Evidence(engine, config, now),
+        now,
+        stored.deployment_id,
+        stored.service,
+        params=dict(params or {}),
+        key=key,
+        notifier=Notifier(engine, config, clients),
+    )
+    return retry_failed(policy, stored, ctx, clients)
 
 
 def get_gate_decision(engine: Engine, decision_id: str) -> StoredDecision | None:
