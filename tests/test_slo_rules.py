@@ -68,7 +68,7 @@ def write_config(folder: Path, slos: Path) -> Path:
 
 
 def promtool(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([str(PROMTOOL), *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+    return subprocess.run([str(PROMTOOL), *args], cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture
@@ -165,7 +165,7 @@ def test_cli_prints_the_rules_on_stdout_and_exits_0_when_none_is_skipped(tmp_pat
 
 # --- promtool test rules: the alerts fire on a burn and not within budget ---------------------------------
 
-CLEAN, BURN, PER_MIN = 3 * 1440, 120, 2000  # 3 days within budget, then 2 hours burning
+CLEAN, BURN, PER_MIN = 2 * 1440, 120, 2000  # 2 days within budget (the 3d ticket stays quiet), then 2 h burning
 
 
 def recorded(service: str, window: str) -> str:
