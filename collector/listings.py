@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, bindparam, func, inspect, or_, select, true
+from sqlalchemy import Connection, Engine, bindparam, func, inspect, literal, or_, select, true, union_all
 from sqlalchemy.sql import ColumnElement
 
 from .config import Config
@@ -23,6 +23,7 @@ from .models import (
     raw_events,
     stage_runs,
 )
+from .sources import SOURCES
 
 __all__ = [
     "ACTIVE_DEPLOYMENT",
@@ -291,11 +292,16 @@ def count_raw_events(engine: Engine) -> int:
 
 @translates_store_errors
 def newest_event_times(engine: Engine) -> dict[str, datetime]:
-    """When the newest payload of each source was received (stored or quarantined), in one query."""
+    """When the newest payload of each source was received (stored or quarantined), in one query: a
+    max per known source, each one index lookup (source, received_at) however large the archive."""
+    newest = [
+        select(literal(name).label("source"), func.max(raw_events.c.received_at).label("received_at")).where(
+            raw_events.c.source == name
+        )
+        for name in (*SOURCES, "unknown")
+    ]
     with reading(engine) as conn:
-        rows = conn.execute(
-            select(raw_events.c.source, func.max(raw_events.c.received_at)).group_by(raw_events.c.source)
-        ).all()
+        rows = conn.execute(union_all(*newest)).all()
     return {source: received for source, received in rows if received is not None}
 
 

@@ -69,6 +69,7 @@ raw_events = Table(
     Column("status", String(16), nullable=False),
     Column("error", Text),
     Index("ix_raw_events_status", "status"),
+    Index("ix_raw_events_source_received", "source", "received_at"),
 )
 
 pipeline_runs = Table(
@@ -126,6 +127,7 @@ action_runs = Table(
     Column("finished_at", UTCDateTime),
     Column("failed_once", Boolean),
     Index("ix_action_runs_pipeline_run_id", "pipeline_run_id"),
+    Index("ix_action_runs_external_id", "external_id"),
 )
 
 deployments = Table(
@@ -210,6 +212,7 @@ incidents = Table(
     Column("deployment_id", Key()),
     Column("url", Text),
     Index("ix_incidents_service_opened", "service", "opened_at"),
+    Index("ix_incidents_deployment_id", "deployment_id"),
 )
 
 # Alarm episodes: one per alarm and time it entered ALARM (CloudWatch), resolved once it left ALARM.
@@ -345,6 +348,7 @@ gate_decisions = Table(
     Column("evidence", Text),  # JSON: canary run ids, SLO figures
     UniqueConstraint("key", "attempt", name="uq_gate_decisions_key_attempt"),
     Index("ix_gate_decisions_created_at", "created_at"),
+    Index("ix_gate_decisions_deployment_id", "deployment_id"),
 )
 
 notifications = Table(
