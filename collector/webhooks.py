@@ -27,7 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 from starlette.datastructures import Headers, MutableHeaders
-from starlette.routing import Match, Route
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gatewatch import api, metrics
@@ -345,14 +345,17 @@ class RequestIds:
 
 
 async def method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
-    """405 (OPTIONS included: no CORS is served) with `Allow` naming every method served at the path,
-    over all the routes that share it."""
+    """405 (OPTIONS included: no CORS is served) with `Allow` naming every method the OpenAPI document
+    declares at the path, over all the routes that share it (the router names only the first)."""
+    path = request.url.path
     allowed = {
-        method
-        for route in request.app.router.routes
-        if isinstance(route, Route) and route.matches(request.scope)[0] is not Match.NONE
-        for method in route.methods or ()
+        method.upper()
+        for template, operations in request.app.openapi()["paths"].items()
+        if re.fullmatch(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)), path)
+        for method in operations
     }
+    if not allowed and isinstance(exc, StarletteHTTPException) and exc.headers:
+        allowed = set(exc.headers.get("Allow", "").split(", "))  # a route outside the document (/docs)
     return JSONResponse({"detail": "Method Not Allowed"}, 405, headers={"Allow": ", ".join(sorted(allowed))})
 
 
