@@ -111,7 +111,7 @@ class IngestAnswer(BaseModel):
     by_source: dict[str, int]
     quarantine: list[dict[str, Any]]
     warnings: list[str]
-    detail: list[str] = Field(None, description="One line per quarantined payload (422 only)")  # type: ignore[assignment]
+    detail: list[str] = Field(default_factory=list, description="One line per quarantined payload (422 only)")
 
 
 INGEST_RESPONSES: dict[int | str, dict[str, Any]] = {
