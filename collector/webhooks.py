@@ -347,7 +347,7 @@ class RequestIds:
 async def method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
     """405 (OPTIONS included: no CORS is served) with `Allow` naming every method the OpenAPI document
     declares at the path, over all the routes that share it (the router names only the first)."""
-    path = request.url.path
+    path = request.url.path.removeprefix(request.scope.get("root_path", ""))
     allowed = {
         method.upper()
         for template, operations in request.app.openapi()["paths"].items()
