@@ -18,13 +18,16 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
+from typing import Any, Literal
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
 from sqlalchemy import Engine
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gatewatch import api, metrics
@@ -43,19 +46,102 @@ SECRET_VARIABLES = {
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 
 
+def too_large(limit: int, declared: str = "") -> HTTPException:
+    """The 413 for a body over `limit` bytes (with its declared Content-Length when known)."""
+    size = f"body of {declared} bytes" if declared else "body"
+    return HTTPException(413, f"{size} is over the limit of {limit} bytes (webhooks.max_body_bytes)")
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refused with 413 as soon as it exceeds `limit` (never held whole)."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise HTTPException(
-            413, f"body of {declared} bytes is over the limit of {limit} bytes (webhooks.max_body_bytes)"
-        )
+        raise too_large(limit, declared)
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            raise HTTPException(413, f"body is over the limit of {limit} bytes (webhooks.max_body_bytes)")
+            raise too_large(limit)
     return bytes(body)
+
+
+class BodyLimit:
+    """ASGI middleware: a body over `limit` bytes is refused with 413 when a route reads it (its declared
+    Content-Length first, then the bytes as they arrive, chunked or not). A route that refuses a caller
+    before reading, like the gate API without its token, never reads it."""
+
+    def __init__(self, app: ASGIApp, limit: int):
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            if declared.isdigit() and int(declared) > self.limit:
+                raise too_large(self.limit, declared)
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise too_large(self.limit)
+            return message
+
+        await self.app(scope, limited, send)
+
+
+class Refusal(BaseModel):
+    """An answer that stores nothing: why, in one line."""
+
+    detail: str
+
+
+class IngestAnswer(BaseModel):
+    """What was received: counts, and for a 422 the quarantined payloads with their reasons in `detail`."""
+
+    stored: int
+    duplicates: int
+    ignored: int
+    quarantined: int
+    by_source: dict[str, int]
+    quarantine: list[dict[str, Any]]
+    warnings: list[str]
+    detail: list[str] = Field(default_factory=list, description="One line per quarantined payload (422 only)")
+
+
+INGEST_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": IngestAnswer, "description": "Every payload stored (or a duplicate of a stored one)"},
+    401: {"model": Refusal, "description": "Missing or invalid signature or token; nothing is archived"},
+    413: {"model": Refusal, "description": "Body over webhooks.max_body_bytes; nothing is archived"},
+    422: {
+        "description": "Malformed body: archived as quarantined, with the reasons",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "anyOf": [
+                        {"$ref": "#/components/schemas/IngestAnswer"},
+                        {"$ref": "#/components/schemas/Refusal"},
+                    ]
+                }
+            }
+        },
+    },
+    503: {"model": Refusal, "description": "Secret not configured, or the store is down (retry)"},
+}
+
+
+class Health(BaseModel):
+    status: Literal["ok", "error"]
+    store: str
+
+
+def _documented_body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
 def _secret(config: Config, name: str) -> str:
@@ -159,23 +245,52 @@ def build_router(engine: Engine, config: Config) -> APIRouter:
         _count(summary)
         return _answer(summary)
 
-    @router.post("/webhooks/github", summary="GitHub webhook (X-Hub-Signature-256)")
+    @router.post(
+        "/webhooks/github",
+        response_model=None,
+        responses=INGEST_RESPONSES,
+        openapi_extra=_documented_body({"type": "object"}),
+        summary="GitHub webhook (X-Hub-Signature-256)",
+    )
     async def github(request: Request) -> JSONResponse:
         return await receive(request, verify_github, "github", "x-github-event")
 
-    @router.post("/webhooks/gitlab", summary="GitLab webhook (X-Gitlab-Token)")
+    @router.post(
+        "/webhooks/gitlab",
+        response_model=None,
+        responses=INGEST_RESPONSES,
+        openapi_extra=_documented_body({"type": "object"}),
+        summary="GitLab webhook (X-Gitlab-Token)",
+    )
     async def gitlab(request: Request) -> JSONResponse:
         return await receive(request, verify_gitlab, "gitlab", "x-gitlab-event")
 
-    @router.post("/webhooks/pagerduty", summary="PagerDuty webhook v3 (X-PagerDuty-Signature)")
+    @router.post(
+        "/webhooks/pagerduty",
+        response_model=None,
+        responses=INGEST_RESPONSES,
+        openapi_extra=_documented_body({"type": "object"}),
+        summary="PagerDuty webhook v3 (X-PagerDuty-Signature)",
+    )
     async def pagerduty(request: Request) -> JSONResponse:
         return await receive(request, verify_pagerduty, "pagerduty")
 
-    @router.post("/events", summary="EventBridge API destination or generic records (bearer token)")
+    @router.post(
+        "/events",
+        response_model=None,
+        responses=INGEST_RESPONSES,
+        openapi_extra=_documented_body({}),
+        summary="EventBridge API destination or generic records (bearer token)",
+    )
     async def events(request: Request) -> JSONResponse:
         return await receive(request, verify_bearer, None, single=False)
 
-    @router.get("/healthz", summary="Store connectivity")
+    @router.get(
+        "/healthz",
+        response_model=None,
+        responses={200: {"model": Health}, 503: {"model": Health, "description": "The store is unreachable"}},
+        summary="Store connectivity",
+    )
     def healthz() -> JSONResponse:
         try:
             api.check_store(engine)
@@ -229,9 +344,27 @@ class RequestIds:
             REQUEST_ID.reset(token)
 
 
+async def method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
+    """405 (OPTIONS included: no CORS is served) with `Allow` naming every method the OpenAPI document
+    declares at the path, over all the routes that share it (the router names only the first)."""
+    path = request.url.path.removeprefix(request.scope.get("root_path", ""))
+    allowed = {
+        method.upper()
+        for template, operations in request.app.openapi()["paths"].items()
+        if re.fullmatch(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)), path)
+        for method in operations
+    }
+    if not allowed and isinstance(exc, StarletteHTTPException) and exc.headers:
+        allowed = set(exc.headers.get("Allow", "").split(", "))  # a route outside the document (/docs)
+    return JSONResponse({"detail": "Method Not Allowed"}, 405, headers={"Allow": ", ".join(sorted(allowed))})
+
+
 def create_app(engine: Engine, config: Config, routers: Iterable[APIRouter] = ()) -> FastAPI:
-    """The HTTP service: the collector's routes plus any further routers (e.g. the gate API)."""
+    """The HTTP service: the collector's routes plus any further routers (e.g. the gate API), every
+    request body limited to webhooks.max_body_bytes."""
     app = FastAPI(title="Gatewatch", summary="Webhook receiver and gate service")
+    app.add_exception_handler(405, method_not_allowed)
+    app.add_middleware(BodyLimit, limit=config.webhooks.max_body_bytes)
     app.add_middleware(RequestIds)
     app.include_router(build_router(engine, config))
     for router in routers:
@@ -239,4 +372,4 @@ def create_app(engine: Engine, config: Config, routers: Iterable[APIRouter] = ()
     return app
 
 
-__all__ = ["RequestIds", "build_router", "create_app", "read_body"]
+__all__ = ["BodyLimit", "RequestIds", "build_router", "create_app", "read_body", "too_large"]

@@ -4,8 +4,9 @@ through the service API (`gatewatch.api.evaluate_gate`).
 
 Every route needs the gate token (GATEWATCH_GATE_TOKEN), compared in constant time: as
 `Authorization: Bearer ...`, or for Flagger (which cannot send headers) as `metadata.token` in its
-payload. Handlers are plain functions, so FastAPI runs them (and the store and telemetry I/O of an
-evaluation) in its threadpool.
+payload. A header token is checked before the body is read, and every body is limited to
+`webhooks.max_body_bytes` (413, by `collector.webhooks.create_app`). Handlers are plain functions, so
+FastAPI runs them (and the store and telemetry I/O of an evaluation) in its threadpool.
 """
 
 import hashlib
@@ -13,14 +14,17 @@ import hmac
 import logging
 import time
 import uuid
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Engine
 
@@ -55,7 +59,15 @@ class Problem(BaseModel):
 class EvaluateRequest(BaseModel):
     """What a pipeline sends to ask a gate: the deployment, the idempotency key, canary scopes, parameters."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["key"], "properties": {"key": {"type": "string"}}},
+                {"required": ["deployment_id"], "properties": {"deployment_id": {"type": "string"}}},
+            ]
+        },
+    )
 
     deployment_id: Id | None = Field(None, description="The deployment being gated")
     service: Id | None = Field(None, description="The service (for DORA guards)")
@@ -187,7 +199,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": Problem, "description": "Invalid request (names the field) or invalid policy"},
     503: {"model": Problem, "description": "Gate token or policies not configured, or the store is down"},
 }
-BODY_ERRORS = ERRORS | {400: {"model": Problem, "description": "The body cannot be read (not UTF-8 JSON)"}}
+BODY_ERRORS = ERRORS | {
+    400: {"model": Problem, "description": "The body cannot be read (not UTF-8 JSON)"},
+    413: {"model": Problem, "description": "Body over webhooks.max_body_bytes"},
+}
 FLAGGER_GATING = {
     "rollback": (403, "the gate decided rollback: this revision must not proceed"),
     "hold": (409, "the gate holds: not enough evidence yet, Flagger will ask again"),
@@ -210,6 +225,33 @@ def _token_matches(config: Config, given: str | None) -> None:
         raise HTTPException(401, "missing or invalid gate token", headers={"WWW-Authenticate": "Bearer"})
 
 
+def _header_token(request: Request) -> str | None:
+    scheme, value = get_authorization_scheme_param(request.headers.get("authorization"))
+    return value if scheme.lower() == "bearer" and value else None
+
+
+def _token_first(config: Config, token_in_body: frozenset[str]) -> type[APIRoute]:
+    """A route class that checks the gate token from `Authorization` before FastAPI reads the body
+    (it reads a declared body before running any dependency): an unauthenticated caller is refused
+    with 401 and its body is never read. Routes named in `token_in_body` (Flagger's, whose token may
+    be in the payload) check a header token first when one is sent, else read the body (bounded)."""
+
+    class TokenFirst(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handler = super().get_route_handler()
+            body_may_hold_token = self.name in token_in_body
+
+            async def checked(request: Request) -> Response:
+                given = _header_token(request)
+                if given is not None or not body_may_hold_token:
+                    _token_matches(config, given)
+                return await handler(request)
+
+            return checked
+
+    return TokenFirst
+
+
 def _invalid(where: tuple[str, ...], message: str, value: Any = None) -> RequestValidationError:
     return RequestValidationError([{"type": "value_error", "loc": where, "msg": message, "input": value}])
 
@@ -217,12 +259,8 @@ def _invalid(where: tuple[str, ...], message: str, value: Any = None) -> Request
 def build_router(engine: Engine, config: Config, policies: dict[str, Policy] | None) -> APIRouter:
     """The gate routes, bound to a store, the configuration (for the token) and the loaded policies
     (None when not configured: every gate route then answers 503 naming the setting)."""
-    router = APIRouter(prefix="/v1", tags=["gates"])
+    router = APIRouter(prefix="/v1", tags=["gates"], route_class=_token_first(config, frozenset({"flagger"})))
     bearer = HTTPBearer(auto_error=False, description="GATEWATCH_GATE_TOKEN")
-
-    # Dependencies without I/O are coroutines so they run on the event loop, not in the threadpool.
-    async def require_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
-        _token_matches(config, credentials.credentials if credentials else None)
 
     def policies_or_503() -> dict[str, Policy]:
         if policies is None:
@@ -236,6 +274,7 @@ def build_router(engine: Engine, config: Config, policies: dict[str, Policy] | N
             raise HTTPException(404, f"unknown gate {name!r}; known gates: {known}")
         return found
 
+    # Dependencies without I/O are coroutines so they run on the event loop, not in the threadpool.
     async def gate(name: str) -> Policy:
         return find_gate(name)
 
@@ -277,7 +316,7 @@ def build_router(engine: Engine, config: Config, policies: dict[str, Policy] | N
         )
         return stored
 
-    authenticated = [Depends(require_token)]
+    authenticated = [Depends(bearer)]  # declares the scheme; TokenFirst checks it
 
     @router.get(
         "/gates",

@@ -1,5 +1,5 @@
 """The gate service over HTTP (`gates.views`): FastAPI's TestClient over a real store and real policy
-files with CSV canary data; schemathesis over the OpenAPI document; one real `gatewatch serve`."""
+files with CSV canary data; one real `gatewatch serve` (schemathesis: tests/test_http_contract.py)."""
 
 from __future__ import annotations
 
@@ -14,18 +14,8 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-import schemathesis
 import yaml
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from schemathesis import GenerationMode
-from schemathesis.checks import (
-    content_type_conformance,
-    not_a_server_error,
-    response_schema_conformance,
-    status_code_conformance,
-)
 from sqlalchemy import create_engine, select, text
 
 from collector.config import config_from_mapping
@@ -293,47 +283,6 @@ def test_openapi_declares_the_gate_routes_and_their_answers(client):
     assert set(request["properties"]) == {"deployment_id", "service", "key", "baseline", "canary", "params"}
     hook = doc["paths"]["/v1/flagger/{name}/{hook}"]["post"]
     assert {"200", "403", "409"} <= set(hook["responses"])
-
-
-def test_gate_api_conforms_to_its_openapi_document(engine, tmp_path):
-    """schemathesis generates requests for every /v1 operation from the app's OpenAPI document (with the
-    token): no 5xx, and every answer's status, content type and body are the ones declared. (Operations
-    are driven one by one: schemathesis' `from_fixture` loader does not run under pytest 9.)"""
-    app = make_app(engine, write_policies(tmp_path / "fuzzed"))
-    schema = schemathesis.openapi.from_asgi("/openapi.json", app).include(path_regex="^/v1/")
-    operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 6
-    statuses = set()
-    for operation in operations:
-        named = "{name}" in operation.path  # also aim at the real gates, not only at random names
-        strategy = st.one_of(
-            [
-                operation.as_strategy(mode, path_parameters=fixed)
-                for mode in GenerationMode
-                for fixed in ([None] + [{"name": g} for g in GATES] if named else [None])
-            ]
-        )
-
-        @given(case=strategy)
-        @settings(
-            max_examples=15, derandomize=True, deadline=None, database=None, suppress_health_check=list(HealthCheck)
-        )
-        def exercise(case):
-            res = case.call_and_validate(
-                headers=AUTH,
-                checks=[
-                    not_a_server_error,
-                    status_code_conformance,
-                    content_type_conformance,
-                    response_schema_conformance,
-                ],
-            )
-            statuses.add((operation.path, res.status_code))  # noqa: B023 - called at once, in this iteration
-
-        exercise()
-    # gates were reached and decided, not only refused
-    decided = {p for p, status in statuses if status in (200, 403, 409) and p not in ("/v1/gates",)}
-    assert decided & {"/v1/gates/{name}/evaluate", "/v1/argo/{name}", "/v1/flagger/{name}/{hook}"}, statuses
 
 
 def test_gate_service_in_a_real_gatewatch_serve(tmp_path):
