@@ -10,20 +10,21 @@ import hashlib
 import itertools
 import json
 import logging
+import math
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from sqlalchemy import Engine, bindparam, delete, func, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy import Connection, Engine, bindparam, delete, func, select, update
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError, SQLAlchemyError, StatementError
 
 from gatewatch.errors import ConfigError, PayloadError
 
-from . import listings, projections, sources
+from . import column_limits, listings, projections, sources
 from .config import Config
 from .db import DEFAULT_KEY_CHUNK, KEY_CHUNK, bulk_insert, key_filter, translates_store_errors, write_transaction
 from .models import PROJECTION_TABLES, raw_events
@@ -116,6 +117,11 @@ def canonical_hash(payload: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def _storable(text: str) -> str:
+    """`text` with NUL characters written as the JSON escape \\u0000: PostgreSQL's text columns refuse them."""
+    return text.replace("\x00", "\\u0000") if "\x00" in text else text
+
+
 def _describe(exc: Exception, source: str) -> str:
     if isinstance(exc, PayloadError):
         return str(exc)
@@ -165,12 +171,74 @@ def normalise_payload(
         source, kind = found
         module = sources.SOURCES[source]
     try:
+        non_finite = _non_finite_path(payload)
+        if non_finite is not None:
+            raise PayloadError(non_finite[0], "a finite number (NaN and Infinity are not accepted)", non_finite[1])
         updates = module.normalise(kind, payload, config)
         for upd in updates:
             projections.validate(upd)
+            _check_fits(upd, payload)
     except Exception as exc:
         return source, kind, [], _describe(exc, source)
     return source, kind, updates, None
+
+
+def _leaves(payload: Any) -> Iterator[tuple[str, Any]]:
+    """(dotted path, value) of every scalar in `payload`, without recursion (a payload may nest deeply)."""
+    stack: list[tuple[Any, str]] = [(payload, "")]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, (Mapping, list)):
+            items = node.items() if isinstance(node, Mapping) else enumerate(node)
+            stack.extend((value, f"{path}.{key}" if path else str(key)) for key, value in reversed(list(items)))
+        else:
+            yield path or "body", node
+
+
+def _non_finite_path(payload: Any) -> tuple[str, float] | None:
+    """The first (path, value) in `payload` that is NaN or ±Infinity (Python's json reads them), if any."""
+    stack = [payload]
+    while stack:  # the common case, none, found fast: no paths built
+        node = stack.pop()
+        for value in node.values() if isinstance(node, Mapping) else node if isinstance(node, list) else ():
+            kind = type(value)
+            if kind is dict or kind is list:
+                stack.append(value)
+            elif kind is float and not math.isfinite(value):
+                break
+        else:
+            continue
+        break
+    else:
+        return None
+    for path, value in _leaves(payload):
+        if type(value) is float and not math.isfinite(value):
+            return path, value
+    return None
+
+
+def _path_of(payload: Any, value: Any) -> str | None:
+    """Where in `payload` a projected value came from: the leaf equal to it, else (for a key or text built
+    from several fields) the longest string leaf inside it that shares its fault (a NUL, or mere length)."""
+    best: tuple[int, str] | None = None
+    for path, leaf in _leaves(payload):
+        if leaf == value and type(leaf) is type(value):
+            return path
+        if isinstance(value, str) and isinstance(leaf, str) and leaf and leaf in value:
+            if "\x00" in value and "\x00" not in leaf:
+                continue
+            if best is None or len(leaf) > best[0]:
+                best = (len(leaf), path)
+    return best[1] if best else None
+
+
+def _check_fits(upd: Any, payload: Any) -> None:
+    """Refuse an update with a value its column cannot hold (on either store), naming the payload's field."""
+    table = projections.TABLES[upd.table]
+    for column, expected, value in column_limits.misfits(table, {"id": upd.key, **upd.values}):
+        where = f"{upd.table}.{column}"
+        path = _path_of(payload, value)
+        raise PayloadError(path or where, f"{expected} (stored in {where})", value)
 
 
 def process(envelope: Envelope, config: Config) -> Processed:
@@ -210,70 +278,138 @@ def process(envelope: Envelope, config: Config) -> Processed:
             natural = sources.SOURCES[source].event_id(kind, payload)
         except Exception:
             natural = None
-    dedupe = f"{source}:{natural}" if natural else f"{source}:{canonical_hash(payload)}"
+    dedupe = f"{source}:{_storable(natural)}" if natural else f"{source}:{canonical_hash(payload)}"
     return Processed(
-        envelope.origin, source, kind, dedupe[:255], envelope.text, QUARANTINED if error else OK, error, updates
+        envelope.origin,
+        source,
+        kind,
+        dedupe[:255],
+        envelope.text,
+        QUARANTINED if error else OK,
+        _storable(error) if error else None,
+        updates,
     )
+
+
+def _raw_row(item: Processed, received: Any) -> dict[str, Any]:
+    return {
+        "source": item.source,
+        "kind": item.kind,
+        "dedupe_key": item.dedupe_key,
+        "received_at": received,
+        "payload": _storable(item.text),  # only an unparseable body can hold a raw NUL
+        "status": item.status,
+        "error": item.error,
+    }
+
+
+def _count(summary: IngestSummary, item: Processed) -> None:
+    if item.status == QUARANTINED:
+        summary.quarantined.append(Quarantine(item.origin, item.source, item.kind, item.error or ""))
+    else:
+        summary.stored += 1
+        summary.by_source[item.source] += 1
+        if not item.updates:
+            summary.ignored += 1
+
+
+def _new_items(conn: Connection, batch: list[Processed], summary: IngestSummary) -> Iterator[Processed]:
+    """The payloads of `batch` not archived yet (by dedupe key), the others counted as duplicates."""
+    keys = list({p.dedupe_key for p in batch})
+    existing: set[str] = set()
+    known = select(raw_events.c.dedupe_key).where(key_filter(raw_events.c.dedupe_key, conn.dialect.name))
+    chunk = KEY_CHUNK.get(conn.dialect.name, DEFAULT_KEY_CHUNK)
+    for start in range(0, len(keys), chunk):
+        existing.update(conn.execute(known, {"keys": keys[start : start + chunk]}).scalars())
+    for item in batch:
+        if item.dedupe_key in existing:
+            summary.duplicates += 1
+            summary.duplicates_by_source[item.source] += 1
+            continue
+        existing.add(item.dedupe_key)
+        yield item
 
 
 def _store_batch(engine: Engine, batch: list[Processed]) -> IngestSummary:
     summary = IngestSummary()
     received = utcnow()
     with write_transaction(engine) as conn:
-        keys = list({p.dedupe_key for p in batch})
-        existing: set[str] = set()
-        known = select(raw_events.c.dedupe_key).where(key_filter(raw_events.c.dedupe_key, conn.dialect.name))
-        chunk = KEY_CHUNK.get(conn.dialect.name, DEFAULT_KEY_CHUNK)
-        for start in range(0, len(keys), chunk):
-            existing.update(conn.execute(known, {"keys": keys[start : start + chunk]}).scalars())
         rows, updates = [], []
-        for item in batch:
-            if item.dedupe_key in existing:
-                summary.duplicates += 1
-                summary.duplicates_by_source[item.source] += 1
-                continue
-            existing.add(item.dedupe_key)
-            rows.append(
-                {
-                    "source": item.source,
-                    "kind": item.kind,
-                    "dedupe_key": item.dedupe_key,
-                    "received_at": received,
-                    "payload": item.text,
-                    "status": item.status,
-                    "error": item.error,
-                }
-            )
-            if item.status == QUARANTINED:
-                summary.quarantined.append(Quarantine(item.origin, item.source, item.kind, item.error or ""))
-            else:
-                summary.stored += 1
-                summary.by_source[item.source] += 1
-                if not item.updates:
-                    summary.ignored += 1
+        for item in _new_items(conn, batch, summary):
+            rows.append(_raw_row(item, received))
+            _count(summary, item)
             updates.extend(item.updates)
         bulk_insert(conn, raw_events, rows)
         projections.apply(conn, updates)
     return summary
 
 
-def _is_retryable(exc: Exception) -> bool:
-    if isinstance(exc, IntegrityError):
-        return True  # another writer stored the same dedupe key or row first
+def _store_each(engine: Engine, batch: list[Processed]) -> IngestSummary:
+    """Archive a batch payload by payload, each in a savepoint: one the store refuses is archived as
+    quarantined with the store's reason, and the others are stored as usual."""
+    summary = IngestSummary()
+    received = utcnow()
+    with write_transaction(engine) as conn:
+        for item in list(_new_items(conn, batch, summary)):
+            try:
+                with conn.begin_nested():
+                    bulk_insert(conn, raw_events, [_raw_row(item, received)])
+                    projections.apply(conn, item.updates)
+            except Exception as exc:
+                if _is_retryable(exc) or not _is_payload_fault(exc):
+                    raise
+                error = f"the store refused this payload ({_driver_message(exc)})"
+                log.warning("%s: %s", item.origin, error)
+                item = replace(item, status=QUARANTINED, error=error, updates=[])
+                with conn.begin_nested():
+                    bulk_insert(conn, raw_events, [_raw_row(item, received)])
+            _count(summary, item)
+    return summary
+
+
+def _driver_message(exc: BaseException) -> str:
+    """Why the store refused a write, on one clean line: the driver's message, without SQL or parameters."""
+    cause = getattr(exc, "orig", None) or exc
+    lines = str(cause).strip().splitlines()
+    return f"{cause.__class__.__name__}: {_storable(lines[0])[:300] if lines else 'no message'}"
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    """A race with another writer (the same dedupe key or row stored first, a serialisation failure or
+    deadlock): the whole write is tried again."""
     code = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    if isinstance(exc, IntegrityError):
+        return code == "23505" or "UNIQUE constraint failed" in str(exc.orig)
     return isinstance(exc, OperationalError) and code in ("40001", "40P01")
 
 
+def _is_payload_fault(exc: BaseException) -> bool:
+    """A failure one payload's values cause (out of range, too long, a NUL, a constraint), as opposed to
+    the store being unreachable or locked: its batch is retried payload by payload."""
+    if isinstance(exc, (DataError, IntegrityError)):
+        return True
+    if isinstance(exc, DBAPIError):
+        return False
+    return isinstance(exc, (StatementError, OverflowError, ValueError))
+
+
 def store(engine: Engine, batch: list[Processed], attempts: int = 5) -> IngestSummary:
-    """Archive a processed batch and merge its projections in one transaction (retried on races)."""
-    for attempt in range(attempts):
+    """Archive a processed batch and merge its projections in one transaction (retried on races); when a
+    payload's values make the store refuse the batch, store it payload by payload instead."""
+    write, races = _store_batch, 0
+    while True:
         try:
-            return _store_batch(engine, batch)
-        except (IntegrityError, OperationalError) as exc:
-            if attempt == attempts - 1 or not _is_retryable(exc):
-                raise
-            log.info("ingest batch raced another writer (%s); retrying", exc.__class__.__name__)
-    raise AssertionError("unreachable")
+            return write(engine, batch)
+        except (SQLAlchemyError, OverflowError, ValueError) as exc:
+            if _is_retryable(exc) and races < attempts - 1:
+                races += 1
+                log.info("ingest batch raced another writer (%s); retrying", exc.__class__.__name__)
+                continue
+            if write is _store_batch and _is_payload_fault(exc):
+                log.warning("the store refused a batch (%s); storing it payload by payload", _driver_message(exc))
+                write = _store_each
+                continue
+            raise
 
 
 def _batches(envelopes: Iterable[Envelope], size: int) -> Iterator[list[Envelope]]:
@@ -495,6 +631,7 @@ def replay(
                         known = row.source if row.source in sources.SOURCES else None
                         source, kind, found, error = normalise_payload(payload, known, None, config, kind=row.kind)
                     new_status = QUARANTINED if error else OK
+                    error = _storable(error) if error else None
                 updates.extend(found)
                 if row.status == QUARANTINED and new_status == OK:
                     summary.recovered += 1
