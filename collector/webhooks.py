@@ -67,22 +67,27 @@ def _secret(config: Config, name: str) -> str:
     return value
 
 
-def _hmac_hex(secret: str, body: bytes) -> str:
-    return hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+def _hmac_hex(secret: str, body: bytes) -> bytes:
+    return hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest().encode("ascii")
+
+
+def _header(headers, name: str) -> bytes:
+    """A header's bytes as sent (compared as bytes: a non-ASCII value is simply not equal)."""
+    return headers.get(name, "").encode("latin-1")
 
 
 def verify_github(config: Config, headers, body: bytes) -> None:
     """X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body>."""
     secret = _secret(config, "github_secret")
-    given = headers.get("x-hub-signature-256", "")
-    if not given.startswith("sha256=") or not hmac.compare_digest(given[7:].lower(), _hmac_hex(secret, body)):
+    given = _header(headers, "x-hub-signature-256")
+    if not given.startswith(b"sha256=") or not hmac.compare_digest(given[7:].lower(), _hmac_hex(secret, body)):
         raise HTTPException(401, "missing or invalid X-Hub-Signature-256")
 
 
 def verify_gitlab(config: Config, headers, body: bytes) -> None:
     """X-Gitlab-Token equals the configured token."""
     secret = _secret(config, "gitlab_token")
-    if not hmac.compare_digest(headers.get("x-gitlab-token", "").encode(), secret.encode()):
+    if not hmac.compare_digest(_header(headers, "x-gitlab-token"), secret.encode()):
         raise HTTPException(401, "missing or invalid X-Gitlab-Token")
 
 
@@ -90,20 +95,22 @@ def verify_pagerduty(config: Config, headers, body: bytes) -> None:
     """X-PagerDuty-Signature: v1=<hex>[,v1=<hex>...]; any one valid signature will do (key rotation)."""
     expected = _hmac_hex(_secret(config, "pagerduty_secret"), body)
     matched = False
-    for part in headers.get("x-pagerduty-signature", "").split(","):
+    for part in _header(headers, "x-pagerduty-signature").split(b","):
         part = part.strip()
-        if part.startswith("v1="):
+        if part.startswith(b"v1="):
             matched |= hmac.compare_digest(part[3:].lower(), expected)  # check every one: constant time
     if not matched:
         raise HTTPException(401, "missing or invalid X-PagerDuty-Signature")
 
 
+def _bearer_matches(headers, token: str) -> bool:
+    scheme, _, value = _header(headers, "authorization").partition(b" ")
+    return scheme.lower() == b"bearer" and hmac.compare_digest(value.strip(), token.encode())
+
+
 def verify_bearer(config: Config, headers, body: bytes) -> None:
     """Authorization: Bearer <events token>."""
-    token = _secret(config, "events_token")
-    given = headers.get("authorization", "")
-    scheme, _, value = given.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
+    if not _bearer_matches(headers, _secret(config, "events_token")):
         raise HTTPException(401, "missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
 
 
@@ -194,10 +201,9 @@ def build_router(engine: Engine, config: Config) -> APIRouter:
     )
     def prometheus_metrics(request: Request) -> Response:
         token = config.metrics.token
-        if token:  # without a token /metrics is open: serve it on a network only Prometheus reaches
-            scheme, _, given = request.headers.get("authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
-                raise HTTPException(401, "missing or invalid metrics token", headers={"WWW-Authenticate": "Bearer"})
+        # without a token /metrics is open: serve it on a network only Prometheus reaches
+        if token and not _bearer_matches(request.headers, token):
+            raise HTTPException(401, "missing or invalid metrics token", headers={"WWW-Authenticate": "Bearer"})
         return Response(generate_latest(scraped), media_type=CONTENT_TYPE_LATEST)
 
     return router
