@@ -429,8 +429,8 @@ def read_body(text: str, origin: str, source: str | None = None, hint: str | Non
         return [Envelope(text, None, source, hint, origin, reason)]
     if envelopes:
         return envelopes
-    reason = None if text.isspace() or not text else "body: holds no event (an empty JSON list or CSV rows)"
-    return [Envelope(text, None, source, hint, origin, reason)]
+    reason = "body: holds no event (an empty JSON list or CSV rows)"
+    return [Envelope(text, None, source, hint, origin, None if text.isspace() or not text else reason)]
 
 
 def read_files(paths: Iterable[str], source: str | None = None) -> Iterator[Envelope]:

@@ -3,7 +3,8 @@
 Order of work for every request: size limit (413), authentication (401; nothing is archived for an
 unauthenticated body), then archive and project through the one ingest path. A 2xx is sent only after
 the raw payload is committed; a malformed body is archived as quarantined and answered 422 with the
-reason; a store failure is 503 so the sender retries. Secrets are compared in constant time and never
+reason (bodies that are not UTF-8, nested too deep or not JSON objects included, see `payload_text`);
+a store failure is 503 so the sender retries. Secrets are compared as bytes in constant time and never
 logged. Every request gets an id for its log lines (`X-Request-ID`); what is received, stored and
 refused is counted for `GET /metrics` (`gatewatch.metrics`).
 """
