@@ -56,6 +56,23 @@ def from_archive(stored: str) -> str:
     return stored
 
 
+def archive_head_chars(n: int) -> int:
+    """How many characters of an archived payload to read to show its first `n` characters."""
+    return len(ARCHIVE_PREFIX) + 4 * (n // 3 + 1)
+
+
+def readable_head(stored: str, n: int) -> str:
+    """The first `n` characters of an archived payload, its base64 form decoded (bad bytes shown as U+FFFD)."""
+    if not stored.startswith(ARCHIVE_PREFIX):
+        return stored[:n]
+    encoded = stored[len(ARCHIVE_PREFIX) :]
+    try:
+        raw = base64.b64decode(encoded[: len(encoded) // 4 * 4], validate=True)
+    except (binascii.Error, ValueError):
+        return stored[:n]
+    return raw.decode("utf-8", "replace")[:n]
+
+
 def compact_json(value: Any) -> str:
     """A parsed value as compact JSON text, with escapes (`\\ud800`) where a string is not valid Unicode."""
     text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)

@@ -154,9 +154,13 @@ def test_gatewatch_ingest_quarantines_what_used_to_crash_it(store_url, tmp_path,
     engine = api.open_store(store_url)
     stored = [payload_text.payload_bytes(payload_text.from_archive(r.payload)) for r in archived(engine)]
     assert stored == [fixture_path(f"hostile/{name}").read_bytes() for name in CRASHED_THE_CLI]
-    for command in (["replay"], ["quarantine"], ["quarantine", "--json"]):
+    for command in (["replay"], ["quarantine"]):
         res = gatewatch("--db", store_url, *command)
         assert res.returncode == 0 and "Traceback" not in res.stderr, (command, res.stderr)
+    groups = json.loads(gatewatch("--db", store_url, "quarantine", "--json").stdout)
+    heads = {example["head"] for group in groups for example in group["examples"]}
+    assert '{"type":"deployment","id":"\ufffd\ufffd\ufffd","service":"api"}' in heads  # base64 form decoded
+    assert '{"type":"deployment","id":"\x00"}\x00' in heads  # NUL bytes (valid UTF-8) as they are
 
 
 def test_every_hostile_file_through_ingest_is_archived_or_refused_in_one_line(store_url, tmp_path):
