@@ -437,7 +437,14 @@ def read_files(paths: Iterable[str], source: str | None = None) -> Iterator[Enve
     """Envelopes from files (`-` is stdin), in order."""
     for path in paths:
         if path == "-":
-            yield from read_stream(sys.stdin, "<stdin>", source)
+            if not hasattr(sys.stdin, "buffer"):
+                yield from read_stream(sys.stdin, "<stdin>", source)
+                continue
+            stream = io.TextIOWrapper(sys.stdin.buffer, "utf-8", "surrogateescape", "")  # decoded as files are
+            try:
+                yield from read_stream(stream, "<stdin>", source)
+            finally:
+                stream.detach()  # leave stdin open
             continue
         file = Path(path)
         if not file.is_file():

@@ -173,3 +173,11 @@ def test_every_hostile_file_through_ingest_is_archived_or_refused_in_one_line(st
             result.exception,
         )
         assert result.exit_code in (0, 1, 2) or isinstance(result.exception, GatewatchError), name
+
+
+def test_invalid_utf8_on_stdin_is_quarantined_with_its_bytes(store_url):
+    body = fixture_path("hostile/invalid-utf8.json").read_bytes()
+    result = CliRunner().invoke(cli, ["--db", store_url, "ingest", "-"], input=body)
+    assert result.exit_code == 1 and "not valid UTF-8 (byte 0xff at offset 27)" in result.output, result.output
+    (row,) = archived(api.open_store(store_url))
+    assert payload_text.payload_bytes(payload_text.from_archive(row.payload)) == body
