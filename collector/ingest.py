@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import gc
 import hashlib
+import io
 import itertools
 import json
 import logging
@@ -24,7 +25,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalErr
 
 from gatewatch.errors import ConfigError, PayloadError
 
-from . import column_limits, listings, projections, sources
+from . import column_limits, listings, payload_text, projections, sources
 from .config import Config
 from .db import DEFAULT_KEY_CHUNK, KEY_CHUNK, bulk_insert, key_filter, translates_store_errors, write_transaction
 from .models import PROJECTION_TABLES, raw_events
@@ -46,6 +47,7 @@ class Envelope:
     source: str | None = None  # forced source; None detects
     hint: str | None = None  # e.g. the X-GitHub-Event header
     origin: str = ""  # where it came from, for messages (file:line)
+    error: str | None = None  # why it is quarantined, when the reader already knows (e.g. neither JSON nor CSV)
 
 
 @dataclass(slots=True)
@@ -243,32 +245,17 @@ def _check_fits(upd: Any, payload: Any) -> None:
 
 def process(envelope: Envelope, config: Config) -> Processed:
     """Parse and normalise one envelope (no I/O)."""
-    payload = envelope.parsed
-    if payload is None:
-        try:
-            payload = json.loads(envelope.text)
-        except ValueError as exc:
-            digest = hashlib.sha256(envelope.text.encode("utf-8", "surrogateescape")).hexdigest()
-            return Processed(
-                envelope.origin,
-                envelope.source or "unknown",
-                "unparsed",
-                f"unparsed:{digest}",
-                envelope.text,
-                QUARANTINED,
-                f"body: expected JSON ({exc})",
-                [],
-            )
-    if not isinstance(payload, Mapping):
-        digest = canonical_hash(payload)
+    payload, problem = payload_text.parse(envelope.text, envelope.parsed)
+    if problem or envelope.error:
+        digest = hashlib.sha256(payload_text.payload_bytes(envelope.text)).hexdigest()
         return Processed(
             envelope.origin,
             envelope.source or "unknown",
             "unparsed",
             f"unparsed:{digest}",
-            envelope.text,
+            payload_text.to_archive(envelope.text),
             QUARANTINED,
-            f"body: expected a JSON object, got {type(payload).__name__}",
+            envelope.error or problem,
             [],
         )
     source, kind, updates, error = normalise_payload(payload, envelope.source, envelope.hint, config)
@@ -279,15 +266,10 @@ def process(envelope: Envelope, config: Config) -> Processed:
         except Exception:
             natural = None
     dedupe = f"{source}:{_storable(natural)}" if natural else f"{source}:{canonical_hash(payload)}"
+    status = QUARANTINED if error else OK
+    archived = payload_text.to_archive(envelope.text)
     return Processed(
-        envelope.origin,
-        source,
-        kind,
-        dedupe[:255],
-        envelope.text,
-        QUARANTINED if error else OK,
-        _storable(error) if error else None,
-        updates,
+        envelope.origin, source, kind, dedupe[:255], archived, status, _storable(error) if error else None, updates
     )
 
 
@@ -477,8 +459,7 @@ def ingest_payloads(
 
     def envelopes() -> Iterator[Envelope]:
         for i, payload in enumerate(payloads, 1):
-            text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, default=str)
-            yield Envelope(text, payload, source, hint, f"{origin}#{i}")
+            yield Envelope(payload_text.compact_json(payload), payload, source, hint, f"{origin}#{i}")
 
     return ingest(engine, envelopes(), config)
 
@@ -488,22 +469,32 @@ def ingest_payloads(
 
 def _csv_envelopes(lines: Iterable[str], name: str, source: str | None) -> Iterator[Envelope]:
     reader = csv.DictReader(lines)
-    if not reader.fieldnames or "type" not in reader.fieldnames:
-        raise ConfigError(
-            f"{name}: a CSV file needs a header row with a 'type' column (see the README's generic format)"
-        )
-    for row in reader:
-        record = {k: v for k, v in row.items() if k is not None and v not in (None, "")}
-        if None in row:
-            record["_extra_cells"] = row[None]
-        text = json.dumps(record, separators=(",", ":"), ensure_ascii=False)
-        yield Envelope(text, record, source, None, f"{name}:{reader.line_num}")
+    try:
+        if not reader.fieldnames or "type" not in reader.fieldnames:
+            raise ConfigError(
+                f"{name}: a CSV file needs a header row with a 'type' column (see the README's generic format)"
+            )
+        for row in reader:
+            record = {k: v for k, v in row.items() if k is not None and v not in (None, "")}
+            if None in row:
+                record["_extra_cells"] = row[None]
+            yield Envelope(payload_text.compact_json(record), record, source, None, f"{name}:{reader.line_num}")
+    except csv.Error as exc:
+        raise ConfigError(f"{name}:{reader.line_num}: not readable as CSV ({exc})") from None
+
+
+def _is_json(text: str) -> bool:
+    try:
+        payload_text.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _parses(text: str) -> bool:
     """Whether `text` is one JSON object on its own."""
     try:
-        return isinstance(json.loads(text), dict)
+        return isinstance(payload_text.loads(text), dict)
     except ValueError:
         return False
 
@@ -528,16 +519,17 @@ def read_stream(stream: TextIO, name: str, source: str | None = None, hint: str 
         return
     if stripped.startswith("["):
         text = first + stream.read()
+        if payload_text.encoding_problem(text):
+            yield Envelope(text, None, source, hint, name)  # quarantined whole, its bytes kept exactly
+            return
         try:
-            items = json.loads(text)
+            items = payload_text.loads(text)
         except ValueError as exc:
             yield Envelope(text, None, source, hint, name)  # quarantined with the JSON error
             log.debug("%s: not a JSON list (%s)", name, exc)
             return
         for i, item in enumerate(items, 1):
-            yield Envelope(
-                json.dumps(item, separators=(",", ":"), ensure_ascii=False), item, source, hint, f"{name}[{i}]"
-            )
+            yield Envelope(payload_text.compact_json(item), item, source, hint, f"{name}[{i}]")
         return
     if stripped.startswith("{"):
         if _parses(first):
@@ -556,11 +548,34 @@ def read_stream(stream: TextIO, name: str, source: str | None = None, hint: str 
     yield from _csv_envelopes(itertools.chain([first], stream), name, source)  # the first line put back
 
 
+def read_body(text: str, origin: str, source: str | None = None, hint: str | None = None) -> list[Envelope]:
+    """Envelopes of a received body (a JSON object or list, NDJSON or CSV). A body that holds no event,
+    or is neither JSON nor CSV, is one envelope to quarantine with the reason: every body is archived."""
+    try:
+        envelopes = list(read_stream(io.StringIO(text), origin, source, hint))
+    except ConfigError as exc:
+        if payload_text.encoding_problem(text) or text.startswith("\ufeff") or _is_json(text):
+            return [Envelope(text, None, source, hint, origin)]  # quarantined with the reason parsing gives
+        reason = f"body: neither JSON nor CSV ({str(exc).removeprefix(origin + ': ')})"
+        return [Envelope(text, None, source, hint, origin, reason)]
+    if envelopes:
+        return envelopes
+    reason = "body: holds no event (an empty JSON list or CSV rows)"
+    return [Envelope(text, None, source, hint, origin, None if text.isspace() or not text else reason)]
+
+
 def read_files(paths: Iterable[str], source: str | None = None) -> Iterator[Envelope]:
     """Envelopes from files (`-` is stdin), in order."""
     for path in paths:
         if path == "-":
-            yield from read_stream(sys.stdin, "<stdin>", source)
+            if not hasattr(sys.stdin, "buffer"):
+                yield from read_stream(sys.stdin, "<stdin>", source)
+                continue
+            stream = io.TextIOWrapper(sys.stdin.buffer, "utf-8", "surrogateescape", "")  # decoded as files are
+            try:
+                yield from read_stream(stream, "<stdin>", source)
+            finally:
+                stream.detach()  # leave stdin open
             continue
         file = Path(path)
         if not file.is_file():
@@ -618,20 +633,16 @@ def replay(
             for row in rows:
                 found: list = []
                 error: str | None = None
-                try:
-                    payload = json.loads(row.payload)
-                except ValueError as exc:
-                    new_status, error = QUARANTINED, f"body: expected JSON ({exc})"
+                payload, error = payload_text.parse(payload_text.from_archive(row.payload))
+                if error:
                     source, kind = row.source, row.kind
+                    if row.status == QUARANTINED and row.kind == "unparsed" and row.error:
+                        error = row.error  # the reason given on receipt, which knew the transport
                 else:
-                    if not isinstance(payload, Mapping):
-                        source, kind = row.source, row.kind
-                        error = f"body: expected a JSON object, got {type(payload).__name__}"
-                    else:
-                        known = row.source if row.source in sources.SOURCES else None
-                        source, kind, found, error = normalise_payload(payload, known, None, config, kind=row.kind)
-                    new_status = QUARANTINED if error else OK
-                    error = _storable(error) if error else None
+                    known = row.source if row.source in sources.SOURCES else None
+                    source, kind, found, error = normalise_payload(payload, known, None, config, kind=row.kind)
+                new_status = QUARANTINED if error else OK
+                error = _storable(error) if error else None
                 updates.extend(found)
                 if row.status == QUARANTINED and new_status == OK:
                     summary.recovered += 1

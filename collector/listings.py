@@ -10,6 +10,7 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, bindparam, func, inspect, literal, or_, select, true, union_all
 from sqlalchemy.sql import ColumnElement
 
+from . import payload_text
 from .config import Config
 from .db import translates_store_errors
 from .loaders import Scope, declared_category, distinct_values, raw_time, read_frame, reading, team_services
@@ -329,7 +330,7 @@ def quarantine_groups(engine: Engine, limit: int = 50, examples: int = 3, head: 
         ).mappings()
         out = [dict(group) for group in groups]
         sample = (
-            select(r.c.id, func.substr(r.c.payload, 1, head).label("head"))
+            select(r.c.id, func.substr(r.c.payload, 1, payload_text.archive_head_chars(head)).label("head"))
             .where(quarantined, r.c.source == bindparam("source"), r.c.kind == bindparam("kind"))
             .order_by(r.c.id.desc())
             .limit(examples)
@@ -337,7 +338,7 @@ def quarantine_groups(engine: Engine, limit: int = 50, examples: int = 3, head: 
         for group in out:
             same_reason = r.c.error.is_(None) if group["error"] is None else r.c.error == group["error"]
             rows = conn.execute(sample.where(same_reason), {"source": group["source"], "kind": group["kind"]})
-            group["examples"] = [{"id": row.id, "head": row.head} for row in rows]
+            group["examples"] = [{"id": row.id, "head": payload_text.readable_head(row.head, head)} for row in rows]
         return out
 
 

@@ -3,7 +3,8 @@
 Order of work for every request: size limit (413), authentication (401; nothing is archived for an
 unauthenticated body), then archive and project through the one ingest path. A 2xx is sent only after
 the raw payload is committed; a malformed body is archived as quarantined and answered 422 with the
-reason; a store failure is 503 so the sender retries. Secrets are compared in constant time and never
+reason (bodies that are not UTF-8, nested too deep or not JSON objects included, see `payload_text`);
+a store failure is 503 so the sender retries. Secrets are compared as bytes in constant time and never
 logged. Every request gets an id for its log lines (`X-Request-ID`); what is received, stored and
 refused is counted for `GET /metrics` (`gatewatch.metrics`).
 """
@@ -153,22 +154,27 @@ def _secret(config: Config, name: str) -> str:
     return value
 
 
-def _hmac_hex(secret: str, body: bytes) -> str:
-    return hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+def _hmac_hex(secret: str, body: bytes) -> bytes:
+    return hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest().encode("ascii")
+
+
+def _header(headers, name: str) -> bytes:
+    """A header's bytes as sent (compared as bytes: a non-ASCII value is simply not equal)."""
+    return headers.get(name, "").encode("latin-1")
 
 
 def verify_github(config: Config, headers, body: bytes) -> None:
     """X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body>."""
     secret = _secret(config, "github_secret")
-    given = headers.get("x-hub-signature-256", "")
-    if not given.startswith("sha256=") or not hmac.compare_digest(given[7:].lower(), _hmac_hex(secret, body)):
+    given = _header(headers, "x-hub-signature-256")
+    if not given.startswith(b"sha256=") or not hmac.compare_digest(given[7:].lower(), _hmac_hex(secret, body)):
         raise HTTPException(401, "missing or invalid X-Hub-Signature-256")
 
 
 def verify_gitlab(config: Config, headers, body: bytes) -> None:
     """X-Gitlab-Token equals the configured token."""
     secret = _secret(config, "gitlab_token")
-    if not hmac.compare_digest(headers.get("x-gitlab-token", "").encode(), secret.encode()):
+    if not hmac.compare_digest(_header(headers, "x-gitlab-token"), secret.encode()):
         raise HTTPException(401, "missing or invalid X-Gitlab-Token")
 
 
@@ -176,20 +182,22 @@ def verify_pagerduty(config: Config, headers, body: bytes) -> None:
     """X-PagerDuty-Signature: v1=<hex>[,v1=<hex>...]; any one valid signature will do (key rotation)."""
     expected = _hmac_hex(_secret(config, "pagerduty_secret"), body)
     matched = False
-    for part in headers.get("x-pagerduty-signature", "").split(","):
+    for part in _header(headers, "x-pagerduty-signature").split(b","):
         part = part.strip()
-        if part.startswith("v1="):
+        if part.startswith(b"v1="):
             matched |= hmac.compare_digest(part[3:].lower(), expected)  # check every one: constant time
     if not matched:
         raise HTTPException(401, "missing or invalid X-PagerDuty-Signature")
 
 
+def _bearer_matches(headers, token: str) -> bool:
+    scheme, _, value = _header(headers, "authorization").partition(b" ")
+    return scheme.lower() == b"bearer" and hmac.compare_digest(value.strip(), token.encode())
+
+
 def verify_bearer(config: Config, headers, body: bytes) -> None:
     """Authorization: Bearer <events token>."""
-    token = _secret(config, "events_token")
-    given = headers.get("authorization", "")
-    scheme, _, value = given.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
+    if not _bearer_matches(headers, _secret(config, "events_token")):
         raise HTTPException(401, "missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
 
 
@@ -309,10 +317,9 @@ def build_router(engine: Engine, config: Config) -> APIRouter:
     )
     def prometheus_metrics(request: Request) -> Response:
         token = config.metrics.token
-        if token:  # without a token /metrics is open: serve it on a network only Prometheus reaches
-            scheme, _, given = request.headers.get("authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
-                raise HTTPException(401, "missing or invalid metrics token", headers={"WWW-Authenticate": "Bearer"})
+        # without a token /metrics is open: serve it on a network only Prometheus reaches
+        if token and not _bearer_matches(request.headers, token):
+            raise HTTPException(401, "missing or invalid metrics token", headers={"WWW-Authenticate": "Bearer"})
         return Response(generate_latest(scraped), media_type=CONTENT_TYPE_LATEST)
 
     return router

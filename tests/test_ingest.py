@@ -51,7 +51,7 @@ def test_unparseable_and_unknown_payloads_are_quarantined_not_dropped(engine, co
     assert (summary.stored, len(summary.quarantined), summary.exit_code) == (0, 4, 1)
     errors = {q.origin: q.error for q in summary.quarantined}
     assert errors["b0"].startswith("body: expected JSON")
-    assert errors["b1"] == "body: expected a JSON object, got list"
+    assert errors["b1"] == "body: expected a JSON object, got an array"
     assert errors["b2"].startswith("unrecognised payload: expected an AWS EventBridge event (CodePipeline, CodeDeploy")
     rows = raw_rows(engine)
     assert [r["payload"] for r in rows] == bodies  # exactly as received

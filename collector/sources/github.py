@@ -20,12 +20,12 @@ Conventions worth knowing:
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from .. import payload_text
 from .base import TERMINAL, Update, boolean, category_for, choice, dispatch, field, timestamp
 
 NAME = "github"
@@ -247,7 +247,7 @@ def _release_facts(payload: Mapping, repo: str) -> tuple[str | None, bool, str |
     raw = payload["deployment"].get("payload")
     if isinstance(raw, str):
         try:
-            raw = json.loads(raw)
+            raw = payload_text.loads(raw)  # a string of JSON, with the same nesting limit as a body
         except ValueError:
             return None, False, None  # free text is allowed by GitHub and carries no facts for us
     if not isinstance(raw, Mapping):

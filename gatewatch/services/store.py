@@ -4,7 +4,6 @@ CodeCommit and CodeDeploy history, and the counts and filter choices the dashboa
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
@@ -145,7 +144,7 @@ def ingest_text(
     if single:
         envelopes: Iterable[ingest.Envelope] = [ingest.Envelope(text, None, source, hint, origin)]
     else:
-        envelopes = list(ingest.read_stream(io.StringIO(text), origin, source, hint))
+        envelopes = ingest.read_body(text, origin, source, hint)
     return ingest.ingest(engine, envelopes, config)
 
 
