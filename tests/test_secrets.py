@@ -168,6 +168,23 @@ def test_a_receiver_echoing_the_path_and_header_in_its_reason_phrase_leaks_nothi
         nowhere(secret, caplog.text, json.dumps(stored.actions), row)
 
 
+def test_an_unexpected_error_quoting_a_secret_is_logged_as_a_scrubbed_traceback(engine, caplog, monkeypatch):
+    from gates import actions
+
+    monkeypatch.setenv("GW_TEST_HOOK_SECRET", "boom-tok-2468")
+
+    def raises(action, stored, ctx, clients):
+        raise RuntimeError(f"unexpected, with {actions._expand('${GW_TEST_HOOK_SECRET}', 'url')} in its text")
+
+    monkeypatch.setitem(actions.RUNNERS, "webhook", raises)
+    with caplog.at_level(logging.DEBUG):
+        stored = evaluate(gate([{"webhook": {"url": "http://127.0.0.1:9/hook"}}]), context(engine), "boom")
+    (outcome,) = stored.actions
+    assert outcome["error"] == "RuntimeError: unexpected, with ${GW_TEST_HOOK_SECRET} in its text"
+    assert "Traceback" in caplog.text and "RuntimeError: unexpected, with ${GW_TEST_HOOK_SECRET}" in caplog.text
+    nowhere("boom-tok-2468", caplog.text, json.dumps(stored_row(engine, stored.id), default=str))
+
+
 def test_the_gate_api_answer_and_row_hold_no_secret(engine, tmp_path, monkeypatch, caplog):
     secret = "api-tok-inner-3131\nnext"
     monkeypatch.setenv("GW_TEST_HOOK_SECRET", secret)
