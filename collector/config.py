@@ -27,6 +27,8 @@ from analysis.tiers import Benchmark, benchmark_from_mapping, get_benchmark
 from gatewatch.errors import ConfigError
 from gatewatch.schema import Duration, Model, PositiveDuration, validate
 
+from .redaction import mask_url
+
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_PRODUCTION_ENVIRONMENTS",
@@ -270,7 +272,9 @@ class Channel(Model):
                 f"{name}: not a setting of a {self.type} channel (it takes {', '.join(sorted(required | optional))})"
             )
         if self.url is not None and not re.match(r"(https?://[^/\s]+|\$\{[A-Za-z_][A-Za-z0-9_]*\})", self.url):
-            raise ValueError(f"url: expected an http:// or https:// URL or a ${{VAR}} placeholder, got {self.url!r}")
+            raise ValueError(
+                f"url: expected an http:// or https:// URL or a ${{VAR}} placeholder, got {mask_url(self.url)!r}"
+            )
         if self.type == "sns" and not (self.topic_arn or "").startswith("arn:"):
             raise ValueError(f"topic_arn: expected an SNS topic ARN (arn:aws:sns:...), got {self.topic_arn!r}")
         if self.template is not None:

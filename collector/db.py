@@ -20,6 +20,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from gatewatch.errors import StoreError
 
 from .config import store_url
+from .redaction import mask_url, remember_url_credentials, scrub
 from .timeutil import UTC
 
 P = ParamSpec("P")
@@ -38,9 +39,13 @@ def resolve_url(url: str | None = None) -> str:
 
 
 def store_failure(exc: SQLAlchemyError) -> StoreError:
-    """A database error as the one the user reads (the first line of the driver's message)."""
-    first = str(exc).splitlines()[0] if str(exc) else ""
-    return StoreError(f"store failure: {exc.__class__.__name__}: {first}")
+    """A database error as the one the user reads (the first line of the driver's message, scrubbed of
+    the store's password)."""
+    return StoreError(f"store failure: {exc.__class__.__name__}: {_first_line(exc)}")
+
+
+def _first_line(exc: Exception) -> str:
+    return scrub(str(exc).splitlines()[0]) if str(exc) else ""
 
 
 @contextmanager
@@ -61,14 +66,6 @@ def translates_store_errors(fn: Callable[P, R]) -> Callable[P, R]:
             return fn(*args, **kwargs)
 
     return wrapper
-
-
-def describe_url(url: str) -> str:
-    """The URL with any password hidden, for messages and logs."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<invalid URL>"
 
 
 def in_memory(url: URL) -> bool:
@@ -109,11 +106,13 @@ def _configure_sqlite(engine: Engine) -> None:
 def create_store_engine(url: str | None = None) -> Engine:
     """A new engine for the store at `url` (resolved as in `resolve_url`)."""
     resolved = resolve_url(url)
+    remember_url_credentials(resolved)  # a driver's error may quote them: scrubbed wherever shown
     try:
         parsed = make_url(resolved)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         raise StoreError(
-            f"invalid database URL {resolved!r}: expected e.g. sqlite:///gatewatch.db or postgresql://user@host:5432/db"
+            "invalid database URL (--db or GATEWATCH_DB; not shown, it may hold a password): expected e.g. "
+            "sqlite:///gatewatch.db or postgresql://user@host:5432/db"
         ) from None
     kwargs: dict = {}
     if parsed.get_backend_name() == "sqlite":
@@ -126,7 +125,7 @@ def create_store_engine(url: str | None = None) -> Engine:
     try:
         engine = create_engine(resolved, **kwargs)
     except (ArgumentError, ImportError) as exc:
-        raise StoreError(f"cannot use database URL {describe_url(resolved)}: {exc}") from None
+        raise StoreError(f"cannot use database URL {mask_url(resolved)}: {scrub(str(exc))}") from None
     if engine.dialect.name == "sqlite":
         _check_sqlite_library()
         _configure_sqlite(engine)
@@ -187,8 +186,7 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
         return before, head
     except SQLAlchemyError as exc:
         raise StoreError(
-            f"cannot migrate the store at {describe_url(str(engine.url))}: "
-            f"{exc.__class__.__name__}: {str(exc).splitlines()[0]}"
+            f"cannot migrate the store at {_shown(engine)}: {exc.__class__.__name__}: {_first_line(exc)}"
         ) from None
 
 
@@ -230,7 +228,12 @@ def ping(engine: Engine) -> None:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
     except SQLAlchemyError as exc:
-        raise StoreError(f"store unreachable at {describe_url(str(engine.url))}: {str(exc).splitlines()[0]}") from None
+        raise StoreError(f"store unreachable at {_shown(engine)}: {_first_line(exc)}") from None
+
+
+def _shown(engine: Engine) -> str:
+    """The engine's URL with its password and credential-like query values masked."""
+    return mask_url(str(engine.url))  # str() already hides the userinfo password
 
 
 def key_filter(column, dialect_name: str, name: str = "keys"):

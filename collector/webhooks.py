@@ -302,9 +302,10 @@ def build_router(engine: Engine, config: Config) -> APIRouter:
     def healthz() -> JSONResponse:
         try:
             api.check_store(engine)
-        except StoreError as exc:
+        except StoreError as exc:  # unauthenticated: the store's address and the driver's error go to the log
             metrics.count_store_error("health")
-            return JSONResponse({"status": "error", "store": str(exc)}, status_code=503)
+            log.error("health check: %s", exc)
+            return JSONResponse({"status": "error", "store": "unreachable"}, status_code=503)
         return JSONResponse({"status": "ok", "store": "ok"})
 
     scraped = metrics.scrape_registry(metrics.NewestEventAge(lambda: api.newest_event_times(engine), api.utcnow))

@@ -13,6 +13,7 @@ import re
 import ssl
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 from collector.codedeploy_ids import find_codedeploy_deployment
 from collector.config import environment_variable
 from collector.gate_decisions import StoredDecision
+from collector.redaction import remember, scrub, scrubbed_traceback
 from collector.sources.codepipeline import ROLLBACK_TRIGGERS
 from collector.timeutil import utcnow
 from gatewatch.errors import ActionFailed
@@ -79,7 +81,7 @@ def run_actions(
             try:
                 progress(list(outcomes))
             except Exception:  # recording must not stop the next action (a rollback matters more)
-                log.exception("could not record the action outcomes of decision %s", stored.id)
+                log.error("could not record the action outcomes of decision %s:\n%s", stored.id, scrubbed_traceback())
     return outcomes
 
 
@@ -115,8 +117,8 @@ def run_action(
     except BotoCoreError as exc:
         result, attempts = {"status": "failed", "error": f"AWS: {exc}"}, 1
     except Exception as exc:  # an action must never undo the decision already stored: record it, loudly
-        log.exception("action %s for decision %s raised", action.type, stored.id)
-        result, attempts = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}, 1
+        log.error("action %s for decision %s raised:\n%s", action.type, stored.id, scrubbed_traceback())
+        result, attempts = {"status": "failed", "error": scrub(f"{type(exc).__name__}: {exc}")}, 1
     outcome: dict[str, Any] = {
         "type": action.type,
         "target": target,
@@ -261,19 +263,55 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 _OPENER = urllib.request.build_opener(_NoRedirects)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _expand(value: str, where: str, what: str = "webhook") -> str:
-    """`value` with its ${VAR} placeholders filled from the environment; ActionFailed (nothing sent)
-    naming `what` and `where` when one is not set."""
+    """`value` with its ${VAR} placeholders filled from the environment, each value's trailing whitespace
+    stripped (a secret mounted from a file ends with a newline) and remembered as a secret (scrubbed from
+    every message as `${VAR}`); ActionFailed (nothing sent) naming `what`, `where` and the variable when
+    one is not set or holds a line break or other control character."""
 
     def one(match: re.Match) -> str:
-        found = environment_variable(match.group(1))
+        name = match.group(1)
+        found = environment_variable(name)
         if found is None:
+            raise ActionFailed(f"{what} {where}: environment variable {name} is not set; nothing was sent", attempts=0)
+        remember(found, f"${{{name}}}")
+        found = found.rstrip()
+        if _CONTROL.search(found):
             raise ActionFailed(
-                f"{what} {where}: environment variable {match.group(1)} is not set; nothing was sent", attempts=0
+                f"{what} {where}: environment variable {name} holds a line break or another control character "
+                "(trailing whitespace is stripped, not inner); nothing was sent",
+                attempts=0,
             )
         return found
 
-    return _VAR.sub(one, value)
+    expanded = _VAR.sub(one, value)
+    if _CONTROL.search(expanded):
+        raise ActionFailed(f"{what} {where}: holds a line break or another control character; nothing was sent", 0)
+    return expanded
+
+
+def _checked_url(url: str, written: str, what: str = "webhook") -> str:
+    """The expanded `url` when it is a plain http(s) URL; else ActionFailed naming the setting as
+    `written` (its ${VAR} placeholders, never their values) and the fix, nothing sent."""
+    problem = None
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        problem = "is not a valid URL"
+    else:
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            problem = "is not an http:// or https:// URL with a host"
+        elif "@" in parts.netloc:
+            problem = "holds credentials (user:password@): send them in a header instead (headers: Authorization)"
+        elif re.search(r"\s", url):
+            problem = "holds whitespace: percent-encode it (%20)"
+    if problem:
+        raise ActionFailed(f"{what} url {written} {problem}; nothing was sent", attempts=0)
+    return url
 
 
 def webhook(action: Action, stored: StoredDecision, ctx: Context, clients: Clients) -> tuple[str, int]:
@@ -281,12 +319,12 @@ def webhook(action: Action, stored: StoredDecision, ctx: Context, clients: Clien
     backoff (or the server's Retry-After), every attempt and wait bounded by max_time."""
     s = action.webhook
     assert s is not None
-    url = _expand(s.url, "url")
+    url = _checked_url(_expand(s.url, "url"), s.url)
     headers = {"Content-Type": "application/json", "User-Agent": "gatewatch", "Idempotency-Key": stored.id}
     secrets = [(url, s.url)] if url != s.url else []  # (what was sent, what may be shown instead)
     for name, value in s.headers.items():
         headers[name] = _expand(value, f"headers.{name}")
-        secrets.append((headers[name], "***"))
+        secrets.append((headers[name], "***"))  # even one written in the policy: only the name is shown
     body = json.dumps(stored.to_dict(), default=str).encode("utf-8")
     return send_http(
         url,
@@ -317,7 +355,9 @@ def send_http(
 ) -> tuple[str, int]:
     """Send one request, retrying connection errors, 429 and 5xx with exponential backoff (or the
     server's Retry-After), every attempt and wait bounded by `max_time`: ("HTTP <status> after n
-    attempts", attempts), else ActionFailed whose message has each of `secrets` (sent, shown) scrubbed.
+    attempts", attempts), else ActionFailed whose message has each of `secrets` (sent, shown) and every
+    remembered secret scrubbed; nothing raised by the sending (whose text could quote a header or the
+    URL) escapes unscrubbed.
     `label` (no secret in it) names the request in the retry log lines."""
     deadline = time.monotonic() + max_time
     delay, attempts = backoff, 0
@@ -327,9 +367,12 @@ def send_http(
             status = _send(url, method, body, headers, min(timeout, deadline - time.monotonic()))
             return f"HTTP {status} after {attempts} attempt{'s' if attempts > 1 else ''}", attempts
         except _Retry as exc:
-            problem, wait = _scrub(str(exc), secrets), max(delay, exc.retry_after or 0)
+            problem, wait = scrub(str(exc), secrets), max(delay, exc.retry_after or 0)
         except _Fatal as exc:
-            raise ActionFailed(_scrub(str(exc), secrets) + f" (attempt {attempts}; not retried)", attempts) from None
+            raise ActionFailed(scrub(str(exc), secrets) + f" (attempt {attempts}; not retried)", attempts) from None
+        except Exception as exc:  # e.g. ValueError for a header http.client refuses: its text quotes the value
+            problem = scrub(f"{type(exc).__name__}: {exc}", secrets)
+            raise ActionFailed(f"{problem} (attempt {attempts}; not retried)", attempts) from None
         if attempts > retries:
             raise ActionFailed(f"{problem}; gave up after {attempts} attempts (retries: {retries})", attempts)
         if time.monotonic() + wait >= deadline:
@@ -373,13 +416,6 @@ def _send(url: str, method: str, body: bytes, headers: dict, timeout: float) -> 
         raise _Retry(f"connection failed: {exc.reason}") from None
     except (http.client.HTTPException, OSError) as exc:  # timeouts, resets, a malformed answer
         raise _Retry(f"connection failed: {type(exc).__name__}: {exc}".rstrip(": ")) from None
-
-
-def _scrub(text: str, secrets: list[tuple[str, str]]) -> str:
-    for secret, shown in secrets:
-        if len(secret) >= 4:
-            text = text.replace(secret, shown)
-    return text
 
 
 RUNNERS: dict[str, Callable[[Action, StoredDecision, Context, Clients], tuple[str, int]]] = {

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from collector.gate_decisions import StoredDecision, update_actions
+from collector.redaction import scrubbed_traceback
 from collector.timeutil import utcnow
 
 from .actions import Clients, aws_client, for_decision, run_action
@@ -138,7 +139,13 @@ def retry_failed(policy: Policy, stored: StoredDecision, ctx: Context, clients: 
         try:
             actions = update_actions(ctx.engine, stored.id, record) or actions
         except Exception:  # the next action matters more than this record (the claim goes stale)
-            log.exception("could not record attempt %d of action %d of decision %s", outcome["attempt"], i, stored.id)
+            log.error(
+                "could not record attempt %d of action %d of decision %s:\n%s",
+                outcome["attempt"],
+                i,
+                stored.id,
+                scrubbed_traceback(),
+            )
         actions = [*actions[:i], outcome, *actions[i + 1 :]]
     report.actions = stored.actions = actions
     failed_again = [i for i in report.retried if actions[i].get("status") == "failed"]

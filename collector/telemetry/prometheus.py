@@ -14,6 +14,7 @@ from analysis.canary import CanaryConfig, MetricSpec
 from gatewatch.errors import ConfigError, SourceUnavailable
 
 from ..config import Prometheus
+from ..redaction import mask_url, remember, remember_url_credentials, scrub
 from .samples import Telemetry
 from .scopes import render_query
 
@@ -27,6 +28,10 @@ def connect(url: str, auth: Prometheus | None = None, timeout: float = 10.0) -> 
     from prometheus_api_client import PrometheusConnect
     from urllib3.util.retry import Retry
 
+    remember_url_credentials(url)  # a URL's user:password@ or ?token= is never shown: scrubbed, masked
+    if auth:
+        remember(auth.token)
+        remember(auth.password)
     retry = Retry(total=2, backoff_factor=0.25, status_forcelist=[429, 502, 503, 504], allowed_methods=["GET"])
     headers = auth.headers if auth else None
     return PrometheusConnect(
@@ -168,13 +173,13 @@ def fetch(
         except ConfigError:
             raise
         except SourceUnavailable as exc:  # it answered, but not with what was asked: said plainly
-            telemetry.errors[spec.name] = f"Prometheus at {url}: {exc}"
+            telemetry.errors[spec.name] = scrub(f"Prometheus at {mask_url(url)}: {exc}")
             telemetry.unavailable.add(spec.name)
             log.warning("canary metric %s: %s", spec.name, telemetry.errors[spec.name])
             continue
         except Exception as exc:
-            telemetry.errors[spec.name] = (
-                f"Prometheus at {url} could not be read: {exc.__class__.__name__}: "
+            telemetry.errors[spec.name] = scrub(
+                f"Prometheus at {mask_url(url)} could not be read: {exc.__class__.__name__}: "
                 f"{str(exc).splitlines()[0][:300] if str(exc) else ''}"
             )
             telemetry.unavailable.add(spec.name)

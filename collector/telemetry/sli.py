@@ -37,6 +37,7 @@ from gatewatch.errors import ConfigError, SloError, SourceUnavailable
 from gatewatch.schema import duration_label
 
 from ..config import Prometheus, read_yaml
+from ..redaction import mask_url, scrub
 from ..timeutil import as_utc
 from . import cloudwatch
 from .prometheus import connect, instant_query, range_query
@@ -118,7 +119,9 @@ def _unavailable(spec: SloSpec, exc: Exception) -> SourceUnavailable:
     detail = str(exc).splitlines()[0][:300] if str(exc) else ""
     what = detail if isinstance(exc, SourceUnavailable) else f"{exc.__class__.__name__}: {detail}"
     return SourceUnavailable(
-        f"Prometheus at {_server(spec).url} could not be read for SLO {spec.service}/{spec.name}: {what}"
+        scrub(
+            f"Prometheus at {mask_url(_server(spec).url)} could not be read for SLO {spec.service}/{spec.name}: {what}"
+        )
     )
 
 

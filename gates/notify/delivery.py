@@ -18,11 +18,12 @@ from sqlalchemy import Engine
 from collector.config import PAGERDUTY_EVENTS_URL, Channel, Config
 from collector.gate_decisions import StoredDecision
 from collector.notifications import last_sent, record_notification
+from collector.redaction import scrub, scrubbed_traceback
 from collector.timeutil import utcnow
 from gatewatch.errors import ActionFailed, ConfigError
 from gatewatch.metrics import count_notification
 
-from ..actions import _expand, aws_client, send_http
+from ..actions import _checked_url, _expand, aws_client, send_http
 from .events import action_failed_notifications, decision_notifications
 from .messages import Notification, message
 
@@ -77,7 +78,7 @@ class Notifier:
         try:
             body = message(channel, note)
         except Exception as exc:  # a template that does not render (or reaches outside the sandbox)
-            error = f"notify channel {name}: template: {type(exc).__name__}: {exc}"
+            error = scrub(f"notify channel {name}: template: {type(exc).__name__}: {exc}")
             log.error("notification %s (%s) to channel %s failed: %s", note.event, note.dedup_key, name, error)
             return self._record(name, channel, note, "failed", 0, error, None, now)
         if (
@@ -149,7 +150,7 @@ class Notifier:
             return self._publish(what, channel, body)
         settings = self.config.notify
         written_url = channel.url or (PAGERDUTY_EVENTS_URL if channel.type == "pagerduty" else "")
-        url = _expand(written_url, "url", what)
+        url = _checked_url(_expand(written_url, "url", what), written_url, what)
         secrets = [(url, written_url)] if url != written_url else []
         headers = {"Content-Type": "application/json", "User-Agent": "gatewatch"}
         for header, value in channel.headers.items():
@@ -215,7 +216,7 @@ class Notifier:
                 out += self.send(note)
             return out
         except Exception:  # a notification problem must not undo or hide the stored decision
-            log.exception("could not notify decision %s", stored.id)
+            log.error("could not notify decision %s:\n%s", stored.id, scrubbed_traceback())
             return []
 
     def retried(self, stored: StoredDecision, positions: list[int]) -> list[dict[str, Any]]:
@@ -228,7 +229,7 @@ class Notifier:
                 out += self.send(note)
             return out
         except Exception:
-            log.exception("could not notify the retried actions of decision %s", stored.id)
+            log.error("could not notify the retried actions of decision %s:\n%s", stored.id, scrubbed_traceback())
             return []
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from analysis.slo import SloSpec, SloStatus
 from collector import notifications as store
 from collector.config import Config
+from collector.redaction import scrubbed_traceback
 from collector.timeutil import utcnow
 from gates.notify import Notification, Notifier, burn_rate_notifications, deployment_notification
 from gatewatch.errors import ConfigError, GatewatchError
@@ -160,7 +161,7 @@ def start_notify_scanner(
                 for error in scan.errors:
                     log.warning("notification scan: %s", error)
             except Exception:  # the server keeps serving; the next scan tries again
-                log.exception("notification scan failed")
+                log.error("notification scan failed:\n%s", scrubbed_traceback())
             stop.wait(interval)
 
     thread = threading.Thread(target=loop, name="gatewatch-notify-scan", daemon=True)

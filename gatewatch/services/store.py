@@ -16,7 +16,6 @@ from collector.config import Config
 from collector.db import (
     create_store_engine,
     current_revision,
-    describe_url,
     dispose_engines,
     get_engine,
     head_revision,
@@ -27,6 +26,7 @@ from collector.db import (
 from collector.history import codecommit as codecommit_history
 from collector.history import codedeploy as codedeploy_history
 from collector.history import codepipeline as codepipeline_history
+from collector.redaction import mask_url
 
 __all__ = [
     "backfill_codecommit",
@@ -72,7 +72,7 @@ def in_memory_store(url: str) -> bool:
 
 def describe_store(url: str) -> str:
     """The store's URL with any password hidden, for messages and logs."""
-    return describe_url(url)
+    return mask_url(url)
 
 
 def close_stores() -> None:
@@ -83,12 +83,12 @@ def close_stores() -> None:
 def upgrade_store(url: str) -> tuple[str | None, str, str]:
     """Apply pending migrations: (revision before, revision after, the store's URL without its password)."""
     before, after = upgrade(create_store_engine(url))
-    return before, after, describe_url(url)
+    return before, after, mask_url(url)
 
 
 def store_revision(url: str) -> tuple[str | None, str, str]:
     """(the store's schema revision or None, the newest this version ships, the URL without its password)."""
-    return current_revision(create_store_engine(url)), head_revision(), describe_url(url)
+    return current_revision(create_store_engine(url)), head_revision(), mask_url(url)
 
 
 def schema_revision(engine: Engine) -> tuple[str | None, str]:
