@@ -28,7 +28,7 @@ from .config import Config
 from .db import DEFAULT_KEY_CHUNK, KEY_CHUNK, bulk_insert, key_filter, translates_store_errors, write_transaction
 from .models import PROJECTION_TABLES, raw_events
 from .sources import senders
-from .textfiles import file_problem, text_stream
+from .textfiles import file_problem, read_problem, text_stream
 from .timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -433,10 +433,8 @@ def read_files(paths: Iterable[str], source: str | None = None) -> Iterator[Enve
                 raise ConfigError(f"{path}: {problem}")
             with text_stream(Path(path).open("rb")) as stream:
                 yield from read_stream(stream, path, source)
-        except UnicodeDecodeError as exc:  # UTF-16/32 (told by a byte-order mark) with broken text
-            raise ConfigError(f"{path}: not valid {exc.encoding.upper()} text ({exc.reason})") from None
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+        except (UnicodeDecodeError, OSError) as exc:  # UnicodeDecodeError: UTF-16/32 (a byte-order mark), broken
+            raise ConfigError(f"{path}: {read_problem(exc)}") from None
 
 
 def _stdin_envelopes(source: str | None) -> Iterator[Envelope]:

@@ -7,9 +7,17 @@ import codecs
 import io
 import os
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import BinaryIO
 
-__all__ = ["encoding_label", "file_encoding", "file_problem", "one_line", "text_encoding", "text_stream"]
+__all__ = [
+    "encoding_label",
+    "file_encoding",
+    "file_problem",
+    "one_line",
+    "read_problem",
+    "text_encoding",
+    "text_stream",
+]
 
 # UTF-32's marks first: UTF-32-LE's starts with UTF-16-LE's.
 _BOMS = (
@@ -41,14 +49,14 @@ def encoding_label(encoding: str) -> str:
     return encoding.removesuffix("-sig").upper()
 
 
-def text_stream(binary: BinaryIO) -> TextIO:
+def text_stream(binary: BinaryIO) -> io.TextIOWrapper:
     """`binary` read as text in the encoding its byte-order mark names (newlines kept as written). Bytes
     that are not UTF-8 in a UTF-8 stream are kept as surrogate escapes; broken UTF-16/32 raises
     UnicodeDecodeError when read."""
     peek = getattr(binary, "peek", None)
     encoding = text_encoding(peek(4)[:4] if peek else b"")
     errors = "surrogateescape" if encoding == "utf-8-sig" else "strict"
-    return io.TextIOWrapper(binary, encoding=encoding, errors=errors, newline="")  # type: ignore[arg-type]
+    return io.TextIOWrapper(binary, encoding=encoding, errors=errors, newline="")
 
 
 def file_problem(path: str | os.PathLike[str]) -> str | None:
@@ -67,3 +75,12 @@ def file_problem(path: str | os.PathLike[str]) -> str | None:
 def one_line(exc: BaseException) -> str:
     """An exception's message on one line (a parser's may span several)."""
     return " ".join(str(exc).split()) or exc.__class__.__name__
+
+
+def read_problem(exc: Exception) -> str:
+    """Why a file could not be read or parsed, on one line."""
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not a {encoding_label(exc.encoding)} text file ({exc.reason})"
+    if isinstance(exc, OSError):
+        return f"cannot be read ({exc.strerror or exc})"
+    return one_line(exc)

@@ -13,7 +13,7 @@ import pandas as pd
 from analysis.canary import samples_from_frame
 from gatewatch.errors import ConfigError
 
-from ..textfiles import file_encoding, file_problem, one_line
+from ..textfiles import file_encoding, file_problem, read_problem
 
 __all__ = ["CloudWatchSamples", "CsvSamples", "PrometheusSamples", "SampleSource", "Telemetry", "from_csv"]
 
@@ -74,7 +74,7 @@ def from_csv(path: str | Path) -> Telemetry:
     try:
         frame = pd.read_csv(path, encoding=file_encoding(path))
     except (OSError, ValueError, pd.errors.ParserError) as exc:  # UnicodeDecodeError is a ValueError
-        raise ConfigError(f"{path}: {one_line(exc)}") from None
+        raise ConfigError(f"{path}: {read_problem(exc)}") from None
     try:
         return Telemetry(samples=samples_from_frame(frame))
     except ConfigError as exc:

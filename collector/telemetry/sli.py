@@ -37,7 +37,7 @@ from gatewatch.errors import ConfigError, SloError, SourceUnavailable
 from gatewatch.schema import duration_label
 
 from ..config import Prometheus, read_yaml
-from ..textfiles import file_encoding, file_problem, one_line
+from ..textfiles import file_encoding, file_problem, read_problem
 from ..timeutil import as_utc
 from . import cloudwatch
 from .prometheus import connect, instant_query, range_query
@@ -159,7 +159,7 @@ def _read_frame(spec: SloSpec) -> pd.DataFrame:
     try:
         return pd.read_csv(path, encoding=file_encoding(path))
     except (OSError, ValueError, pd.errors.ParserError) as exc:  # UnicodeDecodeError is a ValueError
-        raise ConfigError(f"SLI data {str(path)!r}: {one_line(exc)}") from None
+        raise ConfigError(f"SLI data {str(path)!r}: {read_problem(exc)}") from None
 
 
 # GetMetricData keeps 1-minute points for 15 days, 5-minute points for 63 days and hourly points for 455:
