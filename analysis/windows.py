@@ -15,6 +15,8 @@ import pandas as pd
 from gatewatch.errors import ConfigError
 
 BUCKETS = ("day", "week", "month")
+# The days a window may span: far enough inside pandas' timestamps (1677-2262) for any link window.
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2200, 1, 1)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from gatewatch.errors import ConfigError
 from gatewatch.schema import Duration, Model, PositiveDuration, validate
 
 from .redaction import mask_url
+from .textfiles import encoding_label, file_problem, one_line, text_encoding
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
@@ -482,16 +483,22 @@ def _relative(folder: str | None, base: Path) -> str | None:
 
 
 def read_text(path: str | os.PathLike[str], what: str) -> str:
-    """A text file's content (UTF-8, a BOM dropped); ConfigError naming `what` and the file when it cannot be read."""
-    file = Path(path)
-    if not file.is_file():
-        raise ConfigError(f"{what} {str(path)!r}: no such file")
+    """A text file's content (UTF-8, or UTF-16/32 with a byte-order mark; the mark dropped); ConfigError
+    naming `what` and the file when it cannot be read."""
+    problem = file_problem(path)
+    if problem:
+        raise ConfigError(f"{what} {str(path)!r}: {problem}")
     try:
-        return file.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{what} {str(path)!r}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise ConfigError(f"{what} {str(path)!r}: cannot be read ({exc.strerror or exc})") from None
+    encoding = text_encoding(data[:4])
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{what} {str(path)!r}: not a {encoding_label(encoding)} text file ({exc.reason} at byte {exc.start})"
+        ) from None
 
 
 def read_yaml(path: str | os.PathLike[str], what: str) -> Any:
@@ -500,7 +507,18 @@ def read_yaml(path: str | os.PathLike[str], what: str) -> Any:
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{what} {str(path)!r}: not valid YAML ({exc})") from None
+        raise ConfigError(f"{what} {str(path)!r}: not valid YAML ({_yaml_problem(exc)})") from None
+    except RecursionError:
+        raise ConfigError(f"{what} {str(path)!r}: not valid YAML (nested too deeply)") from None
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error on one line: what is wrong and where (line and column counted from 1)."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        what = exc.problem or exc.context or "syntax error"
+        return f"{what} at line {mark.line + 1}, column {mark.column + 1}" if mark else what
+    return one_line(exc)
 
 
 def config_file(path: str | os.PathLike[str] | None = None) -> str | None:

@@ -176,6 +176,10 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
         with engine.connect() as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_lock(:id)"), {"id": _ADVISORY_LOCK_ID})
+            else:
+                # BEGIN IMMEDIATE: another process migrating the same file is waited for (busy timeout),
+                # and Alembic then reads the revision it left inside this transaction.
+                conn.execution_options(write=True).begin()
             try:
                 command.upgrade(_alembic_config(conn), "head")
                 conn.commit()

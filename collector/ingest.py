@@ -30,6 +30,7 @@ from .config import Config
 from .db import DEFAULT_KEY_CHUNK, KEY_CHUNK, bulk_insert, key_filter, translates_store_errors, write_transaction
 from .models import PROJECTION_TABLES, raw_events
 from .sources import senders
+from .textfiles import file_problem, read_problem, text_stream
 from .timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -565,23 +566,31 @@ def read_body(text: str, origin: str, source: str | None = None, hint: str | Non
 
 
 def read_files(paths: Iterable[str], source: str | None = None) -> Iterator[Envelope]:
-    """Envelopes from files (`-` is stdin), in order."""
+    """Envelopes from files (`-` is stdin), in order; UTF-8, or UTF-16/32 with a byte-order mark."""
     for path in paths:
-        if path == "-":
-            if not hasattr(sys.stdin, "buffer"):
-                yield from read_stream(sys.stdin, "<stdin>", source)
+        try:
+            if path == "-":
+                yield from _stdin_envelopes(source)
                 continue
-            stream = io.TextIOWrapper(sys.stdin.buffer, "utf-8", "surrogateescape", "")  # decoded as files are
-            try:
-                yield from read_stream(stream, "<stdin>", source)
-            finally:
-                stream.detach()  # leave stdin open
-            continue
-        file = Path(path)
-        if not file.is_file():
-            raise ConfigError(f"{path}: no such file")
-        with file.open(encoding="utf-8", errors="surrogateescape", newline="") as stream:
-            yield from read_stream(stream, str(file), source)
+            problem = file_problem(path)
+            if problem:
+                raise ConfigError(f"{path}: {problem}")
+            with text_stream(Path(path).open("rb")) as stream:
+                yield from read_stream(stream, path, source)
+        except (UnicodeDecodeError, OSError) as exc:  # UnicodeDecodeError: UTF-16/32 (a byte-order mark), broken
+            raise ConfigError(f"{path}: {read_problem(exc)}") from None
+
+
+def _stdin_envelopes(source: str | None) -> Iterator[Envelope]:
+    buffer = getattr(sys.stdin, "buffer", None)
+    if not hasattr(buffer, "peek"):  # a stdin that is text only: no byte-order mark to look at
+        yield from read_stream(sys.stdin, "<stdin>", source)
+        return
+    stream = text_stream(buffer)  # type: ignore[arg-type]
+    try:
+        yield from read_stream(stream, "<stdin>", source)
+    finally:
+        stream.detach()  # sys.stdin keeps its buffer
 
 
 # --- replay ------------------------------------------------------------------------------------

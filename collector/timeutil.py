@@ -54,18 +54,30 @@ def parse_timestamp(value: object) -> datetime:
 
 
 def parse_time(text: str, option: str, now: datetime | None = None) -> datetime:
-    """A time given on a command line: ISO 8601, or a duration before `now` such as 30m or 2h;
-    ConfigError names the option."""
+    """A time given on a command line: ISO 8601, or a duration before `now` such as 30m or 2h, from
+    FIRST_DAY to LAST_DAY (`analysis.windows`); ConfigError names the option."""
+    from analysis.windows import FIRST_DAY, LAST_DAY
     from gatewatch.errors import ConfigError
     from gatewatch.schema import parse_duration
 
     now = now or utcnow()
-    try:
-        if text[-1:] in "smhdw" and text[:-1].replace(".", "").isdigit():
-            return now - parse_duration(text)
-        return parse_timestamp(text)
-    except (ValueError, OverflowError) as exc:
-        raise ConfigError(f"{option} {text!r}: expected {exc}, or a duration ago such as 30m") from None
+    moment: datetime | None
+    if text[-1:] in "smhdw" and text[:-1].replace(".", "").isdigit():
+        try:
+            moment = now - parse_duration(text)
+        except ValueError as exc:
+            raise ConfigError(f"{option}: {exc}") from None
+    else:
+        try:
+            moment = parse_timestamp(text)
+        except (ValueError, OverflowError, OSError):  # OverflowError, OSError: beyond the platform's dates
+            moment = None
+    if moment is None or not FIRST_DAY <= moment.date() < LAST_DAY:
+        raise ConfigError(
+            f"{option} {text!r}: expected an ISO 8601 time such as 2024-05-01T12:00:00Z (from {FIRST_DAY} "
+            f"to {LAST_DAY}), or a duration ago such as 30m"
+        )
+    return moment
 
 
 def parse_span(text: str, option: str) -> timedelta:

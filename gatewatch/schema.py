@@ -30,6 +30,7 @@ __all__ = [
 ]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
+MAX_DURATION = timedelta(days=36500)  # a hundred years
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 M = TypeVar("M", bound=BaseModel)
 
@@ -38,8 +39,15 @@ def parse_duration(text: str) -> timedelta:
     """'30d', '12h', '90m', '45s' or '2w' as a timedelta; ValueError says what is expected."""
     match = _DURATION.match(text) if isinstance(text, str) else None
     if not match:
-        raise ValueError(f"invalid duration {text!r}: use a number and a unit s, m, h, d or w, e.g. 30d")
-    return timedelta(seconds=float(match.group(1)) * _SECONDS[match.group(2)])
+        raise ValueError(f"invalid duration {_shown(text)}: use a number and a unit s, m, h, d or w, e.g. 30d")
+    return _seconds(float(match.group(1)) * _SECONDS[match.group(2)], text)
+
+
+def _seconds(seconds: float, shown: object) -> timedelta:
+    # Bounded so that any time this far from now is a date every store and pandas can hold.
+    if not seconds <= MAX_DURATION.total_seconds():
+        raise ValueError(f"duration {_shown(shown)} is too long: at most {MAX_DURATION.days}d")
+    return timedelta(seconds=seconds)
 
 
 def duration_label(span: timedelta) -> str:
@@ -58,7 +66,7 @@ def _duration(value: Any) -> timedelta:
     if isinstance(value, timedelta):
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0:
-        return timedelta(seconds=value)
+        return _seconds(value, value)
     if isinstance(value, str) and _DURATION.match(value):
         return parse_duration(value)
     raise ValueError(f"expected a duration such as 30s, 5m or 24h, got {_shown(value)}")

@@ -159,6 +159,29 @@ def run_gatewatch(
     )
 
 
+def run_in_process(*args: str) -> subprocess.CompletedProcess:
+    """`gatewatch ARGS` through its console entry point in this process (its exit status and output):
+    the CLI's import time paid once. An exception escaping `main()` fails the test as a traceback would
+    show. Use `run_gatewatch` where the installed script or a separate process matters."""
+    import contextlib
+    import io
+
+    from gatewatch.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved = sys.argv
+    sys.argv = ["gatewatch", *args]
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    finally:
+        sys.argv = saved
+    return subprocess.CompletedProcess(["gatewatch", *args], code, out.getvalue(), err.getvalue())
+
+
 @pytest.fixture(scope="session")
 def gatewatch():
     """`gatewatch(*args, stdin=, cwd=, env=, timeout=)`: the installed command, run as a user would."""

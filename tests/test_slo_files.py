@@ -3,13 +3,9 @@ whose history is backfilled with promtool from deterministic per-minute counters
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import sys
 from datetime import datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -20,27 +16,8 @@ from analysis.slo import SloError, slo_from_mapping
 from collector.telemetry.sli import budget_history, burn_rate_history, load_slo, load_slos, slo_status
 from gatewatch.errors import ConfigError, SourceUnavailable
 from tests import prometheus_server
+from tests.conftest import run_in_process as run
 from tests.prometheus_server import MINUTES, PER_MINUTE, api_bad, window_counts
-
-
-def run(*args: str) -> SimpleNamespace:
-    """`gatewatch ARGS` in this process (the console entry point, its exit code and output): the CLI's
-    import time paid once. The subprocess form (`gatewatch`) runs where the installed script matters."""
-    from gatewatch.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    saved = sys.argv
-    sys.argv = ["gatewatch", *args]
-    code = 0
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
-    finally:
-        sys.argv = saved
-    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
-
 
 # --- the history: tests.prometheus_server's (`families`), served by conftest's `prometheus` ------------
 

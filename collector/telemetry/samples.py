@@ -13,6 +13,8 @@ import pandas as pd
 from analysis.canary import samples_from_frame
 from gatewatch.errors import ConfigError
 
+from ..textfiles import file_encoding, file_problem, read_problem
+
 __all__ = ["CloudWatchSamples", "CsvSamples", "PrometheusSamples", "SampleSource", "Telemetry", "from_csv"]
 
 
@@ -66,13 +68,13 @@ SampleSource = CsvSamples | PrometheusSamples | CloudWatchSamples
 
 def from_csv(path: str | Path) -> Telemetry:
     """Samples from a CSV file (see `CsvSamples`); ConfigError names the file and the problem."""
-    file = Path(path)
-    if not file.is_file():
-        raise ConfigError(f"--data {str(path)!r}: no such file")
+    problem = file_problem(path)
+    if problem:
+        raise ConfigError(f"--data {str(path)!r}: {problem}")
     try:
-        frame = pd.read_csv(file)
-    except (OSError, UnicodeDecodeError, ValueError, pd.errors.ParserError) as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+        frame = pd.read_csv(path, encoding=file_encoding(path))
+    except (OSError, ValueError, pd.errors.ParserError) as exc:  # UnicodeDecodeError is a ValueError
+        raise ConfigError(f"{path}: {read_problem(exc)}") from None
     try:
         return Telemetry(samples=samples_from_frame(frame))
     except ConfigError as exc:

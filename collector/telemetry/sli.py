@@ -38,6 +38,7 @@ from gatewatch.schema import duration_label
 
 from ..config import Prometheus, read_yaml
 from ..redaction import mask_url, scrub
+from ..textfiles import file_encoding, file_problem, read_problem
 from ..timeutil import as_utc
 from . import cloudwatch
 from .prometheus import connect, instant_query, range_query
@@ -155,12 +156,13 @@ def _prometheus_sums(
 
 def _read_frame(spec: SloSpec) -> pd.DataFrame:
     path = _data_path(spec)
-    if not path.is_file():
-        raise SourceUnavailable(f"SLI data {str(path)!r} for SLO {spec.service}/{spec.name}: no such file")
+    problem = file_problem(path)
+    if problem:
+        raise SourceUnavailable(f"SLI data {str(path)!r} for SLO {spec.service}/{spec.name}: {problem}")
     try:
-        return pd.read_csv(path)
-    except (OSError, ValueError, pd.errors.ParserError) as exc:
-        raise ConfigError(f"SLI data {str(path)!r}: {exc}") from None
+        return pd.read_csv(path, encoding=file_encoding(path))
+    except (OSError, ValueError, pd.errors.ParserError) as exc:  # UnicodeDecodeError is a ValueError
+        raise ConfigError(f"SLI data {str(path)!r}: {read_problem(exc)}") from None
 
 
 # GetMetricData keeps 1-minute points for 15 days, 5-minute points for 63 days and hourly points for 455:

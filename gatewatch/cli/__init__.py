@@ -7,7 +7,9 @@ outside system could not be read (`gatewatch.errors` maps each error to its stat
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sys
 
 import click
@@ -80,3 +82,9 @@ def main() -> None:
     except GatewatchError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
+    except OSError as exc:  # one no command turned into a GatewatchError: most often stdout full or closed
+        with contextlib.suppress(OSError, ValueError):  # nothing left to flush at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        where = f"{exc.filename}: " if exc.filename else ""
+        click.echo(f"error: {where}{exc.strerror or exc}", err=True)
+        sys.exit(2)

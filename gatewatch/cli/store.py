@@ -100,8 +100,20 @@ def replay(state: State, as_json: bool) -> None:
 
 
 @click.command()
-@click.option("--limit", default=50, show_default=True, help="Show at most this many reasons, newest first.")
-@click.option("--examples", default=3, show_default=True, help="Payloads shown per reason (their first bytes).")
+@click.option(
+    "--limit",
+    default=50,
+    show_default=True,
+    type=click.IntRange(1, 10000),
+    help="Show at most this many reasons, newest first.",
+)
+@click.option(
+    "--examples",
+    default=3,
+    show_default=True,
+    type=click.IntRange(0, 100),
+    help="Payloads shown per reason (their first bytes).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @pass_state
 def quarantine(state: State, limit: int, examples: int, as_json: bool) -> None:

@@ -13,10 +13,12 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from analysis.windows import FIRST_DAY, LAST_DAY
 from collector.config import Config
 from collector.ingest import Envelope, IngestSummary, ingest
 from collector.listings import count_raw_events
 from collector.sources import SOURCES
+from gatewatch.errors import ConfigError
 
 from .config import config_for_run
 from .extras import DemoExtras, build
@@ -116,6 +118,7 @@ def run_demo(
 ) -> DemoResult:
     """Generate the demo history and ingest it, in time order, through the one ingest path."""
     end_at = end_of(end)
+    _check_end(end_at, days)
     began = time.perf_counter()
     payloads = generate(services, days, seed, end_at)
     generated = time.perf_counter()
@@ -132,6 +135,12 @@ def run_demo(
         generated - began,
         done - generated,
     )
+
+
+def _check_end(end: datetime, days: int) -> None:
+    first = FIRST_DAY + timedelta(days=days)
+    if not first <= end.date() <= LAST_DAY:
+        raise ConfigError(f"--end {end.date()}: expected a date from {first} to {LAST_DAY} for {days} days of history")
 
 
 @dataclass
@@ -161,6 +170,7 @@ def build_demo(
     """The demo organisation in the store: its service and team maps merged into the configuration (or
     written to ./gatewatch.yaml when none is in use), its delivery history ingested, then its SLO files,
     canary runs and gate decisions under `folder`. Running it again stores only duplicates."""
+    _check_end(end_of(end), days)
     mapping = demo_config_mapping(services, seed)
     before = count_raw_events(engine)  # reach the store before writing any file
     used, written, warning = config_for_run(config, mapping)

@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from analysis import dora
 from analysis import pipelines as pipeline_analysis
 from analysis.tiers import Benchmark
-from analysis.windows import Window, window_between, window_since
+from analysis.windows import FIRST_DAY, LAST_DAY, Window, window_between, window_since
 from collector.config import Config
 from collector.listings import load_open_work, load_run_detail
 from collector.loaders import Scope, load_dora_frames, load_pipeline_frames
@@ -59,16 +59,23 @@ def report_window(
         raise ConfigError(f"--since: {exc}") from None
     if span.total_seconds() % 86400 or span.days < 1:
         raise ConfigError(f"--since {since!r}: use whole days or weeks, e.g. 90d or 12w")
-    return window_since(span.days, now or utcnow(), tz)
+    now = now or utcnow()
+    longest = (now.date() - FIRST_DAY).days
+    if span.days > longest:
+        raise ConfigError(f"--since {since!r}: the window would start before {FIRST_DAY}; use at most {longest}d")
+    return window_since(span.days, now, tz)
 
 
 def _date(value: str | date | None, option: str) -> date | None:
     if value is None or isinstance(value, date):
         return value
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise ConfigError(f"{option} {value!r}: expected a date such as 2024-05-01") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise ConfigError(f"{option} {value!r}: expected a date from {FIRST_DAY} to {LAST_DAY}")
+    return day
 
 
 def dora_settings(
