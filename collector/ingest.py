@@ -583,10 +583,12 @@ def read_files(paths: Iterable[str], source: str | None = None) -> Iterator[Enve
 
 def _stdin_envelopes(source: str | None) -> Iterator[Envelope]:
     buffer = getattr(sys.stdin, "buffer", None)
-    if not hasattr(buffer, "peek"):  # a stdin that is text only: no byte-order mark to look at
+    if buffer is None:  # a stdin that is text only: no byte-order mark to look at
         yield from read_stream(sys.stdin, "<stdin>", source)
         return
-    stream = text_stream(buffer)  # type: ignore[arg-type]
+    if not hasattr(buffer, "peek"):  # e.g. a BytesIO: peeking at the byte-order mark needs a buffered reader
+        buffer = io.BufferedReader(buffer)
+    stream = text_stream(buffer)
     try:
         yield from read_stream(stream, "<stdin>", source)
     finally:
