@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -134,15 +134,13 @@ def open_incidents(
     return with_age(out, "opened_at", now, "open for {age}")
 
 
-def burn_alerts(
-    slos: Iterable[Mapping[str, Any]], now: datetime, keep: Callable[[str], bool] = lambda service: True
-) -> dict[str, pd.DataFrame]:
-    """From `slo_overview`'s SLOs (evaluated at their newest data when it stopped), those of services
-    `keep` accepts: `firing`, each firing burn-rate alert with its data's age (`stale` when the SLI's
-    data stopped), and `stale`, each SLO whose data stopped, with its newest point's age."""
+def burn_alerts(slos: Iterable[Mapping[str, Any]], now: datetime) -> dict[str, pd.DataFrame]:
+    """From `slo_overview`'s SLOs (evaluated at their newest data when it stopped): `firing`, each firing
+    burn-rate alert with its data's age (`stale` when the SLI's data stopped), and `stale`, each SLO whose
+    data stopped, with its newest point's age."""
     firing, stale = [], []
     for slo in slos:
-        if slo.get("error") or not keep(slo["service"]):
+        if slo.get("error"):
             continue
         status = slo["status"]
         is_stale = bool(slo.get("note") or status.get("stale"))

@@ -75,7 +75,6 @@ def oncall_burn_alerts(
     judged as of its newest point), of `service` and of `team`'s services (by the configured `teams`):
     {"firing": alerts with their data's age and `stale`, "stale": SLOs whose data stopped, with the
     newest point's age, "errors": what could not be read}."""
-    found = slo_overview(config, folder, service, now)
-    keep = (lambda s: config.team_for(s) == team) if team else (lambda s: True)
+    found = slo_overview(config, folder, service, now, team=team)
     errors = [found["error"]] if found["error"] else [f"{s['name']}: {s['error']}" for s in found["slos"] if s["error"]]
-    return {**oncall.burn_alerts(found["slos"], now, keep), "errors": errors}
+    return {**oncall.burn_alerts(found["slos"], now), "errors": errors}
